@@ -1,0 +1,213 @@
+"""Domain value objects: the seed's Task / TestCollection / TestCase / CaseResult / Transaction / AssertData.
+
+Field names follow the LiuMa wire format (camelCase) so a platform task or result maps 1:1; every class
+round-trips through plain dicts (``to_dict``/``from_dict``) and therefore through msgpack. ``CaseResult``
+carries engine-only extras (attempt, reason, executor, in_out) that ``to_platform()`` strips: the platform
+receives exactly the keys of reference §7.
+"""
+from __future__ import annotations
+
+import dataclasses
+import enum
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeVar
+
+__all__ = [
+    "Status", "Outcome", "CaseType", "AssertData", "Transaction", "CaseResult", "CaseRef",
+    "TestCase", "TestCollection", "Task", "result_key", "UNKNOWN",
+]
+
+UNKNOWN = "未知"  # the platform's placeholder for names/content of a synthetic step (§7.2)
+
+
+class Status(enum.IntEnum):
+    """Step and case statuses exactly as the platform stores them (§7.1-7.3)."""
+
+    PASS = 0
+    FAIL = 1
+    ERROR = 2
+    SKIP = 3
+
+
+class Outcome(enum.Enum):
+    """What a case attempt means to a person; richer than ``Status`` (broken = infrastructure, not product)."""
+
+    PASSED = "passed"
+    FAILED = "failed"
+    ERROR = "error"
+    SKIPPED = "skipped"
+    BROKEN = "broken"      # executor crash, timeout, lost device: never a product failure
+    FLAKY = "flaky"        # failed first, passed on a retry
+
+
+class CaseType(str, enum.Enum):
+    API = "API"
+    WEB = "WEB"
+    APP = "APP"
+
+
+T = TypeVar("T", bound="_Record")
+
+
+class _Record:
+    """dict round-trip for the dataclasses below; unknown keys are ignored, missing ones take defaults."""
+
+    @classmethod
+    def from_dict(cls: type[T], data: dict[str, Any]) -> T:
+        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload, no-any-return]
+
+
+@dataclass(slots=True)
+class AssertData(_Record):
+    """One evaluated comparison (API assertion, UI assertion, condition)."""
+
+    type: str = ""            # comparator id as written (equals, contains, ...)
+    actual: Any = None
+    expected: Any = None
+    result: bool = False
+    message: str = ""
+    check: str = ""           # what was checked: "resCode", "$.data.id", "页面标题" ...
+
+
+@dataclass(slots=True)
+class Transaction(_Record):
+    """One step result. The first eight fields are the platform's ``TransResultRequest`` (§7.2).
+
+    ``startTime``/``stepType``/``detail`` are engine extras used by the reports (HttpRunner summary,
+    JUnit, Allure): ``detail`` may hold ``req_resps``, ``validators`` (list of AssertData dicts),
+    ``actions`` (UI ActionResults), ``export_vars`` and ``error`` (error text).
+    """
+
+    id: str = ""
+    name: str = ""
+    content: str = ""
+    description: str | None = None
+    log: str = ""
+    during: int = 0
+    status: int = Status.PASS
+    screenShotList: list[str] = field(default_factory=list)
+    startTime: int = 0                       # epoch ms
+    stepType: str = ""                       # request-GET / browser / android / ios
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    PLATFORM_KEYS: ClassVar[tuple[str, ...]] = (
+        "id", "name", "content", "description", "log", "during", "status", "screenShotList")
+
+    def to_platform(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.PLATFORM_KEYS}
+
+
+@dataclass(slots=True)
+class CaseResult(_Record):
+    """One attempt of one case. Platform keys first (§7.1), then engine extras.
+
+    Identity: ``result_key`` = (taskId, collectionId, caseId, index, runTimes); the aggregator is idempotent
+    on it. ``runTimes`` is the platform's round number (1, 2, ...); ``reason`` explains broken/timeout/skip.
+    """
+
+    taskId: str = ""
+    collectionId: str = ""
+    caseId: str = ""
+    caseType: str = "API"
+    caseName: str = UNKNOWN
+    caseDesc: str | None = None
+    index: int = 0
+    runTimes: int = 1
+    status: int = Status.PASS
+    startTime: int = 0                       # epoch ms (ints: the platform truncates floats anyway)
+    endTime: int = 0
+    transactionList: list[dict[str, Any]] = field(default_factory=list)
+    # engine extras ------------------------------------------------------------------------------
+    outcome: str = Outcome.PASSED.value
+    reason: str = ""                         # "timeout after 300 s ...", "executor-2 crashed ...", skip reason
+    executor: str = ""
+    tags: list[str] = field(default_factory=list)
+    inOut: dict[str, Any] = field(default_factory=dict)   # {"config_vars": params, "export_vars": context}
+
+    PLATFORM_KEYS: ClassVar[tuple[str, ...]] = (
+        "status", "startTime", "endTime", "collectionId", "caseId", "caseType", "caseName", "caseDesc",
+        "index", "runTimes", "transactionList")
+
+    @property
+    def key(self) -> tuple[str, str, str, int, int]:
+        return result_key(self.taskId, self.collectionId, self.caseId, self.index, self.runTimes)
+
+    def transactions(self) -> list[Transaction]:
+        return [Transaction.from_dict(t) for t in self.transactionList]
+
+    def to_platform(self) -> dict[str, Any]:
+        out = {k: getattr(self, k) for k in self.PLATFORM_KEYS}
+        out["transactionList"] = [Transaction.from_dict(t).to_platform() for t in self.transactionList]
+        return out
+
+
+def result_key(task_id: str, collection_id: str, case_id: str, index: int, run_times: int) -> tuple[str, str, str, int, int]:
+    """The aggregator's idempotency key for one attempt."""
+    return (task_id, collection_id, case_id, int(index), int(run_times))
+
+
+@dataclass(slots=True)
+class CaseRef(_Record):
+    """A case entry of a collection in the task object: ``{"index", "caseId", "caseType"}`` plus seed planning fields."""
+
+    caseId: str = ""
+    caseType: str = "API"
+    index: int = 1
+    priority: int = 0
+    timeout: int | None = None       # seconds; None -> engine default (300)
+    retry: int = 0
+    tags: list[str] = field(default_factory=list)
+    dependencies: list[str] = field(default_factory=list)   # caseIds that must pass first
+    enabled: bool = True
+    skipReason: str = ""
+
+
+@dataclass(slots=True)
+class TestCase(_Record):
+    """A case file's common envelope (§3.3); the full JSON stays in ``data`` for the runners."""
+
+    caseId: str = ""
+    caseName: str = UNKNOWN
+    comment: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class TestCollection(_Record):
+    """A collection of the task object (§3.1) with the seed's planning fields."""
+
+    collectionId: str = ""
+    collectionName: str = ""
+    deviceId: str | None = None
+    testCaseList: list[dict[str, Any]] = field(default_factory=list)
+    order: int = 0
+    parallel: bool = False
+    variables: dict[str, Any] = field(default_factory=dict)
+    setupScript: str = ""
+    teardownScript: str = ""
+
+    def cases(self) -> list[CaseRef]:
+        return [CaseRef.from_dict(c) for c in self.testCaseList]
+
+
+@dataclass(slots=True)
+class Task(_Record):
+    """The platform's task object (§3.1) plus the seed's ``priority``/``timeout``/``createTime``."""
+
+    taskId: str = ""
+    taskType: str = "run"
+    downloadUrl: str | None = None
+    maxThread: int = 1
+    reRun: bool = False
+    testCollectionList: list[dict[str, Any]] = field(default_factory=list)
+    debugData: dict[str, Any] | None = None
+    createTime: str = ""
+    priority: int = 0
+    timeout: int = 3600
+
+    def collections(self) -> list[TestCollection]:
+        return [TestCollection.from_dict(c) for c in self.testCollectionList]
