@@ -1,0 +1,94 @@
+"""Encryption at rest for the engine secret and the platform token, and redaction for logs.
+
+A value in ``config.ini`` or a state file may be written as ``enc:<fernet token>``; plain values pass
+through ``decrypt`` unchanged, so an existing LiuMa ``config.ini`` keeps working. The Fernet key comes from
+the ``LIUMA_SECRET_KEY`` environment variable or from a key file that must be private (mode 0600): a
+key readable by others is refused rather than silently used.
+"""
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+from typing import Iterable
+
+from cryptography.fernet import Fernet, InvalidToken
+
+from pipeline.errors import ConfigError
+
+__all__ = ["ENV_VAR", "PREFIX", "DEFAULT_KEY_FILE", "MASK", "generate_key_file", "load_key", "encrypt", "decrypt",
+           "is_encrypted", "redact"]
+
+ENV_VAR = "LIUMA_SECRET_KEY"
+PREFIX = "enc:"
+DEFAULT_KEY_FILE = Path("config/secret.key")
+MASK = "******"
+
+
+def generate_key_file(path: Path = DEFAULT_KEY_FILE) -> bytes:
+    """Create a new key file with mode 0600 (never overwrites: losing a key makes secrets unreadable)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = Fernet.generate_key()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError as e:
+        raise ConfigError("key file already exists; refusing to overwrite it", file=str(path)) from e
+    with os.fdopen(fd, "wb") as f:
+        f.write(key + b"\n")
+        f.flush()
+        os.fsync(f.fileno())
+    return key
+
+
+def load_key(key_file: Path | None = None) -> bytes:
+    """The key from ``LIUMA_SECRET_KEY``, else from ``key_file`` (default ``config/secret.key``)."""
+    env = os.environ.get(ENV_VAR, "").strip()
+    if env:
+        _check_key(env.encode(), f"${ENV_VAR}")
+        return env.encode()
+    path = key_file or DEFAULT_KEY_FILE
+    try:
+        mode = path.stat().st_mode
+        data = path.read_bytes().strip()
+    except OSError as e:
+        raise ConfigError(f"no secret key: set {ENV_VAR} or create the key file ({e.strerror})", file=str(path)) from e
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigError(f"key file is accessible by others (mode {oct(mode & 0o777)}); chmod 600 it",
+                          file=str(path))
+    _check_key(data, str(path))
+    return data
+
+
+def _check_key(key: bytes, where: str) -> None:
+    try:
+        Fernet(key)
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"not a valid Fernet key ({e})", file=where) from e
+
+
+def is_encrypted(value: str) -> bool:
+    return value.startswith(PREFIX)
+
+
+def encrypt(value: str, key: bytes | None = None) -> str:
+    """``enc:<token>`` for ``value``; ``key`` defaults to ``load_key()``."""
+    token = Fernet(key or load_key()).encrypt(value.encode("utf-8"))
+    return PREFIX + token.decode("ascii")
+
+
+def decrypt(value: str, key: bytes | None = None) -> str:
+    """The plain text of an ``enc:`` value; any other value is returned unchanged."""
+    if not is_encrypted(value):
+        return value
+    try:
+        return Fernet(key or load_key()).decrypt(value[len(PREFIX):].encode("ascii")).decode("utf-8")
+    except (InvalidToken, UnicodeError, ValueError) as e:
+        raise ConfigError("cannot decrypt an 'enc:' value: wrong key or damaged value") from e
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """Replace every occurrence of each secret (at least 4 characters long) with ``******``; longest first so
+    a secret containing another is masked whole."""
+    for secret in sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True):
+        text = text.replace(secret, MASK)
+    return text
