@@ -1,0 +1,207 @@
+"""Chromium lifecycle for WEB cases: build options (§5.1), start locally or on a remote W3C WebDriver, quit.
+
+A :class:`Browser` owns one WebDriver session and, for a local browser, the fresh ``--user-data-dir`` it
+created; :meth:`Browser.quit` always deletes that directory, even when the session is already gone.
+Failures to start are :class:`BrowserStartError` (a case error: bad ``driverSetting``, missing binary);
+a session that dies under a running case is recognised by :func:`is_browser_lost` and becomes an
+``InfrastructureError`` in the operations layer (the case is *broken*, not failed).
+"""
+from __future__ import annotations
+
+import ast
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+os.environ.setdefault("SE_OFFLINE", "true")   # Selenium Manager never goes online (env.md §2.3)
+
+import urllib3.exceptions  # noqa: E402
+from selenium import webdriver  # noqa: E402
+from selenium.common.exceptions import InvalidSessionIdException, WebDriverException  # noqa: E402
+from selenium.webdriver.chrome.options import Options  # noqa: E402
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
+
+__all__ = ["BrowserConfig", "Browser", "BrowserStartError", "start_browser", "is_browser_lost", "ENGINE_ARGS"]
+
+DEFAULT_DRIVER = "/usr/bin/chromedriver"
+DEFAULT_BINARY = "/usr/bin/chromium"
+# env.md §2.1/§2.2: --headless and --no-sandbox are required here (root, no display); the resolver rules stop
+# Chromium's own DNS traffic while keeping 127.0.0.1 and localhost reachable.
+ENGINE_ARGS = (
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost , EXCLUDE 127.0.0.1",
+)
+_LOST_MARKERS = ("invalid session id", "chrome not reachable", "session deleted", "disconnected:",
+                 "no such session", "target crashed", "page crash", "unable to receive message from renderer")
+
+
+class BrowserStartError(Exception):
+    """The browser could not be started with this configuration (reported as a case error)."""
+
+
+@dataclass(frozen=True, slots=True)
+class BrowserConfig:
+    """Engine settings (``[WebDriver]``: options/path/binary/window_size) merged with a case's driverSetting."""
+
+    mode: str = "headless"                    # headless | normal | remote
+    driver_path: str = DEFAULT_DRIVER         # local chromedriver, or the remote URL when mode == "remote"
+    binary: str = ""
+    window_size: str = "1280,800"
+    arguments: tuple[str, ...] = ()
+    experimentals: tuple[tuple[str, Any], ...] = ()
+    extensions: tuple[str, ...] = ()          # base64 crx
+    extension_files: tuple[str, ...] = ()
+    extra_resolver_hosts: tuple[str, ...] = field(default=())
+
+    @classmethod
+    def from_settings(cls, webdriver_settings: dict[str, Any], driver_setting: dict[str, Any] | None = None) -> BrowserConfig:
+        """Merge the engine's ``[WebDriver]`` section with a (rendered) case ``driverSetting`` (§3.5)."""
+        ws = webdriver_settings or {}
+        ds = driver_setting or {}
+        mode = str(ws.get("options") or "headless").strip().lower()
+        if mode not in ("headless", "normal", "remote"):
+            raise BrowserStartError(f"[WebDriver] options must be headless, normal or remote, not {mode!r}")
+        path = str(ws.get("path") or ("" if mode == "remote" else DEFAULT_DRIVER))
+        if mode == "remote" and not path.startswith(("http://", "https://")):
+            raise BrowserStartError(f"[WebDriver] path must be the remote WebDriver URL in remote mode, got {path!r}")
+        return cls(
+            mode=mode, driver_path=path,
+            binary=str(ds.get("binary") or ws.get("binary") or ""),
+            window_size=str(ws.get("window_size") or "1280,800"),
+            arguments=tuple(str(a.get("value")) for a in _items(ds, "arguments") if a.get("value")),
+            experimentals=tuple((str(e.get("name")), convert_experimental(e)) for e in _items(ds, "experimentals")
+                                if e.get("name")),
+            extensions=tuple(str(e.get("value")) for e in _items(ds, "extensions") if e.get("value")),
+            extension_files=tuple(str(e.get("value")) for e in _items(ds, "files") if e.get("value")),
+        )
+
+
+def _items(ds: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    value = ds.get(key) or []
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise BrowserStartError(f"driverSetting.{key} must be a list of objects, got {value!r}")
+    return value
+
+
+def convert_experimental(item: dict[str, Any]) -> Any:
+    """An experimental option's value converted by its ``type`` as in §3.5 (literal_eval, never eval)."""
+    kind, value = str(item.get("type") or "String"), item.get("value")
+    if not isinstance(value, str):
+        return value
+    try:
+        if kind in ("Int", "Float", "Number"):
+            return float(value) if "." in value else int(value)
+        if kind == "Boolean":
+            return value.strip().lower() == "true"
+        if kind in ("JSONObject", "JSONArray"):
+            return ast.literal_eval(value.replace("true", "True").replace("false", "False").replace("null", "None"))
+    except (ValueError, SyntaxError) as e:
+        raise BrowserStartError(f"driverSetting experimental {item.get('name')!r}: {value!r} is not a {kind}") from e
+    return value
+
+
+@dataclass(slots=True)
+class Browser:
+    """One WebDriver session; ``profile_dir`` is ours to delete. ``started_in`` = seconds the start took."""
+
+    driver: WebDriver
+    config: BrowserConfig
+    profile_dir: str | None = None
+    started_in: float = 0.0
+    initial_rect: dict[str, int] = field(default_factory=dict)    # restored when the browser is reset
+
+    def pids(self) -> list[int]:
+        """chromedriver's pid (local mode only), for memory measurement and reaping."""
+        service = getattr(self.driver, "service", None)
+        proc = getattr(service, "process", None)
+        return [proc.pid] if proc is not None else []
+
+    def quit(self) -> None:
+        """End the session, then delete the profile; never raises (a dead browser is already gone)."""
+        try:
+            self.driver.quit()
+        except Exception:  # noqa: BLE001 - quitting a lost session must not mask the case's own result
+            service = getattr(self.driver, "service", None)
+            if service is not None:
+                try:
+                    service.stop()
+                except Exception:  # noqa: BLE001
+                    pass
+        finally:
+            if self.profile_dir:
+                shutil.rmtree(self.profile_dir, ignore_errors=True)
+
+
+def build_options(config: BrowserConfig, profile_dir: str | None) -> Options:
+    opts = Options()
+    if config.mode == "normal":
+        opts.add_experimental_option("excludeSwitches", ["enable-logging"])
+    else:
+        for arg in ENGINE_ARGS:
+            opts.add_argument(arg)
+    if profile_dir:
+        opts.add_argument(f"--user-data-dir={profile_dir}")
+    if not any(a.startswith("--window-size") for a in config.arguments):
+        opts.add_argument(f"--window-size={config.window_size}")
+    for arg in config.arguments:
+        opts.add_argument(arg)
+    for name, value in config.experimentals:
+        opts.add_experimental_option(name, value)
+    for ext in config.extensions:
+        opts.add_encoded_extension(ext)
+    for path in config.extension_files:
+        opts.add_extension(path)
+    if config.mode != "remote":
+        opts.binary_location = config.binary or DEFAULT_BINARY
+    elif config.binary:
+        opts.binary_location = config.binary
+    return opts
+
+
+def start_browser(config: BrowserConfig, command_timeout: float = 60.0) -> Browser:
+    """Start Chromium as configured; the WebDriver HTTP client never waits longer than ``command_timeout``."""
+    profile = None if config.mode == "remote" else tempfile.mkdtemp(prefix="liuma-chrome-")
+    t0 = time.monotonic()
+    try:
+        opts = build_options(config, profile)
+        if config.mode == "remote":
+            driver: WebDriver = webdriver.Remote(command_executor=config.driver_path, options=opts)
+        else:
+            driver = webdriver.Chrome(service=Service(config.driver_path), options=opts)
+    except (WebDriverException, OSError, ValueError, urllib3.exceptions.HTTPError) as e:
+        if profile:
+            shutil.rmtree(profile, ignore_errors=True)
+        msg = getattr(e, "msg", None) or str(e)
+        raise BrowserStartError(f"浏览器启动失败 ({config.mode}, driver {config.driver_path}): {msg.strip()}") from e
+    set_command_timeout(driver, command_timeout)
+    browser = Browser(driver=driver, config=config, profile_dir=profile, started_in=time.monotonic() - t0)
+    try:
+        browser.initial_rect = dict(driver.get_window_rect())
+    except WebDriverException:
+        pass
+    return browser
+
+
+def set_command_timeout(driver: WebDriver, seconds: float) -> None:
+    """Bound every WebDriver HTTP call (selenium reads ``client_config.timeout`` per request)."""
+    conf = getattr(driver.command_executor, "_client_config", None)
+    if conf is not None:
+        conf.timeout = max(1.0, seconds)
+
+
+def is_browser_lost(exc: BaseException) -> bool:
+    """True when ``exc`` means the session or chromedriver is gone (infrastructure), not a product failure."""
+    if isinstance(exc, InvalidSessionIdException):
+        return True
+    if isinstance(exc, (urllib3.exceptions.HTTPError, ConnectionError)):
+        return True
+    if isinstance(exc, WebDriverException):
+        text = (exc.msg or str(exc)).lower()
+        return any(m in text for m in _LOST_MARKERS)
+    return False
+

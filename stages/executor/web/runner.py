@@ -1,0 +1,119 @@
+"""``WebRunner``: the CaseRunner for WEB cases (§3.5, §5). Builds the case's variables, templates and
+functions, gets the collection's browser (``session.BrowserSlot``), and runs ``optList`` through the shared
+UI step engine with the Selenium catalog.
+
+Case-level problems (bad driverSetting, no open browser, a failing step) are recorded as step errors and
+returned; only a lost browser (session gone, chromedriver dead, a WebDriver call that timed out) raises
+``InfrastructureError`` — the browser is dropped first, so the next case starts a new one.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from pipeline.errors import InfrastructureError
+from stages.executor.common.functions import FunctionLibrary
+from stages.executor.common.params import convert_params
+from stages.executor.common.steplog import CaseRecorder, escape
+from stages.executor.common.template import Renderer
+from stages.executor.common.variables import Variables
+from stages.executor.context import CaseOutcome, RunContext
+from stages.executor.ui.engine import EngineOptions, StepEngine
+from stages.executor.web.browser import BrowserConfig, BrowserStartError
+from stages.executor.web.catalog import WebCatalog
+from stages.executor.web.session import SHARED_KEY, BrowserSlot, NoBrowserError
+
+__all__ = ["WebRunner"]
+
+
+class WebRunner:
+    """One per executor process. ``reuse`` (``[WebDriver] reuse``, default true) resets a held browser for a
+    ``startDriver`` case instead of starting a new Chromium; see ``session`` for the policy."""
+
+    case_type = "WEB"
+
+    def __init__(self, reuse: bool | None = None) -> None:
+        self.reuse = reuse
+
+    def run(self, case: dict[str, Any], ctx: RunContext) -> CaseOutcome:
+        case_id = str(case.get("caseId") or "")
+        rec = CaseRecorder("WEB", case_id, enable_stderr=ctx.settings.enable_stderr)
+        params = convert_params(case.get("params") if isinstance(case.get("params"), dict) else {})
+        variables = Variables(ctx.variables, params)
+        functions = FunctionLibrary(case.get("functions") if isinstance(case.get("functions"), list) else [],
+                                    locale=ctx.settings.faker_locale, fetch_file=ctx.fetch_file,
+                                    variables=variables, printer=rec.console, file_dir=ctx.data_dir / "file")
+        functions.deadline = ctx.deadline
+        renderer = Renderer(variables, functions, strict=ctx.settings.strict_templates)
+        slot = self.slot(ctx)
+        reuse = self._reuse(ctx)
+        healthy = False
+        try:
+            browser = self._acquire(case, ctx, renderer, rec, slot, reuse)
+            if browser is not None:
+                catalog = WebCatalog(browser, ctx.settings.default_step_timeout)
+                options = EngineOptions(image_dir=ctx.image_dir, deadline=ctx.deadline,
+                                        screenshot_every_step=ctx.settings.screenshot_every_step, on_step=ctx.on_step)
+                StepEngine(catalog, rec, variables, renderer, options).run(_opt_list(case, rec))
+                healthy = not rec.any_error
+        except InfrastructureError:
+            slot.close()
+            raise
+        finally:
+            slot.release(close=_flag(case.get("closeDriver"), True), healthy=healthy, reuse=reuse)
+        result = rec.finish({"caseId": case_id, "caseName": case.get("caseName"), "caseDesc": case.get("comment")})
+        result.caseType = self.case_type
+        return CaseOutcome(result=result, params=params)
+
+    def close_shared(self, ctx: RunContext) -> None:
+        """Quit the collection's browser and delete its profile (between collections and at shutdown)."""
+        slot = ctx.shared.pop(SHARED_KEY, None)
+        if isinstance(slot, BrowserSlot):
+            slot.close()
+
+    # -- helpers ---------------------------------------------------------------------------------------------
+    @staticmethod
+    def slot(ctx: RunContext) -> BrowserSlot:
+        slot = ctx.shared.get(SHARED_KEY)
+        if not isinstance(slot, BrowserSlot):
+            slot = ctx.shared[SHARED_KEY] = BrowserSlot()
+        return slot
+
+    def _reuse(self, ctx: RunContext) -> bool:
+        if self.reuse is not None:
+            return self.reuse
+        return _flag(ctx.settings.webdriver.get("reuse"), True)
+
+    def _acquire(self, case: dict[str, Any], ctx: RunContext, renderer: Renderer, rec: CaseRecorder,
+                 slot: BrowserSlot, reuse: bool) -> Any:
+        """The case's browser, or None after recording why there is none (synthetic step, §7.3)."""
+        start = _flag(case.get("startDriver"), True)
+        try:
+            setting = case.get("driverSetting") or {}
+            if not isinstance(setting, dict):
+                raise BrowserStartError(f"driverSetting 必须是对象, 实际为 {type(setting).__name__}")
+            config = BrowserConfig.from_settings(ctx.settings.webdriver, renderer.render(setting, step="driverSetting"))
+            command_timeout = max(1.0, min(ctx.settings.default_step_timeout, ctx.remaining())) + 5.0
+            browser = slot.acquire(config, start, reuse, command_timeout)
+        except NoBrowserError as e:
+            rec.error(escape(str(e)))
+            return None
+        except Exception as e:  # noqa: BLE001 - bad setting, template error, browser start failure
+            rec.error(escape(f"浏览器启动失败: {e}"), e)
+            return None
+        return browser
+
+
+def _opt_list(case: dict[str, Any], rec: CaseRecorder) -> list[dict[str, Any]]:
+    ops = case.get("optList")
+    if not isinstance(ops, list):
+        rec.error(escape(f"用例数据错误: optList 必须是数组, 实际为 {type(ops).__name__}"))
+        return []
+    return ops
+
+
+def _flag(value: Any, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    if isinstance(value, str):
+        return value.strip().lower() == "true"
+    return bool(value)

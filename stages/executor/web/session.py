@@ -1,0 +1,95 @@
+"""The browser of one collection (§5.1 ``startDriver``/``closeDriver``) kept in ``ctx.shared``.
+
+Policy (measured in bench/web.py and the tests, documented in the report):
+- ``startDriver`` true with a browser already held whose configuration is identical → the browser is
+  *reset* (alerts dismissed, extra windows closed, all cookies/storage/cache cleared through CDP,
+  ``about:blank``, implicit wait 0): ~0.05-0.1 s instead of ~1-1.4 s for a new Chromium. A different
+  configuration, a remote browser without CDP, or ``reuse = false`` → quit and start a new one.
+- ``closeDriver`` true → the browser is *parked* (kept, but a following ``startDriver`` false case gets
+  the original error "无法找到已启动的浏览器进程…", as if it had been quit). After a case that ended in an
+  error the browser is quit instead of parked, so a confused browser never leaks into the next case.
+- Between collections the host calls ``close_shared``: the browser is quit and its profile deleted, so
+  nothing (HTTP cache, history, permissions, service workers) crosses a collection boundary.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from selenium.common.exceptions import WebDriverException
+
+from stages.executor.web.browser import Browser, BrowserConfig, start_browser
+
+__all__ = ["BrowserSlot", "NoBrowserError", "NO_BROWSER", "SHARED_KEY", "reset_browser"]
+
+SHARED_KEY = "web.browser"
+NO_BROWSER = "无法找到已启动的浏览器进程 请检查用例开关驱动配置"
+
+
+class NoBrowserError(LookupError):
+    """``startDriver`` false but no browser was left open by a previous case of the collection."""
+
+
+@dataclass(slots=True)
+class BrowserSlot:
+    """What ``ctx.shared[SHARED_KEY]`` holds: the browser and whether a case left it open."""
+
+    browser: Browser | None = None
+    open: bool = False
+    starts: int = 0          # new browsers started for this collection (tests and bench read it)
+    resets: int = 0
+
+    def acquire(self, config: BrowserConfig, start: bool, reuse: bool, command_timeout: float) -> Browser:
+        """The browser for a case; raises NoBrowserError or BrowserStartError."""
+        if not start:
+            if self.browser is None or not self.open:
+                raise NoBrowserError(NO_BROWSER)
+            return self.browser
+        if self.browser is not None and reuse and self.browser.config == config and reset_browser(self.browser):
+            self.resets += 1
+        else:
+            self.close()
+            self.browser = start_browser(config, command_timeout)
+            self.starts += 1
+        self.open = True
+        return self.browser
+
+    def release(self, close: bool, healthy: bool, reuse: bool) -> None:
+        """End of a case: keep the browser open, park it, or quit it."""
+        if not close:
+            return
+        self.open = False
+        if not (reuse and healthy):
+            self.close()
+
+    def close(self) -> None:
+        if self.browser is not None:
+            browser, self.browser, self.open = self.browser, None, False
+            browser.quit()
+
+
+def reset_browser(browser: Browser) -> bool:
+    """Bring a used browser back to a fresh state; False if it cannot be done (then start a new one)."""
+    driver: Any = browser.driver
+    if not hasattr(driver, "execute_cdp_cmd"):
+        return False      # remote sessions: no CDP to clear every origin's storage
+    try:
+        try:
+            driver.switch_to.alert.dismiss()
+        except WebDriverException:
+            pass
+        handles = driver.window_handles
+        for handle in handles[1:]:
+            driver.switch_to.window(handle)
+            driver.close()
+        driver.switch_to.window(handles[0])
+        driver.get("about:blank")
+        driver.execute_cdp_cmd("Network.clearBrowserCookies", {})
+        driver.execute_cdp_cmd("Network.clearBrowserCache", {})
+        driver.execute_cdp_cmd("Storage.clearDataForOrigin", {"origin": "*", "storageTypes": "all"})
+        driver.implicitly_wait(0)
+        if browser.initial_rect:
+            driver.set_window_rect(**browser.initial_rect)
+        return True
+    except Exception:  # noqa: BLE001 - a browser that cannot be reset is replaced, whatever went wrong
+        return False
