@@ -40,8 +40,11 @@ def request_block(method: str, url: str, options: dict[str, Any]) -> str:
     """``【请求信息】`` block; known option keys get their Chinese label, others their raw key."""
     labels = {"headers": "请求头", "proxies": "代理", "params": "查询参数", "files": "上传文件"}
     parts = [f"【请求信息】:<br>{escape(method)} {escape(url)}<br>"]
-    for key, value in options.items():
-        if value in (None, {}, [], ""):
+    known = ("headers", "proxies", "params", "data", "json", "files")
+    ordered = [k for k in known if k in options] + [k for k in options if k not in known]
+    for key in ordered:
+        value = options[key]
+        if value is None or (isinstance(value, (dict, list, str, bytes)) and not value):
             continue
         if key in ("data", "json"):
             shown = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
