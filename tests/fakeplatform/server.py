@@ -32,6 +32,13 @@ __all__ = ["FakePlatform"]
 WS_PATH = "/websocket/engine/heartbeat"
 
 
+class _QuietHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Resets caused by outage()/restart() are expected; keep test output clean."""
+
+
 class FakePlatform:
     """``FakePlatform(code, secret).start() -> base_url``; ``.state`` holds everything received."""
 
@@ -46,19 +53,19 @@ class FakePlatform:
         self._unavailable_until = 0.0
         self._injections: dict[str, list[Reply]] = {}
         self._sessions: dict[str, ServerConnection] = {}
+        self._http_conns: set[socket.socket] = set()
         self.ws_connects = 0
         self._port = 0
         self._listener: socket.socket | None = None
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._httpd: ThreadingHTTPServer | None = None
+        self._httpd: _QuietHTTPServer | None = None
         self._ws: Server | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------------------
 
     def start(self) -> str:
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), PlatformHandler, bind_and_activate=False)
-        self._httpd.daemon_threads = True
+        self._httpd = _QuietHTTPServer(("127.0.0.1", 0), PlatformHandler, bind_and_activate=False)
         self._httpd.platform = self  # type: ignore[attr-defined]
         self._ws = serve(self._on_ws, sock=socket.socket(), process_request=self._ws_auth,
                          ping_interval=self._ws_ping_interval, compression=None)
@@ -135,6 +142,8 @@ class FakePlatform:
         if target.startswith(WS_PATH.encode()):
             self._ws.handler(conn, addr)
         else:
+            with self.state.lock:
+                self._http_conns = {c for c in self._http_conns if c.fileno() != -1} | {conn}
             self._httpd.process_request(conn, addr)
 
     # -- failure switches -----------------------------------------------------------------------------------
@@ -148,7 +157,7 @@ class FakePlatform:
             self._unavailable_until = time.monotonic() + seconds
             return
         self._close_listener()
-        self.drop_websockets()
+        self.drop_connections()
         timer = threading.Timer(seconds, self._reopen)
         timer.daemon = True
         timer.start()
@@ -160,7 +169,7 @@ class FakePlatform:
     def restart(self) -> None:
         """Like a platform restart: every connection dropped, the port reopened at once."""
         self._close_listener()
-        self.drop_websockets()
+        self.drop_connections()
         self._listen()
 
     def inject(self, path: str, *, status: int | None = None, data: Any = None, http: int = 200,
@@ -233,6 +242,17 @@ class FakePlatform:
     def session_open(self) -> bool:
         with self.state.lock:
             return self.state.engine_code in self._sessions
+
+    def drop_connections(self) -> None:
+        """Reset every open connection: kept-alive HTTP ones and WebSockets."""
+        with self.state.lock:
+            conns, self._http_conns = self._http_conns, set()
+        for conn in conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self.drop_websockets()
 
     def drop_websockets(self) -> None:
         if self._ws is None:
