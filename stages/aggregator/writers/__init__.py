@@ -1,0 +1,69 @@
+"""Report writers of the aggregator: pure functions of ``(meta, results)`` that write one format each.
+
+Contract every writer keeps (the aggregator calls them repeatedly while a run progresses):
+
+- input is the task's :class:`TaskReportMeta` and *all* :class:`~pipeline.models.CaseResult` rows so far
+  (every attempt; order does not matter, duplicates by result key must already be removed);
+- nothing is mutated, no socket is opened, secrets (``meta.secrets``) never reach a file (``******``);
+- each file is written to a temp sibling and moved into place with ``os.replace``: a crash mid-run leaves
+  the previous complete file, and file names are deterministic so a rewrite replaces instead of adding.
+
+Formats: ``summary.json`` (HttpRunner go-v5 dialect), ``results.json`` (LiuMa ``result/upload`` body),
+``junit.xml`` (Surefire flaky elements), ``allure-results/``, ``report.html`` (self-contained).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from pipeline.models import CaseResult
+
+__all__ = ["TaskReportMeta", "write_all", "FORMATS"]
+
+
+@dataclass(frozen=True, slots=True)
+class TaskReportMeta:
+    """What the reports say about the task itself. Datetimes must be timezone-aware (RFC 3339 output)."""
+
+    task_id: str
+    task_name: str
+    started_at: datetime
+    finished_at: datetime | None = None
+    engine_version: str = ""
+    engine_code: str = ""
+    secrets: Sequence[str] = field(default_factory=tuple)
+    storage_root: Path = Path("storage")     # screenshots: storage_root/image/<task_id>/<id>.png
+
+    def __post_init__(self) -> None:
+        for name in ("started_at", "finished_at"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, datetime) or value.utcoffset() is None):
+                raise ValueError(f"TaskReportMeta.{name} must be a timezone-aware datetime, got {value!r}")
+
+
+def write_all(report_dir: Path, meta: TaskReportMeta, results: Sequence[CaseResult]) -> dict[str, Path]:
+    """Write every format into ``report_dir``; returns ``{format name: path written}``.
+
+    Secrets are masked once here and the writers get the masked rows, so the cost does not multiply.
+    """
+    from dataclasses import replace
+
+    from stages.aggregator.writers import allure, html, junit, results as results_mod, summary
+    from stages.aggregator.writers._common import Redactor
+
+    red = Redactor(meta.secrets)
+    rows = [red.result(r) for r in results]
+    clean = replace(meta, task_name=red.text(meta.task_name), secrets=()) if red else meta
+    report_dir = Path(report_dir)
+    return {
+        "summary": summary.write_summary(report_dir, clean, rows),
+        "results": results_mod.write_results(report_dir, clean, rows),
+        "junit": junit.write_junit(report_dir, clean, rows),
+        "allure": allure.write_allure(report_dir, clean, rows),
+        "html": html.write_html(report_dir, clean, rows),
+    }
+
+
+FORMATS = ("summary", "results", "junit", "allure", "html")

@@ -1,0 +1,180 @@
+"""Helpers shared by the report writers: atomic files, secret redaction, attempt grouping, screenshot paths.
+
+Every writer is a pure function of ``(meta, results)``; these helpers never mutate their inputs (redaction
+builds new containers) and every file is written to a temporary sibling first and moved into place with
+``os.replace``, so a reader or a crash mid-write only ever sees the previous complete file.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pipeline.models import CaseResult, Outcome, Status
+
+if TYPE_CHECKING:
+    from stages.aggregator.writers import TaskReportMeta
+
+MASK = "******"
+_CASE_FIELDS = tuple(f.name for f in dataclasses.fields(CaseResult))
+# XML 1.0 forbids these code points; a step log may carry them (binary response bodies).
+_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+# Only the platform's own log markers (§4.9) are markup; anything else (a request body "<x>") is content.
+_MARKUP = re.compile(r"</?(?:span|b)\s*>", re.IGNORECASE)
+_BR = re.compile(r"<br\s*/?>", re.IGNORECASE)
+
+
+def atomic_write(path: Path, data: str | bytes, *, fsync: bool = True) -> Path:
+    """Write ``data`` to ``path`` via a temp sibling + ``os.replace``; a crash leaves the old file intact."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    with open(tmp, "wb") as fh:
+        fh.write(raw)
+        if fsync:
+            fh.flush()
+            os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+def write_if_changed(path: Path, data: str | bytes) -> bool:
+    """Atomic write skipped when the file already holds exactly ``data`` (repeated incremental writes of
+    thousands of small files, e.g. allure results). Returns whether the file was (re)written."""
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    try:
+        if path.stat().st_size == len(raw) and path.read_bytes() == raw:
+            return False
+    except OSError:
+        pass
+    atomic_write(path, raw, fsync=False)
+    return True
+
+
+class Redactor:
+    """Replaces every configured secret value by ``******`` in strings, dict keys and nested containers.
+
+    Empty secrets are ignored (replacing "" would corrupt every string); longer secrets are matched first
+    so a secret containing another one is masked whole.
+    """
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        values = sorted({s for s in secrets if isinstance(s, str) and s}, key=len, reverse=True)
+        self._pattern = re.compile("|".join(re.escape(s) for s in values)) if values else None
+
+    def __bool__(self) -> bool:
+        return self._pattern is not None
+
+    def text(self, value: str) -> str:
+        return self._pattern.sub(MASK, value) if self._pattern is not None else value
+
+    def value(self, value: Any) -> Any:
+        """Redacted copy of a JSON-like value; the input is returned unchanged when there is nothing to mask."""
+        if self._pattern is None:
+            return value
+        if isinstance(value, str):
+            return self._pattern.sub(MASK, value)
+        if isinstance(value, dict):
+            return {self.value(k): self.value(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [self.value(v) for v in value]
+        return value
+
+    def result(self, result: CaseResult) -> CaseResult:
+        if self._pattern is None:
+            return result
+        return CaseResult(**{name: self.value(getattr(result, name)) for name in _CASE_FIELDS})
+
+
+def prepare(meta: TaskReportMeta, results: Iterable[CaseResult]) -> list[CaseResult]:
+    """Redacted results ordered by (collection, index, case, attempt): the order every writer reports in."""
+    red = Redactor(meta.secrets)
+    ordered = sorted(results, key=lambda r: (r.collectionId, r.index, r.caseId, r.runTimes))
+    return [red.result(r) for r in ordered]
+
+
+def case_identity(result: CaseResult) -> tuple[str, str, int]:
+    """Which attempts belong to the same case: the result key without the attempt number."""
+    return (result.collectionId, result.caseId, int(result.index))
+
+
+def group_attempts(results: Iterable[CaseResult]) -> list[list[CaseResult]]:
+    """Attempts of each case, oldest first; cases in first-seen order. The last attempt is the final one."""
+    groups: dict[tuple[str, str, int], list[CaseResult]] = {}
+    for r in results:
+        groups.setdefault(case_identity(r), []).append(r)
+    for attempts in groups.values():
+        attempts.sort(key=lambda r: r.runTimes)
+    return list(groups.values())
+
+
+def outcome_of(result: CaseResult) -> str:
+    """The attempt's outcome, falling back to the platform status when ``outcome`` is not a known value."""
+    known = {o.value for o in Outcome}
+    if result.outcome in known:
+        return result.outcome
+    return {Status.PASS: "passed", Status.FAIL: "failed", Status.ERROR: "error", Status.SKIP: "skipped"}.get(
+        _int(result.status), "error")
+
+
+def screenshot_path(meta: TaskReportMeta, shot: str) -> Path:
+    """Where the executor stored screenshot ``shot`` (an id ``<YYYYMMDD>_<uuid1>`` or already a path)."""
+    p = Path(shot)
+    if p.is_absolute():
+        return p
+    name = shot if shot.endswith(".png") else f"{shot}.png"
+    return Path(meta.storage_root) / "image" / meta.task_id / name
+
+
+def step_screenshots(meta: TaskReportMeta, step: dict[str, Any]) -> list[Path]:
+    """A step's screenshots: its ``screenShotList`` plus any UI action ``screen_results[].image_path``."""
+    shots = [screenshot_path(meta, str(s)) for s in step.get("screenShotList") or [] if s]
+    detail = step.get("detail") if isinstance(step.get("detail"), dict) else {}
+    for action in detail.get("actions") or []:
+        if not isinstance(action, dict):
+            continue
+        for screen in action.get("screen_results") or []:
+            if isinstance(screen, dict) and screen.get("image_path"):
+                path = screenshot_path(meta, str(screen["image_path"]))
+                if path not in shots:
+                    shots.append(path)
+    return shots
+
+
+def html_log_to_text(log: str) -> str:
+    """A LiuMa HTML-ish step log (§4.9) as plain text: ``<br>`` become newlines, ``<span>``/``<b>`` markers
+    dropped; other text, including ``<`` in request/response bodies, is kept as written."""
+    return _MARKUP.sub("", _BR.sub("\n", log or ""))
+
+
+def xml_safe(text: str) -> str:
+    """Drop code points XML 1.0 cannot carry (ElementTree would write them and readers would reject the file)."""
+    return _XML_ILLEGAL.sub("", text)
+
+
+def step_error(step: dict[str, Any]) -> str:
+    """The error text of a failed step: ``detail.error``, else the failed assertions' messages."""
+    detail = step.get("detail") if isinstance(step.get("detail"), dict) else {}
+    if detail.get("error"):
+        return str(detail["error"])
+    failed = [v for v in detail.get("validators") or [] if isinstance(v, dict) and not v.get("result")]
+    if failed:
+        return "; ".join(str(v.get("message") or f"{v.get('check')} {v.get('type')} {v.get('expected')!r}")
+                         for v in failed)
+    if _int(step.get("status")) in (Status.FAIL, Status.ERROR):
+        lines = [line.strip() for line in html_log_to_text(str(step.get("log") or "")).splitlines() if line.strip()]
+        return lines[-1] if lines else "step failed"
+    return ""
+
+
+def _int(value: Any, default: int = 0) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+to_int = _int

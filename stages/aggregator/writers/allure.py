@@ -1,0 +1,164 @@
+"""``allure-results/``: Allure 2 result files (anchors.md §5.1) for ``allure generate`` / Allure 3.
+
+One ``<uuid>-result.json`` per case attempt, ``historyId`` = md5 of (collection, case, index) so attempts of
+one case group under Retries and history lines up across runs; status mapping passed/flaky -> passed
+(``statusDetails.flaky``), failed -> failed, error/broken -> broken (test/infra defect), skipped -> skipped.
+Each step becomes an Allure step with its assertions / UI actions as sub-steps and its screenshots copied in
+as ``<uuid>-attachment.png``; the attempt's plain-text log is one ``<uuid>-attachment.txt``. One
+``<uuid>-container.json`` per collection. All uuids are derived from the result key (uuid5), so rewriting
+during a run replaces files instead of adding new ones; unchanged files are not rewritten.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pipeline.models import CaseResult, Status
+from stages.aggregator.writers._common import (
+    Redactor, group_attempts, html_log_to_text, outcome_of, prepare, step_error, step_screenshots, to_int,
+    write_if_changed,
+)
+
+if TYPE_CHECKING:
+    from stages.aggregator.writers import TaskReportMeta
+
+__all__ = ["write_allure", "ALLURE_DIR", "STATUS_MAP", "history_id"]
+
+ALLURE_DIR = "allure-results"
+STATUS_MAP = {"passed": "passed", "flaky": "passed", "failed": "failed", "error": "broken",
+              "broken": "broken", "skipped": "skipped"}
+_STEP_STATUS = {Status.PASS: "passed", Status.FAIL: "failed", Status.ERROR: "broken", Status.SKIP: "skipped"}
+_NS = uuid.UUID("6f1c1f0e-5b7a-4c59-9f57-3a1e0c2d4b10")
+
+
+def write_allure(report_dir: Path, meta: TaskReportMeta, results: list[CaseResult]) -> Path:
+    """Write ``<report_dir>/allure-results/``; returns the directory."""
+    out = Path(report_dir) / ALLURE_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    parent = Redactor(meta.secrets).text(meta.task_name)
+    collections: dict[str, list[tuple[str, int, int]]] = {}
+    for attempts in group_attempts(prepare(meta, results)):
+        for attempt in attempts:
+            doc = _result(meta, out, attempt, parent)
+            _dump(out / f"{doc['uuid']}-result.json", doc)
+            collections.setdefault(attempt.collectionId, []).append((doc["uuid"], doc["start"], doc["stop"]))
+    for name, children in collections.items():
+        cid = str(uuid.uuid5(_NS, f"container|{meta.task_id}|{name}"))
+        _dump(out / f"{cid}-container.json", {
+            "uuid": cid, "name": name, "children": [c[0] for c in children], "befores": [], "afters": [],
+            "start": min(c[1] for c in children), "stop": max(c[2] for c in children)})
+    _write_environment(out, meta)
+    return out
+
+
+def history_id(result: CaseResult) -> str:
+    """Same case (collection, case id, index) -> same id, whatever the attempt or the run."""
+    return hashlib.md5(f"{result.collectionId}|{result.caseId}|{result.index}".encode()).hexdigest()
+
+
+def _dump(path: Path, doc: dict[str, Any]) -> None:
+    write_if_changed(path, json.dumps(doc, ensure_ascii=False, default=str))
+
+
+def _result(meta: TaskReportMeta, out: Path, r: CaseResult, parent: str) -> dict[str, Any]:
+    rid = str(uuid.uuid5(_NS, "|".join(map(str, (r.taskId or meta.task_id, *r.key[1:])))))
+    outcome = outcome_of(r)
+    steps = [_step(meta, out, rid, i, t) for i, t in enumerate(r.transactionList) if isinstance(t, dict)]
+    message = next((s["statusDetails"]["message"] for s in steps
+                    if s["status"] in ("failed", "broken") and s["statusDetails"].get("message")), "")
+    labels = [{"name": "suite", "value": r.collectionId}, {"name": "parentSuite", "value": parent},
+              {"name": "framework", "value": "liuma-pipeline"}, {"name": "language", "value": r.caseType}]
+    labels += [{"name": "tag", "value": str(t)} for t in r.tags or []]
+    if r.executor:
+        labels.append({"name": "thread", "value": r.executor})
+    doc: dict[str, Any] = {
+        "uuid": rid, "historyId": history_id(r),
+        "testCaseId": hashlib.md5(f"{r.collectionId}|{r.caseId}".encode()).hexdigest(),
+        "name": r.caseName, "fullName": f"{r.collectionId}.{r.caseName}",
+        "status": STATUS_MAP.get(outcome, "unknown"),
+        "statusDetails": {"message": r.reason or message, "trace": _trace(r), "known": False,
+                          "flaky": outcome == "flaky"},
+        "stage": "finished", "description": r.caseDesc or "",
+        "start": to_int(r.startTime), "stop": max(to_int(r.endTime), to_int(r.startTime)),
+        "steps": steps, "labels": labels, "links": [],
+        "parameters": [{"name": "attempt", "value": str(r.runTimes), "excluded": True}],
+        "attachments": [_text_attachment(out, rid, "log", _case_log(r))],
+    }
+    return doc
+
+
+def _trace(r: CaseResult) -> str:
+    return "\n".join(f"{t.get('name')}: {step_error(t)}" for t in r.transactionList
+                     if isinstance(t, dict) and to_int(t.get("status")) in (Status.FAIL, Status.ERROR))
+
+
+def _case_log(r: CaseResult) -> str:
+    parts = [f"{r.caseName} attempt {r.runTimes}: {outcome_of(r)}" + (f" ({r.reason})" if r.reason else "")]
+    for t in r.transactionList:
+        if isinstance(t, dict):
+            parts.append(f"-- {t.get('name')} [{_STEP_STATUS.get(to_int(t.get('status')), '?')}]")
+            parts.append(html_log_to_text(str(t.get("log") or "")).strip())
+    return "\n".join(parts)
+
+
+def _text_attachment(out: Path, rid: str, name: str, text: str) -> dict[str, str]:
+    source = f"{uuid.uuid5(_NS, f'{rid}|{name}')}-attachment.txt"
+    write_if_changed(out / source, text)
+    return {"name": name, "source": source, "type": "text/plain"}
+
+
+def _step(meta: TaskReportMeta, out: Path, rid: str, i: int, t: dict[str, Any]) -> dict[str, Any]:
+    detail = t.get("detail") if isinstance(t.get("detail"), dict) else {}
+    start = to_int(t.get("startTime"))
+    status = _STEP_STATUS.get(to_int(t.get("status")), "broken")
+    sub = [_assert_step(v, start) for v in detail.get("validators") or [] if isinstance(v, dict)]
+    sub += [_action_step(a) for a in detail.get("actions") or [] if isinstance(a, dict)]
+    attachments = []
+    for n, shot in enumerate(step_screenshots(meta, t)):
+        source = f"{uuid.uuid5(_NS, f'{rid}|{i}|{n}|{shot.name}')}-attachment.png"
+        if _copy(shot, out / source):
+            attachments.append({"name": shot.stem, "source": source, "type": "image/png"})
+    return {"name": str(t.get("name") or ""), "status": status,
+            "statusDetails": {"message": step_error(t) if status in ("failed", "broken") else ""},
+            "stage": "finished", "start": start, "stop": start + to_int(t.get("during")),
+            "steps": sub, "attachments": attachments,
+            "parameters": [{"name": "content", "value": str(t.get("content") or "")}] if t.get("content") else []}
+
+
+def _assert_step(v: dict[str, Any], start: int) -> dict[str, Any]:
+    name = f"{v.get('check')} {v.get('type')} {v.get('expected')!r} (actual {v.get('actual')!r})"
+    return {"name": name, "status": "passed" if v.get("result") else "failed",
+            "statusDetails": {"message": str(v.get("message") or "")}, "stage": "finished",
+            "start": start, "stop": start, "steps": [], "attachments": [], "parameters": []}
+
+
+def _action_step(a: dict[str, Any]) -> dict[str, Any]:
+    start = to_int(a.get("start_time"))
+    return {"name": str(a.get("method") or "action"), "status": "broken" if a.get("error") else "passed",
+            "statusDetails": {"message": str(a.get("error") or "")}, "stage": "finished",
+            "start": start, "stop": start + to_int(a.get("elapsed_ms")), "steps": [], "attachments": [],
+            "parameters": [{"name": "params", "value": json.dumps(a.get("params"), ensure_ascii=False,
+                                                                   default=str)}]}
+
+
+def _copy(src: Path, dst: Path) -> bool:
+    """Copy a screenshot once (skipped when already there); a missing source is left out, not an error."""
+    try:
+        if dst.exists() and dst.stat().st_size == src.stat().st_size:
+            return True
+        tmp = dst.with_name(f".{dst.name}.tmp")
+        shutil.copyfile(src, tmp)
+        tmp.replace(dst)
+        return True
+    except OSError:
+        return False
+
+
+def _write_environment(out: Path, meta: TaskReportMeta) -> None:
+    lines = [f"taskId={meta.task_id}", f"engine=liuma-pipeline {meta.engine_version}",
+             f"startedAt={meta.started_at.isoformat()}"]
+    write_if_changed(out / "environment.properties", "\n".join(lines) + "\n")

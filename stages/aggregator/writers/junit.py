@@ -1,0 +1,164 @@
+"""``junit.xml`` for CI (Jenkins, GitLab, GitHub actions): anchors.md §5.2 shape plus Surefire's rerun elements.
+
+One ``<testsuite>`` per collection, one ``<testcase classname=<collection>>`` per case (not per attempt).
+The final attempt decides the verdict: failed -> ``<failure>``, error/broken -> ``<error>`` (product vs
+test/infra defect, as Allure's failed/broken), skipped -> ``<skipped>``. Earlier attempts follow Surefire
+(§4.3): a case that finally passed keeps them as ``<flakyFailure>``/``<flakyError>``; a case that never
+passed reports its first attempt as ``<failure>``/``<error>`` and each rerun as ``<rerunFailure>``/
+``<rerunError>``. Step logs (HTML stripped) go to ``<system-out>`` with ``[[ATTACHMENT|path]]`` lines for
+screenshots (Jenkins attachments plugin).
+"""
+from __future__ import annotations
+
+import socket
+import xml.etree.ElementTree as ET
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pipeline.models import CaseResult, Status
+from stages.aggregator.writers._common import (
+    Redactor, atomic_write, group_attempts, html_log_to_text, outcome_of, prepare, step_error, step_screenshots,
+    to_int, xml_safe,
+)
+
+if TYPE_CHECKING:
+    from stages.aggregator.writers import TaskReportMeta
+
+__all__ = ["write_junit", "build_junit", "JUNIT_FILE"]
+
+JUNIT_FILE = "junit.xml"
+_FAILED = ("failed",)
+_ERRORED = ("error", "broken")
+_STEP_STATUS = {Status.PASS: "PASS", Status.FAIL: "FAIL", Status.ERROR: "ERROR", Status.SKIP: "SKIP"}
+
+
+def write_junit(report_dir: Path, meta: TaskReportMeta, results: list[CaseResult]) -> Path:
+    """Write ``<report_dir>/junit.xml`` atomically; returns its path."""
+    root = build_junit(meta, results)
+    ET.indent(root, space=" ")
+    text = '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+    return atomic_write(Path(report_dir) / JUNIT_FILE, text)
+
+
+def build_junit(meta: TaskReportMeta, results: list[CaseResult]) -> ET.Element:
+    """The ``<testsuites>`` element (secrets already masked)."""
+    groups = group_attempts(prepare(meta, results))
+    suites: dict[str, list[list[CaseResult]]] = {}
+    for attempts in groups:
+        suites.setdefault(attempts[-1].collectionId, []).append(attempts)
+    root = ET.Element("testsuites", name=xml_safe(Redactor(meta.secrets).text(meta.task_name)))
+    for name, cases in suites.items():
+        root.append(_suite(meta, name, cases))
+    _sum_counts(root, list(root))
+    root.set("timestamp", meta.started_at.isoformat(timespec="seconds"))
+    return root
+
+
+def _suite(meta: TaskReportMeta, name: str, cases: list[list[CaseResult]]) -> ET.Element:
+    suite = ET.Element("testsuite", name=xml_safe(name))
+    props = ET.SubElement(suite, "properties")
+    for key, value in (("taskId", meta.task_id), ("engineVersion", meta.engine_version)):
+        ET.SubElement(props, "property", name=key, value=xml_safe(value))
+    seen: dict[str, int] = {}
+    for attempts in cases:
+        suite.append(_testcase(meta, name, attempts, seen))
+    _sum_counts(suite, suite.findall("testcase"))
+    start = min(to_int(a[0].startTime) for a in cases)
+    tz = meta.started_at.tzinfo or timezone.utc
+    suite.set("timestamp", datetime.fromtimestamp(start / 1000, tz=tz).isoformat(timespec="seconds"))
+    suite.set("hostname", socket.gethostname())
+    return suite
+
+
+def _sum_counts(elem: ET.Element, children: list[ET.Element]) -> None:
+    """tests/failures/errors/skipped/time of a suite from its testcases, or of the root from its suites."""
+    if elem.tag == "testsuite":
+        counts = {
+            "tests": len(children),
+            "failures": sum(1 for c in children if c.find("failure") is not None),
+            "errors": sum(1 for c in children if c.find("error") is not None),
+            "skipped": sum(1 for c in children if c.find("skipped") is not None),
+        }
+    else:
+        counts = {k: sum(int(c.get(k, "0")) for c in children) for k in ("tests", "failures", "errors", "skipped")}
+    for key, value in counts.items():
+        elem.set(key, str(value))
+    elem.set("time", f"{sum(float(c.get('time', '0')) for c in children):.3f}")
+
+
+def _testcase(meta: TaskReportMeta, suite: str, attempts: list[CaseResult], seen: dict[str, int]) -> ET.Element:
+    final = attempts[-1]
+    name = final.caseName or final.caseId
+    seen[name] = seen.get(name, 0) + 1
+    if seen[name] > 1:   # CI tools merge same-named cases of a suite; keep them apart
+        name = f"{name} [{final.index}]"
+    seconds = max(0, to_int(final.endTime) - to_int(final.startTime)) / 1000
+    case = ET.Element("testcase", classname=xml_safe(suite), name=xml_safe(name), time=f"{seconds:.3f}")
+    outcome = outcome_of(final)
+    earlier = attempts[:-1]
+    if outcome in _FAILED + _ERRORED:
+        bad = [a for a in attempts if outcome_of(a) in _FAILED + _ERRORED]
+        first, reruns = bad[0], bad[1:]
+        case.append(_problem(meta, first, "failure" if outcome_of(first) in _FAILED else "error", nested=False))
+        for a in reruns:
+            case.append(_problem(meta, a, "rerunFailure" if outcome_of(a) in _FAILED else "rerunError", nested=True))
+    elif outcome == "skipped":
+        ET.SubElement(case, "skipped", message=xml_safe(final.reason or "skipped"))
+    else:
+        for a in earlier:
+            if outcome_of(a) in _FAILED + _ERRORED:
+                tag = "flakyFailure" if outcome_of(a) in _FAILED else "flakyError"
+                case.append(_problem(meta, a, tag, nested=True))
+    out = ET.SubElement(case, "system-out")
+    out.text = xml_safe(_attempt_log(meta, final))
+    return case
+
+
+def _problem(meta: TaskReportMeta, attempt: CaseResult, tag: str, *, nested: bool) -> ET.Element:
+    """A failure-like element; Surefire's rerun/flaky ones carry their own stackTrace and system-out."""
+    message = _message(attempt)
+    elem = ET.Element(tag, message=xml_safe(message), type=xml_safe(outcome_of(attempt)))
+    detail = xml_safe(_failure_detail(attempt))
+    if nested:
+        ET.SubElement(elem, "stackTrace").text = detail
+        ET.SubElement(elem, "system-out").text = xml_safe(_attempt_log(meta, attempt))
+    else:
+        elem.text = detail
+    return elem
+
+
+def _message(attempt: CaseResult) -> str:
+    for step in attempt.transactionList:
+        if isinstance(step, dict) and to_int(step.get("status")) in (Status.FAIL, Status.ERROR):
+            return f"attempt {attempt.runTimes}: {step.get('name')}: {step_error(step)}"
+    return f"attempt {attempt.runTimes}: {attempt.reason or outcome_of(attempt)}"
+
+
+def _failure_detail(attempt: CaseResult) -> str:
+    lines = [f"attempt {attempt.runTimes} {outcome_of(attempt)}" + (f": {attempt.reason}" if attempt.reason else "")]
+    for step in attempt.transactionList:
+        if isinstance(step, dict) and to_int(step.get("status")) in (Status.FAIL, Status.ERROR):
+            lines.append(f"step {step.get('name')!s}: {step_error(step)}")
+    return "\n".join(lines)
+
+
+def _attempt_log(meta: TaskReportMeta, attempt: CaseResult) -> str:
+    """Plain-text step logs of one attempt, screenshot paths as ``[[ATTACHMENT|path]]`` lines."""
+    parts = [f"== {attempt.caseName} (attempt {attempt.runTimes}, {outcome_of(attempt)}) =="]
+    if attempt.reason:
+        parts.append(f"reason: {attempt.reason}")
+    for step in attempt.transactionList:
+        if isinstance(step, dict):
+            parts.append(_step_text(meta, step))
+    return "\n".join(parts)
+
+
+def _step_text(meta: TaskReportMeta, step: dict[str, Any]) -> str:
+    status = _STEP_STATUS.get(to_int(step.get("status")), str(step.get("status")))
+    lines = [f"-- [{status}] {step.get('name')!s} ({to_int(step.get('during'))} ms)"]
+    log = html_log_to_text(str(step.get("log") or "")).strip()
+    if log:
+        lines.append(log)
+    lines.extend(f"[[ATTACHMENT|{p}]]" for p in step_screenshots(meta, step))
+    return "\n".join(lines)

@@ -1,0 +1,222 @@
+"""``summary.json`` in HttpRunner's go-v5 dialect (reference httprunner.md §1.2-1.4), so ``hrp report`` and
+tools written for HttpRunner read our runs.
+
+Types follow the Go structs: counts, ``start_time``, ``elapsed_ms`` are JSON integers (ms), ``time.start_at``
+is RFC 3339 with offset, ``time.duration`` float seconds (omitted when 0, as Go's ``omitempty``). One
+``details`` entry per case *attempt*, one ``records`` entry per step. Extra keys (``outcome``, ``attempt``,
+``final``, ``skipped``, ``flaky``, ...) are ignored by Go readers.
+
+Deviation from Go, because Go has no retries: root ``success`` and ``stat.testcases`` judge each case by its
+final attempt (a case that passed on retry is a success, counted once); ``stat.testcases.attempts`` counts
+details. Without retries the numbers are exactly Go's.
+"""
+from __future__ import annotations
+
+import json
+import platform
+import sys
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pipeline.models import CaseResult, Status
+from stages.aggregator.writers._common import (
+    Redactor, atomic_write, group_attempts, outcome_of, prepare, step_error, step_screenshots, to_int,
+)
+
+if TYPE_CHECKING:
+    from stages.aggregator.writers import TaskReportMeta
+
+__all__ = ["write_summary", "build_summary", "SUMMARY_FILE", "SCHEMA_PATH"]
+
+SUMMARY_FILE = "summary.json"
+SCHEMA_PATH = Path(__file__).with_name("schema") / "summary.schema.json"
+_SUCCESS_OUTCOMES = ("passed", "flaky", "skipped")
+
+
+def write_summary(report_dir: Path, meta: TaskReportMeta, results: list[CaseResult]) -> Path:
+    """Write ``<report_dir>/summary.json`` atomically; returns its path."""
+    text = json.dumps(build_summary(meta, results), ensure_ascii=False, indent=4, default=str)
+    return atomic_write(Path(report_dir) / SUMMARY_FILE, text + "\n")
+
+
+def build_summary(meta: TaskReportMeta, results: list[CaseResult]) -> dict[str, Any]:
+    """The summary as a dict (secrets already masked)."""
+    rows = prepare(meta, results)
+    groups = group_attempts(rows)
+    details: list[dict[str, Any]] = []
+    for attempts in groups:
+        for i, attempt in enumerate(attempts):
+            details.append(_detail(meta, attempt, final=i == len(attempts) - 1))
+    finals = [d for d in details if d["final"]]
+    outcomes = Counter(d["outcome"] for d in finals)
+    step_stat = _sum_step_stats(d["stat"] for d in details)
+    return {
+        "success": all(d["success"] for d in finals),
+        "stat": {
+            "testcases": {
+                "total": len(finals), "success": sum(1 for d in finals if d["success"]),
+                "fail": sum(1 for d in finals if not d["success"]), "attempts": len(details),
+                **{o: outcomes.get(o, 0) for o in ("passed", "failed", "error", "broken", "skipped", "flaky")},
+            },
+            "teststeps": step_stat,
+        },
+        "time": _time(meta.started_at, _run_seconds(meta, rows)),
+        "platform": {
+            "liuma_pipeline_version": meta.engine_version,
+            "python_version": f"{platform.python_implementation()} {platform.python_version()}",
+            "platform": f"{sys.platform}-{platform.machine()}",
+        },
+        "task_id": meta.task_id,
+        "task_name": Redactor(meta.secrets).text(meta.task_name),
+        "finished": meta.finished_at is not None,
+        "details": details,
+    }
+
+
+def _run_seconds(meta: TaskReportMeta, rows: list[CaseResult]) -> float:
+    """Run duration: until ``finished_at``, or while running until the latest case end seen so far."""
+    if meta.finished_at is not None:
+        return max(0.0, (meta.finished_at - meta.started_at).total_seconds())
+    start_ms = meta.started_at.timestamp() * 1000
+    last = max((to_int(r.endTime) for r in rows), default=0)
+    return max(0.0, (last - start_ms) / 1000)
+
+
+def _time(start: datetime, seconds: float) -> dict[str, Any]:
+    out: dict[str, Any] = {"start_at": start.isoformat()}
+    if seconds:
+        out["duration"] = float(seconds)
+    return out
+
+
+def _detail(meta: TaskReportMeta, result: CaseResult, *, final: bool) -> dict[str, Any]:
+    outcome = outcome_of(result)
+    records = [_record(meta, result, step) for step in result.transactionList if isinstance(step, dict)]
+    start = datetime.fromtimestamp(to_int(result.startTime) / 1000, tz=meta.started_at.tzinfo)
+    in_out = result.inOut if isinstance(result.inOut, dict) else {}
+    return {
+        "name": result.caseName,
+        "success": outcome in _SUCCESS_OUTCOMES and all(r["success"] for r in records),
+        "case_id": result.caseId,
+        "stat": _step_stat(records),
+        "time": _time(start, max(0, to_int(result.endTime) - to_int(result.startTime)) / 1000),
+        "in_out": {"config_vars": dict(in_out.get("config_vars") or {}),
+                   "export_vars": dict(in_out.get("export_vars") or {})},
+        "records": records,
+        "outcome": outcome,
+        "attempt": to_int(result.runTimes, 1),
+        "final": final,
+        "skipped": outcome == "skipped",
+        "flaky": outcome == "flaky",
+        "reason": result.reason,
+        "collection_id": result.collectionId,
+        "case_type": result.caseType,
+        "index": to_int(result.index),
+        "executor": result.executor,
+        "tags": list(result.tags or []),
+    }
+
+
+def _record(meta: TaskReportMeta, result: CaseResult, step: dict[str, Any]) -> dict[str, Any]:
+    detail = step.get("detail") if isinstance(step.get("detail"), dict) else {}
+    status = to_int(step.get("status"))
+    actions = [_action(a) for a in detail.get("actions") or [] if isinstance(a, dict)]
+    elapsed = to_int(step.get("during")) or sum(a["elapsed_ms"] for a in actions)
+    rec: dict[str, Any] = {
+        "name": str(step.get("name") or ""),
+        "identifier": str(step.get("id") or ""),
+        "start_time": to_int(step.get("startTime")),
+        "step_type": _step_type(result.caseType, step, detail),
+        "success": status not in (Status.FAIL, Status.ERROR),
+        "elapsed_ms": elapsed,
+    }
+    data = _data(detail)
+    if data:
+        rec["data"] = data
+    if isinstance(detail.get("export_vars"), dict) and detail["export_vars"]:
+        rec["export_vars"] = detail["export_vars"]
+    if actions:
+        rec["actions"] = actions
+    attachments = _attachments(meta, result.caseType, step, rec["success"])
+    if attachments:
+        rec["attachments"] = attachments
+    rec["status"] = status
+    if status == Status.SKIP:
+        rec["skipped"] = True
+    return rec
+
+
+def _step_type(case_type: str, step: dict[str, Any], detail: dict[str, Any]) -> str:
+    if step.get("stepType"):
+        return str(step["stepType"])
+    if case_type == "API":
+        req = (detail.get("req_resps") or {}).get("request") if isinstance(detail.get("req_resps"), dict) else None
+        method = str(req.get("method") or "").upper() if isinstance(req, dict) else ""
+        return f"request-{method}" if method else "request"
+    return "browser" if case_type == "WEB" else "android" if case_type == "APP" else case_type.lower()
+
+
+def _data(detail: dict[str, Any]) -> dict[str, Any] | None:
+    req_resps = detail.get("req_resps") if isinstance(detail.get("req_resps"), dict) else None
+    validators = [_validator(v) for v in detail.get("validators") or [] if isinstance(v, dict)]
+    if req_resps is None and not validators:
+        return None
+    data: dict[str, Any] = {"req_resps": req_resps}
+    if validators:
+        data["validators"] = validators
+    return data
+
+
+def _validator(v: dict[str, Any]) -> dict[str, Any]:
+    """AssertData dict -> Go ValidationResult keys."""
+    out: dict[str, Any] = {"check": str(v.get("check") or ""), "assert": str(v.get("type") or ""),
+                           "expect": v.get("expected")}
+    if v.get("message"):
+        out["msg"] = str(v["message"])
+    out["check_value"] = v.get("actual")
+    out["check_result"] = "pass" if v.get("result") else "fail"
+    return out
+
+
+def _action(a: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in a.items() if k not in ("start_time", "elapsed_ms", "error", "screen_results")}
+    out["method"] = str(a.get("method") or "")
+    out["start_time"] = to_int(a.get("start_time"))
+    out["elapsed_ms"] = to_int(a.get("elapsed_ms"))
+    if a.get("error"):
+        out["error"] = str(a["error"])
+    screens = [s for s in a.get("screen_results") or [] if isinstance(s, dict)]
+    if screens:
+        out["screen_results"] = screens
+    return out
+
+
+def _attachments(meta: TaskReportMeta, case_type: str, step: dict[str, Any], success: bool) -> Any:
+    """Go puts a failed step's error text here; UI steps get an object with their screenshots."""
+    error = "" if success else step_error(step)
+    shots = step_screenshots(meta, step)
+    if case_type in ("WEB", "APP") and shots:
+        out: dict[str, Any] = {"screenshots": [str(p) for p in shots]}
+        if error:
+            out["error"] = error
+        return out
+    return error or None
+
+
+def _step_stat(records: list[dict[str, Any]]) -> dict[str, Any]:
+    actions: Counter[str] = Counter(a["method"] for r in records for a in r.get("actions", ()))
+    return {"total": len(records), "successes": sum(1 for r in records if r["success"]),
+            "failures": sum(1 for r in records if not r["success"]), "actions": dict(actions),
+            "skipped": sum(1 for r in records if r.get("skipped"))}
+
+
+def _sum_step_stats(stats: Any) -> dict[str, Any]:
+    total = {"total": 0, "successes": 0, "failures": 0, "actions": Counter(), "skipped": 0}
+    for s in stats:
+        for key in ("total", "successes", "failures", "skipped"):
+            total[key] += s[key]
+        total["actions"].update(s["actions"])
+    total["actions"] = dict(total["actions"])
+    return total
