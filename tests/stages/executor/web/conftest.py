@@ -16,7 +16,7 @@ from stages.executor.web import WebRunner
 _ids = itertools.count(1)
 
 
-def op(kind: str, name: str, elements: dict[str, tuple[str, str]] | None = None, trans: str | None = None,
+def op(kind: str, name: str, elements: dict[str, tuple[str, str]] | None = None, /, *, trans: str | None = None,
        code: str | None = None, **data: Any) -> dict[str, Any]:
     """One optList entry; data values are given as (type, value) or a plain string (String)."""
     n = next(_ids)
