@@ -1,0 +1,149 @@
+"""One Appium session on one registered device: start, health check (recreate once), app start/stop, quit.
+
+The executor process that owns a device keeps its ``AppSession`` in ``ctx.shared`` across the cases of a
+unit. Before each case ``ensure_healthy`` runs a cheap command (window size, which the view operations need
+anyway); if it fails the session is recreated once, and if that fails too the case is *broken*
+(``InfrastructureError``), never a product failure. ``is_session_lost`` recognises the same conditions when
+they surface in the middle of a case (session gone, server unreachable, instrumentation crashed).
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import urllib3.exceptions
+from appium import webdriver
+from appium.options.common.base import AppiumOptions
+from appium.webdriver.client_config import AppiumClientConfig
+from selenium.common.exceptions import (InvalidSessionIdException, UnknownMethodException, WebDriverException)
+
+from pipeline.errors import InfrastructureError
+from stages.executor.app.devices import Device
+
+__all__ = ["AppSession", "is_session_lost", "is_not_implemented", "set_command_timeout", "SESSION_KEY"]
+
+SESSION_KEY = "app.session"      # ctx.shared key of the executor's AppSession
+
+_LOST_MARKERS = (
+    "invalid session id", "session is either terminated or not started", "no such session",
+    "instrumentation process is not running", "uiautomator2 server because the instrumentation",
+    "could not proxy command to the remote server", "socket hang up", "econnrefused", "econnreset",
+    "xcodebuild failed", "device offline",
+)
+_NOT_IMPLEMENTED_MARKERS = ("not implemented", "not yet implemented", "unsupported execute method",
+                            "unknown command", "requested resource could not be found")
+
+
+def is_session_lost(exc: BaseException) -> bool:
+    """True when ``exc`` means the device session or its Appium server is gone (infrastructure)."""
+    if isinstance(exc, InfrastructureError):
+        return True
+    if isinstance(exc, InvalidSessionIdException):
+        return True
+    if isinstance(exc, (urllib3.exceptions.HTTPError, ConnectionError)):
+        return True
+    if isinstance(exc, WebDriverException):
+        text = (exc.msg or str(exc)).lower()
+        return any(m in text for m in _LOST_MARKERS)
+    return False
+
+
+def is_not_implemented(exc: BaseException) -> bool:
+    """True when the driver does not offer a command (the fake driver has no app management or keys)."""
+    if isinstance(exc, UnknownMethodException):
+        return True
+    text = (getattr(exc, "msg", None) or str(exc)).lower()
+    return isinstance(exc, WebDriverException) and any(m in text for m in _NOT_IMPLEMENTED_MARKERS)
+
+
+def set_command_timeout(driver: Any, seconds: float) -> None:
+    """Bound every HTTP call to Appium (selenium reads ``client_config.timeout`` per request)."""
+    conf = getattr(driver.command_executor, "_client_config", None)
+    if conf is not None:
+        conf.timeout = max(1.0, seconds)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = (getattr(exc, "msg", None) or str(exc)).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
+
+
+class AppSession:
+    """The Appium session of one device. ``start`` and ``ensure_healthy`` may raise ``InfrastructureError``."""
+
+    def __init__(self, device: Device, command_timeout: float = 60.0) -> None:
+        self.device = device
+        self.command_timeout = command_timeout
+        self.driver: Any = None
+        self.window: tuple[int, int] = (0, 0)
+        self.start_seconds = 0.0        # duration of the last session start (reported per device)
+        self.starts = 0                 # sessions created so far (1 + recreations)
+
+    def start(self) -> None:
+        """Open a new session with the registry's capabilities; an unreachable server is infrastructure."""
+        options = AppiumOptions()
+        options.load_capabilities(self.device.session_capabilities())
+        config = AppiumClientConfig(remote_server_addr=self.device.appium_url, timeout=self.command_timeout)
+        t0 = time.monotonic()
+        try:
+            self.driver = webdriver.Remote(self.device.appium_url, options=options, client_config=config)
+        except Exception as e:  # noqa: BLE001 - any start failure means the device is unusable now
+            self.driver = None
+            raise InfrastructureError(
+                f"设备[{self.device.name}]无法创建Appium会话 ({self.device.appium_url}): {_first_line(e)}") from e
+        self.start_seconds = time.monotonic() - t0
+        self.starts += 1
+        self._read_window()
+
+    def _read_window(self) -> None:
+        size = self.driver.get_window_size()
+        self.window = (int(size["width"]), int(size["height"]))
+
+    def ensure_healthy(self) -> str:
+        """Make sure the session answers; recreate it once if not. Returns a note for the case log ("" if fine)."""
+        if self.driver is None:
+            self.start()
+            return f"设备[{self.device.name}]会话已创建 ({self.start_seconds * 1000:.0f}ms)"
+        try:
+            self._read_window()
+            return ""
+        except Exception as e:  # noqa: BLE001 - any failure of the cheap command means: try a new session
+            reason = _first_line(e)
+        self.quit()
+        self.start()          # raises InfrastructureError when the device or server is really gone
+        return f"设备[{self.device.name}]健康检查失败 ({reason}), 已重建会话"
+
+    def quit(self) -> None:
+        """End the session; a dead server or session is fine here."""
+        driver, self.driver = self.driver, None
+        if driver is None:
+            return
+        set_command_timeout(driver, 10.0)
+        try:
+            driver.quit()
+        except Exception:  # noqa: BLE001 - the session may already be gone; nothing left to release
+            pass
+
+    def open_app(self, app_id: str, activity: str | None) -> str:
+        """Start the case's app (Android with an activity: ``mobile: startActivity``); returns a log note."""
+        if not app_id:
+            return ""
+        if self.device.platform == "android" and activity:
+            intent = f"{app_id}/{activity}"
+            return self._app_command(f"启动应用 {intent}",
+                                     lambda: self.driver.execute_script("mobile: startActivity", {"intent": intent}))
+        return self._app_command(f"启动应用 {app_id}", lambda: self.driver.activate_app(app_id))
+
+    def close_app(self, app_id: str) -> str:
+        if not app_id:
+            return ""
+        return self._app_command(f"关闭应用 {app_id}", lambda: self.driver.terminate_app(app_id))
+
+    def _app_command(self, what: str, command: Any) -> str:
+        try:
+            command()
+        except Exception as e:
+            if is_not_implemented(e):
+                return f"{what}: 当前驱动不支持该命令, 已跳过 ({_first_line(e)})"
+            raise
+        return f"{what} 成功"
