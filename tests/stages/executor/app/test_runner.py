@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import os
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -270,6 +271,8 @@ def test_killed_server_makes_the_case_broken(tmp_path: Path) -> None:
     failing step is not a product failure either."""
     runner = AppRunner()
     with AppiumServer() as server:
+        assert server.proc is not None
+        pid = server.proc.pid
         shared: dict[str, Any] = {}
         ops = [op("view", "输入", {"element": by_id("username")}, {"text": "a"}, trans="first"),
                op("view", "单击", {"element": by_id("loginBtn")}, trans="kill-here")]
@@ -281,3 +284,5 @@ def test_killed_server_makes_the_case_broken(tmp_path: Path) -> None:
             runner.run(case(ops[:1]), make_ctx(tmp_path, fake_device(server.url), shared))
         runner.close_shared(make_ctx(tmp_path, None, shared))   # quitting a dead session must not raise
         assert SESSION_KEY not in shared
+    with pytest.raises(ProcessLookupError):               # the server's whole process group is gone
+        os.killpg(pid, 0)
