@@ -177,3 +177,4 @@ class HeartbeatChannel:
                 ws.close(timeout=1)
             except (websocket.WebSocketException, OSError):
                 pass
+            ws.shutdown()   # close() skips the socket once a CLOSE frame was received; the platform waits on it

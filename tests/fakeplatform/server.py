@@ -59,6 +59,7 @@ class FakePlatform:
         self._listener: socket.socket | None = None
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._accept_thread: threading.Thread | None = None
         self._httpd: _QuietHTTPServer | None = None
         self._ws: Server | None = None
 
@@ -99,17 +100,26 @@ class FakePlatform:
         self._listener = socket.create_server(("127.0.0.1", self._port))
         self._listener.settimeout(0.1)
         self._port = self._listener.getsockname()[1]
-        self._spawn(self._accept_loop, self._listener)
+        self._accept_thread = self._spawn(self._accept_loop, self._listener)
 
     def _close_listener(self) -> None:
+        """shutdown() first: a thread polling the socket keeps the port bound after a bare close()."""
         listener, self._listener = self._listener, None
         if listener is not None:
+            try:
+                listener.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
             listener.close()
+        accept = self._accept_thread
+        if accept is not None and accept is not threading.current_thread():
+            accept.join(timeout=2)
 
-    def _spawn(self, target: Callable[..., None], *args: Any) -> None:
+    def _spawn(self, target: Callable[..., None], *args: Any) -> threading.Thread:
         thread = threading.Thread(target=target, args=args, daemon=True, name=f"fakeplatform-{target.__name__}")
         self._threads.append(thread)
         thread.start()
+        return thread
 
     def _accept_loop(self, listener: socket.socket) -> None:
         while not self._stop.is_set() and self._listener is listener:
