@@ -1,0 +1,90 @@
+"""junit.xml parsed back with ElementTree: suites, counts, failure vs error, Surefire flaky/rerun elements, logs."""
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from pipeline.models import CaseResult
+from stages.aggregator.writers import TaskReportMeta
+from stages.aggregator.writers.junit import write_junit
+
+
+@pytest.fixture
+def root(report_dir: Path, meta: TaskReportMeta, results: list[CaseResult]) -> ET.Element:
+    path = write_junit(report_dir, meta, results)
+    assert path.read_text(encoding="utf-8").startswith('<?xml version="1.0" encoding="UTF-8"?>')
+    return ET.parse(path).getroot()
+
+
+def _case(root: ET.Element, name: str) -> ET.Element:
+    found = root.findall(f".//testcase[@name='{name}']")
+    assert len(found) == 1, name
+    return found[0]
+
+
+def test_suites_and_counts(root: ET.Element) -> None:
+    assert root.tag == "testsuites" and root.get("name") == "nightly ******"
+    suites = {s.get("name"): s for s in root.findall("testsuite")}
+    assert set(suites) == {"col-api", "col-web", "col-app"}
+    counts = {n: tuple(int(s.get(k, "-1")) for k in ("tests", "failures", "errors", "skipped"))
+              for n, s in suites.items()}
+    assert counts == {"col-api": (3, 1, 1, 0), "col-web": (2, 0, 0, 1), "col-app": (1, 0, 1, 0)}
+    assert tuple(int(root.get(k, "-1")) for k in ("tests", "failures", "errors", "skipped")) == (6, 1, 2, 1)
+    for s in suites.values():
+        for case in s.findall("testcase"):
+            assert case.get("classname") == s.get("name")
+    assert float(_case(root, "API error").get("time", "0")) == 30.0
+
+
+def test_passed_case_has_no_problem_element(root: ET.Element) -> None:
+    case = _case(root, "API passes")
+    assert [c.tag for c in case] == ["system-out"]
+
+
+def test_failure_vs_error(root: ET.Element) -> None:
+    failure = _case(root, "API fails").find("failure")
+    assert failure is not None and failure.get("type") == "failed"
+    assert failure.get("message") == "attempt 1: check code: code mismatch run 1"
+    error = _case(root, "API error").find("error")
+    assert error is not None and "connection refused" in (error.get("message") or "")
+    broken = _case(root, "App broken").find("error")
+    assert broken is not None and broken.get("type") == "broken"
+    assert "executor-2 crashed" in (broken.get("message") or "")
+
+
+def test_rerun_that_never_passed(root: ET.Element) -> None:
+    case = _case(root, "API fails")
+    reruns = case.findall("rerunFailure")
+    assert len(case.findall("failure")) == 1 and len(reruns) == 1
+    assert "code mismatch run 2" in (reruns[0].get("message") or "")
+    assert reruns[0].find("stackTrace") is not None and reruns[0].find("system-out") is not None
+
+
+def test_flaky_case_passes_with_flaky_error(root: ET.Element, meta: TaskReportMeta, K: SimpleNamespace) -> None:
+    case = _case(root, "Web flaky")
+    assert case.find("failure") is None and case.find("error") is None
+    flaky = case.findall("flakyError")
+    assert len(flaky) == 1 and "element not found: #go" in (flaky[0].get("message") or "")
+    out = flaky[0].findtext("system-out") or ""
+    shot = meta.storage_root / "image" / K.TASK / f"{K.SHOT_FLAKY}.png"
+    assert f"[[ATTACHMENT|{shot}]]" in out
+    paths = re.findall(r"\[\[ATTACHMENT\|(.+?)\]\]", out)
+    assert paths and all(Path(p).is_file() for p in paths)
+
+
+def test_skipped_case(root: ET.Element) -> None:
+    skipped = _case(root, "Web skipped").find("skipped")
+    assert skipped is not None and skipped.get("message") == "dependency web-flaky failed"
+
+
+def test_system_out_is_plain_text_redacted_and_xml_safe(root: ET.Element, K: SimpleNamespace) -> None:
+    api = _case(root, "API passes").findtext("system-out") or ""
+    assert "<br>" not in api and "<span>" not in api
+    assert "GET http://127.0.0.1/api/items/1\n" in api and '请求体: {"q": "<x>"}' in api   # body text kept
+    err = _case(root, "API error").findtext("system-out") or ""
+    assert K.SECRET not in err and "Bearer ******" in err
+    assert "\x01" not in err and "ctl" in err
