@@ -1,0 +1,238 @@
+"""``liuma-pipeline``: run | start | stop | status (``bin/liuma-pipeline`` is a shim calling ``main``).
+
+Exit codes of ``run``: 0 all passed, 1 a case failed or errored (or the run could not finish), 2 bad
+usage/config/suite (the message names the file and field), 130 interrupted.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from .config import Config, load_config
+from .errors import ConfigError, PipelineError, SuiteError, TransportError
+from .topology import RunSpec
+
+__all__ = ["main"]
+
+STATUS_WORD = {0: "PASS", 1: "FAIL", 2: "ERROR", 3: "SKIP"}
+
+
+def _executors(cfg: Config, kinds_needed: set[str]) -> list[dict[str, Any]]:
+    api, browsers = int(cfg.get("Pipeline", "api-workers")), int(cfg.get("Pipeline", "browsers"))
+    out = [{"name": f"executor-{i + 1}", "kinds": ["API"]} for i in range(api)]
+    out += [{"name": f"executor-{api + i + 1}", "kinds": ["API", "WEB"]} for i in range(browsers)]
+    out += [{"name": f"executor-{api + browsers + i + 1}", "kinds": ["APP"], "device": d} for i, d in enumerate(sorted(cfg.devices))]
+    have = {k for e in out for k in e["kinds"]}
+    missing = kinds_needed - have
+    if missing:
+        hint = {"WEB": "--browsers N (or [Pipeline] browsers)", "APP": "a [Device:<name>] section", "API": "--api-workers N"}
+        raise ConfigError(f"the suite has {', '.join(sorted(missing))} cases but no executor can run them: set "
+                          + "; ".join(hint[m] for m in sorted(missing)), file=cfg.path, section="Pipeline")
+    return out
+
+
+def _config(args: argparse.Namespace) -> Config:
+    cfg = load_config(args.config)
+    over = {}
+    for opt, key in (("api_workers", "api-workers"), ("browsers", "browsers"), ("case_timeout", "case-timeout")):
+        v = getattr(args, opt, None)
+        if v is not None:
+            over[key] = v
+    if getattr(args, "report_dir", None):
+        over["report-dir"] = args.report_dir
+    return cfg.with_overrides("Pipeline", **over) if over else cfg
+
+
+def _abs(p: str) -> str:
+    return str(Path(p).expanduser().resolve())
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .suite import load_suite, read_case, case_path
+    cfg = _config(args)
+    storage = Path(_abs(cfg.get("Pipeline", "storage-root")))
+    report_dir = _abs(cfg.get("Pipeline", "report-dir"))
+    task, data_dir = load_suite(args.suite, storage / "data")
+    kinds = {r.caseType for c in task.collections() for r in c.cases()}
+    executors = _executors(cfg, kinds)
+    names = {}
+    for c in task.collections():
+        for r in c.cases():
+            names[r.caseId] = str(read_case(case_path(data_dir, c.collectionId, r.caseId)).get("caseName") or r.caseId)
+    run_dir = Path(tempfile.mkdtemp(prefix="lmp-", dir=cfg.get("Pipeline", "run-dir") or None))
+    prepared = run_dir / "local-task.json"
+    prepared.write_text(json.dumps({"task": task.to_dict(), "data_dir": str(data_dir), "report_dir": report_dir,
+                                    "name": Path(args.suite).name, "case_names": names}, ensure_ascii=False))
+    spec = RunSpec(str(run_dir), "run", cfg.values, cfg.headers, cfg.devices, cfg.path, str(prepared),
+                   list(args.tags or []), report_dir, str(storage), executors)
+    spec.save()
+    from .supervisor import Supervisor
+    printer = _Printer(sys.stdout)
+    sup = Supervisor(spec, on_case=printer.case, on_task=printer.task)
+    print(f"liuma-pipeline: task {task.taskId}: {len(names)} case(s), {len(executors)} executor(s); logs in {storage / 'log'}", flush=True)
+    try:
+        sup.run()
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    if sup.fatal:
+        print(f"liuma-pipeline: run aborted: {sup.fatal}", file=sys.stderr)
+        return 1
+    if sup._signal:
+        return 130
+    if not sup.reported:
+        print("liuma-pipeline: the run ended without a report", file=sys.stderr)
+        return 1
+    t = sup.reported[-1]["totals"]
+    return 0 if t["failed"] == 0 and t["error"] == 0 and not sup.reported[-1].get("missing") else 1
+
+
+class _Printer:
+    """One line per case attempt (CI-friendly), then the totals."""
+
+    def __init__(self, out: Any) -> None:
+        self.out = out
+
+    def case(self, b: dict[str, Any]) -> None:
+        word = "FLAKY" if b.get("outcome") == "flaky" else ("BROKEN" if b.get("outcome") == "broken" else STATUS_WORD.get(b["status"], "?"))
+        attempt = f" attempt {b.get('runTimes')}" if b.get("runTimes", 1) > 1 else ""
+        reason = f" — {b['reason']}" if b.get("reason") and b["status"] != 0 else ""
+        self.out.write(f"{word:<6} {b.get('name') or b['case_id']} [{b.get('collection_id')}/{b['case_id']}#{b.get('index')}]"
+                       f"{attempt} {b.get('elapsed_ms', 0)} ms {b.get('executor') or ''}{reason}\n")
+        self.out.flush()
+
+    def task(self, b: dict[str, Any]) -> None:
+        t = b["totals"]
+        self.out.write(f"\n{t['cases']} cases: {t['passed']} passed, {t['failed']} failed, {t['error']} error, "
+                       f"{t['skipped']} skipped, {t['flaky']} flaky ({t['attempts']} attempts)\n")
+        for name, path in sorted((b.get("paths") or {}).items()):
+            self.out.write(f"  {name}: {path}\n")
+        if b.get("missing"):
+            self.out.write(f"  MISSING results: {b['missing']}\n")
+        self.out.flush()
+
+
+def _engine_dir(cfg: Config) -> Path:
+    return Path(_abs(cfg.get("Pipeline", "run-dir") or str(Path(cfg.get("Pipeline", "storage-root")) / "run")))
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    run_dir = _engine_dir(cfg)
+    pid_file = run_dir / "engine.pid"
+    if pid_file.exists():
+        try:
+            os.kill(int(pid_file.read_text()), 0)
+            print(f"liuma-pipeline: already running (pid {pid_file.read_text().strip()})", file=sys.stderr)
+            return 2
+        except (ProcessLookupError, ValueError):
+            pass
+    kinds = {"API"} | ({"WEB"} if int(cfg.get("Pipeline", "browsers")) else set())
+    executors = _executors(cfg, kinds)
+    if not args.foreground:
+        if os.fork() > 0:
+            time.sleep(0.5)
+            print(f"liuma-pipeline: started; `liuma-pipeline status` shows the stages (run dir {run_dir})")
+            return 0
+        os.setsid()
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+    run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    pid_file.write_text(str(os.getpid()))
+    storage = _abs(cfg.get("Pipeline", "storage-root"))
+    spec = RunSpec(str(run_dir), "start", cfg.values, cfg.headers, cfg.devices, cfg.path, None, [],
+                   _abs(cfg.get("Pipeline", "report-dir")), storage, executors)
+    spec.save()
+    from .supervisor import Supervisor
+    sup = Supervisor(spec)
+    try:
+        sup.run()
+    finally:
+        pid_file.unlink(missing_ok=True)
+    return 1 if sup.fatal else 0
+
+
+def _request(args: argparse.Namespace, req: dict[str, Any]) -> dict[str, Any]:
+    from .transport import control_request
+    cfg = _config(args)
+    return control_request(f"ipc://{_engine_dir(cfg) / 'control.sock'}", req)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    st = _request(args, {"cmd": "status"})
+    if args.json:
+        print(json.dumps(st, indent=1, default=str))
+        return 0
+    print(f"engine {st['mode']} up {st['uptime_s']} s{' (shutting down)' if st['shutting_down'] else ''}")
+    print(f"{'STAGE':<12} {'KIND':<10} {'PID':>7} {'STATE':<9} {'UPTIME':>8} {'RESTARTS':>8}  CURRENT / LAST EXIT")
+    for s in st["stages"]:
+        cur = s.get("current") or {}
+        what = f"{cur.get('case')} step {cur.get('step')!r} {cur.get('elapsed_s', 0):.0f}/{cur.get('deadline_s')} s" if cur else (s.get("last_exit") or "")
+        print(f"{s['name']:<12} {s['kind']:<10} {s['pid'] or '-':>7} {s['state']:<9} {s['uptime_s']:>8} {s['restarts']:>8}  {what}")
+    q = st.get("queues") or {}
+    print(f"queued units: {q.get('queued_units', 0)}  tasks in flight: {q.get('tasks', 0)}")
+    return 0
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    st = _request(args, {"cmd": "stop"})
+    print(f"liuma-pipeline: {st.get('reason') or st.get('status')}")
+    return 0 if st.get("status") == "ok" else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="liuma-pipeline", description="LiuMa-compatible test-execution engine")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="run one suite (a LiuMa package directory or .zip) and exit")
+    r.add_argument("suite")
+    r.add_argument("--config")
+    r.add_argument("--report-dir")
+    r.add_argument("--api-workers", type=int)
+    r.add_argument("--browsers", type=int)
+    r.add_argument("--case-timeout", type=float)
+    r.add_argument("--tags", nargs="*", help="only cases carrying one of these tags")
+    r.set_defaults(func=cmd_run)
+    s = sub.add_parser("start", help="start the long-running engine")
+    s.add_argument("--config")
+    s.add_argument("--foreground", action="store_true")
+    s.set_defaults(func=cmd_start)
+    for name, func in (("stop", cmd_stop), ("status", cmd_status)):
+        p = sub.add_parser(name)
+        p.add_argument("--config")
+        if name == "status":
+            p.add_argument("--json", action="store_true")
+        p.set_defaults(func=func)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    for opt in ("api_workers", "browsers", "case_timeout"):
+        v = getattr(args, opt, None)
+        if v is not None and v < 0:
+            print(f"liuma-pipeline: --{opt.replace('_', '-')} must be >= 0", file=sys.stderr)
+            return 2
+    try:
+        return int(args.func(args))
+    except (ConfigError, SuiteError) as e:
+        print(f"liuma-pipeline: {e}", file=sys.stderr)
+        return 2
+    except TransportError as e:
+        print(f"liuma-pipeline: {e}", file=sys.stderr)
+        return 1
+    except PipelineError as e:
+        print(f"liuma-pipeline: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""Envelope <-> bytes. One ZeroMQ frame = one msgpack array ``[v, kind, msg_id, src, inc, sent_at, body]``.
+
+The only module that touches msgpack: every decoding problem (not msgpack, wrong shape, wrong version,
+unknown kind, missing body keys, oversize fields, trailing bytes) becomes a ``CodecError`` whose message
+names the sender and kind when they could be read, so the receiving stage can dead-letter it and go on.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+
+from .errors import CodecError
+from .messages import REQUIRED, Kind
+
+__all__ = ["VERSION", "Envelope", "encode", "decode", "new_id"]
+
+VERSION = 1
+MAX_BYTES = 64 * 2**20          # results travel inline; screenshots and logs travel by path
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    kind: Kind
+    body: dict[str, Any]
+    src: str = ""
+    inc: int = 0
+    msg_id: str = field(default_factory=new_id)
+    sent_at: _dt.datetime = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc))
+    v: int = VERSION
+
+
+def encode(env: Envelope) -> bytes:
+    try:
+        return msgpack.packb(
+            [env.v, env.kind.value, env.msg_id, env.src, env.inc, env.sent_at, env.body],
+            datetime=True, use_bin_type=True)
+    except (TypeError, ValueError, OverflowError) as e:
+        raise CodecError(f"cannot encode {env.kind.value} from {env.src or '?'}: {e}") from e
+
+
+def decode(data: bytes) -> Envelope:
+    if len(data) > MAX_BYTES:
+        raise CodecError(f"message of {len(data)} bytes exceeds {MAX_BYTES}")
+    try:
+        obj = msgpack.unpackb(data, timestamp=3, raw=False, strict_map_key=True,
+                              max_str_len=MAX_BYTES, max_bin_len=MAX_BYTES,
+                              max_array_len=1_000_000, max_map_len=1_000_000)
+    except Exception as e:  # msgpack raises ValueError, ExtraData, FormatError, StackError, TypeError...
+        raise CodecError(f"not a msgpack envelope ({type(e).__name__}: {e})") from e
+    if not isinstance(obj, list) or len(obj) != 7:
+        raise CodecError(f"envelope must be a 7-item array, got {type(obj).__name__}")
+    v, kind, msg_id, src, inc, sent_at, body = obj
+    who = f"from {src!r}" if isinstance(src, str) else "from unknown sender"
+    if v != VERSION:
+        raise CodecError(f"unsupported envelope version {v!r} (kind {kind!r}) {who}; this engine speaks v{VERSION}")
+    try:
+        k = Kind(kind)
+    except ValueError:
+        raise CodecError(f"unknown message kind {kind!r} {who}") from None
+    if not isinstance(msg_id, str) or not msg_id or not isinstance(src, str) or not isinstance(inc, int):
+        raise CodecError(f"bad envelope header for {k.value} {who}: msg_id/src/inc")
+    if not isinstance(sent_at, _dt.datetime):
+        raise CodecError(f"bad sent_at in {k.value} {who}: expected a msgpack Timestamp")
+    if not isinstance(body, dict):
+        raise CodecError(f"body of {k.value} {who} must be a map, got {type(body).__name__}")
+    missing = [key for key in REQUIRED[k] if key not in body]
+    if missing:
+        raise CodecError(f"{k.value} {who} lacks body field(s) {', '.join(missing)}")
+    return Envelope(kind=k, body=body, src=src, inc=inc, msg_id=msg_id, sent_at=sent_at, v=v)

@@ -1,0 +1,164 @@
+"""config.ini -> frozen, typed settings. Keeps LiuMa's sections (Platform, Engine, Header, WebDriver,
+RunSetting) so an existing engine's file works, and adds the pipeline's own (Pipeline, Logging, Retention,
+Retry, Upload, Device:<name>). Unknown sections or keys and bad values raise ``ConfigError`` naming file,
+section and key. Values are read once; reload re-reads and validates before anything changes.
+"""
+from __future__ import annotations
+
+import configparser
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .errors import ConfigError
+
+__all__ = ["Config", "load_config", "DEFAULT_CONFIG_PATH", "SCHEMA"]
+
+DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config" / "config.ini"
+
+
+def _bool(v: str) -> bool:
+    low = v.strip().lower()
+    if low in ("1", "true", "yes", "on"):
+        return True
+    if low in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"expected true/false, got {v!r}")
+
+
+def _pos_int(v: str) -> int:
+    n = int(v)
+    if n < 0:
+        raise ValueError(f"must be >= 0, got {n}")
+    return n
+
+
+def _pos_float(v: str) -> float:
+    x = float(v)
+    if x < 0:
+        raise ValueError(f"must be >= 0, got {x}")
+    return x
+
+
+def _choice(*options: str) -> Callable[[str], str]:
+    def parse(v: str) -> str:
+        if v.strip().lower() not in options:
+            raise ValueError(f"expected one of {', '.join(options)}, got {v!r}")
+        return v.strip().lower()
+    return parse
+
+
+def _str(v: str) -> str:
+    return v.strip()
+
+
+# section -> key -> (parser, default). Keys are the ini spellings (configparser lower-cases them).
+SCHEMA: dict[str, dict[str, tuple[Callable[[str], Any], Any]]] = {
+    "Platform": {"url": (_str, ""), "enable-stderr": (_bool, False), "timeout": (_pos_float, 30.0),
+                 "fetch-interval": (_pos_float, 15.0), "heartbeat-interval": (_pos_float, 30.0)},
+    "Engine": {"engine-code": (_str, ""), "engine-secret": (_str, "")},
+    "WebDriver": {"options": (_choice("headless", "normal", "remote"), "headless"), "path": (_str, "/usr/bin/chromedriver"),
+                  "binary": (_str, "/usr/bin/chromium"), "window-size": (_str, "1280,800"),
+                  "remote-url": (_str, ""), "reset": (_choice("session", "clear"), "clear")},
+    "RunSetting": {"max-run": (_pos_int, 2)},
+    "Pipeline": {
+        "api-workers": (_pos_int, 2), "browsers": (_pos_int, 1), "case-timeout": (_pos_float, 300.0),
+        "task-timeout": (_pos_float, 3600.0), "kill-grace": (_pos_float, 3.0), "stop-grace": (_pos_float, 10.0),
+        "storage-root": (_str, "storage"), "report-dir": (_str, "reports"), "run-dir": (_str, ""),
+        "transport": (_choice("ipc", "tcp"), "ipc"), "tcp-host": (_str, "127.0.0.1"), "tcp-base-port": (_pos_int, 47100),
+        "curve-keys": (_str, ""), "heartbeat-interval": (_pos_float, 1.0), "heartbeat-timeout": (_pos_float, 15.0),
+        "restart-backoff-cap": (_pos_float, 60.0), "restart-max": (_pos_int, 5), "restart-window": (_pos_float, 60.0),
+        "strict-templates": (_bool, True), "faker-locale": (_str, "zh_CN"), "screenshot-every-step": (_bool, False),
+        "step-timeout": (_pos_float, 60.0),
+    },
+    "Logging": {"level": (_choice("debug", "info", "warning", "error"), "info"), "file-size": (_pos_int, 10),
+                "backup-count": (_pos_int, 5), "archive-days": (_pos_int, 30)},
+    "Retention": {"data-days": (_pos_float, 7.0), "screenshot-hours": (_pos_float, 24.0), "report-days": (_pos_float, 30.0),
+                  "backup": (_bool, False), "backup-keep": (_pos_int, 7), "disk-warn-percent": (_pos_float, 90.0),
+                  "interval": (_pos_float, 600.0)},
+    "Retry": {"max-attempts": (_pos_int, 2), "retry-failures": (_bool, True), "budget": (_pos_int, 100)},
+    "Upload": {"batch-size": (_pos_int, 20), "interval": (_pos_float, 3.0)},
+}
+FREE_SECTIONS = ("Header",)            # every key is an HTTP header for platform calls (reference §1.1)
+DEVICE_PREFIX = "Device:"              # one section per device, parsed by the APP executor's registry
+
+
+@dataclass(frozen=True)
+class Config:
+    """Parsed configuration. ``values[section][key]`` holds typed values for every SCHEMA key."""
+
+    path: str
+    values: dict[str, dict[str, Any]]
+    headers: dict[str, str] = field(default_factory=dict)
+    devices: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def get(self, section: str, key: str) -> Any:
+        return self.values[section][key]
+
+    def with_overrides(self, section: str, **kv: Any) -> "Config":
+        vals = {s: dict(d) for s, d in self.values.items()}
+        for k, v in kv.items():
+            key = k.replace("_", "-")
+            if key not in vals[section]:
+                raise ConfigError(f"unknown key {key!r}", file=self.path, section=section)
+            vals[section][key] = v
+        return Config(self.path, vals, dict(self.headers), dict(self.devices))
+
+    @property
+    def platform_mode(self) -> bool:
+        return bool(self.get("Platform", "url"))
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Read and validate ``path`` (default ``config/config.ini``; a missing default file means all defaults)."""
+    p = Path(path) if path else DEFAULT_CONFIG_PATH
+    parser = configparser.ConfigParser(interpolation=None)
+    if path is not None and not p.is_file():
+        raise ConfigError("config file not found", file=str(p))
+    try:
+        if p.is_file():
+            parser.read(p, encoding="utf-8")
+    except (configparser.Error, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot parse: {e}", file=str(p)) from e
+    return _validate(parser, str(p))
+
+
+def load_config_text(text: str, name: str = "<string>") -> Config:
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read_string(text, source=name)
+    except configparser.Error as e:
+        raise ConfigError(f"cannot parse: {e}", file=name) from e
+    return _validate(parser, name)
+
+
+def _validate(parser: configparser.ConfigParser, file: str) -> Config:
+    values = {s: {k: d for k, (_, d) in keys.items()} for s, keys in SCHEMA.items()}
+    headers: dict[str, str] = {}
+    devices: dict[str, dict[str, str]] = {}
+    for section in parser.sections():
+        if section in FREE_SECTIONS:
+            headers.update({k: v for k, v in parser.items(section)})
+            continue
+        if section.startswith(DEVICE_PREFIX):
+            devices[section[len(DEVICE_PREFIX):].strip()] = dict(parser.items(section))
+            continue
+        if section not in SCHEMA:
+            known = ", ".join(list(SCHEMA) + list(FREE_SECTIONS) + [DEVICE_PREFIX + "<name>"])
+            raise ConfigError(f"unknown section (known: {known})", file=file, section=section)
+        for key, raw in parser.items(section):
+            if key not in SCHEMA[section]:
+                raise ConfigError(f"unknown key (known: {', '.join(SCHEMA[section])})", file=file, section=section, key=key)
+            parse, _ = SCHEMA[section][key]
+            try:
+                values[section][key] = parse(raw)
+            except ValueError as e:
+                raise ConfigError(f"bad value {raw!r}: {e}", file=file, section=section, key=key) from None
+    if values["Pipeline"]["api-workers"] + values["Pipeline"]["browsers"] + len(devices) == 0:
+        raise ConfigError("no executors: set api-workers or browsers > 0", file=file, section="Pipeline", key="api-workers")
+    url = values["Platform"]["url"]
+    if url:
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError(f"must start with http:// or https://, got {url!r}", file=file, section="Platform", key="url")
+        values["Platform"]["url"] = url.rstrip("/")
+    return Config(file, values, headers, devices)

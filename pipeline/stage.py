@@ -1,0 +1,130 @@
+"""The run loop every stage shares: receive, dispatch from a ``{Kind: handler}`` table, ack, re-send,
+heartbeat. ``tick()`` is one turn (tests call it directly); ``run_forever()`` wraps it.
+
+A handler that raises is logged with the message's kind and sender and the message is dead-lettered:
+one bad message never kills a stage (the message is still acked, so it is not re-sent forever).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from typing import Any, Callable, ClassVar
+
+from .codec import Envelope
+from .messages import Kind
+from .topology import RunSpec, endpoint_resolver
+from .transport import Mailbox
+
+__all__ = ["Stage", "Handler"]
+
+Handler = Callable[[Any, Envelope], None]
+log = logging.getLogger("pipeline.stage")
+dead_letters = logging.getLogger("pipeline.deadletter")
+
+
+class Stage:
+    """Base class. Subclasses set ``HANDLERS`` (built at class level, STYLE rule 2) and may override
+    ``on_start``, ``on_tick``, ``before_ack`` and ``on_stop``. ``__init__`` opens nothing."""
+
+    HANDLERS: ClassVar[dict[Kind, Handler]] = {}
+    POLL_MS: ClassVar[int] = 200
+
+    def __init__(self, name: str, inc: int, spec: RunSpec) -> None:
+        self.name, self.inc, self.spec = name, inc, spec
+        self.mailbox = Mailbox(name, inc, endpoint_resolver(spec))
+        self.stopping = False
+        self.state = "starting"
+        self.hb_interval = float(spec.setting("Pipeline", "heartbeat-interval"))
+        self._last_hb = 0.0
+        self.log = logging.getLogger(f"stage.{name}")
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def start(self) -> None:
+        self.mailbox.start()
+        signal.signal(signal.SIGTERM, self._on_sigterm)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)     # the supervisor decides; Ctrl-C goes to it
+        self.on_start()
+        self.state = "running"
+        self.heartbeat(force=True)
+
+    def _on_sigterm(self, signum: int, frame: Any) -> None:
+        self.request_stop("SIGTERM")
+
+    def request_stop(self, why: str) -> None:
+        if not self.stopping:
+            self.log.info("%s stopping (%s)", self.name, why)
+        self.stopping = True
+
+    def run_forever(self) -> None:
+        self.start()
+        try:
+            while not self.stopping:
+                self.tick()
+            self.drain_before_exit()
+        finally:
+            self.on_stop()
+            self.mailbox.close()
+
+    def drain_before_exit(self) -> None:
+        """Give unacked reliable messages a short chance to be acknowledged before exiting."""
+        end = time.monotonic() + 2.0
+        while len(self.mailbox.outbox) and time.monotonic() < end:
+            self.tick(timeout_ms=50)
+
+    # -- one turn --------------------------------------------------------------------------------
+    def tick(self, timeout_ms: int | None = None) -> None:
+        events = self.mailbox.poll(self.POLL_MS if timeout_ms is None else timeout_ms)
+        self.on_events(events)
+        handled = 0
+        while True:
+            env = self.mailbox.recv_nowait()
+            if env is None:
+                break
+            self.dispatch(env)
+            handled += 1
+            if handled >= 500:          # keep heartbeats and resends flowing under a flood
+                break
+        self.before_ack()
+        self.mailbox.flush_acks()
+        self.mailbox.resend_due()
+        self.on_tick()
+        self.heartbeat()
+
+    def dispatch(self, env: Envelope) -> None:
+        handler = self.HANDLERS.get(env.kind)
+        if env.kind is Kind.STAGE_STOP:
+            self.request_stop(f"asked by {env.src}")
+            return
+        if handler is None:
+            dead_letters.warning("%s: no handler for %s from %s (inc %d); dropped", self.name, env.kind.value, env.src, env.inc)
+            return
+        try:
+            handler(self, env)
+        except Exception as e:  # a stage never dies of one bad message
+            dead_letters.exception("%s: handler for %s from %s failed: %s", self.name, env.kind.value, env.src, e)
+
+    def heartbeat(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_hb < self.hb_interval:
+            return
+        self._last_hb = now
+        try:
+            self.mailbox.send("supervisor", Kind.STAGE_HEARTBEAT,
+                              {"pid": os.getpid(), "state": self.state, "current": self.current(), "stats": self.stats()})
+        except Exception as e:
+            log.debug("%s: heartbeat not sent: %s", self.name, e)
+
+    # -- hooks -----------------------------------------------------------------------------------
+    def on_start(self) -> None: ...
+    def on_tick(self) -> None: ...
+    def before_ack(self) -> None: ...
+    def on_stop(self) -> None: ...
+    def on_events(self, events: dict[Any, int]) -> None: ...
+
+    def current(self) -> dict[str, Any] | None:
+        return None
+
+    def stats(self) -> dict[str, Any]:
+        return {"outbox": len(self.mailbox.outbox), "dead_lettered": self.mailbox.dead_lettered}

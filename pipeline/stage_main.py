@@ -1,0 +1,47 @@
+"""Entry point of every stage process: ``python -m pipeline.stage_main <run_dir> <kind> <name> <inc>``.
+
+Exit code 78 (EX_CONFIG) means "cannot run with this configuration": the supervisor does not restart it.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import sys
+from pathlib import Path
+
+from .errors import ConfigError, StageError
+from .log import setup_logging
+from .topology import STAGE_KINDS, RunSpec
+
+EX_CONFIG = 78
+
+
+def main(argv: list[str]) -> int:
+    run_dir, kind, name, inc = argv[0], argv[1], argv[2], int(argv[3])
+    if kind not in STAGE_KINDS:
+        print(f"unknown stage kind {kind!r}; known: {', '.join(STAGE_KINDS)}", file=sys.stderr)
+        return EX_CONFIG
+    spec = RunSpec.load(run_dir)
+    storage = Path(spec.storage_root)
+    secrets = [spec.setting("Engine", "engine-secret"), spec.headers.get("token", "")]
+    setup_logging(storage / "log", name, level=spec.setting("Logging", "level"),
+                  file_size_mb=spec.setting("Logging", "file-size"), backups=spec.setting("Logging", "backup-count"),
+                  secrets=secrets)
+    crash_at = os.environ.get("LIUMA_TEST_CRASH_ON_START")   # tests: a stage that crashes on start
+    if crash_at and crash_at == kind:
+        logging.getLogger(name).error("crashing on start as asked by LIUMA_TEST_CRASH_ON_START")
+        return 3
+    module = importlib.import_module(f"stages.{kind}")
+    stage = module.STAGE(name, inc, spec)
+    try:
+        stage.run_forever()
+    except (ConfigError, StageError) as e:
+        logging.getLogger(name).error("%s cannot run: %s", name, e)
+        print(f"{name}: {e}", file=sys.stderr)
+        return EX_CONFIG
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,323 @@
+"""The arbiter (parent process): owns one ``StageWatcher`` per stage instance and the case deadline table.
+
+``tick()`` = receive heartbeats/events, reap exited stages (one crash path, naming the victim case),
+enforce case deadlines from outside (SIGTERM -> grace -> SIGKILL of the executor's process group),
+detect hung stages (no heartbeat), restart with backoff or give up, serve the control socket.
+Signal handlers only set a flag that ``tick`` turns into the same shutdown path as ``liuma-pipeline stop``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import signal
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import psutil
+
+from .codec import Envelope
+from .deadlines import DeadlineTable
+from .log import LIFECYCLE_FORMAT
+from .messages import Kind
+from .process import describe_exit, set_child_subreaper
+from .restart import Backoff, FlappingDetector
+from .topology import RunSpec, endpoint_resolver
+from .transport import ControlServer, Mailbox
+from .watcher import StageWatcher
+
+__all__ = ["Supervisor", "CRITICAL"]
+
+log = logging.getLogger("pipeline.supervisor")
+CRITICAL = ("fetcher", "scheduler", "aggregator")     # the run cannot finish without these
+
+
+class Supervisor:
+    def __init__(self, spec: RunSpec, *, on_case: Callable[[dict[str, Any]], None] | None = None,
+                 on_task: Callable[[dict[str, Any]], None] | None = None, stage_env: dict[str, dict[str, str]] | None = None) -> None:
+        self.spec = spec
+        self.run_dir = Path(spec.run_dir)
+        self.mailbox = Mailbox("supervisor", 0, endpoint_resolver(spec))
+        self.control = ControlServer(f"ipc://{self.run_dir / 'control.sock'}")
+        self.deadlines = DeadlineTable()
+        self.watchers: dict[str, StageWatcher] = {}
+        self.on_case, self.on_task = on_case, on_task
+        self.stage_env = stage_env or {}
+        self.grace = float(spec.setting("Pipeline", "kill-grace"))
+        self.stop_grace = float(spec.setting("Pipeline", "stop-grace"))
+        self.hb_timeout = float(spec.setting("Pipeline", "heartbeat-timeout"))
+        self.shutdown_reason = ""
+        self.shutdown_at: float | None = None
+        self.draining_since: float | None = None
+        self.fatal: str = ""
+        self.reported: list[dict[str, Any]] = []
+        self._signal: str = ""
+        self._last_status = 0.0
+        self.started = time.monotonic()
+
+    # -- setup ------------------------------------------------------------------------------------
+    def start(self) -> None:
+        set_child_subreaper()
+        self.run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.run_dir.chmod(0o700)
+        self.mailbox.start()
+        self.control.start()
+        cfg = self.spec.config["Pipeline"]
+        names = [(k, k) for k in ("scheduler", "aggregator", "uploader", "janitor")]
+        names += [("executor", e["name"]) for e in self.spec.executors] + [("fetcher", "fetcher")]
+        for kind, name in names:
+            self.watchers[name] = StageWatcher(kind, name, self.run_dir, Path(self.spec.storage_root) / "log",
+                                               backoff=Backoff(cap=float(cfg["restart-backoff-cap"])),
+                                               flapping=FlappingDetector(int(cfg["restart-max"]), float(cfg["restart-window"])))
+        now = time.monotonic()
+        for w in self.watchers.values():
+            self._spawn(w, now)
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self._signal = signal.Signals(signum).name
+
+    def _spawn(self, w: StageWatcher, now: float) -> None:
+        pid = w.spawn(now, self.stage_env.get(w.kind))
+        log.info(LIFECYCLE_FORMAT, "start", w.name, f"pid={pid} inc={w.inc}")
+
+    # -- the loop ---------------------------------------------------------------------------------
+    def run(self) -> None:
+        self.start()
+        try:
+            while not self.finished():
+                self.tick()
+        finally:
+            self.close()
+
+    def tick(self, timeout_ms: int = 100) -> None:
+        self.mailbox.poll(timeout_ms)
+        while (env := self.mailbox.recv_nowait()) is not None:
+            self._handle(env)
+        self.mailbox.flush_acks()
+        self.mailbox.resend_due()
+        self.control.serve_pending(self._control)
+        now = time.monotonic()
+        if self._signal and self.draining_since is None and self.shutdown_at is None:
+            self.begin_drain(f"signal {self._signal}")
+        self._reap(now)
+        self._enforce_deadlines(now)
+        self._detect_hangs(now)
+        self._restart_due(now)
+        self._progress_shutdown(now)
+        if now - self._last_status > 0.5:
+            self._last_status = now
+            self.write_status(now)
+
+    def _handle(self, env: Envelope) -> None:
+        w = self.watchers.get(env.src)
+        if env.kind is Kind.STAGE_HEARTBEAT:
+            if w is None or env.inc != w.inc:
+                return                                        # an older incarnation's last words
+            w.last_heartbeat, w.heartbeat = time.monotonic(), env.body
+            cur = env.body.get("current")
+            if cur and cur.get("deadline_s") is not None:
+                label = f"{cur.get('case') or cur.get('case_id')} ({cur.get('case_id')}#{cur.get('index')}, attempt {cur.get('run_times')})"
+                self.deadlines.started(w.name, w.inc, label, float(cur["deadline_s"]), float(cur.get("elapsed_s") or 0), time.monotonic())
+                self.deadlines.step(w.name, cur.get("step") or "")
+            elif w.kind == "executor":
+                self.deadlines.finished(w.name)
+        elif env.kind is Kind.CASE_REPORTED:
+            if self.on_case:
+                self.on_case(env.body)
+        elif env.kind is Kind.TASK_REPORTED:
+            if any(r["task_id"] == env.body["task_id"] for r in self.reported):
+                return
+            self.reported.append(env.body)
+            if self.on_task:
+                self.on_task(env.body)
+            if self.spec.mode == "run":
+                self.begin_shutdown("run complete")
+        elif env.kind is Kind.STAGE_FATAL and w is not None:
+            w.fatal_reason = str(env.body.get("reason"))
+
+    # -- exits ------------------------------------------------------------------------------------
+    def _reap(self, now: float) -> None:
+        for w in self.watchers.values():
+            if w.proc is None or w.state not in ("running", "stopping"):
+                continue
+            code = w.proc.poll()
+            if code is None:
+                continue
+            w.proc.kill()                                    # anything left in its group: browsers, drivers
+            self._sweep_orphans()
+            shutil.rmtree(w.tmp_dir, ignore_errors=True)     # browser profiles and other temp files
+            cause = w.exit_cause(code)
+            running = self.deadlines.get(w.name)
+            self.deadlines.finished(w.name)
+            state = w.decide_after_exit(code, now, self.shutdown_at is not None)
+            event = "exit" if state != "failed" else "giveup"
+            log.log(logging.INFO if state == "stopped" else logging.WARNING, LIFECYCLE_FORMAT, event, w.name,
+                    f"pid={w.proc.pid} inc={w.inc} cause={cause!r} next={state}")
+            if w.kind == "executor" and state != "stopped":
+                reason = cause if cause.startswith(("timeout", "hung", "stopped")) else f"{w.name} {cause}"
+                if running and not cause.startswith("timeout"):
+                    reason += f" while running case {running.case}" + (f" at step {running.step!r}" if running.step else "")
+                self.mailbox.send("scheduler", Kind.STAGE_DIED, {"stage": w.name, "inc": w.inc, "reason": reason})
+            if state == "failed":
+                self._gave_up(w)
+
+    def _gave_up(self, w: StageWatcher) -> None:
+        msg = f"stage {w.name} given up: {w.last_exit}"
+        log.error(msg)
+        executors = [x for x in self.watchers.values() if x.kind == "executor"]
+        if w.kind in CRITICAL or (executors and all(x.state == "failed" for x in executors)):
+            self.fatal = msg if w.kind in CRITICAL else f"every executor was given up (last: {msg})"
+            self.begin_shutdown(self.fatal)
+
+    def _sweep_orphans(self) -> None:
+        """We are the subreaper: orphans of dead stages are our children now. Kill and reap those that are
+        not a live stage process."""
+        live = {w.proc.pid for w in self.watchers.values() if w.proc and w.proc.poll() is None}
+        me = psutil.Process()
+        victims = []
+        for p in me.children(recursive=False):
+            if p.pid in live:
+                continue
+            try:
+                victims.append(p)
+                p.kill()
+            except psutil.Error:
+                pass
+        if victims:
+            psutil.wait_procs(victims, timeout=3)
+
+    def _restart_due(self, now: float) -> None:
+        if self.shutdown_at is not None:
+            return
+        for w in self.watchers.values():
+            if w.state == "backoff" and now >= w.next_start:
+                w.restarts += 1
+                log.info(LIFECYCLE_FORMAT, "restart", w.name, f"restarts={w.restarts} after={w.last_exit!r}")
+                self._spawn(w, now)
+
+    def _enforce_deadlines(self, now: float) -> None:
+        for r in self.deadlines.expired(now):
+            w = self.watchers.get(r.stage)
+            if w is None or w.proc is None or w.inc != r.inc:
+                continue
+            w.kill_reason = (f"timeout after {r.budget:g} s: case {r.case}" + (f" at step {r.step!r}" if r.step else "")
+                             + f" exceeded its deadline; {w.name} killed")
+            log.warning(LIFECYCLE_FORMAT, "timeout", w.name, w.kill_reason)
+            w.proc.terminate(now)
+        for w in self.watchers.values():
+            if w.proc and w.proc.term_sent_at is not None and w.proc.poll() is None and now - w.proc.term_sent_at >= self.grace:
+                w.proc.kill()
+
+    def _detect_hangs(self, now: float) -> None:
+        for w in self.watchers.values():
+            if w.state != "running" or w.proc is None or w.proc.term_sent_at is not None:
+                continue
+            if now - w.last_heartbeat > self.hb_timeout:
+                w.kill_reason = f"hung: no heartbeat from {w.name} for {now - w.last_heartbeat:.0f} s; killed"
+                log.warning(LIFECYCLE_FORMAT, "hang", w.name, w.kill_reason)
+                w.proc.terminate(now)
+
+    # -- shutdown ---------------------------------------------------------------------------------
+    def begin_drain(self, why: str) -> None:
+        """Stop taking work; running cases may finish within the stop grace; then shut down."""
+        log.info("draining: %s", why)
+        self.shutdown_reason = why
+        self.draining_since = time.monotonic()
+        self.mailbox.send("scheduler", Kind.TASK_STOP, {"task_id": None, "reason": f"engine stopping ({why})"})
+
+    def begin_shutdown(self, why: str) -> None:
+        if self.shutdown_at is not None:
+            return
+        self.shutdown_reason = self.shutdown_reason or why
+        self.shutdown_at = time.monotonic()
+        log.info("shutting down: %s", why)
+        for w in self.watchers.values():
+            if w.state == "running":
+                w.state = "stopping"
+                try:
+                    self.mailbox.send(w.name, Kind.STAGE_STOP, {})
+                except Exception:
+                    pass
+            elif w.state in ("backoff", "pending"):
+                w.state = "stopped"
+
+    def _progress_shutdown(self, now: float) -> None:
+        if self.draining_since is not None and self.shutdown_at is None:
+            busy = [w for w in self.watchers.values() if w.kind == "executor" and self.deadlines.get(w.name)]
+            if now - self.draining_since > self.stop_grace:
+                for w in busy:
+                    w.kill_reason = f"stopped: engine shutting down ({self.shutdown_reason}); case killed after {self.stop_grace:g} s grace"
+                    w.proc.terminate(now) if w.proc else None
+            if self.reported_all() or now - self.draining_since > self.stop_grace + self.grace + 10:
+                self.begin_shutdown(self.shutdown_reason)
+        if self.shutdown_at is None:
+            return
+        for w in self.watchers.values():
+            if w.state == "stopping" and w.proc and w.proc.poll() is None:
+                if now - self.shutdown_at > self.stop_grace / 2:
+                    w.proc.terminate(now)
+
+    def reported_all(self) -> bool:
+        return bool(self.reported) if self.spec.mode == "run" else True
+
+    def finished(self) -> bool:
+        if self.shutdown_at is None:
+            return False
+        return all(w.state in ("stopped", "failed") or w.proc is None or w.proc.poll() is not None for w in self.watchers.values())
+
+    def close(self) -> None:
+        for w in self.watchers.values():
+            if w.proc and w.proc.poll() is None:
+                w.proc.kill()
+            if w.proc:
+                w.proc.kill()           # the group may outlive its leader
+        self._sweep_orphans()
+        self.write_status(time.monotonic(), final=True)
+        self.control.close()
+        self.mailbox.close()
+
+    # -- status / control -------------------------------------------------------------------------
+    def status(self, now: float | None = None) -> dict[str, Any]:
+        now = time.monotonic() if now is None else now
+        stages = [w.as_status(now) for w in self.watchers.values()]
+        for s in stages:
+            r = self.deadlines.get(s["name"])
+            if r:
+                s["deadline_in_s"] = round(r.deadline - now, 1)
+        sched = self.watchers.get("scheduler")
+        return {"status": "ok", "mode": self.spec.mode, "uptime_s": round(now - self.started, 1),
+                "shutting_down": self.shutdown_at is not None, "reason": self.shutdown_reason or None,
+                "stages": stages, "queues": (sched.heartbeat.get("stats", {}) if sched else {}),
+                "tasks_reported": [r["task_id"] for r in self.reported]}
+
+    def write_status(self, now: float, final: bool = False) -> None:
+        data = self.status(now)
+        if final:
+            for s in data["stages"]:
+                s["state"] = "stopped" if s["state"] != "failed" else "failed"
+        tmp = self.run_dir / "status.json.tmp"
+        try:
+            tmp.write_text(json.dumps(data, default=str))
+            tmp.replace(self.run_dir / "status.json")
+        except OSError:
+            pass
+
+    def _control(self, req: dict[str, Any]) -> dict[str, Any]:
+        cmd = req.get("cmd")
+        if cmd == "status":
+            return self.status()
+        if cmd == "stop":
+            self.begin_drain("stop requested")
+            return {"status": "ok", "reason": "stopping"}
+        if cmd == "stop-task":
+            self.mailbox.send("scheduler", Kind.TASK_STOP, {"task_id": req.get("task_id"), "reason": "stopped by request"})
+            return {"status": "ok"}
+        return {"status": "error", "reason": f"unknown command {cmd!r} (known: status, stop, stop-task)", "errno": 1}
+
+
+def exit_description(code: int | None) -> str:
+    return describe_exit(code)

@@ -1,0 +1,240 @@
+"""ZeroMQ plumbing: one ``Mailbox`` per stage process = a PULL inbox bound at the stage's own endpoint and a
+PUSH socket per peer it talks to (created lazily, connected to the peer's inbox).
+
+The only module that touches zmq (STYLE rule 7). Reliability lives here too, because bare PUSH/PULL loses
+whatever sits in a dead peer's pipe: kinds in ``messages.RELIABLE`` are tracked in an ``Outbox`` until the
+receiver's ``msg.ack`` arrives and re-sent otherwise; the receiver acks every copy and hands each ``msg_id``
+to the stage once. Undecodable frames are dead-lettered (logged with what could be read) and skipped.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import zmq
+
+from .codec import Envelope, decode, encode, new_id
+from .errors import CodecError, SendError
+from .journal import Outbox, SeenIds
+from .messages import RELIABLE, Kind
+
+__all__ = ["Mailbox", "ipc_endpoint", "ControlServer", "control_request"]
+
+log = logging.getLogger("pipeline.transport")
+dead_letters = logging.getLogger("pipeline.deadletter")
+
+HWM = 10_000           # per pipe; credits keep real queues short, this only bounds a runaway sender
+LINGER_MS = 500        # close() waits at most this long for unsent frames (reliable ones are re-sent anyway)
+
+
+def ipc_endpoint(run_dir: Path, name: str) -> str:
+    return f"ipc://{run_dir / (name + '.sock')}"
+
+
+class Mailbox:
+    """``send(peer, kind, body)`` and ``recv(timeout)`` for one stage instance (``name``, incarnation ``inc``).
+
+    ``resolve(name) -> endpoint`` maps peer names to endpoints (the topology). ``curve`` optionally holds
+    callables that configure a server/client socket for CURVE on tcp endpoints.
+    """
+
+    def __init__(self, name: str, inc: int, resolve: Callable[[str], str],
+                 *, resend_first: float = 1.0, resend_cap: float = 8.0,
+                 curve_server: Callable[[Any], None] | None = None,
+                 curve_client: Callable[[Any], None] | None = None) -> None:
+        self.name, self.inc, self.resolve = name, inc, resolve
+        self.outbox = Outbox(resend_first, resend_cap)
+        self.seen = SeenIds()
+        self.curve_server, self.curve_client = curve_server, curve_client
+        self.ctx: zmq.Context[Any] | None = None
+        self.inbox: zmq.Socket[Any] | None = None
+        self.peers: dict[str, zmq.Socket[Any]] = {}
+        self.poller = zmq.Poller()
+        self.dead_lettered = 0
+        self.on_ack: Callable[[list[str]], None] | None = None
+        self._to_ack: dict[str, list[str]] = {}
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Create sockets (after fork: a fresh context per process) and bind the inbox."""
+        self.ctx = zmq.Context()
+        self.inbox = self.ctx.socket(zmq.PULL)
+        self.inbox.setsockopt(zmq.RCVHWM, HWM)
+        self.inbox.setsockopt(zmq.LINGER, 0)
+        endpoint = self.resolve(self.name)
+        if endpoint.startswith("tcp://") and self.curve_server:
+            self.curve_server(self.inbox)
+        try:
+            self.inbox.bind(endpoint)
+        except zmq.ZMQError as e:
+            raise SendError(f"{self.name}: cannot bind inbox {endpoint}: {e}") from e
+        if endpoint.startswith("ipc://"):
+            os.chmod(endpoint[len("ipc://"):], 0o600)
+        self.poller.register(self.inbox, zmq.POLLIN)
+
+    def close(self) -> None:
+        for s in self.peers.values():
+            s.close(LINGER_MS)
+        if self.inbox is not None:
+            self.inbox.close(0)
+        if self.ctx is not None:
+            self.ctx.term()
+        self.peers.clear()
+        self.ctx = self.inbox = None
+
+    def _peer(self, peer: str) -> zmq.Socket[Any]:
+        sock = self.peers.get(peer)
+        if sock is None:
+            assert self.ctx is not None, "Mailbox.start() first"
+            sock = self.ctx.socket(zmq.PUSH)
+            sock.setsockopt(zmq.SNDHWM, HWM)
+            sock.setsockopt(zmq.LINGER, LINGER_MS)
+            sock.setsockopt(zmq.RECONNECT_IVL, 50)
+            sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
+            endpoint = self.resolve(peer)
+            if endpoint.startswith("tcp://") and self.curve_client:
+                self.curve_client(sock)
+            sock.connect(endpoint)
+            self.peers[peer] = sock
+        return sock
+
+    # -- sending -----------------------------------------------------------------------------------
+    def send(self, peer: str, kind: Kind, body: dict[str, Any], *, msg_id: str | None = None) -> str:
+        """Send one message; reliable kinds are tracked until acked. Returns the msg_id.
+        A full or unreachable peer raises ``SendError`` for unreliable kinds only (reliable ones retry)."""
+        env = Envelope(kind=kind, body=body, src=self.name, inc=self.inc, msg_id=msg_id or new_id())
+        frame = encode(env)
+        if kind in RELIABLE:
+            self.outbox.track(env.msg_id, peer, frame, kind.value, time.monotonic())
+        self._push(peer, frame, reliable=kind in RELIABLE, what=kind.value)
+        return env.msg_id
+
+    def _push(self, peer: str, frame: bytes, *, reliable: bool, what: str) -> None:
+        try:
+            self._peer(peer).send(frame, zmq.NOBLOCK)
+        except zmq.ZMQError as e:
+            if not reliable:
+                raise SendError(f"{self.name} -> {peer}: {what} not sent: {e}") from e
+            log.debug("%s -> %s: %s queued for resend (%s)", self.name, peer, what, e)
+
+    def resend_due(self) -> int:
+        """Re-send reliable messages whose ack is late. Call every loop turn; cheap when nothing is due."""
+        n = 0
+        for msg_id, p in self.outbox.due(time.monotonic()):
+            if p.tries in (3, 10, 30):
+                log.warning("%s: %s %s to %s still unacknowledged after %d tries", self.name, p.kind, msg_id, p.peer, p.tries)
+            self._push(p.peer, p.frame, reliable=True, what=p.kind)
+            n += 1
+        return n
+
+    # -- receiving ---------------------------------------------------------------------------------
+    def register_fd(self, fd: int) -> None:
+        """Wake ``poll`` when ``fd`` is readable (e.g. a pipe from the executor's case thread)."""
+        self.poller.register(fd, zmq.POLLIN)
+
+    def poll(self, timeout_ms: int) -> dict[Any, int]:
+        return dict(self.poller.poll(timeout_ms))
+
+    def recv_nowait(self) -> Envelope | None:
+        """One envelope for the stage, or None when the inbox is empty. Acks and duplicates are handled here."""
+        assert self.inbox is not None
+        while True:
+            try:
+                frame = self.inbox.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return None
+            env = self._accept(frame)
+            if env is not None:
+                return env
+
+    def _accept(self, frame: bytes) -> Envelope | None:
+        try:
+            env = decode(frame)
+        except CodecError as e:
+            self.dead_lettered += 1
+            dead_letters.warning("%s dead-lettered a message (%d bytes): %s", self.name, len(frame), e)
+            return None
+        if env.kind is Kind.ACK:
+            ids = [i for i in env.body.get("ids", []) if isinstance(i, str)]
+            self.outbox.ack(ids)
+            if self.on_ack:
+                self.on_ack(ids)
+            return None
+        if env.kind in RELIABLE:
+            first = self.seen.check_and_add(env.msg_id)
+            self._to_ack.setdefault(env.src, []).append(env.msg_id)
+            if not first:
+                return None
+        return env
+
+    def flush_acks(self) -> None:
+        """Acknowledge every reliable message received so far. Stages call this only after handling (and,
+        where it matters, persisting) them: a crash before this point means the sender re-sends."""
+        for peer, ids in self._to_ack.items():
+            try:
+                self.send(peer, Kind.ACK, {"ids": ids})
+            except SendError as e:
+                log.debug("%s: ack to %s not sent (%s); the sender will re-send and be acked again", self.name, peer, e)
+        self._to_ack.clear()
+
+
+class ControlServer:
+    """REP socket for the CLI (``status``, ``stop``, ``reload``): one JSON request, one JSON reply with
+    circus' shape ``{"status": "ok" | "error", "reason": ..., ...}``."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+        self.ctx: zmq.Context[Any] | None = None
+        self.sock: zmq.Socket[Any] | None = None
+
+    def start(self) -> None:
+        self.ctx = zmq.Context()
+        self.sock = self.ctx.socket(zmq.REP)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.bind(self.endpoint)
+        if self.endpoint.startswith("ipc://"):
+            os.chmod(self.endpoint[len("ipc://"):], 0o600)
+
+    def serve_pending(self, handle: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+        assert self.sock is not None
+        while True:
+            try:
+                raw = self.sock.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            try:
+                import json
+                req = json.loads(raw)
+                reply = handle(req) if isinstance(req, dict) else {"status": "error", "reason": "request must be a JSON object"}
+            except Exception as e:
+                reply = {"status": "error", "reason": f"{type(e).__name__}: {e}"}
+            import json
+            self.sock.send(json.dumps(reply, default=str).encode())
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close(0)
+        if self.ctx is not None:
+            self.ctx.term()
+        self.sock = self.ctx = None
+
+
+def control_request(endpoint: str, request: dict[str, Any], timeout_s: float = 5.0) -> dict[str, Any]:
+    """Send one control request; raises ``TransportError`` when nobody answers in time."""
+    import json
+    from .errors import TransportError
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.REQ)
+    sock.setsockopt(zmq.LINGER, 0)
+    try:
+        sock.connect(endpoint)
+        sock.send(json.dumps(request).encode())
+        if not sock.poll(int(timeout_s * 1000), zmq.POLLIN):
+            raise TransportError(f"no answer from the engine at {endpoint} within {timeout_s} s (is it running?)")
+        return json.loads(sock.recv())  # type: ignore[no-any-return]
+    finally:
+        sock.close(0)
+        ctx.term()

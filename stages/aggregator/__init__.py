@@ -1,0 +1,212 @@
+"""Aggregator stage: the durable home of results.
+
+Each ``result.record`` is journaled (append + fsync) *before* it is acknowledged, and de-duplicated by
+its result key (taskId, collectionId, caseId, index, runTimes), so a re-sent result is never counted twice
+and an aggregator crash loses nothing: on restart the journal is replayed. Reports are rewritten
+incrementally while the task runs and finally once the scheduler's list of expected results is complete.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pipeline.codec import Envelope
+from pipeline.journal import AppendLog
+from pipeline.messages import Kind
+from pipeline.models import CaseResult, Status
+from pipeline.stage import Handler, Stage
+
+from .writers import TaskReportMeta, write_all
+
+__all__ = ["Aggregator", "STAGE", "ENGINE_VERSION"]
+
+ENGINE_VERSION = "0.1.0"
+MISSING_GRACE_S = 30.0       # results the scheduler counted but we never got: report loudly after this
+
+
+@dataclass
+class TaskAgg:
+    task_id: str
+    name: str
+    report_dir: Path
+    started_at: float
+    results: dict[tuple[Any, ...], CaseResult] = field(default_factory=dict)
+    expected: list[tuple[Any, ...]] | None = None
+    finished_at: float | None = None
+    reported: bool = False
+    dirty: bool = False
+    waiting_since: float | None = None
+
+
+class Aggregator(Stage):
+    POLL_MS = 100
+
+    def __init__(self, name: str, inc: int, spec: Any) -> None:
+        super().__init__(name, inc, spec)
+        self.tasks: dict[str, TaskAgg] = {}
+        self.journal = AppendLog(Path(spec.run_dir) / "state" / "aggregator.journal")
+        self._unsynced = False
+        self._last_partial = 0.0
+        self._partial_every = 5.0
+        self.secrets = [s for s in (spec.setting("Engine", "engine-secret"), spec.headers.get("token", "")) if s]
+
+    def on_start(self) -> None:
+        n = 0
+        for rec in self.journal.replay():
+            self._apply(rec, replay=True)
+            n += 1
+        self.journal.open()
+        if n:
+            self.log.info("rebuilt state from %d journal records (%d tasks)", n, len(self.tasks))
+
+    # -- messages ---------------------------------------------------------------------------------
+    def on_task_planned(self, env: Envelope) -> None:
+        """Sent by the scheduler when it planned a task: where its reports go."""
+        self._journal(["planned", env.body])
+
+    def on_result_record(self, env: Envelope) -> None:
+        """Sent by an executor (or the scheduler, for broken/skipped cases) with one attempt's result."""
+        self._journal(["result", env.body["result"]])
+
+    def on_task_finished(self, env: Envelope) -> None:
+        """Sent by the scheduler when every case is settled, with the result keys we must hold."""
+        self._journal(["finished", env.body])
+
+    HANDLERS: ClassVar[dict[Kind, Handler]] = {
+        Kind.TASK_PLANNED: on_task_planned, Kind.RESULT_RECORD: on_result_record, Kind.TASK_FINISHED: on_task_finished,
+    }
+
+    def _journal(self, rec: list[Any]) -> None:
+        if self._apply(rec, replay=False):
+            self.journal.append(rec)
+            self._unsynced = True
+
+    def before_ack(self) -> None:
+        if self._unsynced:
+            self.journal.sync()          # acks go out only after this: at-least-once, durably
+            self._unsynced = False
+
+    def _apply(self, rec: list[Any], *, replay: bool) -> bool:
+        kind, body = rec[0], rec[1]
+        if kind == "planned":
+            if body["task_id"] in self.tasks:
+                return False
+            self.tasks[body["task_id"]] = TaskAgg(body["task_id"], body.get("name") or body["task_id"],
+                                                  Path(body["report_dir"]) / body["task_id"], body.get("started_at") or time.time())
+            return True
+        if kind == "result":
+            res = CaseResult.from_dict(body)
+            agg = self.tasks.get(res.taskId)
+            if agg is None:
+                agg = self.tasks[res.taskId] = TaskAgg(res.taskId, res.taskId, Path(self.spec.report_dir) / res.taskId, time.time())
+            if res.key in agg.results:
+                return False
+            agg.results[res.key] = res
+            agg.dirty = True
+            if not replay:
+                self._announce(res)
+            return True
+        if kind == "finished":
+            agg = self.tasks.get(body["task_id"])
+            if agg is None or agg.expected is not None:
+                return False
+            agg.expected = [tuple(k) for k in body["expected"]]
+            agg.finished_at = time.time()
+            return True
+        if kind == "reported":
+            if body in self.tasks:
+                self.tasks[body].reported = True
+            return True
+        return False
+
+    def _announce(self, res: CaseResult) -> None:
+        elapsed = max(0, res.endTime - res.startTime)
+        try:
+            self.mailbox.send("supervisor", Kind.CASE_REPORTED, {
+                "task_id": res.taskId, "case_id": res.caseId, "name": res.caseName, "status": res.status,
+                "outcome": res.outcome, "runTimes": res.runTimes, "elapsed_ms": elapsed, "reason": res.reason,
+                "executor": res.executor, "collection_id": res.collectionId, "index": res.index})
+        except Exception as e:
+            self.log.debug("case.reported not sent: %s", e)
+
+    # -- reports ----------------------------------------------------------------------------------
+    def on_tick(self) -> None:
+        now = time.monotonic()
+        for agg in self.tasks.values():
+            if agg.reported or agg.expected is None:
+                continue
+            missing = [k for k in agg.expected if k not in agg.results]
+            if missing:
+                agg.waiting_since = agg.waiting_since or now
+                if now - agg.waiting_since < MISSING_GRACE_S:
+                    continue
+                self.log.error("task %s: %d expected results never arrived: %s", agg.task_id, len(missing), missing[:10])
+            self._final_report(agg, missing)
+        if now - self._last_partial >= self._partial_every:
+            self._last_partial = now
+            for agg in self.tasks.values():
+                if agg.dirty and not agg.reported:
+                    t0 = time.monotonic()
+                    self._write(agg, final=False)
+                    self._partial_every = max(5.0, 3 * (time.monotonic() - t0))
+
+    def _write(self, agg: TaskAgg, *, final: bool) -> dict[str, Path]:
+        meta = TaskReportMeta(
+            task_id=agg.task_id, task_name=agg.name,
+            started_at=dt.datetime.fromtimestamp(agg.started_at, dt.timezone.utc).astimezone(),
+            finished_at=dt.datetime.fromtimestamp(agg.finished_at, dt.timezone.utc).astimezone() if final and agg.finished_at else None,
+            engine_version=ENGINE_VERSION, engine_code=self.spec.setting("Engine", "engine-code") or "local",
+            secrets=tuple(self.secrets), storage_root=Path(self.spec.storage_root))
+        agg.dirty = False
+        try:
+            return write_all(agg.report_dir, meta, list(agg.results.values()))
+        except Exception as e:
+            self.log.exception("writing reports for %s failed: %s", agg.task_id, e)
+            return {}
+
+    def _final_report(self, agg: TaskAgg, missing: list[tuple[Any, ...]]) -> None:
+        paths = self._write(agg, final=True)
+        totals = _totals(agg.results.values())
+        self.journal.append(["reported", agg.task_id])
+        self.journal.sync()
+        agg.reported = True
+        body = {"task_id": agg.task_id, "report_dir": str(agg.report_dir), "totals": totals,
+                "paths": {k: str(v) for k, v in paths.items()}, "missing": [list(k) for k in missing]}
+        self.mailbox.send("supervisor", Kind.TASK_REPORTED, body)
+        if self.spec.setting("Platform", "url"):
+            self.mailbox.send("uploader", Kind.TASK_REPORTED, body)
+        self.log.info("task %s reported: %s", agg.task_id, totals)
+
+    def on_stop(self) -> None:
+        self.journal.sync()
+        self.journal.close()
+
+    def stats(self) -> dict[str, Any]:
+        base = super().stats()
+        base["results"] = sum(len(a.results) for a in self.tasks.values())
+        return base
+
+
+def _totals(results: Any) -> dict[str, int]:
+    """Per case (collection, case, index) the last attempt decides; attempts are counted separately."""
+    last: dict[tuple[str, str, int], CaseResult] = {}
+    attempts = 0
+    for r in results:
+        attempts += 1
+        k = (r.collectionId, r.caseId, r.index)
+        if k not in last or r.runTimes > last[k].runTimes:
+            last[k] = r
+    t = {"cases": len(last), "attempts": attempts, "passed": 0, "failed": 0, "error": 0, "skipped": 0, "flaky": 0, "broken": 0}
+    for r in last.values():
+        if r.outcome == "flaky":
+            t["flaky"] += 1
+        if r.outcome == "broken":
+            t["broken"] += 1
+        t[{Status.PASS: "passed", Status.FAIL: "failed", Status.ERROR: "error", Status.SKIP: "skipped"}[Status(r.status)]] += 1
+    return t
+
+
+STAGE = Aggregator

@@ -1,0 +1,119 @@
+"""Executor stage: one process per browser, device or API worker. Announces credit (idle) to the
+scheduler, runs one unit at a time (see ``host.UnitWorker``), reports each case as it starts and ends,
+and delivers every result to the aggregator reliably before telling the scheduler the case is done.
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pipeline.codec import Envelope
+from pipeline.messages import Kind
+from pipeline.stage import Handler, Stage
+
+from .context import RunSettings
+from .host import UnitWorker
+
+__all__ = ["Executor", "STAGE"]
+
+
+class Executor(Stage):
+    POLL_MS = 200
+
+    def __init__(self, name: str, inc: int, spec: Any) -> None:
+        super().__init__(name, inc, spec)
+        me = next((e for e in spec.executor_specs() if e.name == name), None)
+        self.kinds = list(me.kinds) if me else ["API"]
+        self.device_name = me.device if me else None
+        self.worker: UnitWorker | None = None
+        self.last_unit = ""
+        self._last_status = 0.0
+
+    def on_start(self) -> None:
+        cfg = self.spec.config
+        wd = {k: v for k, v in cfg["WebDriver"].items()}
+        settings = RunSettings(
+            enable_stderr=cfg["Platform"]["enable-stderr"], strict_templates=cfg["Pipeline"]["strict-templates"],
+            faker_locale=cfg["Pipeline"]["faker-locale"], screenshot_every_step=cfg["Pipeline"]["screenshot-every-step"],
+            default_step_timeout=cfg["Pipeline"]["step-timeout"], webdriver=wd, devices=dict(self.spec.devices))
+        device = dict(self.spec.devices.get(self.device_name, {}), name=self.device_name) if self.device_name else None
+        self.worker = UnitWorker(self.name, settings, Path(self.spec.storage_root), device, fetch_file=self._fetcher())
+        self.mailbox.register_fd(self.worker.rfd)
+        self.send_status()
+
+    def _fetcher(self) -> Any:
+        """Test files come from the platform's file endpoint (platform mode only), cached per task."""
+        if not self.spec.setting("Platform", "url"):
+            return None
+        try:
+            from stages.fetcher.platform import PlatformClient   # wired in platform mode
+        except ImportError:
+            return None
+        client = PlatformClient.from_spec(self.spec) if hasattr(PlatformClient, "from_spec") else None
+        if client is None:
+            return None
+        cache = Path(self.spec.storage_root) / "file"
+        return lambda file_id: client.download_test_file(file_id, cache)
+
+    def on_unit_run(self, env: Envelope) -> None:
+        """Sent by the scheduler: run these cases (credit = 1, so this executor was idle)."""
+        assert self.worker is not None
+        if self.worker.busy():
+            self.log.error("unit %s received while busy with %s; refusing it", env.body["unit_id"], self.last_unit)
+            return
+        self.last_unit = env.body["unit_id"]
+        self.state = "busy"
+        self.worker.start_unit(env.body)
+
+    HANDLERS: ClassVar[dict[Kind, Handler]] = {Kind.UNIT_RUN: on_unit_run}
+
+    def on_events(self, events: dict[Any, int]) -> None:
+        assert self.worker is not None
+        for kind, body in self.worker.drain():
+            if kind == "case.started":
+                self.mailbox.send("scheduler", Kind.CASE_STARTED, body)
+                self.heartbeat(force=True)                 # the supervisor starts the deadline clock now
+            elif kind == "case.finished":
+                result = body.pop("result")
+                self.mailbox.send("aggregator", Kind.RESULT_RECORD, {"result": result})
+                self.mailbox.send("scheduler", Kind.CASE_FINISHED, body)
+                self.heartbeat(force=True)
+            elif kind == "unit.done":
+                self.mailbox.send("scheduler", Kind.UNIT_DONE, body)
+                self.state = "idle"
+                self.send_status()
+
+    def on_tick(self) -> None:
+        if time.monotonic() - self._last_status >= self.hb_interval:
+            self.send_status()
+
+    def send_status(self) -> None:
+        self._last_status = time.monotonic()
+        idle = self.worker is not None and not self.worker.busy()
+        try:
+            self.mailbox.send("scheduler", Kind.EXECUTOR_STATUS, {"kinds": self.kinds, "device": self.device_name,
+                                                                   "idle": idle, "last_unit": self.last_unit})
+        except Exception as e:
+            self.log.debug("status not sent: %s", e)
+
+    def current(self) -> dict[str, Any] | None:
+        cur = self.worker.current if self.worker else None
+        if not cur:
+            return None
+        return {"case": cur.get("name"), "case_id": cur["case_id"], "task_id": cur["task_id"], "index": cur["index"],
+                "run_times": cur["run_times"], "step": self.worker.step if self.worker else "",
+                "deadline_s": cur["deadline_s"], "elapsed_s": time.monotonic() - cur["t0"]}
+
+    def on_stop(self) -> None:
+        if self.worker is not None:
+            self.worker.close()
+
+    def stats(self) -> dict[str, Any]:
+        base = super().stats()
+        base.update({"kinds": self.kinds, "device": self.device_name})
+        return base
+
+
+STAGE = Executor

@@ -1,0 +1,197 @@
+"""Runs the cases of one unit in a worker thread, so the stage loop stays free for heartbeats, acks and
+re-sends while a case takes minutes. The thread talks to the loop through a queue plus a wake-up pipe
+(registered in the ZeroMQ poller), never through a socket: sockets belong to the loop's thread.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import queue
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable
+
+from pipeline.errors import InfrastructureError, PipelineError
+from pipeline.models import CaseResult, Outcome, Status, Transaction, UNKNOWN
+from pipeline.suite import case_path, read_case
+
+from .context import CaseRunner, RunContext, RunSettings
+
+__all__ = ["UnitWorker", "RUNNER_CLASSES", "Event"]
+
+log = logging.getLogger("stages.executor")
+
+# case type -> "module:Class"; imported on first use so an API-only executor never imports Selenium.
+RUNNER_CLASSES = {
+    "API": "stages.executor.api:ApiRunner",
+    "WEB": "stages.executor.web:WebRunner",
+    "APP": "stages.executor.app:AppRunner",
+}
+
+Event = tuple[str, dict[str, Any]]       # ("case.started" | "case.finished" | "unit.done", body)
+
+
+class UnitWorker:
+    """Owns the runners and the collection-scoped resources of one executor process."""
+
+    def __init__(self, name: str, settings: RunSettings, storage_root: Path, device: dict[str, Any] | None,
+                 fetch_file: Callable[[str], tuple[str, bytes]] | None = None) -> None:
+        self.name, self.settings, self.storage_root, self.device = name, settings, storage_root, device
+        self.fetch_file = fetch_file
+        self.events: queue.Queue[Event] = queue.Queue()
+        self.rfd, self.wfd = os.pipe()
+        os.set_blocking(self.rfd, False)
+        self.runners: dict[str, CaseRunner] = {}
+        self.shared: dict[str, Any] = {}
+        self.last_collection: tuple[str, str] | None = None
+        self.thread: threading.Thread | None = None
+        self.current: dict[str, Any] | None = None
+        self.step = ""
+
+    # -- thread side ----------------------------------------------------------------------------
+    def _emit(self, kind: str, body: dict[str, Any]) -> None:
+        self.events.put((kind, body))
+        try:
+            os.write(self.wfd, b"x")
+        except BlockingIOError:
+            pass
+
+    def busy(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
+
+    def start_unit(self, unit: dict[str, Any]) -> None:
+        self.thread = threading.Thread(target=self._run_unit, args=(unit,), name=f"unit-{unit['unit_id'][:8]}", daemon=True)
+        self.thread.start()
+
+    def _runner(self, case_type: str) -> CaseRunner:
+        r = self.runners.get(case_type)
+        if r is None:
+            target = RUNNER_CLASSES.get(case_type)
+            if target is None:
+                raise PipelineError(f"no runner for caseType {case_type!r} (known: {', '.join(RUNNER_CLASSES)})")
+            mod, cls = target.split(":")
+            r = self.runners[case_type] = getattr(importlib.import_module(mod), cls)()
+        return r
+
+    def reset_between_collections(self, ctx: RunContext) -> None:
+        for r in self.runners.values():
+            reset = getattr(r, "reset_shared", None)
+            try:
+                (reset or r.close_shared)(ctx)
+            except Exception as e:
+                log.warning("%s: resetting %s resources failed: %s", self.name, r.case_type, e)
+
+    def close(self) -> None:
+        ctx = self._ctx({"task_id": "", "collection_id": "", "data_dir": "."}, {})
+        for r in self.runners.values():
+            try:
+                r.close_shared(ctx)
+            except Exception as e:
+                log.warning("%s: closing %s resources failed: %s", self.name, r.case_type, e)
+
+    def _ctx(self, unit: dict[str, Any], variables: dict[str, Any]) -> RunContext:
+        return RunContext(task_id=unit["task_id"], collection_id=unit["collection_id"], storage_root=self.storage_root,
+                          data_dir=Path(unit["data_dir"]), settings=self.settings, variables=variables,
+                          shared=self.shared, fetch_file=self.fetch_file, on_step=self._on_step,
+                          executor_name=self.name, device=self.device)
+
+    def _on_step(self, name: str) -> None:
+        self.step = name
+
+    def _run_unit(self, unit: dict[str, Any]) -> None:
+        variables: dict[str, Any] = dict(unit.get("variables") or {})
+        coll = (unit["task_id"], unit["collection_id"])
+        ctx = self._ctx(unit, variables)
+        if self.last_collection is not None and self.last_collection != coll:
+            self.reset_between_collections(ctx)
+        self.last_collection = coll
+        statuses: dict[str, int] = {}
+        try:
+            for case in unit["cases"]:
+                bad = [d for d in case.get("dependencies") or () if d in statuses and statuses[d] != Status.PASS]
+                result = self._run_case(unit, case, ctx, skip_reason=f"skipped: dependency {', '.join(bad)} did not pass" if bad else "")
+                statuses[case["case_id"]] = result.status
+        finally:
+            self.current = None
+            self._emit("unit.done", {"unit_id": unit["unit_id"]})
+
+    def _run_case(self, unit: dict[str, Any], case: dict[str, Any], ctx: RunContext, skip_reason: str) -> CaseResult:
+        budget = float(case.get("timeout") or 300)
+        ctx.deadline = time.monotonic() + budget
+        self.step = ""
+        self.current = {"case_id": case["case_id"], "index": case["index"], "run_times": case["run_times"],
+                        "task_id": unit["task_id"], "deadline_s": budget, "t0": time.monotonic(), "name": case["case_id"]}
+        started = {"unit_id": unit["unit_id"], "task_id": unit["task_id"], "collection_id": unit["collection_id"],
+                   "case_id": case["case_id"], "index": case["index"], "run_times": case["run_times"], "deadline_s": budget}
+        self._emit("case.started", started)
+        t0 = int(time.time() * 1000)
+        if skip_reason:
+            result = _engine_result(case, t0, Status.SKIP, Outcome.SKIPPED, skip_reason)
+        else:
+            result = self._execute(unit, case, ctx, t0)
+        result.taskId, result.collectionId = unit["task_id"], unit["collection_id"]
+        result.index, result.runTimes, result.executor = case["index"], case["run_times"], self.name
+        if not result.endTime:
+            result.endTime = int(time.time() * 1000)
+        if result.outcome == Outcome.PASSED.value and result.status != Status.PASS:
+            result.outcome = {Status.FAIL: "failed", Status.ERROR: "error", Status.SKIP: "skipped"}[Status(result.status)]
+        if result.status == Status.PASS and case["run_times"] > 1:
+            result.outcome = Outcome.FLAKY.value
+        self._emit("case.finished", dict(started, status=result.status, outcome=result.outcome,
+                                         name=result.caseName, result=result.to_dict(),
+                                         variables=_plain(ctx.variables)))
+        return result
+
+    def _execute(self, unit: dict[str, Any], case: dict[str, Any], ctx: RunContext, t0: int) -> CaseResult:
+        try:
+            data = read_case(case_path(Path(unit["data_dir"]), unit["collection_id"], case["case_id"]))
+            self.current = dict(self.current or {}, name=str(data.get("caseName") or case["case_id"]))
+            outcome = self._runner(case["case_type"]).run(data, ctx)
+            res = outcome.result
+            res.caseType = case["case_type"]
+            return res
+        except InfrastructureError as e:
+            return _engine_result(case, t0, Status.ERROR, Outcome.BROKEN, f"broken: {e}")
+        except Exception as e:   # a runner bug or unreadable case must not take the executor down
+            detail = "".join(traceback.format_exception_only(type(e), e)).strip()
+            if self.settings.enable_stderr:
+                detail += "<br>" + traceback.format_exc().replace("\n", "<br>")
+            return _engine_result(case, t0, Status.ERROR, Outcome.ERROR, detail)
+
+    # -- loop side ------------------------------------------------------------------------------
+    def drain(self) -> list[Event]:
+        try:
+            while os.read(self.rfd, 4096):
+                pass
+        except BlockingIOError:
+            pass
+        out = []
+        while True:
+            try:
+                out.append(self.events.get_nowait())
+            except queue.Empty:
+                return out
+
+
+def _engine_result(case: dict[str, Any], t0: int, status: Status, outcome: Outcome, reason: str) -> CaseResult:
+    step = Transaction(id=case["case_id"], name=UNKNOWN, content=UNKNOWN, log=_line("Error" if status == Status.ERROR else "Debug", reason),
+                       status=int(status), startTime=t0, detail={"error": reason})
+    return CaseResult(caseId=case["case_id"], caseType=case["case_type"], status=int(status), startTime=t0,
+                      endTime=int(time.time() * 1000), transactionList=[step.to_dict()], outcome=outcome.value, reason=reason)
+
+
+def _line(level: str, msg: str) -> str:
+    now = time.time()
+    return f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(now))}.{int(now % 1 * 1e6):06d} - {level} - {msg}"
+
+
+def _plain(variables: dict[str, Any]) -> dict[str, Any]:
+    """Only msgpack-able values travel back to the scheduler (a retry continues from them)."""
+    out: dict[str, Any] = {}
+    for k, v in variables.items():
+        if isinstance(v, (str, int, float, bool, type(None), list, dict, bytes)):
+            out[str(k)] = v
+    return out

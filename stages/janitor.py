@@ -1,0 +1,152 @@
+"""Janitor stage: housekeeping on the seed's lifecycle rules. Every deletion and every reaped process is
+logged (what, where, why).
+
+- task data ``data/<taskId>/`` after ``[Retention] data-days``; screenshots after ``screenshot-hours``;
+  report folders after ``report-days``;
+- rotated logs (``*.log.N``) older than ``[Logging] archive-days`` gzipped into ``log/archive/<YYYY-MM>/``;
+- orphan browsers: chromium/chromedriver processes of this run (their profile lives under the run
+  directory) whose executor is gone are killed;
+- disk and memory watch: a warning before the disk fills.
+"""
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from pipeline.stage import Stage
+
+__all__ = ["Janitor", "STAGE", "expired_entries", "archive_rotated_logs", "find_orphans"]
+
+DAY = 86400.0
+
+
+def expired_entries(root: Path, max_age_s: float, now: float, *, files: bool = False) -> list[Path]:
+    """Children of ``root`` (dirs, or files when ``files``) whose mtime is older than ``max_age_s``."""
+    if not root.is_dir():
+        return []
+    out = []
+    for p in root.iterdir():
+        if p.name.startswith(".") or (files and not p.is_file()) or (not files and not p.is_dir()):
+            continue
+        try:
+            if now - p.stat().st_mtime > max_age_s:
+                out.append(p)
+        except FileNotFoundError:
+            continue
+    return out
+
+
+def archive_rotated_logs(log_dir: Path, max_age_s: float, now: float) -> list[tuple[Path, Path]]:
+    """Gzip rotated logs older than ``max_age_s`` into ``archive/<YYYY-MM>/``; returns (source, archive) pairs."""
+    done = []
+    if not log_dir.is_dir():
+        return done
+    for p in log_dir.glob("*.log.*"):
+        if not p.is_file() or not p.suffix.lstrip(".").isdigit():
+            continue
+        mtime = p.stat().st_mtime
+        if now - mtime <= max_age_s:
+            continue
+        dest_dir = log_dir / "archive" / time.strftime("%Y-%m", time.localtime(mtime))
+        dest_dir.mkdir(parents=True, exist_ok=True)
+        dest = dest_dir / f"{p.name}.{int(mtime)}.gz"
+        with open(p, "rb") as src, gzip.open(dest, "wb") as out:
+            shutil.copyfileobj(src, out)
+        p.unlink()
+        done.append((p, dest))
+    return done
+
+
+def find_orphans(marker: str, live_pgids: set[int]) -> list[psutil.Process]:
+    """Browser/driver processes whose command line contains ``marker`` (our run directory) and whose
+    process group is no live stage's."""
+    out = []
+    for p in psutil.process_iter(["pid", "name", "cmdline"]):
+        try:
+            name = (p.info["name"] or "").lower()
+            if not any(n in name for n in ("chrom", "appium", "node")):
+                continue
+            cmd = " ".join(p.info["cmdline"] or [])
+            if marker not in cmd:
+                continue
+            if os.getpgid(p.pid) in live_pgids:
+                continue
+            out.append(p)
+        except (psutil.Error, ProcessLookupError):
+            continue
+    return out
+
+
+class Janitor(Stage):
+    POLL_MS = 1000
+
+    def __init__(self, name: str, inc: int, spec: Any) -> None:
+        super().__init__(name, inc, spec)
+        self.root = Path(spec.storage_root)
+        self._last_sweep = 0.0
+        self._last_reap = 0.0
+        self.deleted = 0
+        self.reaped = 0
+
+    def on_tick(self) -> None:
+        now = time.monotonic()
+        if now - self._last_reap >= 5.0:
+            self._last_reap = now
+            self.reap_orphans()
+        if now - self._last_sweep >= float(self.spec.setting("Retention", "interval")) or self._last_sweep == 0.0:
+            self._last_sweep = now
+            self.sweep(time.time())
+
+    def sweep(self, now: float) -> None:
+        r = self.spec.config["Retention"]
+        for path, why in ([(p, f"task data older than {r['data-days']} days") for p in expired_entries(self.root / "data", r["data-days"] * DAY, now)]
+                          + [(p, f"screenshots older than {r['screenshot-hours']} h") for p in expired_entries(self.root / "image", r["screenshot-hours"] * 3600, now)]
+                          + [(p, f"report older than {r['report-days']} days") for p in expired_entries(Path(self.spec.report_dir), r["report-days"] * DAY, now)]):
+            shutil.rmtree(path, ignore_errors=True)
+            self.deleted += 1
+            self.log.info("deleted %s (%s)", path, why)
+        for src, dest in archive_rotated_logs(self.root / "log", self.spec.setting("Logging", "archive-days") * DAY, now):
+            self.log.info("archived %s -> %s", src, dest)
+        usage = psutil.disk_usage(str(self.root if self.root.exists() else Path.cwd()))
+        if usage.percent >= r["disk-warn-percent"]:
+            self.log.warning("disk %.1f%% full under %s (warn at %.0f%%): free %.1f GB", usage.percent, self.root,
+                             r["disk-warn-percent"], usage.free / 2**30)
+        mem = psutil.virtual_memory()
+        if mem.percent >= 90:
+            self.log.warning("memory %.1f%% used (%.1f GB available)", mem.percent, mem.available / 2**30)
+
+    def reap_orphans(self) -> None:
+        live = self._live_pgids()
+        if live is None:          # no status from the supervisor yet: we cannot tell live from orphaned
+            return
+        for p in find_orphans(str(Path(self.spec.run_dir).resolve()), live):
+            try:
+                cmd = " ".join(p.cmdline()[:2])
+                p.kill()
+                self.reaped += 1
+                self.log.warning("reaped orphan process %d (%s): its executor is gone", p.pid, cmd)
+            except psutil.Error:
+                pass
+
+    def _live_pgids(self) -> set[int] | None:
+        status = Path(self.spec.run_dir) / "status.json"
+        try:
+            data = json.loads(status.read_text())
+        except (OSError, ValueError):
+            return None
+        return {s["pid"] for s in data.get("stages", []) if s.get("pid") and s.get("state") != "stopped"} | {os.getpgid(0)}
+
+    def stats(self) -> dict[str, Any]:
+        base = super().stats()
+        base.update({"deleted": self.deleted, "reaped": self.reaped})
+        return base
+
+
+STAGE = Janitor

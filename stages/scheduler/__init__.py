@@ -1,0 +1,312 @@
+"""Scheduler stage: plans tasks into units and hands them to executors one at a time (credit = 1).
+
+Because an executor holds at most one unit and reports each case as it starts and ends, the scheduler
+knows exactly what a dead executor was doing: the running case is reported *broken* with the supervisor's
+reason, retried per policy (on another executor when there is one), and the unstarted rest of the unit is
+queued again with the variables the collection had reached. Tasks finish when every case is settled; the
+aggregator is then told which result keys it must hold before it writes the final reports.
+"""
+from __future__ import annotations
+
+import bisect
+import time
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from pipeline.codec import Envelope
+from pipeline.messages import Kind
+from pipeline.models import Outcome, Status, Task
+from pipeline.stage import Handler, Stage
+
+from .plan import CaseState, TaskState, Unit, build_units, synthetic_result
+from .policy import DispatchPolicy, ExecutorInfo, FifoPolicy
+from .retry import RetryPolicy
+
+__all__ = ["Scheduler", "STAGE"]
+
+
+@dataclass
+class ExecState:
+    info: ExecutorInfo
+    inc: int
+    idle: bool = False
+    unit: Unit | None = None
+    running: dict[str, Any] | None = None          # body of the last case.started without case.finished
+    done_in_unit: set[tuple[str, int]] = field(default_factory=set)
+    variables: dict[str, Any] = field(default_factory=dict)
+    idle_since: float = 0.0
+
+
+class Scheduler(Stage):
+    POLL_MS = 100
+
+    def __init__(self, name: str, inc: int, spec: Any) -> None:
+        super().__init__(name, inc, spec)
+        self.policy: DispatchPolicy = FifoPolicy()
+        self.retry = RetryPolicy(max_attempts=int(spec.setting("Retry", "max-attempts")),
+                                 retry_failures=bool(spec.setting("Retry", "retry-failures")),
+                                 budget=int(spec.setting("Retry", "budget")))
+        self.default_timeout = float(spec.setting("Pipeline", "case-timeout"))
+        self.tasks: dict[str, TaskState] = {}
+        self.queue: list[Unit] = []
+        self.executors: dict[str, ExecState] = {}
+
+    # -- messages ---------------------------------------------------------------------------------
+    def on_task_submit(self, env: Envelope) -> None:
+        """Sent by the fetcher when a validated task and its data folder are ready."""
+        task = Task.from_dict(env.body["task"])
+        if task.taskId in self.tasks:
+            self.log.info("task %s already planned; duplicate submit ignored", task.taskId)
+            return
+        ts = TaskState(task, env.body["data_dir"], env.body.get("report_dir") or self.spec.report_dir)
+        units, ts.cases, disabled = build_units(task, self.default_timeout, list(self.spec.tags))
+        names = env.body.get("case_names") or {}
+        for st in ts.cases.values():
+            st.name = names.get(st.ref.caseId, "")
+        self.tasks[task.taskId] = ts
+        self.mailbox.send("aggregator", Kind.TASK_PLANNED, {
+            "task_id": task.taskId, "report_dir": ts.report_dir, "name": env.body.get("name") or task.taskId,
+            "cases": len(ts.cases), "started_at": time.time()})
+        for st in disabled:
+            self._settle(ts, st, Status.SKIP, Outcome.SKIPPED, st.ref.skipReason or "case disabled (enabled=false)")
+        for u in units:
+            self._enqueue(u)
+        self.log.info("task %s planned: %d cases in %d units", task.taskId, len(ts.cases), len(units))
+        self._maybe_finish(ts)
+
+    def on_executor_status(self, env: Envelope) -> None:
+        """Sent by each executor on start, when it becomes idle, and every heartbeat interval."""
+        b = env.body
+        ex = self.executors.get(env.src)
+        if ex is not None and env.inc > ex.inc:
+            self._executor_lost(env.src, ex.inc, f"{env.src} restarted (incarnation {env.inc})")
+            ex = None
+        if ex is not None and env.inc < ex.inc:
+            return                                          # a stale message from a dead incarnation
+        if ex is None:
+            ex = self.executors[env.src] = ExecState(ExecutorInfo(env.src, frozenset(b["kinds"]), b.get("device")), env.inc)
+        if ex.unit is None and b["idle"]:
+            ex.idle = True
+
+    def on_case_started(self, env: Envelope) -> None:
+        """Sent by an executor as a case of its unit begins."""
+        ex = self.executors.get(env.src)
+        if ex is not None and ex.unit is not None and ex.unit.unit_id == env.body["unit_id"]:
+            ex.running = env.body
+
+    def on_case_finished(self, env: Envelope) -> None:
+        """Sent by an executor after it delivered a case's result to the aggregator."""
+        b = env.body
+        ts = self.tasks.get(b["task_id"])
+        ex = self.executors.get(env.src)
+        if ex is not None and ex.unit is not None and ex.unit.unit_id == b["unit_id"]:
+            ex.running = None
+            ex.done_in_unit.add((b["case_id"], b["index"]))
+            ex.variables = b.get("variables") or ex.variables
+        if ts is None:
+            return
+        st = ts.cases.get((b["collection_id"], b["case_id"], b["index"]))
+        if st is None:
+            return
+        if b.get("name"):
+            st.name = b["name"]
+        self._record(ts, st, b["run_times"], int(b["status"]), b["outcome"], executor=env.src)
+
+    def on_unit_done(self, env: Envelope) -> None:
+        """Sent by an executor when every case of its unit has been reported."""
+        ex = self.executors.get(env.src)
+        if ex is None or ex.unit is None or ex.unit.unit_id != env.body["unit_id"]:
+            return
+        unit, ex.unit, ex.running = ex.unit, None, None
+        ex.idle, ex.idle_since = True, time.monotonic()
+        self._unit_left(unit)
+
+    def on_stage_died(self, env: Envelope) -> None:
+        """Sent by the supervisor when a stage process exited or was killed (crash, timeout, stop)."""
+        b = env.body
+        ex = self.executors.get(b["stage"])
+        if ex is not None and ex.inc <= int(b["inc"]):
+            self._executor_lost(b["stage"], ex.inc, b["reason"])
+            del self.executors[b["stage"]]
+
+    def on_task_stop(self, env: Envelope) -> None:
+        """Sent by the supervisor/fetcher: stop one task (``task_id``) or all (``task_id`` None)."""
+        tid = env.body.get("task_id")
+        for ts in list(self.tasks.values()):
+            if tid in (None, ts.task_id) and not ts.finished_sent:
+                ts.stopped = env.body.get("reason") or "stopped by request"
+                for u in [u for u in self.queue if u.task_id == ts.task_id]:
+                    self.queue.remove(u)
+                    self._skip_unit(ts, u, ts.stopped)
+                self._maybe_finish(ts)
+
+    HANDLERS: ClassVar[dict[Kind, Handler]] = {
+        Kind.TASK_SUBMIT: on_task_submit, Kind.EXECUTOR_STATUS: on_executor_status,
+        Kind.CASE_STARTED: on_case_started, Kind.CASE_FINISHED: on_case_finished, Kind.UNIT_DONE: on_unit_done,
+        Kind.STAGE_DIED: on_stage_died, Kind.TASK_STOP: on_task_stop,
+    }
+
+    # -- loop -------------------------------------------------------------------------------------
+    def on_tick(self) -> None:
+        self._expire_tasks()
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        if not self.queue:
+            return
+        for ex in sorted((e for e in self.executors.values() if e.idle and e.unit is None), key=lambda e: e.idle_since):
+            if not self.queue:
+                return
+            unit = self.policy.next_for(ex.info, self.queue, self._allowed, lambda u, me=ex.info.name: self._others_can(u, me))
+            if unit is None:
+                continue
+            ts = self.tasks[unit.task_id]
+            ts.in_flight += 1
+            ex.unit, ex.idle, ex.running, ex.done_in_unit, ex.variables = unit, False, None, set(), dict(unit.variables)
+            self.mailbox.send(ex.info.name, Kind.UNIT_RUN, unit.body(ts.data_dir, max(1.0, ts.deadline_left(time.monotonic()))))
+
+    def _allowed(self, unit: Unit) -> bool:
+        ts = self.tasks[unit.task_id]
+        if ts.in_flight >= max(1, ts.task.maxThread or 1):
+            return False
+        first = unit.cases[0]
+        return all(self._dep_state(ts, d) != "pending" for d in first.get("dependencies") or ())
+
+    def _others_can(self, unit: Unit, me: str) -> bool:
+        return any(unit.kinds <= e.info.kinds for n, e in self.executors.items() if n != me)
+
+    def _dep_state(self, ts: TaskState, case_id: str) -> str:
+        states = [c for c in ts.cases.values() if c.ref.caseId == case_id]
+        if not states:
+            return "missing"
+        if all(c.final for c in states):
+            return "passed" if all(c.passed for c in states) else "failed"
+        return "pending"
+
+    def _enqueue(self, unit: Unit) -> None:
+        keys = [(-u.priority, u.order) for u in self.queue]
+        self.queue.insert(bisect.bisect_right(keys, (-unit.priority, unit.order)), unit)
+
+    # -- bookkeeping -------------------------------------------------------------------------------
+    def _record(self, ts: TaskState, st: CaseState, run_times: int, status: int, outcome: str, executor: str) -> None:
+        if any(a[0] == run_times for a in st.attempts):
+            return                                           # a re-sent finish: already counted
+        st.attempts.append((run_times, status, outcome))
+        ts.expected.append([ts.task_id, st.collection_id, st.ref.caseId, st.ref.index, run_times])
+        if status == Status.PASS or status == Status.SKIP:
+            st.final = True
+        elif self.retry.should_retry(st, ts.task, broken=outcome == Outcome.BROKEN.value) and not ts.stopped:
+            st.final = False
+        else:
+            st.final = True
+
+    def _settle(self, ts: TaskState, st: CaseState, status: Status, outcome: Outcome, reason: str, executor: str = "") -> None:
+        """Report a result the engine produced itself and record it."""
+        run_times = st.next_run_times
+        res = synthetic_result(ts.task_id, st, run_times, status, outcome, reason, executor=executor)
+        self.mailbox.send("aggregator", Kind.RESULT_RECORD, {"result": res.to_dict()})
+        self._record(ts, st, run_times, int(status), outcome.value, executor)
+
+    def _unit_left(self, unit: Unit) -> None:
+        """A unit is over on its executor: queue retries of its cases that are not final yet."""
+        ts = self.tasks.get(unit.task_id)
+        if ts is None:
+            return
+        ts.in_flight -= 1
+        retry = [c for c in unit.cases if not ts.cases[(unit.collection_id, c["case_id"], c["index"])].final]
+        if retry and not ts.stopped:
+            cases = [dict(c, run_times=ts.cases[(unit.collection_id, c["case_id"], c["index"])].next_run_times) for c in retry]
+            self._enqueue(Unit(_new_id(), unit.task_id,
+                               unit.collection_id, cases, dict(unit.variables), unit.priority, unit.order, unit.avoid,
+                               unit.device, unit.setup_script, unit.teardown_script))
+        self._maybe_finish(ts)
+
+    def _executor_lost(self, name: str, inc: int, reason: str) -> None:
+        ex = self.executors.get(name)
+        if ex is None or ex.unit is None:
+            return
+        unit, ts = ex.unit, self.tasks.get(ex.unit.task_id)
+        ex.unit, ex.idle = None, False
+        if ts is None:
+            return
+        ts.in_flight -= 1
+        if ex.running is not None:
+            c = ex.running
+            st = ts.cases.get((unit.collection_id, c["case_id"], c["index"]))
+            if st is not None and not any(a[0] == c["run_times"] for a in st.attempts):
+                self.log.warning("%s lost while running %s: %s", name, c["case_id"], reason)
+                self._settle(ts, st, Status.ERROR, Outcome.BROKEN, reason, executor=name)
+        left = [dict(c, run_times=ts.cases[(unit.collection_id, c["case_id"], c["index"])].next_run_times)
+                for c in unit.cases if not ts.cases[(unit.collection_id, c["case_id"], c["index"])].final]
+        if left:
+            self._enqueue(Unit(_new_id(), unit.task_id, unit.collection_id, left, dict(ex.variables or unit.variables),
+                               unit.priority, unit.order, name, unit.device, unit.setup_script, unit.teardown_script))
+        self._maybe_finish(ts)
+
+    def _skip_unit(self, ts: TaskState, unit: Unit, reason: str) -> None:
+        for c in unit.cases:
+            st = ts.cases[(unit.collection_id, c["case_id"], c["index"])]
+            if not st.final:
+                self._settle(ts, st, Status.SKIP, Outcome.SKIPPED, reason)
+
+    def _expire_tasks(self) -> None:
+        now = time.monotonic()
+        for ts in self.tasks.values():
+            if ts.finished_sent or ts.deadline_left(now) > 0:
+                continue
+            waiting = [u for u in self.queue if u.task_id == ts.task_id]
+            for u in waiting:
+                self.queue.remove(u)
+                for c in u.cases:
+                    st = ts.cases[(u.collection_id, c["case_id"], c["index"])]
+                    if not st.final:
+                        self._settle(ts, st, Status.ERROR, Outcome.BROKEN, f"not run: task timeout after {ts.task.timeout} s")
+                        st.final = True
+            self._maybe_finish(ts)
+        self._skip_blocked()
+
+    def _skip_blocked(self) -> None:
+        """Units whose first case depends on a case that did not pass: skip that case with the reason."""
+        for u in list(self.queue):
+            ts = self.tasks[u.task_id]
+            deps = u.cases[0].get("dependencies") or ()
+            bad = [d for d in deps if self._dep_state(ts, d) in ("failed", "missing")]
+            if not bad:
+                continue
+            first, rest = u.cases[0], u.cases[1:]
+            st = ts.cases[(u.collection_id, first["case_id"], first["index"])]
+            self._settle(ts, st, Status.SKIP, Outcome.SKIPPED, f"skipped: dependency {', '.join(bad)} did not pass")
+            self.queue.remove(u)
+            if rest:
+                u.cases = rest
+                self._enqueue(u)
+            self._maybe_finish(ts)
+
+    def _maybe_finish(self, ts: TaskState) -> None:
+        if ts.finished_sent or ts.in_flight > 0 or any(u.task_id == ts.task_id for u in self.queue):
+            return
+        if not ts.all_final():
+            return
+        ts.finished_sent = True
+        self.mailbox.send("aggregator", Kind.TASK_FINISHED, {"task_id": ts.task_id, "expected": ts.expected,
+                                                             "stopped": ts.stopped})
+        self.mailbox.send("fetcher", Kind.TASK_RELEASED, {"task_id": ts.task_id})
+        self.log.info("task %s finished: %d results", ts.task_id, len(ts.expected))
+
+    def current(self) -> dict[str, Any] | None:
+        return None
+
+    def stats(self) -> dict[str, Any]:
+        base = super().stats()
+        base.update({"queued_units": len(self.queue), "tasks": len([t for t in self.tasks.values() if not t.finished_sent]),
+                     "executors": {n: {"idle": e.idle, "unit": e.unit.unit_id if e.unit else None,
+                                       "case": (e.running or {}).get("case_id")} for n, e in self.executors.items()}})
+        return base
+
+
+def _new_id() -> str:
+    import uuid
+    return uuid.uuid4().hex
+
+
+STAGE = Scheduler

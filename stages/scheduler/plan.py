@@ -1,0 +1,142 @@
+"""Turning a task into dispatch units, and the bookkeeping of every case attempt (pure: no sockets).
+
+A *unit* is what one executor runs in one go: by default all cases of a collection, in index order (they
+share variables, HTTP session and browser); a ``parallel`` collection yields one unit per case. Each case
+of a unit carries its ``runTimes`` (the platform's attempt number) and its deadline budget.
+"""
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.models import CaseRef, CaseResult, Outcome, Status, Task, TestCollection, Transaction, UNKNOWN
+
+__all__ = ["CaseState", "Unit", "TaskState", "build_units", "synthetic_result", "case_matches_tags"]
+
+
+@dataclass
+class CaseState:
+    """One case of a task: its reference, the attempts reported so far, and whether it is settled."""
+
+    collection_id: str
+    ref: CaseRef
+    name: str = ""
+    attempts: list[tuple[int, int, str]] = field(default_factory=list)   # (runTimes, status, outcome)
+    final: bool = False
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return (self.collection_id, self.ref.caseId, self.ref.index)
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.attempts) and self.attempts[-1][1] == Status.PASS
+
+    @property
+    def next_run_times(self) -> int:
+        return (self.attempts[-1][0] + 1) if self.attempts else 1
+
+
+@dataclass
+class Unit:
+    unit_id: str
+    task_id: str
+    collection_id: str
+    cases: list[dict[str, Any]]             # {case_id, index, case_type, run_times, timeout, dependencies}
+    variables: dict[str, Any] = field(default_factory=dict)
+    priority: int = 0
+    order: tuple[int, int] = (0, 0)         # (collection order, position) for a stable FIFO
+    avoid: str | None = None                # executor that broke on this work last time
+    device: str | None = None
+    setup_script: str = ""
+    teardown_script: str = ""
+
+    @property
+    def kinds(self) -> set[str]:
+        return {c["case_type"] for c in self.cases}
+
+    def body(self, data_dir: str, deadline_cap: float) -> dict[str, Any]:
+        cases = [dict(c, timeout=min(c["timeout"], deadline_cap)) for c in self.cases]
+        return {"unit_id": self.unit_id, "task_id": self.task_id, "collection_id": self.collection_id,
+                "data_dir": data_dir, "cases": cases, "variables": self.variables,
+                "setup_script": self.setup_script, "teardown_script": self.teardown_script}
+
+
+@dataclass
+class TaskState:
+    task: Task
+    data_dir: str
+    report_dir: str
+    cases: dict[tuple[str, str, int], CaseState] = field(default_factory=dict)
+    started: float = field(default_factory=time.monotonic)
+    expected: list[list[Any]] = field(default_factory=list)      # result keys the aggregator must hold
+    in_flight: int = 0
+    finished_sent: bool = False
+    stopped: str = ""
+
+    @property
+    def task_id(self) -> str:
+        return self.task.taskId
+
+    def deadline_left(self, now: float) -> float:
+        return self.started + float(self.task.timeout or 3600) - now
+
+    def all_final(self) -> bool:
+        return all(c.final for c in self.cases.values())
+
+
+def case_matches_tags(ref: CaseRef, tags: list[str]) -> bool:
+    return not tags or bool(set(tags) & set(ref.tags))
+
+
+def build_units(task: Task, default_timeout: float, tags: list[str]) -> tuple[list[Unit], dict[tuple[str, str, int], CaseState], list[CaseState]]:
+    """Plan ``task``: units in (collection order, list order); returns (units, case states, disabled cases)."""
+    units: list[Unit] = []
+    states: dict[tuple[str, str, int], CaseState] = {}
+    disabled: list[CaseState] = []
+    colls = sorted(enumerate(task.collections()), key=lambda ic: (ic[1].order, ic[0]))
+    for pos, coll in colls:
+        refs = sorted((r for r in coll.cases() if case_matches_tags(r, tags)), key=lambda r: (r.index, -r.priority))
+        runnable = []
+        for ref in refs:
+            st = CaseState(coll.collectionId, ref)
+            states[st.key] = st
+            (runnable if ref.enabled else disabled).append(st)
+        entries = [_case_entry(st, default_timeout) for st in runnable]
+        if not entries:
+            continue
+        groups = [[e] for e in sorted(entries, key=lambda e: -e["priority"])] if coll.parallel else [entries]
+        for g in groups:
+            units.append(_unit(task, coll, g, (coll.order, pos)))
+    return units, states, disabled
+
+
+def _case_entry(st: CaseState, default_timeout: float) -> dict[str, Any]:
+    r = st.ref
+    return {"case_id": r.caseId, "index": r.index, "case_type": r.caseType, "run_times": st.next_run_times,
+            "timeout": float(r.timeout or default_timeout), "dependencies": list(r.dependencies),
+            "priority": r.priority}
+
+
+def _unit(task: Task, coll: TestCollection, cases: list[dict[str, Any]], order: tuple[int, int]) -> Unit:
+    return Unit(uuid.uuid4().hex, task.taskId, coll.collectionId, cases, dict(coll.variables or {}),
+                priority=task.priority, order=order, device=coll.deviceId,
+                setup_script=coll.setupScript or "", teardown_script=coll.teardownScript or "")
+
+
+def synthetic_result(task_id: str, st: CaseState, run_times: int, status: Status, outcome: Outcome,
+                     reason: str, case_type: str | None = None, executor: str = "") -> CaseResult:
+    """A result the engine writes for a case it could not run itself (crash, timeout, skip, stop).
+    It carries one step so the platform accepts the row (§10: no empty transactionList)."""
+    now = int(time.time() * 1000)
+    step = Transaction(id=st.ref.caseId, name=UNKNOWN, content=UNKNOWN, description=None,
+                       log=f"{time.strftime('%Y-%m-%d %H:%M:%S')}.000000 - {'Error' if status != Status.SKIP else 'Debug'} - {reason}",
+                       during=0, status=int(status), screenShotList=[], startTime=now, stepType="",
+                       detail={"error": reason})
+    return CaseResult(taskId=task_id, collectionId=st.collection_id, caseId=st.ref.caseId,
+                      caseType=case_type or st.ref.caseType, caseName=st.name or UNKNOWN, index=st.ref.index,
+                      runTimes=run_times, status=int(status), startTime=now, endTime=now,
+                      transactionList=[step.to_dict()], outcome=outcome.value, reason=reason, executor=executor,
+                      tags=list(st.ref.tags))

@@ -1,0 +1,42 @@
+"""Dispatch policies behind one small Protocol (xdist-style): the scheduler never branches on which one runs.
+
+An executor with credit asks ``next_for``; the policy picks from the queue a unit the executor can run.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Protocol
+
+from .plan import Unit
+
+__all__ = ["ExecutorInfo", "DispatchPolicy", "FifoPolicy"]
+
+
+@dataclass
+class ExecutorInfo:
+    name: str
+    kinds: frozenset[str]
+    device: str | None = None
+
+
+class DispatchPolicy(Protocol):
+    def next_for(self, ex: ExecutorInfo, queue: list[Unit], allowed: Callable[[Unit], bool], others_can: Callable[[Unit], bool]) -> Unit | None:
+        """Remove and return the unit ``ex`` should run next, or None."""
+
+
+class FifoPolicy:
+    """The queue is kept sorted (task priority, plan order) by the scheduler; take the first unit this
+    executor may run. A unit that broke an executor avoids it when another executor could take it;
+    device-bound APP units go to their device when it exists."""
+
+    def next_for(self, ex: ExecutorInfo, queue: list[Unit], allowed: Callable[[Unit], bool], others_can: Callable[[Unit], bool]) -> Unit | None:
+        for i, u in enumerate(queue):
+            if not u.kinds <= ex.kinds or not allowed(u):
+                continue
+            if u.device and "APP" in u.kinds and ex.device and u.device != ex.device and others_can(u):
+                continue
+            if u.avoid == ex.name and others_can(u):
+                continue
+            del queue[i]
+            return u
+        return None

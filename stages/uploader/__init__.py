@@ -1,0 +1,50 @@
+"""Uploader stage: delivers results, screenshots and task completion to the platform, durably.
+
+Local mode (no ``[Platform] url``): nothing to deliver; the loop idles and heartbeats. Platform mode:
+``delivery.Delivery`` drains the on-disk outbox with backoff for as long as the platform is away.
+"""
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pipeline.codec import Envelope
+from pipeline.messages import Kind
+from pipeline.stage import Handler, Stage
+
+__all__ = ["Uploader", "STAGE"]
+
+
+class Uploader(Stage):
+    POLL_MS = 500
+
+    def __init__(self, name: str, inc: int, spec: Any) -> None:
+        super().__init__(name, inc, spec)
+        self.delivery: Any = None
+
+    def on_start(self) -> None:
+        if self.spec.setting("Platform", "url"):
+            from .delivery import Delivery
+            self.delivery = Delivery(self.spec, self.log)
+            self.delivery.start()
+        self.state = "idle" if self.delivery is None else "running"
+
+    def on_task_reported(self, env: Envelope) -> None:
+        """Sent by the aggregator when a task's results are final and journaled."""
+        if self.delivery is not None:
+            self.delivery.task_reported(env.body)
+            self.delivery.flush()        # durably queued before the ack leaves
+
+    HANDLERS: ClassVar[dict[Kind, Handler]] = {Kind.TASK_REPORTED: on_task_reported}
+
+    def on_tick(self) -> None:
+        if self.delivery is not None:
+            self.delivery.tick()
+
+    def stats(self) -> dict[str, Any]:
+        base = super().stats()
+        if self.delivery is not None:
+            base.update(self.delivery.stats())
+        return base
+
+
+STAGE = Uploader
