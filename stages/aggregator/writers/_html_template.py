@@ -30,7 +30,7 @@ main{flex:1;display:flex;min-height:0}
 <h1 id="title"></h1>
 <div class="tot" id="totals"></div>
 <div class="bar"><input id="q" type="search" placeholder="filter: name, collection, case id, reason">
-<select id="status"><option value="">all statuses</option><option>passed</option><option>failed</option><option>error</option><option>broken</option><option>skipped</option><option>flaky</option></select>
+<select id="status"><option value="">all statuses</option><option value="passed">passed</option><option value="failed">failed</option><option value="error">error</option><option value="broken">broken</option><option value="skipped">skipped</option><option value="flaky">flaky</option></select>
 <span id="shown" class="muted"></span></div>
 </header>
 <main><div id="list"><div id="spacer"></div></div><div id="detail"><p class="muted">Select a case.</p></div></main>

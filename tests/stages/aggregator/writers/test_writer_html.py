@@ -1,0 +1,169 @@
+"""report.html: the log sanitiser (pure) and the page itself in real headless Chromium (filters, screenshots,
+escaping, virtual list)."""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from urllib.parse import unquote, urlparse
+
+import pytest
+
+os.environ.setdefault("SE_OFFLINE", "true")
+
+from selenium import webdriver  # noqa: E402
+from selenium.webdriver.chrome.options import Options  # noqa: E402
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
+from selenium.webdriver.support.ui import Select  # noqa: E402
+
+from pipeline.models import CaseResult  # noqa: E402
+from stages.aggregator.writers import TaskReportMeta  # noqa: E402
+from stages.aggregator.writers.html import safe_log_html, write_html  # noqa: E402
+
+
+@pytest.mark.parametrize("log, expected", [
+    ("a<br>b<br/>c<BR >d", "a<br>b<br>c<br>d"),
+    ("<span>请求体: {\"k\": \"<v>\"}</span><br><b>响应体: x</b>",
+     "<span>请求体: {&quot;k&quot;: &quot;&lt;v&gt;&quot;}</span><br><b>响应体: x</b>"),
+    ("<img src=x onerror=alert(1)>", "&lt;img src=x onerror=alert(1)&gt;"),
+    ("<span class='x'>no attributes allowed</span>", "&lt;span class=&#x27;x&#x27;&gt;no attributes allowed</span>"),
+    ("<script>alert(1)</script>", "&lt;script&gt;alert(1)&lt;/script&gt;"),
+    ("a & b", "a &amp; b"),
+    ("", ""),
+])
+def test_safe_log_html(log: str, expected: str) -> None:
+    assert safe_log_html(log) == expected
+
+
+def test_report_is_self_contained(report_dir: Path, meta: TaskReportMeta, results: list[CaseResult],
+                                  K: SimpleNamespace) -> None:
+    text = write_html(report_dir, meta, results).read_text(encoding="utf-8")
+    assert "http://" not in text.split('id="report-data"')[0]        # no CDN or remote asset in the page shell
+    assert "<link" not in text and "src=\"http" not in text
+    assert K.SECRET not in text
+    assert "</script><script>window.__xss" not in text                 # the blob cannot close its script tag
+
+
+@pytest.fixture(scope="module")
+def driver() -> Iterator[WebDriver]:
+    profile = tempfile.mkdtemp(prefix="writers-chrome-")
+    opts = Options()
+    for arg in ("--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={profile}", "--window-size=1280,800",
+                "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost , EXCLUDE 127.0.0.1"):
+        opts.add_argument(arg)
+    drv = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+    try:
+        yield drv
+    finally:
+        drv.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def _open(driver: WebDriver, path: Path) -> None:
+    driver.get(path.as_uri())
+    deadline = time.monotonic() + 10
+    while driver.execute_script("return document.body.getAttribute('data-ready')") != "1":
+        assert time.monotonic() < deadline, "report never rendered"
+        time.sleep(0.02)
+
+
+def _rows(driver: WebDriver) -> list[tuple[str, str]]:
+    """(outcome, text) of every row element that exists in the list."""
+    rows = driver.execute_script(   # one atomic read: rows are re-rendered while scrolling
+        "return Array.from(document.querySelectorAll('#spacer .row'))"
+        ".map(function(r){return [r.getAttribute('data-outcome'), r.innerText];})")
+    return [(o, t) for o, t in rows]
+
+
+@pytest.fixture
+def page(driver: WebDriver, report_dir: Path, meta: TaskReportMeta, results: list[CaseResult]) -> WebDriver:
+    _open(driver, write_html(report_dir, meta, results))
+    return driver
+
+
+def _click_case(driver: WebDriver, name: str) -> None:
+    row = next(r for r in driver.find_elements(By.CSS_SELECTOR, "#spacer .row") if name in r.text)
+    row.click()
+
+
+@pytest.mark.browser
+def test_page_opens_with_totals(page: WebDriver) -> None:
+    assert page.title == "nightly ****** - liuma-pipeline report"
+    assert len(_rows(page)) == 6
+    totals = page.find_element(By.ID, "totals").text
+    assert "6 cases" in totals and "1 flaky" in totals and "1 broken" in totals and "8 attempts" in totals
+
+
+@pytest.mark.browser
+def test_status_filter_hides_other_rows(page: WebDriver) -> None:
+    select = Select(page.find_element(By.ID, "status"))
+    select.select_by_value("failed")
+    assert [o for o, _ in _rows(page)] == ["failed"] and "API fails" in _rows(page)[0][1]
+    select.select_by_value("broken")
+    assert [o for o, _ in _rows(page)] == ["broken"]
+    select.select_by_value("")
+    assert len(_rows(page)) == 6
+    assert page.find_element(By.ID, "shown").text == "6 of 6 shown"
+
+
+@pytest.mark.browser
+def test_text_filter_hides_other_rows(page: WebDriver) -> None:
+    box = page.find_element(By.ID, "q")
+    box.send_keys("api f")
+    rows = _rows(page)
+    assert len(rows) == 1 and "API fails" in rows[0][1]
+    box.clear()
+    box.send_keys("col-web")
+    assert sorted(o for o, _ in _rows(page)) == ["flaky", "skipped"]
+
+
+@pytest.mark.browser
+def test_screenshot_link_resolves_to_the_png(page: WebDriver, meta: TaskReportMeta, K: SimpleNamespace) -> None:
+    _click_case(page, "Web flaky")
+    detail = page.find_element(By.ID, "detail").text
+    assert "attempt 2: flaky" in detail and "attempt 1: error" in detail
+    (link,) = page.find_elements(By.CSS_SELECTOR, "#detail a.shot")
+    assert not (link.get_attribute("href") or "").startswith("/")
+    href = page.execute_script("return arguments[0].href", link)   # resolved against the report's URL
+    target = Path(unquote(urlparse(href).path))
+    original = meta.storage_root / "image" / K.TASK / f"{K.SHOT_FLAKY}.png"
+    assert target.resolve() == original.resolve() and target.read_bytes() == original.read_bytes()
+    img = link.find_element(By.TAG_NAME, "img")
+    deadline = time.monotonic() + 5
+    while not page.execute_script("return arguments[0].complete", img) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert page.execute_script("return [arguments[0].naturalWidth, arguments[0].naturalHeight]", img) == [64, 48]
+
+
+@pytest.mark.browser
+def test_logs_are_escaped_except_markers(page: WebDriver, K: SimpleNamespace) -> None:
+    _click_case(page, "API error")
+    log = page.find_element(By.CSS_SELECTOR, "#detail .log")
+    assert page.execute_script("return window.__xss === undefined")
+    assert '<img src=x onerror="window.__xss=1">' in log.text
+    assert "Bearer ******" in log.text and K.SECRET not in page.page_source
+    assert len(log.find_elements(By.TAG_NAME, "br")) == 2 and not log.find_elements(By.TAG_NAME, "img")
+
+
+@pytest.mark.browser
+def test_list_is_virtual_at_scale(driver: WebDriver, report_dir: Path, meta: TaskReportMeta,
+                                  results: list[CaseResult]) -> None:
+    base = results[0]
+    many = [CaseResult(**{**base.to_dict(), "caseId": f"c{i}", "caseName": f"bulk {i:04d}", "index": i,
+                          "runTimes": 1}) for i in range(3000)]
+    begin = time.perf_counter()
+    _open(driver, write_html(report_dir, meta, many))
+    assert time.perf_counter() - begin < 5
+    assert driver.find_element(By.ID, "shown").text == "3000 of 3000 shown"
+    assert 10 < len(_rows(driver)) < 100                      # only the rows in view exist
+    driver.execute_script("var l=document.getElementById('list'); l.scrollTop=l.scrollHeight;")
+    deadline = time.monotonic() + 5
+    while not any("bulk 2999" in t for _, t in _rows(driver)):
+        assert time.monotonic() < deadline, "last row never rendered after scrolling"
+        time.sleep(0.05)
