@@ -140,7 +140,8 @@ def send(env: StepEnv, request: Prepared, controller: dict[str, Any]) -> Exchang
     except requests.RequestException as e:
         env.recorder.set_during((time.perf_counter() - started) * 1000)
         after()
-        raise RequestError(f"请求发送失败: {type(e).__name__}: {e}") from e
+        what = f"请求超时({request.timeout:g}秒)" if isinstance(e, requests.Timeout) else "请求发送失败"
+        raise RequestError(f"{what}: {type(e).__name__}: {e}") from e
     env.recorder.set_during((time.perf_counter() - started) * 1000)
     after()
     headers = dict(response.headers)

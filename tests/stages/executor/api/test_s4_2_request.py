@@ -141,7 +141,7 @@ def test_proxy_user_without_password_is_an_error(run_case: Run, mkstep: Mk) -> N
 def test_timeout_from_controller_and_from_settings(run_case: Run, mkstep: Mk, tmp_path: Path) -> None:
     started = time.monotonic()
     result = run_case([mkstep("/api/slow", query={"ms": "1500"}, controller={"timeout": "0.3"})])
-    assert result.status == Status.ERROR and "请求发送失败" in result.transactionList[0]["log"]
+    assert result.status == Status.ERROR and "请求超时(0.3秒)" in result.transactionList[0]["log"]
     ctx = make_ctx(tmp_path, settings=RunSettings(default_step_timeout=0.3))
     result = run_case([mkstep("/api/slow", query={"ms": "1500"})], ctx=ctx)
     assert result.status == Status.ERROR
