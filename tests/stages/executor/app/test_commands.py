@@ -48,7 +48,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _answer(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
-        body = json.loads(self.rfile.read(length) or b"null") if length else None
+        body: Any = json.loads(self.rfile.read(length) or b"null") if length else None
         with self.server.lock:
             self.server.requests.append((self.command, self.path, body))
         value: Any = None
@@ -95,7 +95,7 @@ def device(url: str, platform: str) -> dict[str, Any]:
 def run(recorder: Recorder, tmp: Path, platform: str, ops: list[dict[str, Any]],
         **extra: Any) -> tuple[CaseResult, list[tuple[str, str, Any]]]:
     """One case on a fresh session; returns the result and the requests after the session start."""
-    runner, shared = AppRunner(), {}
+    runner, shared = AppRunner(), dict[str, Any]()
     system = "android" if platform == "android" else "apple"
     recorder.take()
     ctx = make_ctx(tmp, device(recorder.url, platform), shared)

@@ -1,13 +1,15 @@
 """W3C Actions payloads for the APP gestures (pure)."""
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from stages.executor.app import gestures
 
 
-def moves(actions: list[dict[str, object]]) -> list[tuple[object, ...]]:
-    return [(a["type"], a.get("x"), a.get("y"), a.get("duration")) for a in actions[0]["actions"]]  # type: ignore[index]
+def moves(actions: list[dict[str, Any]]) -> list[tuple[object, ...]]:
+    return [(a["type"], a.get("x"), a.get("y"), a.get("duration")) for a in actions[0]["actions"]]
 
 
 @pytest.mark.parametrize("value, extent, expected", [(0.5, 844, 422), (0, 844, 0), (0.999, 100, 100), (1, 844, 1),

@@ -286,3 +286,27 @@ def test_killed_server_makes_the_case_broken(tmp_path: Path) -> None:
         assert SESSION_KEY not in shared
     with pytest.raises(ProcessLookupError):               # the server's whole process group is gone
         os.killpg(pid, 0)
+
+
+def test_scroll_to_element_swipes_until_found_or_gives_up(android: Harness) -> None:
+    result = android.run([
+        op("view", "滑动到元素出现", {"element": by_id("item2")}, {"direction": "up"}),
+        op("view", "滑动到元素出现", {"element": by_id("nope")}, {"direction": "down"}),
+    ])
+    assert statuses(result) == [0, 2]
+    assert "滑动0次" in result.transactionList[0]["log"] and "滑动10次后元素仍未出现" in result.transactionList[1]["log"]
+    log = android.session.driver.get_log("actions")
+    assert log == [gestures.swipe(195, 269, 195, 572)] * 10      # finger moves down, inside the middle 60 %
+
+
+def test_for_loop_and_coordinate_operations(android: Harness) -> None:
+    result = android.run([
+        op("looper", "For循环", data={"steps": ("Int", "1"), "indexName": "i", "times": ("Int", "3")}, trans="For循环"),
+        op("view", "单击", {"element": by_id("loginBtn")}),
+        op("view", "坐标双击", data={"x": ("Number", "20"), "y": ("Number", "0.25")}),
+        op("view", "坐标长按", data={"x": ("Number", "20"), "y": ("Number", "30"), "second": ("Float", "0.5")}),
+        op("system", "强制等待", data={"second": ("Int", "0")}),
+    ])
+    assert result.status == Status.PASS, logs(result)
+    assert android.session.driver.find_element("id", "loginBtn").get_attribute("clicks") == "3"
+    assert android.session.driver.get_log("actions") == [gestures.double_tap(20, 211), gestures.long_press(20, 30, 500)]
