@@ -74,6 +74,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                    list(args.tags or []), report_dir, str(storage), executors)
     spec.save()
     from .supervisor import Supervisor
+    _supervisor_logging(cfg, storage)
     printer = _Printer(sys.stdout)
     sup = Supervisor(spec, on_case=printer.case, on_task=printer.task)
     print(f"liuma-pipeline: task {task.taskId}: {len(names)} case(s), {len(executors)} executor(s); logs in {storage / 'log'}", flush=True)
@@ -118,6 +119,13 @@ class _Printer:
         self.out.flush()
 
 
+def _supervisor_logging(cfg: Config, storage: Path) -> None:
+    from .log import setup_logging
+    setup_logging(storage / "log", "supervisor", level=cfg.get("Logging", "level"), file_size_mb=cfg.get("Logging", "file-size"),
+                  backups=cfg.get("Logging", "backup-count"), secrets=[cfg.get("Engine", "engine-secret"), cfg.headers.get("token", "")],
+                  console=True)
+
+
 def _engine_dir(cfg: Config) -> Path:
     return Path(_abs(cfg.get("Pipeline", "run-dir") or str(Path(cfg.get("Pipeline", "storage-root")) / "run")))
 
@@ -151,6 +159,7 @@ def cmd_start(args: argparse.Namespace) -> int:
                    _abs(cfg.get("Pipeline", "report-dir")), storage, executors)
     spec.save()
     from .supervisor import Supervisor
+    _supervisor_logging(cfg, Path(storage))
     sup = Supervisor(spec)
     try:
         sup.run()

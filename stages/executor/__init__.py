@@ -41,6 +41,11 @@ class Executor(Stage):
         device = dict(self.spec.devices.get(self.device_name, {}), name=self.device_name) if self.device_name else None
         self.worker = UnitWorker(self.name, settings, Path(self.spec.storage_root), device, fetch_file=self._fetcher())
         self.mailbox.register_fd(self.worker.rfd)
+        for kind in self.kinds:                # import keyword libraries now, not inside the first case's deadline
+            try:
+                self.worker.runner(kind)
+            except Exception as e:
+                self.log.error("cannot load the %s runner: %s", kind, e)
         self.send_status()
 
     def _fetcher(self) -> Any:

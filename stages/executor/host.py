@@ -66,7 +66,7 @@ class UnitWorker:
         self.thread = threading.Thread(target=self._run_unit, args=(unit,), name=f"unit-{unit['unit_id'][:8]}", daemon=True)
         self.thread.start()
 
-    def _runner(self, case_type: str) -> CaseRunner:
+    def runner(self, case_type: str) -> CaseRunner:
         r = self.runners.get(case_type)
         if r is None:
             target = RUNNER_CLASSES.get(case_type)
@@ -149,7 +149,7 @@ class UnitWorker:
         try:
             data = read_case(case_path(Path(unit["data_dir"]), unit["collection_id"], case["case_id"]))
             self.current = dict(self.current or {}, name=str(data.get("caseName") or case["case_id"]))
-            outcome = self._runner(case["case_type"]).run(data, ctx)
+            outcome = self.runner(case["case_type"]).run(data, ctx)
             res = outcome.result
             res.caseType = case["case_type"]
             return res
