@@ -7,6 +7,7 @@ builds new containers) and every file is written to a temporary sibling first an
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 from collections.abc import Iterable
@@ -68,6 +69,10 @@ class Redactor:
     def __init__(self, secrets: Iterable[str]) -> None:
         values = sorted({s for s in secrets if isinstance(s, str) and s}, key=len, reverse=True)
         self._pattern = re.compile("|".join(re.escape(s) for s in values)) if values else None
+        # JSON escaping is per character, so a string holding a secret holds its escaped form once encoded:
+        # one search over a result's JSON text tells whether anything needs masking at all.
+        escaped = sorted({json.dumps(s, ensure_ascii=False)[1:-1] for s in values}, key=len, reverse=True)
+        self._json_pattern = re.compile("|".join(re.escape(s) for s in escaped)) if values else None
 
     def __bool__(self) -> bool:
         return self._pattern is not None
@@ -88,9 +93,22 @@ class Redactor:
         return value
 
     def result(self, result: CaseResult) -> CaseResult:
-        if self._pattern is None:
+        """Masked copy of ``result``; the same object when it holds no secret (the common, fast case)."""
+        if self._pattern is None or self._json_pattern is None:
             return result
-        return CaseResult(**{name: self.value(getattr(result, name)) for name in _CASE_FIELDS})
+        fields = {name: getattr(result, name) for name in _CASE_FIELDS}
+        try:
+            text = json.dumps(fields, ensure_ascii=False)
+        except (TypeError, ValueError):          # not plain JSON data: walk it
+            return CaseResult(**self.value(fields))
+        if not self._json_pattern.search(text):
+            return result
+        try:
+            # A match can only break JSON when it starts inside an escape ("\n" + "ewpass" for "newpass"):
+            # the text then no longer parses and the exact walk below is used instead.
+            return CaseResult(**json.loads(self._json_pattern.sub(MASK, text)))
+        except ValueError:
+            return CaseResult(**self.value(fields))
 
 
 def prepare(meta: TaskReportMeta, results: Iterable[CaseResult]) -> list[CaseResult]:
