@@ -116,3 +116,11 @@ def test_injection_and_recording(platform: FakePlatform) -> None:
     rec = platform.state.calls("/openapi/engine/task/complete")[-1]
     assert rec.body == {"taskId": "t"} and rec.method == "POST"
     assert json.dumps(rec.body)
+
+
+from tests.fakeplatform import fake_platform  # noqa: E402,F401 - the fixture other test modules import
+
+
+def test_fixture_starts_and_pushes_start_on_enqueue(fake_platform: FakePlatform) -> None:  # noqa: F811
+    assert requests.post(fake_platform.base_url + "/openapi/engine/task/fetch", json={}).json()["status"] == 2020
+    assert fake_platform.enqueue({"testCollectionList": []}) and not fake_platform.session_open()
