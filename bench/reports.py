@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 import zlib
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,8 @@ os.environ.setdefault("SE_OFFLINE", "true")
 
 from pipeline.models import CaseResult  # noqa: E402
 from stages.aggregator.writers import TaskReportMeta, write_all  # noqa: E402
+from stages.aggregator.writers import allure, html, junit, summary  # noqa: E402
+from stages.aggregator.writers import results as results_mod  # noqa: E402
 
 OUTCOMES = ["passed"] * 70 + ["failed"] * 12 + ["error"] * 5 + ["broken"] * 3 + ["skipped"] * 5 + ["flaky"] * 5
 STATUS = {"passed": 0, "flaky": 0, "failed": 1, "error": 2, "broken": 2, "skipped": 0}
@@ -94,7 +97,7 @@ def synth_results(n: int, task_id: str, image_dir: Path, seed: int = 7) -> list[
     return out
 
 
-def open_report(html: Path, runs: int) -> list[float]:
+def open_report(page: Path, runs: int) -> list[float]:
     """Seconds from ``driver.get`` to the list rendered (``data-ready`` set and rows present), per run."""
     from selenium import webdriver
     from selenium.webdriver.chrome.options import Options
@@ -110,7 +113,7 @@ def open_report(html: Path, runs: int) -> list[float]:
         driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
         try:
             begin = time.perf_counter()
-            driver.get(html.as_uri())
+            driver.get(page.as_uri())
             while not driver.execute_script(
                     "return document.body && document.body.getAttribute('data-ready')==='1'"
                     " && document.querySelectorAll('#spacer .row').length>0"):
@@ -138,22 +141,27 @@ def main() -> None:
         report_dir = args.keep or work / "report"
         rows = []
         for label in ("write_all (cold)", "write_all (rewrite, same data)"):
-            begin = time.perf_counter()
+            begin, cpu = time.perf_counter(), time.process_time()
             paths = write_all(report_dir, meta, results)
-            rows.append((label, f"{time.perf_counter() - begin:.2f} s"))
-        html = paths["html"]
-        opens = open_report(html, args.runs)
+            rows.append((label, f"{time.perf_counter() - begin:.2f} s wall / {time.process_time() - cpu:.2f} s CPU"))
+        clean = replace(meta, secrets=())
+        for name, writer in (("summary", summary.write_summary), ("results", results_mod.write_results),
+                             ("junit", junit.write_junit), ("allure", allure.write_allure), ("html", html.write_html)):
+            cpu = time.process_time()
+            writer(report_dir, clean, results)
+            rows.append((f"  {name} alone (CPU)", f"{time.process_time() - cpu:.2f} s"))
+        opens = open_report(paths["html"], args.runs)
         rows.append((f"open report.html, median of {args.runs}", f"{statistics.median(opens):.2f} s"))
         rows.append(("  each run", ", ".join(f"{t:.2f}" for t in opens)))
         shots = sum(1 for _ in (work / "storage" / "image" / task_id).iterdir())
         print(f"\n{args.cases} cases, {len(results)} attempts, 5 steps each, {shots} screenshots\n")
-        print(f"{'measure':<40} {'value':>14}")
-        print("-" * 55)
+        print(f"{'measure':<40} {'value':>28}")
+        print("-" * 69)
         for label, value in rows:
-            print(f"{label:<40} {value:>14}")
+            print(f"{label:<40} {value:>28}")
         for name in ("summary", "results", "junit", "html"):
-            print(f"{name + ' size':<40} {paths[name].stat().st_size / 1e6:>12.1f} MB")
-        print(f"{'allure-results files':<40} {sum(1 for _ in paths['allure'].iterdir()):>14}")
+            print(f"{name + ' size':<40} {paths[name].stat().st_size / 1e6:>25.1f} MB")
+        print(f"{'allure-results files':<40} {sum(1 for _ in paths['allure'].iterdir()):>28}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
