@@ -35,6 +35,8 @@ class Kind(str, enum.Enum):
     STAGE_FATAL = "stage.fatal"            # {reason}  the stage cannot go on (bad config): do not restart
     # supervisor -> scheduler
     STAGE_DIED = "stage.died"              # {stage, inc, reason}
+    # scheduler -> supervisor: end what an executor is running (task stopped)
+    STAGE_KILL = "stage.kill"              # {stage, inc, reason}
     # supervisor -> fetcher / scheduler
     TASK_STOP = "task.stop"                # {task_id | None (all)}
     STAGE_STOP = "stage.stop"              # {}  drain and exit
@@ -58,6 +60,7 @@ REQUIRED: dict[Kind, tuple[str, ...]] = {
     Kind.STAGE_HEARTBEAT: ("pid", "state"),
     Kind.STAGE_FATAL: ("reason",),
     Kind.STAGE_DIED: ("stage", "inc", "reason"),
+    Kind.STAGE_KILL: ("stage", "inc", "reason"),
     Kind.TASK_STOP: (),
     Kind.STAGE_STOP: (),
     Kind.ACK: ("ids",),
@@ -66,6 +69,6 @@ REQUIRED: dict[Kind, tuple[str, ...]] = {
 # Kinds whose loss would lose work or a result: acked by the receiver, re-sent by the sender until acked.
 RELIABLE: frozenset[Kind] = frozenset({
     Kind.TASK_SUBMIT, Kind.TASK_RELEASED, Kind.CASE_STARTED, Kind.CASE_FINISHED, Kind.UNIT_DONE,
-    Kind.RESULT_RECORD, Kind.TASK_PLANNED, Kind.TASK_FINISHED, Kind.TASK_REPORTED, Kind.STAGE_DIED,
+    Kind.RESULT_RECORD, Kind.TASK_PLANNED, Kind.TASK_FINISHED, Kind.TASK_REPORTED, Kind.STAGE_DIED, Kind.STAGE_KILL,
 })
 assert set(REQUIRED) == set(Kind), "every kind declares its required body keys"

@@ -138,6 +138,12 @@ class Supervisor:
                 self.begin_shutdown("run complete")
         elif env.kind is Kind.STAGE_FATAL and w is not None:
             w.fatal_reason = str(env.body.get("reason"))
+        elif env.kind is Kind.STAGE_KILL:
+            victim = self.watchers.get(env.body["stage"])
+            if victim is not None and victim.proc is not None and victim.inc == int(env.body["inc"]) and victim.proc.poll() is None:
+                victim.kill_reason = str(env.body["reason"])
+                log.warning(LIFECYCLE_FORMAT, "kill", victim.name, victim.kill_reason)
+                victim.proc.terminate(time.monotonic())
 
     # -- exits ------------------------------------------------------------------------------------
     def _reap(self, now: float) -> None:

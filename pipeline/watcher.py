@@ -66,7 +66,7 @@ class StageWatcher:
             self.state = "stopped"
         elif code == EX_CONFIG or self.fatal_reason:
             self.state = "failed"
-        elif self.kill_reason.startswith("timeout"):
+        elif self.kill_reason.startswith(("timeout", "stopped")):
             self.state, self.next_start = "backoff", now          # a case's fault, not the stage's: at once
         elif self.flapping.record(now):
             self.state = "failed"

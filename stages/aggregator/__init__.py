@@ -52,6 +52,11 @@ class Aggregator(Stage):
         self._last_partial = 0.0
         self._partial_every = 5.0
         self.secrets = [s for s in (spec.setting("Engine", "engine-secret"), spec.headers.get("token", "")) if s]
+        # platform mode: every result and every task.reported is forwarded to the uploader; a forward counts
+        # as done only when the uploader acked it (journaled as "fwd"), so a crash re-forwards on replay.
+        self.platform = bool(spec.setting("Platform", "url"))
+        self.forwarded: set[str] = set()
+        self._fwd_pending: dict[str, str] = {}
 
     def on_start(self) -> None:
         n = 0
@@ -61,6 +66,30 @@ class Aggregator(Stage):
         self.journal.open()
         if n:
             self.log.info("rebuilt state from %d journal records (%d tasks)", n, len(self.tasks))
+        self.mailbox.on_ack = self._acked
+        if self.platform:
+            for agg in self.tasks.values():
+                for res in agg.results.values():
+                    self._forward_result(res)
+                if agg.reported and f"reported:{agg.task_id}" not in self.forwarded:
+                    self._forward(Kind.TASK_REPORTED, {"task_id": agg.task_id, "report_dir": str(agg.report_dir),
+                                                       "totals": _totals(agg.results.values())}, f"reported:{agg.task_id}")
+
+    def _forward(self, kind: Kind, body: dict[str, Any], mark: str) -> None:
+        if mark in self.forwarded:
+            return
+        msg_id = self.mailbox.send("uploader", kind, body)
+        self._fwd_pending[msg_id] = mark
+
+    def _forward_result(self, res: CaseResult) -> None:
+        self._forward(Kind.RESULT_RECORD, {"result": res.to_dict()}, "result:" + "|".join(map(str, res.key)))
+
+    def _acked(self, ids: list[str]) -> None:
+        for i in ids:
+            mark = self._fwd_pending.pop(i, None)
+            if mark is not None and mark not in self.forwarded:
+                self.forwarded.add(mark)
+                self.journal.append(["fwd", mark])
 
     # -- messages ---------------------------------------------------------------------------------
     def on_task_planned(self, env: Envelope) -> None:
@@ -108,6 +137,8 @@ class Aggregator(Stage):
             agg.dirty = True
             if not replay:
                 self._announce(res)
+                if self.platform:
+                    self._forward_result(res)
             return True
         if kind == "finished":
             agg = self.tasks.get(body["task_id"])
@@ -115,6 +146,9 @@ class Aggregator(Stage):
                 return False
             agg.expected = [tuple(k) for k in body["expected"]]
             agg.finished_at = time.time()
+            return True
+        if kind == "fwd":
+            self.forwarded.add(body)
             return True
         if kind == "reported":
             if body in self.tasks:
@@ -176,8 +210,8 @@ class Aggregator(Stage):
         body = {"task_id": agg.task_id, "report_dir": str(agg.report_dir), "totals": totals,
                 "paths": {k: str(v) for k, v in paths.items()}, "missing": [list(k) for k in missing]}
         self.mailbox.send("supervisor", Kind.TASK_REPORTED, body)
-        if self.spec.setting("Platform", "url"):
-            self.mailbox.send("uploader", Kind.TASK_REPORTED, body)
+        if self.platform:
+            self._forward(Kind.TASK_REPORTED, body, f"reported:{agg.task_id}")
         self.log.info("task %s reported: %s", agg.task_id, totals)
 
     def on_stop(self) -> None:

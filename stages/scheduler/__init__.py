@@ -138,6 +138,10 @@ class Scheduler(Stage):
                 for u in [u for u in self.queue if u.task_id == ts.task_id]:
                     self.queue.remove(u)
                     self._skip_unit(ts, u, ts.stopped)
+                for ex in self.executors.values():       # running cases end now: the supervisor kills the group
+                    if ex.unit is not None and ex.unit.task_id == ts.task_id:
+                        self.mailbox.send("supervisor", Kind.STAGE_KILL, {
+                            "stage": ex.info.name, "inc": ex.inc, "reason": f"stopped: task {ts.task_id} ({ts.stopped})"})
                 self._maybe_finish(ts)
 
     HANDLERS: ClassVar[dict[Kind, Handler]] = {
