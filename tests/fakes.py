@@ -1,0 +1,70 @@
+"""Test doubles shared by unit tests: a recording mailbox and a manual clock.
+
+``FakeMailbox`` stands in for ``pipeline.transport.Mailbox`` in stage tests that drive handlers directly:
+it records every send (peer, kind, body, msg_id) and never touches a socket.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.codec import Envelope, new_id
+from pipeline.journal import Outbox
+from pipeline.messages import Kind
+
+__all__ = ["Sent", "FakeMailbox", "FakeClock", "envelope"]
+
+
+@dataclass(frozen=True)
+class Sent:
+    peer: str
+    kind: Kind
+    body: dict[str, Any]
+    msg_id: str
+
+
+@dataclass
+class FakeMailbox:
+    """Records sends in order; ``of(kind)`` filters them; ``clear()`` forgets them."""
+
+    name: str = "fake"
+    sent: list[Sent] = field(default_factory=list)
+    outbox: Outbox = field(default_factory=Outbox)
+    dead_lettered: int = 0
+
+    def send(self, peer: str, kind: Kind, body: dict[str, Any], *, msg_id: str | None = None) -> str:
+        mid = msg_id or new_id()
+        self.sent.append(Sent(peer, kind, body, mid))
+        return mid
+
+    def of(self, kind: Kind, peer: str | None = None) -> list[Sent]:
+        return [s for s in self.sent if s.kind is kind and (peer is None or s.peer == peer)]
+
+    def clear(self) -> None:
+        self.sent.clear()
+
+    # the parts of Mailbox a Stage's tick() touches, as no-ops
+    def flush_acks(self) -> None: ...
+    def resend_due(self) -> int:
+        return 0
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class FakeClock:
+    """Monotonic time that only moves when told to."""
+
+    now: float = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> float:
+        self.now += seconds
+        return self.now
+
+
+def envelope(kind: Kind, body: dict[str, Any], src: str = "test", inc: int = 0) -> Envelope:
+    """An envelope as a stage's handler receives it after decoding."""
+    return Envelope(kind=kind, body=body, src=src, inc=inc)
