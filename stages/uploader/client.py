@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Protocol
 
 from pipeline.errors import PipelineError
-from stages.aggregator.writers.results import validate_platform_row
+from pipeline.platform_rows import validate_platform_row
 from stages.uploader.outbox import Item, Outbox
 
 __all__ = ["DeliveryClient", "Deliverer"]

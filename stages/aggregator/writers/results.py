@@ -5,7 +5,7 @@ transactionList, a WEB/APP step without ``screenShotList``, an API ``content`` n
 row is first repaired where the repair is lossless or conventional (synthetic ``未知`` step carrying the
 reason, missing lists, an over-long path cut to 200 chars), then checked with :func:`validate_platform_row`;
 rows that still fail are left out of the body and listed with their problems in ``results.rejected.json``.
-The uploader reuses :func:`validate_platform_row` and :func:`platform_row`.
+Both live in ``pipeline.platform_rows`` so the uploader sends exactly the same rows.
 """
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.models import UNKNOWN, CaseResult, CaseType, Status
+from pipeline.models import CaseResult
+from pipeline.platform_rows import MAX_API_CONTENT, platform_row, validate_platform_row
 from stages.aggregator.writers._common import atomic_write, prepare, to_int
 
 if TYPE_CHECKING:
@@ -24,8 +25,6 @@ __all__ = ["write_results", "build_results", "platform_row", "validate_platform_
 
 RESULTS_FILE = "results.json"
 REJECTED_FILE = "results.rejected.json"
-MAX_API_CONTENT = 200
-_CASE_TYPES = {t.value for t in CaseType}
 
 
 def write_results(report_dir: Path, meta: TaskReportMeta, results: list[CaseResult]) -> Path:
@@ -62,88 +61,3 @@ def _timestamp(meta: TaskReportMeta, results: list[CaseResult]) -> int:
         return int(meta.finished_at.timestamp())
     last = max((to_int(r.endTime) for r in results), default=0)
     return last // 1000 if last else int(meta.started_at.timestamp())
-
-
-def platform_row(result: CaseResult) -> dict[str, Any]:
-    """``CaseResult.to_platform()`` with the conventional repairs of §7.3/§10 applied."""
-    row = result.to_platform()
-    if row.get("status") is None:
-        row["status"] = Status.ERROR
-    start = row.get("startTime")
-    row["startTime"] = start if isinstance(start, int) else to_int(start)
-    end = row.get("endTime")
-    row["endTime"] = max(end if isinstance(end, int) else to_int(end), row["startTime"])
-    if not row.get("transactionList"):
-        # §7.3: a case that ends without any step reports one synthetic step carrying the reason.
-        row["transactionList"] = [{
-            "id": result.caseId, "name": UNKNOWN, "content": UNKNOWN, "description": None,
-            "log": result.reason or "no step was recorded", "during": 0,
-            "status": row["status"] if row["status"] in (Status.FAIL, Status.ERROR, Status.SKIP) else Status.ERROR,
-            "screenShotList": []}]
-    row["transactionList"] = [_repair_step(t, result.caseType) for t in row["transactionList"]]
-    return row
-
-
-def _repair_step(step: dict[str, Any], case_type: str) -> dict[str, Any]:
-    step = dict(step)
-    if step.get("screenShotList") is None:
-        step["screenShotList"] = []
-    if step.get("content") is None:
-        step["content"] = ""
-    if case_type == CaseType.API.value and isinstance(step["content"], str) and len(step["content"]) > MAX_API_CONTENT:
-        step["content"] = step["content"][:MAX_API_CONTENT]
-    return step
-
-
-def validate_platform_row(row: dict[str, Any]) -> list[str]:
-    """Problems that would make the platform reject the batch holding ``row`` (§7.1, §7.2, §10); [] = valid."""
-    where = f"case {row.get('caseId')!r} (collection {row.get('collectionId')!r}, runTimes {row.get('runTimes')!r})"
-    problems: list[str] = []
-    for key in ("status", "startTime", "endTime"):
-        if not _is_int(row.get(key)):
-            problems.append(f"{where}: {key} must be an integer, got {row.get(key)!r}")
-    if _is_int(row.get("status")) and row["status"] not in (0, 1, 2, 3):
-        problems.append(f"{where}: status must be 0..3, got {row['status']!r}")
-    if row.get("caseType") not in _CASE_TYPES:
-        problems.append(f"{where}: caseType must be one of {sorted(_CASE_TYPES)}, got {row.get('caseType')!r}")
-    for key in ("collectionId", "caseId"):
-        if not isinstance(row.get(key), str) or not row.get(key):
-            problems.append(f"{where}: {key} must be a non-empty string")
-    for key in ("index", "runTimes"):
-        if not _is_int(row.get(key)):
-            problems.append(f"{where}: {key} must be an integer, got {row.get(key)!r}")
-    steps = row.get("transactionList")
-    if not isinstance(steps, list) or not steps:
-        problems.append(f"{where}: transactionList must be a non-empty list")
-        return problems
-    for i, step in enumerate(steps):
-        problems.extend(f"{where}: step {i} {p}" for p in _step_problems(step, row.get("caseType")))
-    return problems
-
-
-def _step_problems(step: Any, case_type: Any) -> list[str]:
-    if not isinstance(step, dict):
-        return [f"must be an object, got {type(step).__name__}"]
-    problems: list[str] = []
-    if not isinstance(step.get("screenShotList"), list):
-        problems.append("screenShotList must be a list (may be empty)")
-    elif not all(isinstance(s, str) for s in step["screenShotList"]):
-        problems.append("screenShotList must hold screenshot id strings")
-    if not _is_int(step.get("status")) or step.get("status") not in (0, 1, 2, 3):
-        problems.append(f"status must be 0..3, got {step.get('status')!r}")
-    if not _is_int(step.get("during")):
-        problems.append(f"during must be an integer (ms), got {step.get('during')!r}")
-    if case_type == CaseType.API.value:
-        content = step.get("content")
-        if not isinstance(content, str):
-            problems.append("content (the API path) must be a string")
-        elif len(content) > MAX_API_CONTENT:
-            problems.append(f"content is {len(content)} chars, the platform allows {MAX_API_CONTENT}")
-    for key in ("id", "name", "log"):
-        if not isinstance(step.get(key), str):
-            problems.append(f"{key} must be a string")
-    return problems
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)

@@ -7,7 +7,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from stages.fetcher.platform import PlatformClient
+from pipeline.platform import PlatformClient
 from stages.uploader.client import Deliverer
 from stages.uploader.outbox import Outbox
 from tests.fakeplatform import ENGINE_CODE, ENGINE_SECRET, FakePlatform

@@ -12,7 +12,7 @@ from cryptography.fernet import Fernet
 
 from pipeline.errors import SuiteError
 from pipeline.secrets import encrypt
-from stages.fetcher.platform import (
+from pipeline.platform import (
     FileTokenStore, MemoryTokenStore, PlatformClient, PlatformRejected, PlatformUnavailable,
 )
 from tests.fakeplatform import ENGINE_CODE, ENGINE_SECRET, FakePlatform, wait_until

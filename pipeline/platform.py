@@ -27,10 +27,11 @@ import requests
 
 from pipeline.errors import PipelineError, SuiteError
 from pipeline.package import is_zip_bytes, safe_extract
-from pipeline.secrets import decrypt, encrypt, redact
+from pipeline.errors import ConfigError
+from pipeline.secrets import decrypt, encrypt, load_key, redact
 
 __all__ = ["PlatformClient", "PlatformError", "PlatformUnavailable", "PlatformRejected", "TokenStore",
-           "MemoryTokenStore", "FileTokenStore", "TOKEN_ERRORS", "SCREENSHOT_NAME"]
+           "MemoryTokenStore", "FileTokenStore", "shared_token_store", "TOKEN_ERRORS", "SCREENSHOT_NAME"]
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,16 @@ class FileTokenStore:
         os.replace(tmp, self.path)
 
 
+def shared_token_store(storage_root: str | Path) -> FileTokenStore:
+    """The token file every stage of one engine shares: ``<storage>/state/token`` (0600), encrypted when a
+    secret key is configured (``LIUMA_SECRET_KEY`` or ``config/secret.key``), plain otherwise."""
+    try:
+        key: bytes | None = load_key()
+    except ConfigError:
+        key = None
+    return FileTokenStore(Path(storage_root) / "state" / "token", key)
+
+
 class PlatformClient:
     """One engine's view of the platform. Light constructor; the HTTP session is created on first use."""
 
@@ -130,6 +141,14 @@ class PlatformClient:
         return cls(config.get("Platform", "url"), config.get("Engine", "engine-code"),
                    config.get("Engine", "engine-secret"), headers=config.headers,
                    timeout=config.get("Platform", "timeout"), token_store=token_store)
+
+    @classmethod
+    def from_spec(cls, spec: Any, token_store: TokenStore | None = None) -> PlatformClient:
+        """From a stage's ``RunSpec``; by default with the engine's shared token file."""
+        return cls(spec.setting("Platform", "url"), spec.setting("Engine", "engine-code"),
+                   spec.setting("Engine", "engine-secret"), headers=spec.headers,
+                   timeout=float(spec.setting("Platform", "timeout")),
+                   token_store=token_store or shared_token_store(spec.storage_root))
 
     @property
     def secrets(self) -> list[str]:
