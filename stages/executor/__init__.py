@@ -87,6 +87,8 @@ class Executor(Stage):
                 self.heartbeat(force=True)
             elif kind == "unit.done":
                 self.mailbox.send("scheduler", Kind.UNIT_DONE, body)
+                if self.worker is not None:
+                    self.worker.unit = None
                 self.state = "idle"
                 self.send_status()
 
@@ -96,10 +98,13 @@ class Executor(Stage):
 
     def send_status(self) -> None:
         self._last_status = time.monotonic()
-        idle = self.worker is not None and not self.worker.busy()
+        w = self.worker
+        idle = w is not None and not w.busy() and w.unit is None
+        body: dict[str, Any] = {"kinds": self.kinds, "device": self.device_name, "idle": idle, "last_unit": self.last_unit}
+        if w is not None and w.unit is not None:
+            body["unit"] = dict(w.unit, running=w.running)
         try:
-            self.mailbox.send("scheduler", Kind.EXECUTOR_STATUS, {"kinds": self.kinds, "device": self.device_name,
-                                                                   "idle": idle, "last_unit": self.last_unit})
+            self.mailbox.send("scheduler", Kind.EXECUTOR_STATUS, body)
         except Exception as e:
             self.log.debug("status not sent: %s", e)
 

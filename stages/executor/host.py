@@ -49,6 +49,8 @@ class UnitWorker:
         self.last_collection: tuple[str, str] | None = None
         self.thread: threading.Thread | None = None
         self.current: dict[str, Any] | None = None
+        self.unit: dict[str, Any] | None = None          # the unit being run (a restarted scheduler adopts it)
+        self.running: dict[str, Any] | None = None       # body of the last case.started
         self.step = ""
 
     # -- thread side ----------------------------------------------------------------------------
@@ -63,6 +65,7 @@ class UnitWorker:
         return self.thread is not None and self.thread.is_alive()
 
     def start_unit(self, unit: dict[str, Any]) -> None:
+        self.unit = unit
         self.thread = threading.Thread(target=self._run_unit, args=(unit,), name=f"unit-{unit['unit_id'][:8]}", daemon=True)
         self.thread.start()
 
@@ -115,7 +118,7 @@ class UnitWorker:
                 result = self._run_case(unit, case, ctx, skip_reason=f"skipped: dependency {', '.join(bad)} did not pass" if bad else "")
                 statuses[case["case_id"]] = result.status
         finally:
-            self.current = None
+            self.current = self.running = None
             self._emit("unit.done", {"unit_id": unit["unit_id"]})
 
     def _run_case(self, unit: dict[str, Any], case: dict[str, Any], ctx: RunContext, skip_reason: str) -> CaseResult:
@@ -126,6 +129,7 @@ class UnitWorker:
                         "task_id": unit["task_id"], "deadline_s": budget, "t0": time.monotonic(), "name": case["case_id"]}
         started = {"unit_id": unit["unit_id"], "task_id": unit["task_id"], "collection_id": unit["collection_id"],
                    "case_id": case["case_id"], "index": case["index"], "run_times": case["run_times"], "deadline_s": budget}
+        self.running = started
         self._emit("case.started", started)
         t0 = int(time.time() * 1000)
         if skip_reason:

@@ -13,7 +13,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from pathlib import Path
+
 from pipeline.codec import Envelope
+from pipeline.journal import AppendLog
 from pipeline.messages import Kind
 from pipeline.models import Outcome, Status, Task
 from pipeline.stage import Handler, Stage
@@ -50,23 +53,125 @@ class Scheduler(Stage):
         self.tasks: dict[str, TaskState] = {}
         self.queue: list[Unit] = []
         self.executors: dict[str, ExecState] = {}
+        # Durable state: every accepted task and every settled attempt is journaled (fsync before ack), so a
+        # restarted scheduler rebuilds its plan, adopts the units executors are still running, and re-sends
+        # what the aggregator might not have got (it de-duplicates).
+        self.journal = AppendLog(Path(spec.run_dir) / "state" / "scheduler.journal")
+        self._unsynced = False
+        self._replaying = False
+        self.adopt_until = 0.0
+        self._synthetic: list[dict[str, Any]] = []
+
+    def on_start(self) -> None:
+        self._replaying = True
+        n = 0
+        for rec in self.journal.replay():
+            self._replay(rec)
+            n += 1
+        self._replaying = False
+        self.journal.open()
+        if n:
+            self._rebuild_queue()
+            self.adopt_until = time.monotonic() + 2.5 * self.hb_interval + 0.5
+            for ts in self.tasks.values():
+                self.mailbox.send("aggregator", Kind.TASK_PLANNED, self._planned_body(ts))
+            for res in self._synthetic:
+                self.mailbox.send("aggregator", Kind.RESULT_RECORD, {"result": res})
+            for ts in self.tasks.values():
+                if ts.finished_sent:
+                    ts.finished_sent = False
+                    self._maybe_finish(ts)
+            self.log.warning("restarted: rebuilt %d tasks from %d journal records; %d units queued; adopting running units",
+                             len(self.tasks), n, len(self.queue))
+
+    def _write(self, rec: list[Any]) -> None:
+        if not self._replaying:
+            self.journal.append(rec)
+            self._unsynced = True
+
+    def before_ack(self) -> None:
+        if self._unsynced:
+            self.journal.sync()
+            self._unsynced = False
+
+    def _replay(self, rec: list[Any]) -> None:
+        kind = rec[0]
+        if kind == "task":
+            self._plan(rec[1], send=False)
+        elif kind == "attempt":
+            _, task_id, key, run_times, status, outcome, final, variables, result = rec
+            ts = self.tasks.get(task_id)
+            st = ts.cases.get(tuple(key)) if ts else None  # type: ignore[arg-type]
+            if ts is None or st is None:
+                return
+            st.attempts.append((run_times, status, outcome))
+            st.final = final
+            ts.expected.append([task_id, st.collection_id, st.ref.caseId, st.ref.index, run_times])
+            if variables is not None:
+                ts.variables[st.collection_id] = variables
+            if result is not None:
+                self._synthetic.append(result)
+        elif kind == "stopped" and rec[1] in self.tasks:
+            self.tasks[rec[1]].stopped = rec[2]
+        elif kind == "finished" and rec[1] in self.tasks:
+            self.tasks[rec[1]].finished_sent = True
+
+    def _rebuild_queue(self) -> None:
+        self.queue.clear()
+        for ts in self.tasks.values():
+            if ts.finished_sent:
+                continue
+            units, _, _ = build_units(ts.task, self.default_timeout, list(self.spec.tags))
+            for u in units:
+                u.cases = [dict(c, run_times=ts.cases[(u.collection_id, c["case_id"], c["index"])].next_run_times)
+                           for c in u.cases if not ts.cases[(u.collection_id, c["case_id"], c["index"])].final]
+                if u.cases:
+                    u.variables = dict(ts.variables.get(u.collection_id) or u.variables)
+                    self._enqueue(u)
+
+    def _adopt(self, ex: "ExecState", body: dict[str, Any]) -> None:
+        """After a scheduler restart: an executor is still running a unit we planned; take it over instead
+        of dispatching its cases a second time."""
+        ts = self.tasks.get(body["task_id"])
+        if ts is None or ts.finished_sent:
+            return
+        keys = {(body["collection_id"], c["case_id"], c["index"]) for c in body["cases"]}
+        for u in list(self.queue):
+            if u.task_id == ts.task_id and u.collection_id == body["collection_id"]:
+                u.cases = [c for c in u.cases if (u.collection_id, c["case_id"], c["index"]) not in keys]
+                if not u.cases:
+                    self.queue.remove(u)
+        unit = Unit(body["unit_id"], ts.task_id, body["collection_id"], list(body["cases"]), dict(body.get("variables") or {}))
+        ex.unit, ex.idle, ex.running = unit, False, body.get("running")
+        ex.done_in_unit = set()
+        ts.in_flight += 1
+        self.log.info("adopted unit %s running on %s (%d cases)", unit.unit_id, ex.info.name, len(unit.cases))
+
+    def _planned_body(self, ts: TaskState) -> dict[str, Any]:
+        return {"task_id": ts.task_id, "report_dir": ts.report_dir, "name": ts.name or ts.task_id,
+                "cases": len(ts.cases), "started_at": ts.wall_start}
 
     # -- messages ---------------------------------------------------------------------------------
     def on_task_submit(self, env: Envelope) -> None:
         """Sent by the fetcher when a validated task and its data folder are ready."""
-        task = Task.from_dict(env.body["task"])
-        if task.taskId in self.tasks:
-            self.log.info("task %s already planned; duplicate submit ignored", task.taskId)
+        if env.body["task"].get("taskId") in self.tasks:
+            self.log.info("task %s already planned; duplicate submit ignored", env.body["task"].get("taskId"))
             return
-        ts = TaskState(task, env.body["data_dir"], env.body.get("report_dir") or self.spec.report_dir)
+        self._write(["task", env.body])
+        self._plan(env.body, send=True)
+
+    def _plan(self, body: dict[str, Any], *, send: bool) -> None:
+        task = Task.from_dict(body["task"])
+        ts = TaskState(task, body["data_dir"], body.get("report_dir") or self.spec.report_dir)
+        ts.name = body.get("name") or task.taskId
         units, ts.cases, disabled = build_units(task, self.default_timeout, list(self.spec.tags))
-        names = env.body.get("case_names") or {}
+        names = body.get("case_names") or {}
         for st in ts.cases.values():
             st.name = names.get(st.ref.caseId, "")
         self.tasks[task.taskId] = ts
-        self.mailbox.send("aggregator", Kind.TASK_PLANNED, {
-            "task_id": task.taskId, "report_dir": ts.report_dir, "name": env.body.get("name") or task.taskId,
-            "cases": len(ts.cases), "started_at": time.time()})
+        if not send:
+            return
+        self.mailbox.send("aggregator", Kind.TASK_PLANNED, self._planned_body(ts))
         for st in disabled:
             self._settle(ts, st, Status.SKIP, Outcome.SKIPPED, st.ref.skipReason or "case disabled (enabled=false)")
         for u in units:
@@ -85,6 +190,8 @@ class Scheduler(Stage):
             return                                          # a stale message from a dead incarnation
         if ex is None:
             ex = self.executors[env.src] = ExecState(ExecutorInfo(env.src, frozenset(b["kinds"]), b.get("device")), env.inc)
+        if ex.unit is None and not b["idle"] and b.get("unit") and time.monotonic() < self.adopt_until + 30:
+            self._adopt(ex, b["unit"])
         if ex.unit is None and b["idle"]:
             ex.idle = True
 
@@ -110,7 +217,7 @@ class Scheduler(Stage):
             return
         if b.get("name"):
             st.name = b["name"]
-        self._record(ts, st, b["run_times"], int(b["status"]), b["outcome"], executor=env.src)
+        self._record(ts, st, b["run_times"], int(b["status"]), b["outcome"], executor=env.src, variables=b.get("variables"))
 
     def on_unit_done(self, env: Envelope) -> None:
         """Sent by an executor when every case of its unit has been reported."""
@@ -135,6 +242,7 @@ class Scheduler(Stage):
         for ts in list(self.tasks.values()):
             if tid in (None, ts.task_id) and not ts.finished_sent:
                 ts.stopped = env.body.get("reason") or "stopped by request"
+                self._write(["stopped", ts.task_id, ts.stopped])
                 for u in [u for u in self.queue if u.task_id == ts.task_id]:
                     self.queue.remove(u)
                     self._skip_unit(ts, u, ts.stopped)
@@ -156,7 +264,7 @@ class Scheduler(Stage):
         self._dispatch()
 
     def _dispatch(self) -> None:
-        if not self.queue:
+        if not self.queue or time.monotonic() < self.adopt_until:
             return
         for ex in sorted((e for e in self.executors.values() if e.idle and e.unit is None), key=lambda e: e.idle_since):
             if not self.queue:
@@ -165,6 +273,10 @@ class Scheduler(Stage):
             if unit is None:
                 continue
             ts = self.tasks[unit.task_id]
+            unit.cases = [c for c in unit.cases if not self._already_ran(ts, unit, c)]
+            if not unit.cases:                    # everything was reported meanwhile (after a restart)
+                self._maybe_finish(ts)
+                continue
             ts.in_flight += 1
             ex.unit, ex.idle, ex.running, ex.done_in_unit, ex.variables = unit, False, None, set(), dict(unit.variables)
             self.mailbox.send(ex.info.name, Kind.UNIT_RUN, unit.body(ts.data_dir, max(1.0, ts.deadline_left(time.monotonic()))))
@@ -175,6 +287,11 @@ class Scheduler(Stage):
             return False
         first = unit.cases[0]
         return all(self._dep_state(ts, d) != "pending" for d in first.get("dependencies") or ())
+
+    @staticmethod
+    def _already_ran(ts: TaskState, unit: Unit, c: dict[str, Any]) -> bool:
+        st = ts.cases[(unit.collection_id, c["case_id"], c["index"])]
+        return st.final or any(a[0] >= c["run_times"] for a in st.attempts)
 
     def _others_can(self, unit: Unit, me: str) -> bool:
         return any(unit.kinds <= e.info.kinds for n, e in self.executors.items() if n != me)
@@ -192,7 +309,8 @@ class Scheduler(Stage):
         self.queue.insert(bisect.bisect_right(keys, (-unit.priority, unit.order)), unit)
 
     # -- bookkeeping -------------------------------------------------------------------------------
-    def _record(self, ts: TaskState, st: CaseState, run_times: int, status: int, outcome: str, executor: str) -> None:
+    def _record(self, ts: TaskState, st: CaseState, run_times: int, status: int, outcome: str, executor: str,
+                variables: dict[str, Any] | None = None, result: dict[str, Any] | None = None) -> None:
         if any(a[0] == run_times for a in st.attempts):
             return                                           # a re-sent finish: already counted
         st.attempts.append((run_times, status, outcome))
@@ -203,13 +321,16 @@ class Scheduler(Stage):
             st.final = False
         else:
             st.final = True
+        if variables is not None:
+            ts.variables[st.collection_id] = variables
+        self._write(["attempt", ts.task_id, list(st.key), run_times, status, outcome, st.final, variables, result])
 
     def _settle(self, ts: TaskState, st: CaseState, status: Status, outcome: Outcome, reason: str, executor: str = "") -> None:
         """Report a result the engine produced itself and record it."""
         run_times = st.next_run_times
-        res = synthetic_result(ts.task_id, st, run_times, status, outcome, reason, executor=executor)
-        self.mailbox.send("aggregator", Kind.RESULT_RECORD, {"result": res.to_dict()})
-        self._record(ts, st, run_times, int(status), outcome.value, executor)
+        res = synthetic_result(ts.task_id, st, run_times, status, outcome, reason, executor=executor).to_dict()
+        self.mailbox.send("aggregator", Kind.RESULT_RECORD, {"result": res})
+        self._record(ts, st, run_times, int(status), outcome.value, executor, result=res)
 
     def _unit_left(self, unit: Unit) -> None:
         """A unit is over on its executor: queue retries of its cases that are not final yet."""
@@ -292,13 +413,15 @@ class Scheduler(Stage):
         if not ts.all_final():
             return
         ts.finished_sent = True
+        self._write(["finished", ts.task_id])
         self.mailbox.send("aggregator", Kind.TASK_FINISHED, {"task_id": ts.task_id, "expected": ts.expected,
                                                              "stopped": ts.stopped})
         self.mailbox.send("fetcher", Kind.TASK_RELEASED, {"task_id": ts.task_id})
         self.log.info("task %s finished: %d results", ts.task_id, len(ts.expected))
 
-    def current(self) -> dict[str, Any] | None:
-        return None
+    def on_stop(self) -> None:
+        self.journal.sync()
+        self.journal.close()
 
     def stats(self) -> dict[str, Any]:
         base = super().stats()

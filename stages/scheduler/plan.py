@@ -75,6 +75,9 @@ class TaskState:
     in_flight: int = 0
     finished_sent: bool = False
     stopped: str = ""
+    name: str = ""
+    wall_start: float = field(default_factory=time.time)
+    variables: dict[str, dict[str, Any]] = field(default_factory=dict)   # latest context per collection
 
     @property
     def task_id(self) -> str:

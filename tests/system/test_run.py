@@ -178,3 +178,26 @@ def test_start_status_shows_six_stage_kinds_as_processes_then_stop(tmp_path: Pat
         if eng.poll() is None:
             eng.kill()
             eng.wait()
+
+
+@pytest.mark.parametrize("stage", ["scheduler", "fetcher"])
+def test_scheduler_or_fetcher_killed_mid_run_recovers_from_its_state(tmp_path: Path, demo_url: str, stage: str) -> None:
+    cases = {f"c{i}": [api_case(f"s{i}-{j}", demo_url, "/api/slow?ms=200") for j in range(4)] for i in range(4)}
+    suite = write_suite(tmp_path / "suite", cases)
+    proc = start_run(suite, write_config(tmp_path, api_workers=2, browsers=0))
+
+    def progressed():
+        st = run_dir_status(tmp_path) or {}
+        agg = next((s for s in st.get("stages", []) if s["name"] == "aggregator"), None)
+        victim = next((s for s in st.get("stages", []) if s["name"] == stage), None)
+        return victim if agg and (agg.get("stats") or {}).get("results", 0) >= 3 and victim and victim["pid"] else None
+
+    victim = wait_for(progressed, 30, "a few results")
+    os.kill(victim["pid"], signal.SIGKILL)
+    code, out, err = _finish(proc)
+    assert code == 0, (out, err)
+    rows = results(tmp_path)
+    keys = [(r["collectionId"], r["caseId"], r["index"], r["runTimes"]) for r in rows]
+    assert len(keys) == len(set(keys)) == 16                  # nothing lost, nothing run twice
+    assert all(r["status"] == 0 for r in rows)
+    assert not engine_processes()
