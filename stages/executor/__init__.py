@@ -49,16 +49,12 @@ class Executor(Stage):
         self.send_status()
 
     def _fetcher(self) -> Any:
-        """Test files come from the platform's file endpoint (platform mode only), cached per task."""
+        """Test files come from the platform's file endpoint (platform mode only), cached under
+        ``<storage>/file/<fileId>/``; the client shares the engine's token file with the other stages."""
         if not self.spec.setting("Platform", "url"):
             return None
-        try:
-            from stages.fetcher.platform import PlatformClient   # wired in platform mode
-        except ImportError:
-            return None
-        client = PlatformClient.from_spec(self.spec) if hasattr(PlatformClient, "from_spec") else None
-        if client is None:
-            return None
+        from pipeline.platform import PlatformClient
+        client = PlatformClient.from_spec(self.spec)
         cache = Path(self.spec.storage_root) / "file"
         return lambda file_id: client.download_test_file(file_id, cache)
 
