@@ -6,6 +6,7 @@ section and key. Values are read once; reload re-reads and validates before anyt
 from __future__ import annotations
 
 import configparser
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -35,6 +36,8 @@ def _pos_int(v: str) -> int:
 
 def _pos_float(v: str) -> float:
     x = float(v)
+    if not math.isfinite(x):          # nan would disable every comparison (a case timeout that never fires)
+        raise ValueError(f"must be a finite number, got {v!r}")
     if x < 0:
         raise ValueError(f"must be >= 0, got {x}")
     return x
@@ -96,12 +99,20 @@ class Config:
         return self.values[section][key]
 
     def with_overrides(self, section: str, **kv: Any) -> "Config":
+        """A copy with ``kv`` (e.g. command-line options) applied, validated like the file's values."""
+        if section not in SCHEMA:
+            raise ConfigError("unknown section", file=self.path, section=section)
         vals = {s: dict(d) for s, d in self.values.items()}
         for k, v in kv.items():
             key = k.replace("_", "-")
             if key not in vals[section]:
                 raise ConfigError(f"unknown key {key!r}", file=self.path, section=section)
-            vals[section][key] = v
+            parse, _ = SCHEMA[section][key]
+            try:
+                vals[section][key] = parse(str(v))
+            except ValueError as e:
+                raise ConfigError(f"bad override {v!r}: {e}", file=self.path, section=section, key=key) from None
+        _check_whole(vals, self.devices, self.path)
         return Config(self.path, vals, dict(self.headers), dict(self.devices))
 
     @property
@@ -109,10 +120,16 @@ class Config:
         return bool(self.get("Platform", "url"))
 
 
+def _parser() -> configparser.ConfigParser:
+    # [DEFAULT] would otherwise leak its keys into every section (and into the headers); no section of
+    # ours has that meaning, so it is an ordinary (unknown) section here.
+    return configparser.ConfigParser(interpolation=None, default_section="\x00no-default")
+
+
 def load_config(path: str | Path | None = None) -> Config:
     """Read and validate ``path`` (default ``config/config.ini``; a missing default file means all defaults)."""
     p = Path(path) if path else DEFAULT_CONFIG_PATH
-    parser = configparser.ConfigParser(interpolation=None)
+    parser = _parser()
     if path is not None and not p.is_file():
         raise ConfigError("config file not found", file=str(p))
     try:
@@ -124,7 +141,7 @@ def load_config(path: str | Path | None = None) -> Config:
 
 
 def load_config_text(text: str, name: str = "<string>") -> Config:
-    parser = configparser.ConfigParser(interpolation=None)
+    parser = _parser()
     try:
         parser.read_string(text, source=name)
     except configparser.Error as e:
@@ -141,6 +158,8 @@ def _validate(parser: configparser.ConfigParser, file: str) -> Config:
             headers.update({k: v for k, v in parser.items(section)})
             continue
         if section.startswith(DEVICE_PREFIX):
+            if not section[len(DEVICE_PREFIX):].strip():
+                raise ConfigError("device section needs a name: [Device:<name>]", file=file, section=section)
             devices[section[len(DEVICE_PREFIX):].strip()] = dict(parser.items(section))
             continue
         if section not in SCHEMA:
@@ -154,6 +173,12 @@ def _validate(parser: configparser.ConfigParser, file: str) -> Config:
                 values[section][key] = parse(raw)
             except ValueError as e:
                 raise ConfigError(f"bad value {raw!r}: {e}", file=file, section=section, key=key) from None
+    _check_whole(values, devices, file)
+    return Config(file, values, headers, devices)
+
+
+def _check_whole(values: dict[str, dict[str, Any]], devices: dict[str, Any], file: str) -> None:
+    """Checks across keys, shared by the file and by ``with_overrides``; normalises the platform url."""
     if values["Pipeline"]["api-workers"] + values["Pipeline"]["browsers"] + len(devices) == 0:
         raise ConfigError("no executors: set api-workers or browsers > 0", file=file, section="Pipeline", key="api-workers")
     url = values["Platform"]["url"]
@@ -161,4 +186,3 @@ def _validate(parser: configparser.ConfigParser, file: str) -> Config:
         if not url.startswith(("http://", "https://")):
             raise ConfigError(f"must start with http:// or https://, got {url!r}", file=file, section="Platform", key="url")
         values["Platform"]["url"] = url.rstrip("/")
-    return Config(file, values, headers, devices)
