@@ -138,9 +138,19 @@ def _try_json(raw: bytes) -> Any:
         return None
 
 
+class DemoServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            return          # a client that gave up (timeout tests, killed executors): not the server's problem
+        super().handle_error(request, client_address)
+
+
 def serve(port: int = 0, host: str = "127.0.0.1") -> tuple[ThreadingHTTPServer, str]:
     """Start the demo server in a daemon thread; return (server, base URL). ``server.shutdown()`` stops it."""
-    server = ThreadingHTTPServer((host, port), DemoHandler)
+    server = DemoServer((host, port), DemoHandler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="demo-server", daemon=True).start()
     return server, f"http://{host}:{server.server_address[1]}"

@@ -16,9 +16,10 @@ BIN = ROOT / "bin" / "liuma-pipeline"
 
 def write_config(tmp: Path, sections: str = "", **pipeline: Any) -> Path:
     """A config.ini for tests: storage, reports and run dirs under ``tmp``, fast heartbeats."""
-    lines = ["[Pipeline]", f"storage-root = {tmp / 'storage'}", f"report-dir = {tmp / 'reports'}", f"run-dir = {tmp / 'run'}",
-             "heartbeat-interval = 0.5", "heartbeat-timeout = 10", "kill-grace = 1", "stop-grace = 5"]
-    lines += [f"{k.replace('_', '-')} = {v}" for k, v in pipeline.items()]
+    values = {"storage-root": tmp / "storage", "report-dir": tmp / "reports", "run-dir": tmp / "run",
+              "heartbeat-interval": 0.5, "heartbeat-timeout": 10, "kill-grace": 1, "stop-grace": 5}
+    values.update({k.replace("_", "-"): v for k, v in pipeline.items()})
+    lines = ["[Pipeline]"] + [f"{k} = {v}" for k, v in values.items()]
     (tmp / "run").mkdir(parents=True, exist_ok=True)
     path = tmp / "config.ini"
     path.write_text("\n".join(lines) + "\n" + sections)
