@@ -25,7 +25,7 @@ MAX_CASE_BYTES = 16 * 2**20
 def case_path(data_dir: Path, collection_id: str, case_id: str) -> Path:
     """Where the platform's package keeps a case: ``<data_dir>/<collectionId>/<caseId>.json``."""
     for part, label in ((collection_id, "collectionId"), (case_id, "caseId")):
-        if not part or "/" in part or "\\" in part or part in (".", "..") or "\x00" in part:
+        if _unsafe(part):
             raise SuiteError(f"unsafe {label} {part!r} (must be a plain file name)", field=label)
     return data_dir / collection_id / f"{case_id}.json"
 
@@ -40,9 +40,38 @@ def read_case(path: Path) -> dict[str, Any]:
         raise SuiteError("case file not found", file=str(path)) from None
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise SuiteError(f"invalid JSON: {e}", file=str(path)) from None
+    except (OSError, RecursionError) as e:       # a directory named x.json, no permission, absurd nesting
+        raise SuiteError(f"cannot read case file: {type(e).__name__}: {e}", file=str(path)) from None
     if not isinstance(data, dict):
         raise SuiteError(f"a case must be a JSON object, got {type(data).__name__}", file=str(path))
     return data
+
+
+def _unsafe(name: str) -> bool:
+    return not name or "/" in name or "\\" in name or name in (".", "..") or "\x00" in name
+
+
+# Planning fields of the seed (optional): name -> (accepted types, what to say). The scheduler sorts and
+# compares them, so a wrong type must stop here instead of crashing the planner.
+_NUM = ((int, float), "a number")
+_CASE_FIELDS: dict[str, tuple[tuple[type, ...] | type, str]] = {
+    "priority": (int, "an int"), "timeout": _NUM, "retry": (int, "an int"), "tags": (list, "a list of strings"),
+    "dependencies": (list, "a list of caseIds"), "enabled": (bool, "true or false"), "skipReason": (str, "a string")}
+_COLLECTION_FIELDS: dict[str, tuple[tuple[type, ...] | type, str]] = {
+    "order": (int, "an int"), "parallel": (bool, "true or false"), "variables": (dict, "an object"),
+    "deviceId": (str, "a string"), "setupScript": (str, "a string"), "teardownScript": (str, "a string")}
+
+
+def _check_fields(obj: dict[str, Any], fields: dict[str, tuple[tuple[type, ...] | type, str]], source: str, where: str) -> None:
+    for key, (typ, what) in fields.items():
+        v = obj.get(key)
+        if v is None:
+            continue
+        bad = not isinstance(v, typ) or (isinstance(v, bool) and typ is not bool)
+        if not bad and isinstance(v, list):
+            bad = not all(isinstance(x, str) for x in v)
+        if bad:
+            raise SuiteError(f"must be {what}, got {v!r}", file=source, field=f"{where}.{key}")
 
 
 def validate_task(raw: Any, source: str) -> Task:
@@ -52,6 +81,8 @@ def validate_task(raw: Any, source: str) -> Task:
     for key, typ in (("taskId", str), ("testCollectionList", list)):
         if not isinstance(raw.get(key), typ):
             raise SuiteError(f"missing or not a {typ.__name__}", file=source, field=key)
+    if _unsafe(raw["taskId"]):
+        raise SuiteError(f"unsafe taskId {raw['taskId']!r} (must be a plain folder name)", file=source, field="taskId")
     for key, typ in (("maxThread", int), ("priority", int), ("timeout", (int, float))):
         if raw.get(key) is not None and (not isinstance(raw[key], typ) or isinstance(raw[key], bool)):
             raise SuiteError(f"must be a number, got {raw[key]!r}", file=source, field=key)
@@ -64,6 +95,10 @@ def validate_task(raw: Any, source: str) -> Task:
         where = f"testCollectionList[{i}]"
         if not isinstance(coll, dict) or not isinstance(coll.get("collectionId"), str) or not coll["collectionId"]:
             raise SuiteError("collection needs a string collectionId", file=source, field=where)
+        if _unsafe(coll["collectionId"]):
+            raise SuiteError(f"unsafe collectionId {coll['collectionId']!r} (must be a plain folder name)",
+                             file=source, field=f"{where}.collectionId")
+        _check_fields(coll, _COLLECTION_FIELDS, source, where)
         cases = coll.get("testCaseList")
         if not isinstance(cases, list):
             raise SuiteError("missing or not a list", file=source, field=f"{where}.testCaseList")
@@ -71,10 +106,13 @@ def validate_task(raw: Any, source: str) -> Task:
             cw = f"{where}.testCaseList[{j}]"
             if not isinstance(case, dict) or not isinstance(case.get("caseId"), str) or not case["caseId"]:
                 raise SuiteError("case needs a string caseId", file=source, field=cw)
-            if case.get("caseType") not in CASE_TYPES:
+            if _unsafe(case["caseId"]):
+                raise SuiteError(f"unsafe caseId {case['caseId']!r} (must be a plain file name)", file=source, field=f"{cw}.caseId")
+            if not isinstance(case.get("caseType"), str) or case["caseType"] not in CASE_TYPES:
                 raise SuiteError(f"caseType must be one of {sorted(CASE_TYPES)}, got {case.get('caseType')!r}", file=source, field=f"{cw}.caseType")
             if not isinstance(case.get("index", 1), int) or isinstance(case.get("index"), bool):
                 raise SuiteError(f"index must be an int, got {case.get('index')!r}", file=source, field=f"{cw}.index")
+            _check_fields(case, _CASE_FIELDS, source, cw)
             key = (coll["collectionId"], case["caseId"], case.get("index", 1))
             if key in seen:
                 raise SuiteError(f"duplicate case {case['caseId']} index {key[2]} in collection {key[0]}", file=source, field=cw)
@@ -124,28 +162,29 @@ def load_suite(source: str | Path, data_root: Path) -> tuple[Task, Path]:
             root = src
         else:
             raise SuiteError("suite must be a directory or a .zip", file=str(src))
+        def shown(p: Path) -> str:              # a file inside a zip is named "<zip>!<entry>", not by its temp copy
+            return str(p) if root is src else f"{src}!{p.relative_to(root)}"
         task_file = root / "task.json"
         if task_file.exists():
             try:
                 raw = json.loads(task_file.read_text(encoding="utf-8"))
             except (UnicodeDecodeError, json.JSONDecodeError) as e:
-                raise SuiteError(f"invalid JSON: {e}", file=str(task_file)) from None
-            task = validate_task(raw, str(task_file))
+                raise SuiteError(f"invalid JSON: {e}", file=shown(task_file)) from None
+            task = validate_task(raw, shown(task_file))
         else:
             task = validate_task(_derive_task(root), str(root))
-        dest = data_root / task.taskId
-        case_path(data_root, task.taskId, "x")   # taskId must be a safe folder name too
+        for coll in task.collections():          # before anything is copied: the error names the suite's file
+            for ref in coll.cases():
+                p = case_path(root, coll.collectionId, ref.caseId)
+                if not p.is_file():
+                    raise SuiteError(f"case file for {ref.caseId} is missing", file=shown(p))
+        dest = data_root / task.taskId            # validate_task made taskId a plain folder name
         if dest.exists():
             shutil.rmtree(dest)
         if root is src:
             shutil.copytree(src, dest, ignore=shutil.ignore_patterns("task.json"))
         else:
             shutil.move(str(root), str(dest))
-        for coll in task.collections():
-            for ref in coll.cases():
-                p = case_path(dest, coll.collectionId, ref.caseId)
-                if not p.is_file():
-                    raise SuiteError(f"case file for {ref.caseId} is missing", file=str(p))
         return task, dest
     finally:
         shutil.rmtree(staging, ignore_errors=True)
