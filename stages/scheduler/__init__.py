@@ -111,6 +111,10 @@ class Scheduler(Stage):
                 ts.variables[st.collection_id] = variables
             if result is not None:
                 self._synthetic.append(result)
+        elif kind == "final" and rec[1] in self.tasks:
+            st = self.tasks[rec[1]].cases.get(tuple(rec[2]))  # type: ignore[arg-type]
+            if st is not None:
+                st.final = True
         elif kind == "stopped" and rec[1] in self.tasks:
             self.tasks[rec[1]].stopped = rec[2]
         elif kind == "finished" and rec[1] in self.tasks:
@@ -339,7 +343,9 @@ class Scheduler(Stage):
             return
         ts.in_flight -= 1
         retry = [c for c in unit.cases if not ts.cases[(unit.collection_id, c["case_id"], c["index"])].final]
-        if retry and not ts.stopped:
+        if retry and ts.stopped:
+            self._give_up(ts, unit.collection_id, retry, ts.stopped)
+        elif retry:
             cases = [dict(c, run_times=ts.cases[(unit.collection_id, c["case_id"], c["index"])].next_run_times) for c in retry]
             self._enqueue(Unit(_new_id(), unit.task_id,
                                unit.collection_id, cases, dict(unit.variables), unit.priority, unit.order, unit.avoid,
@@ -363,15 +369,27 @@ class Scheduler(Stage):
                 self._settle(ts, st, Status.ERROR, Outcome.BROKEN, reason, executor=name)
         left = [dict(c, run_times=ts.cases[(unit.collection_id, c["case_id"], c["index"])].next_run_times)
                 for c in unit.cases if not ts.cases[(unit.collection_id, c["case_id"], c["index"])].final]
-        if left:
+        if left and ts.stopped:                      # a stopped task's executor was killed: nothing runs again
+            self._give_up(ts, unit.collection_id, left, ts.stopped)
+        elif left:
             self._enqueue(Unit(_new_id(), unit.task_id, unit.collection_id, left, dict(ex.variables or unit.variables),
                                unit.priority, unit.order, name, unit.device, unit.setup_script, unit.teardown_script))
         self._maybe_finish(ts)
 
     def _skip_unit(self, ts: TaskState, unit: Unit, reason: str) -> None:
-        for c in unit.cases:
-            st = ts.cases[(unit.collection_id, c["case_id"], c["index"])]
-            if not st.final:
+        self._give_up(ts, unit.collection_id, unit.cases, reason)
+
+    def _give_up(self, ts: TaskState, collection_id: str, cases: list[dict[str, Any]], reason: str) -> None:
+        """No further attempt (the task was stopped): a case that already ran keeps its last result as the
+        final one; a case that never ran is reported skipped with ``reason``."""
+        for c in cases:
+            st = ts.cases[(collection_id, c["case_id"], c["index"])]
+            if st.final:
+                continue
+            if st.attempts:
+                st.final = True
+                self._write(["final", ts.task_id, list(st.key)])
+            else:
                 self._settle(ts, st, Status.SKIP, Outcome.SKIPPED, reason)
 
     def _expire_tasks(self) -> None:
