@@ -1,0 +1,166 @@
+"""Aggregator driven directly: results journaled and de-duplicated by key, replayed by a new incarnation,
+final reports once every expected key is in, task.reported totals."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import stages.aggregator as aggmod
+from pipeline.config import load_config_text
+from pipeline.messages import Kind
+from pipeline.models import CaseResult, Status
+from pipeline.topology import RunSpec
+from stages.aggregator import Aggregator, _totals
+from tests.fakes import FakeMailbox, envelope
+
+
+def make(tmp_path: Path, ini: str = "") -> tuple[Aggregator, FakeMailbox]:
+    cfg = load_config_text(ini)
+    spec = RunSpec(str(tmp_path / "run"), "run", cfg.values, report_dir=str(tmp_path / "reports"),
+                   storage_root=str(tmp_path / "storage"))
+    agg = Aggregator("aggregator", 0, spec)
+    fake = FakeMailbox("aggregator")
+    agg.mailbox = fake  # type: ignore[assignment]
+    agg.on_start()
+    return agg, fake
+
+
+def result(case_id: str, run_times: int = 1, status: Status = Status.PASS, outcome: str = "", **kw: Any) -> dict[str, Any]:
+    outcome = outcome or {Status.PASS: "passed", Status.FAIL: "failed", Status.ERROR: "error", Status.SKIP: "skipped"}[status]
+    return CaseResult(taskId="t1", collectionId="c1", caseId=case_id, caseName=f"name {case_id}", index=int(case_id[-1]),
+                      runTimes=run_times, status=int(status), startTime=1000, endTime=1250, outcome=outcome,
+                      transactionList=[{"id": "s", "name": "step", "status": int(status)}], **kw).to_dict()
+
+
+def key(case_id: str, run_times: int = 1) -> list[Any]:
+    return ["t1", "c1", case_id, int(case_id[-1]), run_times]
+
+
+def planned(agg: Aggregator, tmp_path: Path) -> None:
+    agg.on_task_planned(envelope(Kind.TASK_PLANNED, {"task_id": "t1", "report_dir": str(tmp_path / "reports"), "name": "nightly",
+                                                     "cases": 2, "started_at": 1_700_000_000.0}, src="scheduler"))
+
+
+def record(agg: Aggregator, res: dict[str, Any], src: str = "executor-1") -> None:
+    agg.on_result_record(envelope(Kind.RESULT_RECORD, {"result": res}, src=src))
+
+
+def finished(agg: Aggregator, *keys: list[Any]) -> None:
+    agg.on_task_finished(envelope(Kind.TASK_FINISHED, {"task_id": "t1", "expected": list(keys), "stopped": ""}, src="scheduler"))
+
+
+def test_results_are_journaled_and_deduplicated_by_key(tmp_path: Path) -> None:
+    agg, fake = make(tmp_path)
+    planned(agg, tmp_path)
+    record(agg, result("k1"))
+    record(agg, dict(result("k1"), caseName="a re-sent copy"))           # same key: ignored
+    record(agg, result("k1", run_times=2))                               # another attempt: kept
+    agg.before_ack()
+    assert [(r.caseId, r.runTimes, r.caseName) for r in agg.tasks["t1"].results.values()] == [("k1", 1, "name k1"), ("k1", 2, "name k1")]
+    assert [rec[0] for rec in agg.journal.replay()] == ["planned", "result", "result"]
+    reported = fake.of(Kind.CASE_REPORTED, "supervisor")
+    assert [(s.body["case_id"], s.body["runTimes"], s.body["elapsed_ms"]) for s in reported] == [("k1", 1, 250), ("k1", 2, 250)]
+
+
+def test_a_new_incarnation_replays_the_journal(tmp_path: Path) -> None:
+    agg, _ = make(tmp_path)
+    planned(agg, tmp_path)
+    record(agg, result("k1"))
+    record(agg, result("k2", status=Status.FAIL))
+    finished(agg, key("k1"), key("k2"), key("k3"))
+    agg.before_ack()
+    agg.journal.close()                                                  # the process dies here
+    again, fake2 = make(tmp_path)
+    t = again.tasks["t1"]
+    assert {k: r.to_dict() for k, r in t.results.items()} == {k: r.to_dict() for k, r in agg.tasks["t1"].results.items()}
+    assert t.name == "nightly" and t.expected == [tuple(key(c)) for c in ("k1", "k2", "k3")]
+    assert fake2.of(Kind.CASE_REPORTED) == []                            # replay does not announce again
+    record(again, result("k2", status=Status.FAIL))                      # the executor re-sends: still once
+    assert len(t.results) == 2
+
+
+def test_torn_journal_tail_loses_only_the_unacked_record(tmp_path: Path) -> None:
+    agg, _ = make(tmp_path)
+    planned(agg, tmp_path)
+    record(agg, result("k1"))
+    agg.before_ack()
+    record(agg, result("k2"))
+    agg.journal.close()
+    with open(agg.journal.path, "r+b") as fh:
+        fh.truncate(agg.journal.path.stat().st_size - 3)
+    again, _ = make(tmp_path)
+    assert [r.caseId for r in again.tasks["t1"].results.values()] == ["k1"]
+
+
+def test_final_report_waits_for_every_expected_key_and_is_sent_once(tmp_path: Path) -> None:
+    agg, fake = make(tmp_path)
+    planned(agg, tmp_path)
+    record(agg, result("k1"))
+    finished(agg, key("k1"), key("k2"), key("k2", 2))
+    agg.on_tick()
+    assert fake.of(Kind.TASK_REPORTED) == [] and not agg.tasks["t1"].reported
+    record(agg, result("k2", status=Status.FAIL))
+    agg.on_tick()
+    assert fake.of(Kind.TASK_REPORTED) == []
+    record(agg, result("k2", run_times=2, outcome="flaky"))
+    agg.on_tick()
+    agg.on_tick()
+    [rep] = fake.of(Kind.TASK_REPORTED, "supervisor")
+    body = rep.body
+    assert body["task_id"] == "t1" and body["report_dir"] == str(tmp_path / "reports" / "t1") and body["missing"] == []
+    assert body["totals"] == {"cases": 2, "attempts": 3, "passed": 2, "failed": 0, "error": 0, "skipped": 0, "flaky": 1, "broken": 0}
+    assert {"summary", "results", "allure"} <= set(body["paths"]) and all(Path(p).exists() for p in body["paths"].values())
+    rows = json.loads((tmp_path / "reports" / "t1" / "results.json").read_text())["caseResultList"]
+    assert sorted((r["caseId"], r["runTimes"]) for r in rows) == [("k1", 1), ("k2", 1), ("k2", 2)]
+    assert fake.of(Kind.TASK_REPORTED, "uploader") == []                 # local mode: nothing to upload
+    again, fake2 = make(tmp_path)                                        # "reported" is journaled too
+    again.on_tick()
+    assert again.tasks["t1"].reported and fake2.of(Kind.TASK_REPORTED) == []
+
+
+def test_missing_results_are_reported_after_the_grace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    agg, fake = make(tmp_path)
+    planned(agg, tmp_path)
+    record(agg, result("k1"))
+    finished(agg, key("k1"), key("k2"))
+    agg.on_tick()
+    assert fake.of(Kind.TASK_REPORTED) == []
+    monkeypatch.setattr(aggmod, "MISSING_GRACE_S", 0.0)
+    agg.on_tick()
+    [rep] = fake.of(Kind.TASK_REPORTED)
+    assert rep.body["missing"] == [key("k2")] and rep.body["totals"]["cases"] == 1
+
+
+def test_platform_mode_forwards_results_until_acked(tmp_path: Path) -> None:
+    agg, fake = make(tmp_path, "[Platform]\nurl = http://127.0.0.1:9\n")
+    planned(agg, tmp_path)
+    record(agg, result("k1"))
+    record(agg, result("k2"))
+    fwd = fake.of(Kind.RESULT_RECORD, "uploader")
+    assert [s.body["result"]["caseId"] for s in fwd] == ["k1", "k2"]
+    assert agg.mailbox.on_ack is not None
+    agg.mailbox.on_ack([fwd[0].msg_id])                                  # only k1 acked by the uploader
+    agg.before_ack()
+    agg.journal.sync()
+    agg.journal.close()
+    again, fake2 = make(tmp_path, "[Platform]\nurl = http://127.0.0.1:9\n")
+    assert [s.body["result"]["caseId"] for s in fake2.of(Kind.RESULT_RECORD, "uploader")] == ["k2"]
+
+
+def r(case_id: str, run_times: int, status: Status, outcome: str) -> CaseResult:
+    return CaseResult.from_dict(result(case_id, run_times, status, outcome))
+
+
+@pytest.mark.parametrize("rows, expected", [
+    ([], {"cases": 0, "attempts": 0}),
+    ([r("k1", 1, Status.FAIL, "failed"), r("k1", 2, Status.PASS, "flaky")], {"cases": 1, "attempts": 2, "passed": 1, "flaky": 1}),
+    ([r("k1", 2, Status.PASS, "flaky"), r("k1", 1, Status.FAIL, "failed")], {"cases": 1, "attempts": 2, "passed": 1, "flaky": 1}),
+    ([r("k1", 1, Status.ERROR, "broken"), r("k2", 1, Status.SKIP, "skipped"), r("k3", 1, Status.FAIL, "failed")],
+     {"cases": 3, "attempts": 3, "error": 1, "broken": 1, "skipped": 1, "failed": 1}),
+])
+def test_totals_last_attempt_decides(rows: list[CaseResult], expected: dict[str, int]) -> None:
+    zero = {"cases": 0, "attempts": 0, "passed": 0, "failed": 0, "error": 0, "skipped": 0, "flaky": 0, "broken": 0}
+    assert _totals(rows) == dict(zero, **expected)
