@@ -36,7 +36,7 @@ def expired_entries(root: Path, max_age_s: float, now: float, *, files: bool = F
         if p.name.startswith(".") or (files and not p.is_file()) or (not files and not p.is_dir()):
             continue
         try:
-            if now - p.stat().st_mtime > max_age_s:
+            if now - p.lstat().st_mtime > max_age_s:     # a link's own age, not its target's
                 out.append(p)
         except FileNotFoundError:
             continue
@@ -109,7 +109,11 @@ class Janitor(Stage):
         for path, why in ([(p, f"task data older than {r['data-days']} days") for p in expired_entries(self.root / "data", r["data-days"] * DAY, now)]
                           + [(p, f"screenshots older than {r['screenshot-hours']} h") for p in expired_entries(self.root / "image", r["screenshot-hours"] * 3600, now)]
                           + [(p, f"report older than {r['report-days']} days") for p in expired_entries(Path(self.spec.report_dir), r["report-days"] * DAY, now)]):
-            shutil.rmtree(path, ignore_errors=True)
+            try:                      # a link is removed itself: rmtree would refuse it, and must not follow it
+                path.unlink() if path.is_symlink() else shutil.rmtree(path)
+            except OSError as e:
+                self.log.warning("could not delete %s (%s): %s", path, why, e)
+                continue
             self.deleted += 1
             self.log.info("deleted %s (%s)", path, why)
         for src, dest in archive_rotated_logs(self.root / "log", self.spec.setting("Logging", "archive-days") * DAY, now):
