@@ -1,4 +1,5 @@
-"""``liuma-pipeline``: run | start | stop | status (``bin/liuma-pipeline`` is a shim calling ``main``).
+"""``liuma-pipeline``: run | start | stop | status (``bin/liuma-pipeline`` is a shim calling ``main``),
+plus ``keys`` (CURVE keys for the tcp transport) and ``encrypt-secret`` (``enc:…`` values for config.ini).
 
 Exit codes of ``run``: 0 all passed, 1 a case failed or errored (or the run could not finish), 2 bad
 usage/config/suite (the message names the file and field), 130 interrupted.
@@ -196,6 +197,28 @@ def cmd_stop(args: argparse.Namespace) -> int:
     return 0 if st.get("status") == "ok" else 1
 
 
+def cmd_keys(args: argparse.Namespace) -> int:
+    """CURVE keys for ``transport = tcp``: server and client keypairs (0600); existing keys are kept."""
+    from .curve import CLIENT, generate_keys
+    directory = Path(args.dir).expanduser().resolve()
+    generate_keys(directory, (CLIENT,))
+    print(f"liuma-pipeline: CURVE keys in {directory} (server.*, {CLIENT}.*); set [Pipeline] transport = tcp and "
+          f"curve-keys = {directory}")
+    return 0
+
+
+def cmd_encrypt_secret(args: argparse.Namespace) -> int:
+    """Print ``enc:…`` for VALUE (for ``[Engine] engine-secret``); creates the key file if there is none."""
+    from .secrets import ENV_VAR, encrypt, generate_key_file, load_key
+    key_file = Path(args.key_file).expanduser()
+    if not os.environ.get(ENV_VAR) and not key_file.exists():
+        generate_key_file(key_file)
+        print(f"liuma-pipeline: created key file {key_file} (0600); keep it next to config.ini or set {ENV_VAR}",
+              file=sys.stderr)
+    print(encrypt(args.value, load_key(key_file)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="liuma-pipeline", description="LiuMa-compatible test-execution engine")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -212,6 +235,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--config")
     s.add_argument("--foreground", action="store_true")
     s.set_defaults(func=cmd_start)
+    k = sub.add_parser("keys", help="generate CURVE keys for the tcp transport")
+    k.add_argument("--dir", default="config/curve", help="key directory (default config/curve)")
+    k.set_defaults(func=cmd_keys)
+    e = sub.add_parser("encrypt-secret", help="print enc:<…> for a value of [Engine] engine-secret")
+    e.add_argument("--key-file", default="config/secret.key", help="Fernet key file (created 0600 if missing)")
+    e.add_argument("value")
+    e.set_defaults(func=cmd_encrypt_secret)
     for name, func in (("stop", cmd_stop), ("status", cmd_status)):
         p = sub.add_parser(name)
         p.add_argument("--config")

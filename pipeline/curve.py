@@ -23,10 +23,11 @@ from zmq.auth.thread import ThreadAuthenticator
 from pipeline.errors import ConfigError
 
 __all__ = ["generate_keys", "load_keypair", "load_public", "load_secret", "configure_server", "configure_client",
-           "stop_authenticator", "server_setup", "client_setup", "SERVER", "ZAP_DOMAIN"]
+           "stop_authenticator", "server_setup", "client_setup", "mailbox_options", "SERVER", "CLIENT", "ZAP_DOMAIN"]
 
 log = logging.getLogger(__name__)
 SERVER = "server"
+CLIENT = "client"          # the one client identity every stage of an engine uses for its PUSH sockets
 ZAP_DOMAIN = "liuma"
 _lock = threading.Lock()
 _auth: dict[int, tuple[ThreadAuthenticator, "_AllowList"]] = {}
@@ -112,6 +113,20 @@ def client_setup(directory: Path, name: str = "client") -> Callable[[zmq.Socket[
     public, secret = load_keypair(directory, name)
     server_public = load_public(directory, SERVER)
     return lambda sock: configure_client(sock, public, secret, server_public)
+
+
+def mailbox_options(spec: Any) -> dict[str, Callable[[zmq.Socket[Any]], None]]:
+    """``Mailbox`` keyword arguments for a stage of ``spec`` (a ``RunSpec``): with ``[Pipeline] transport = tcp``
+    and ``curve-keys = <dir>`` every inbox is a CURVE server admitting only the engine's client key, and every
+    sending socket uses that client key; otherwise nothing (ipc is protected by the 0700 run directory).
+    Missing or unsafe key files raise ``ConfigError`` naming the file (``liuma-pipeline keys`` creates them)."""
+    keys = str(spec.setting("Pipeline", "curve-keys") or "")
+    if spec.setting("Pipeline", "transport") != "tcp" or not keys:
+        return {}
+    directory = Path(keys)
+    if not directory.is_absolute() and getattr(spec, "config_path", ""):
+        directory = Path(spec.config_path).parent / directory
+    return {"curve_server": server_setup(directory, (CLIENT,)), "curve_client": client_setup(directory, CLIENT)}
 
 
 class _AllowList:

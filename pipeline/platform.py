@@ -28,10 +28,11 @@ import requests
 from pipeline.errors import PipelineError, SuiteError
 from pipeline.package import is_zip_bytes, safe_extract
 from pipeline.errors import ConfigError
-from pipeline.secrets import decrypt, encrypt, load_key, redact
+from pipeline.secrets import ENV_VAR, decrypt, encrypt, is_encrypted, load_key, redact
 
 __all__ = ["PlatformClient", "PlatformError", "PlatformUnavailable", "PlatformRejected", "TokenStore",
-           "MemoryTokenStore", "FileTokenStore", "shared_token_store", "TOKEN_ERRORS", "SCREENSHOT_NAME"]
+           "MemoryTokenStore", "FileTokenStore", "shared_token_store", "secret_key", "engine_secret", "TOKEN_ERRORS",
+           "SCREENSHOT_NAME"]
 
 log = logging.getLogger(__name__)
 
@@ -107,13 +108,36 @@ class FileTokenStore:
         os.replace(tmp, self.path)
 
 
-def shared_token_store(storage_root: str | Path) -> FileTokenStore:
+def secret_key(config_path: str | Path = "") -> bytes | None:
+    """The Fernet key for ``enc:`` values and the token file: ``$LIUMA_SECRET_KEY``, else ``secret.key`` next
+    to the config file, else ``config/secret.key``; None when there is none (values are then stored plain)."""
+    candidates = [Path(config_path).parent / "secret.key"] if config_path else []
+    for path in candidates + [None]:
+        if path is not None and not path.exists():
+            continue
+        try:
+            return load_key(path)
+        except ConfigError:
+            if path is not None or os.environ.get(ENV_VAR):
+                raise              # a key that exists but is unusable is an error, not "no key"
+    return None
+
+
+def engine_secret(spec: Any) -> str:
+    """``[Engine] engine-secret`` in clear (it may be written ``enc:…``); a missing key is a ``ConfigError``."""
+    value = str(spec.setting("Engine", "engine-secret"))
+    if not is_encrypted(value):
+        return value
+    key = secret_key(getattr(spec, "config_path", ""))
+    if key is None:
+        raise ConfigError(f"engine-secret is encrypted but no key was found (set {ENV_VAR} or put secret.key "
+                          "next to the config file)", section="Engine", key="engine-secret")
+    return decrypt(value, key)
+
+
+def shared_token_store(storage_root: str | Path, key: bytes | None = None) -> FileTokenStore:
     """The token file every stage of one engine shares: ``<storage>/state/token`` (0600), encrypted when a
-    secret key is configured (``LIUMA_SECRET_KEY`` or ``config/secret.key``), plain otherwise."""
-    try:
-        key: bytes | None = load_key()
-    except ConfigError:
-        key = None
+    secret key is configured (see ``secret_key``), plain otherwise."""
     return FileTokenStore(Path(storage_root) / "state" / "token", key)
 
 
@@ -145,10 +169,9 @@ class PlatformClient:
     @classmethod
     def from_spec(cls, spec: Any, token_store: TokenStore | None = None) -> PlatformClient:
         """From a stage's ``RunSpec``; by default with the engine's shared token file."""
-        return cls(spec.setting("Platform", "url"), spec.setting("Engine", "engine-code"),
-                   spec.setting("Engine", "engine-secret"), headers=spec.headers,
-                   timeout=float(spec.setting("Platform", "timeout")),
-                   token_store=token_store or shared_token_store(spec.storage_root))
+        store = token_store or shared_token_store(spec.storage_root, secret_key(getattr(spec, "config_path", "")))
+        return cls(spec.setting("Platform", "url"), spec.setting("Engine", "engine-code"), engine_secret(spec),
+                   headers=spec.headers, timeout=float(spec.setting("Platform", "timeout")), token_store=store)
 
     @property
     def secrets(self) -> list[str]:

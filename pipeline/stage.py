@@ -13,6 +13,7 @@ import time
 from typing import Any, Callable, ClassVar
 
 from .codec import Envelope
+from .curve import mailbox_options
 from .messages import Kind
 from .topology import RunSpec, endpoint_resolver
 from .transport import Mailbox
@@ -33,7 +34,7 @@ class Stage:
 
     def __init__(self, name: str, inc: int, spec: RunSpec) -> None:
         self.name, self.inc, self.spec = name, inc, spec
-        self.mailbox = Mailbox(name, inc, endpoint_resolver(spec))
+        self.mailbox = Mailbox(name, inc, endpoint_resolver(spec), **mailbox_options(spec))   # CURVE on tcp
         self.stopping = False
         self.state = "starting"
         self.hb_interval = float(spec.setting("Pipeline", "heartbeat-interval"))

@@ -18,6 +18,7 @@ from typing import Any, Callable
 import psutil
 
 from .codec import Envelope
+from .curve import mailbox_options
 from .deadlines import DeadlineTable
 from .log import LIFECYCLE_FORMAT
 from .messages import Kind
@@ -38,7 +39,7 @@ class Supervisor:
                  on_task: Callable[[dict[str, Any]], None] | None = None, stage_env: dict[str, dict[str, str]] | None = None) -> None:
         self.spec = spec
         self.run_dir = Path(spec.run_dir)
-        self.mailbox = Mailbox("supervisor", 0, endpoint_resolver(spec))
+        self.mailbox = Mailbox("supervisor", 0, endpoint_resolver(spec), **mailbox_options(spec))
         self.control = ControlServer(f"ipc://{self.run_dir / 'control.sock'}")
         self.deadlines = DeadlineTable()
         self.watchers: dict[str, StageWatcher] = {}

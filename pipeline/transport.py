@@ -81,6 +81,8 @@ class Mailbox:
         if self.inbox is not None:
             self.inbox.close(0)
         if self.ctx is not None:
+            from .curve import stop_authenticator     # the ZAP thread holds a socket: term() would block on it
+            stop_authenticator(self.ctx)
             self.ctx.term()
         self.peers.clear()
         self.ctx = self.inbox = None

@@ -28,13 +28,26 @@ class Uploader(Stage):
             self.delivery.start()
         self.state = "idle" if self.delivery is None else "running"
 
+    def on_result_record(self, env: Envelope) -> None:
+        """Sent by the aggregator (platform mode) for every journaled result; re-sent after its crash."""
+        if self.delivery is not None:
+            self.delivery.result_record(env.body)
+
     def on_task_reported(self, env: Envelope) -> None:
         """Sent by the aggregator when a task's results are final and journaled."""
         if self.delivery is not None:
             self.delivery.task_reported(env.body)
-            self.delivery.flush()        # durably queued before the ack leaves
 
-    HANDLERS: ClassVar[dict[Kind, Handler]] = {Kind.TASK_REPORTED: on_task_reported}
+    HANDLERS: ClassVar[dict[Kind, Handler]] = {Kind.RESULT_RECORD: on_result_record, Kind.TASK_REPORTED: on_task_reported}
+
+    def before_ack(self) -> None:
+        """Acks leave only after this: outbox items are fsynced by ``put``, the de-duplication ledger here."""
+        if self.delivery is not None:
+            self.delivery.flush()
+
+    def on_stop(self) -> None:
+        if self.delivery is not None:
+            self.delivery.close()
 
     def on_tick(self) -> None:
         if self.delivery is not None:
