@@ -1,0 +1,156 @@
+"""UnitWorker without sockets: a unit runs in the worker thread against the demo server and emits
+case.started / case.finished / unit.done in order, with runTimes and index filled in."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline.errors import InfrastructureError
+from pipeline.models import CaseResult, Status
+from stages.executor.context import CaseOutcome, RunContext, RunSettings
+from stages.executor.host import Event, UnitWorker
+from tests.system.suites import api_case
+
+FAILING = [{"from": "resBody", "method": "jsonpath", "expression": "$.data[0].name", "assertion": "equals", "expect": "nope"}]
+
+
+def write_cases(data_dir: Path, collection: str, *cases: dict[str, Any]) -> None:
+    (data_dir / collection).mkdir(parents=True, exist_ok=True)
+    for c in cases:
+        (data_dir / collection / f"{c['caseId']}.json").write_text(json.dumps(c, ensure_ascii=False))
+
+
+def unit(data_dir: Path, *cases: tuple[str, int] | tuple[str, int, list[str]], collection: str = "c1",
+         case_type: str = "API", uid: str = "u-1") -> dict[str, Any]:
+    """cases: (case_id, run_times[, dependencies]); indexes are 1..n."""
+    return {"unit_id": uid, "task_id": "t-1", "collection_id": collection, "data_dir": str(data_dir), "variables": {"v": 1},
+            "cases": [{"case_id": c[0], "index": i, "case_type": case_type, "run_times": c[1], "timeout": 30.0,
+                       "dependencies": list(c[2]) if len(c) > 2 else []} for i, c in enumerate(cases, start=1)]}
+
+
+def run(worker: UnitWorker, u: dict[str, Any]) -> list[Event]:
+    worker.start_unit(u)
+    assert worker.thread is not None
+    worker.thread.join(60)
+    assert not worker.busy()
+    return worker.drain()
+
+
+@pytest.fixture
+def worker(tmp_path: Path) -> UnitWorker:
+    return UnitWorker("executor-7", RunSettings(), tmp_path / "storage", None)
+
+
+def finished(events: list[Event]) -> dict[str, dict[str, Any]]:
+    return {b["case_id"]: b for k, b in events if k == "case.finished"}
+
+
+def test_api_unit_emits_events_in_order_with_ids_filled(tmp_path: Path, worker: UnitWorker, demo_url: str) -> None:
+    data = tmp_path / "data"
+    write_cases(data, "c1", api_case("ok", demo_url, "/api/health", name="健康检查"),
+                api_case("bad", demo_url, "/api/items", assertions=FAILING))
+    events = run(worker, unit(data, ("ok", 1), ("bad", 1)))
+    assert [(k, b.get("case_id")) for k, b in events] == [
+        ("case.started", "ok"), ("case.finished", "ok"), ("case.started", "bad"), ("case.finished", "bad"), ("unit.done", None)]
+    started = events[0][1]
+    assert started == {"unit_id": "u-1", "task_id": "t-1", "collection_id": "c1", "case_id": "ok", "index": 1,
+                       "run_times": 1, "deadline_s": 30.0}
+    fin = finished(events)
+    assert (fin["ok"]["status"], fin["ok"]["outcome"], fin["ok"]["name"]) == (Status.PASS, "passed", "健康检查")
+    assert (fin["bad"]["status"], fin["bad"]["outcome"], fin["bad"]["index"]) == (Status.FAIL, "failed", 2)
+    res = CaseResult.from_dict(fin["bad"]["result"])
+    assert (res.taskId, res.collectionId, res.caseId, res.index, res.runTimes, res.executor, res.caseType) == (
+        "t-1", "c1", "bad", 2, 1, "executor-7", "API")
+    assert res.endTime >= res.startTime > 0 and res.transactionList
+    assert fin["ok"]["variables"]["v"] == 1                      # the collection context travels back
+    assert events[-1][1] == {"unit_id": "u-1"} and worker.current is None and worker.running is None
+
+
+def test_unreadable_case_file_becomes_an_error_result(tmp_path: Path, worker: UnitWorker, demo_url: str) -> None:
+    data = tmp_path / "data"
+    write_cases(data, "c1", api_case("ok", demo_url, "/api/health"))
+    (data / "c1" / "broken.json").write_text("{not json")
+    events = run(worker, unit(data, ("broken", 1), ("missing", 1), ("ok", 1)))
+    fin = finished(events)
+    assert (fin["broken"]["status"], fin["broken"]["outcome"]) == (Status.ERROR, "error")
+    assert "invalid JSON" in fin["broken"]["result"]["reason"] and "broken.json" in fin["broken"]["result"]["reason"]
+    assert "case file not found" in fin["missing"]["result"]["reason"]
+    assert fin["broken"]["result"]["transactionList"], "an error result still carries a step"
+    assert fin["ok"]["status"] == Status.PASS                    # the unit went on
+    assert events[-1][0] == "unit.done"
+
+
+def test_dependency_skip_inside_a_unit(tmp_path: Path, worker: UnitWorker, demo_url: str) -> None:
+    data = tmp_path / "data"
+    write_cases(data, "c1", api_case("login", demo_url, "/api/items", assertions=FAILING),
+                api_case("order", demo_url, "/api/health"), api_case("free", demo_url, "/api/health"))
+    fin = finished(run(worker, unit(data, ("login", 1), ("order", 1, ["login"]), ("free", 1, ["elsewhere"]))))
+    assert (fin["order"]["status"], fin["order"]["outcome"]) == (Status.SKIP, "skipped")
+    assert fin["order"]["result"]["reason"] == "skipped: dependency login did not pass"
+    assert fin["free"]["status"] == Status.PASS                  # a dependency outside the unit is the scheduler's
+
+
+def test_pass_on_a_later_attempt_is_flaky(tmp_path: Path, worker: UnitWorker, demo_url: str) -> None:
+    data = tmp_path / "data"
+    write_cases(data, "c1", api_case("ok", demo_url, "/api/health"), api_case("bad", demo_url, "/api/items", assertions=FAILING))
+    fin = finished(run(worker, unit(data, ("ok", 2), ("bad", 3))))
+    assert (fin["ok"]["status"], fin["ok"]["outcome"], fin["ok"]["run_times"], fin["ok"]["result"]["runTimes"]) == (Status.PASS, "flaky", 2, 2)
+    assert (fin["bad"]["outcome"], fin["bad"]["result"]["runTimes"]) == ("failed", 3)
+
+
+class StubRunner:
+    """A runner whose behaviour the test picks; records resets."""
+
+    case_type = "API"
+
+    def __init__(self, behaviour: str) -> None:
+        self.behaviour, self.resets = behaviour, 0
+
+    def run(self, case: dict[str, Any], ctx: RunContext) -> CaseOutcome:
+        if self.behaviour == "infra":
+            raise InfrastructureError("browser lost")
+        if self.behaviour == "bug":
+            raise KeyError("apiList")
+        ctx.variables["seen"] = ctx.collection_id
+        return CaseOutcome(CaseResult(caseId=case["caseId"], caseName="stub", status=Status.PASS))
+
+    def close_shared(self, ctx: RunContext) -> None:
+        self.resets += 1
+
+
+@pytest.mark.parametrize("behaviour, status, outcome, reason", [
+    ("infra", Status.ERROR, "broken", "broken: browser lost"),
+    ("bug", Status.ERROR, "error", "KeyError: 'apiList'"),
+    ("ok", Status.PASS, "passed", ""),
+])
+def test_runner_exceptions_become_results(tmp_path: Path, worker: UnitWorker, behaviour: str, status: Status, outcome: str, reason: str) -> None:
+    data = tmp_path / "data"
+    write_cases(data, "c1", {"caseId": "k", "apiList": []})
+    worker.runners["API"] = StubRunner(behaviour)  # type: ignore[assignment]
+    [fin] = finished(run(worker, unit(data, ("k", 1)))).values()
+    assert (fin["status"], fin["outcome"], fin["result"]["reason"]) == (status, outcome, reason)
+
+
+def test_unknown_case_type_is_an_error_result(tmp_path: Path, worker: UnitWorker) -> None:
+    data = tmp_path / "data"
+    write_cases(data, "c1", {"caseId": "k", "apiList": []})
+    [fin] = finished(run(worker, unit(data, ("k", 1), case_type="SOAP"))).values()
+    assert fin["outcome"] == "error" and "no runner for caseType 'SOAP'" in fin["result"]["reason"]
+
+
+def test_shared_resources_reset_between_collections_only(tmp_path: Path, worker: UnitWorker) -> None:
+    data = tmp_path / "data"
+    write_cases(data, "c1", {"caseId": "k", "apiList": []})
+    write_cases(data, "c2", {"caseId": "k", "apiList": []})
+    stub = StubRunner("ok")
+    worker.runners["API"] = stub  # type: ignore[assignment]
+    run(worker, unit(data, ("k", 1), uid="u1"))
+    run(worker, unit(data, ("k", 2), uid="u2"))                     # same collection: keep browser/session
+    assert stub.resets == 0
+    events = run(worker, unit(data, ("k", 1), collection="c2", uid="u3"))
+    assert stub.resets == 1 and finished(events)["k"]["variables"]["seen"] == "c2"
+    worker.close()
+    assert stub.resets == 2
