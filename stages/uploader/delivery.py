@@ -56,7 +56,7 @@ class Delivery:
 
     def start(self) -> None:
         now = time.monotonic()
-        self.outbox = Outbox(self.root)
+        self.outbox = Outbox(self.root, first=1.0, cap=30.0)     # a platform back after an outage is used within 30 s
         self.outbox.open(now)
         self.client = PlatformClient.from_spec(self.spec)
         self.deliverer = Deliverer(self.outbox, self.client, batch_size=max(1, int(self.spec.setting("Upload", "batch-size"))),
@@ -90,11 +90,14 @@ class Delivery:
         now = time.monotonic()
         problems = self.deliverer.submit_results(res.taskId, [row], now)
         self.refused += bool(problems)
+        assert self.outbox is not None
+        queued_shots = {i.payload["path"] for i in self.outbox.pending(res.taskId) if i.kind == "screenshot"}
         for step in row["transactionList"]:
             for shot in step.get("screenShotList") or []:
                 path = self._screenshot(res.taskId, shot)
-                if path is None:
+                if path is None or str(path) in queued_shots:
                     continue
+                queued_shots.add(str(path))
                 self.deliverer.submit_screenshot(res.taskId, path, now)
         self.queued.add(key)
         self._keys.write(key + "\n")
