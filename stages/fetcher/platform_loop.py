@@ -84,6 +84,9 @@ class PlatformLoop:
         for path in sorted(self.fetched_dir.glob("*.json")):      # fetched by an earlier incarnation
             try:
                 raw = json.loads(path.read_text("utf-8"))
+                if str(raw["taskId"]) in self.fetcher.submitted:     # handed over just before the crash
+                    path.unlink(missing_ok=True)
+                    continue
                 self._preparing[str(raw["taskId"])] = raw
                 log.warning("task %s was fetched but not handed over before a restart; preparing it again", raw["taskId"])
             except (OSError, ValueError, KeyError, TypeError) as e:
