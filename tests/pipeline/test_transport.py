@@ -204,12 +204,12 @@ def test_sigkilled_receiver_loses_nothing_and_duplicates_only_in_flight(d: Path,
         assert time.monotonic() < end, f"stuck: {len(sent)} sent, {len(sender.outbox)} unacked"
         while len(sent) < N and len(sender.outbox) < WINDOW:
             sent[sender.send("receiver", Kind.UNIT_DONE, {"unit_id": "u", "n": len(sent)})] = len(sent)
-        pump(sender)
-        if not killed and count_lines(d) >= N // 4:
+        if not killed and count_lines(d) >= N // 4:     # right after a refill: a full window is unacked
             receiver.kill()
             in_flight_at_kill = len(sender.outbox)
             killed = True
             receiver.start()
+        pump(sender)
     stop_receiver(sender, receiver)
     rows = handled(d)
     per_inc = {inc: Counter(mid for i, _, mid, _ in rows if i == inc) for inc in (0, 1)}
