@@ -69,6 +69,6 @@ REQUIRED: dict[Kind, tuple[str, ...]] = {
 # Kinds whose loss would lose work or a result: acked by the receiver, re-sent by the sender until acked.
 RELIABLE: frozenset[Kind] = frozenset({
     Kind.TASK_SUBMIT, Kind.TASK_RELEASED, Kind.CASE_STARTED, Kind.CASE_FINISHED, Kind.UNIT_DONE,
-    Kind.RESULT_RECORD, Kind.TASK_PLANNED, Kind.TASK_FINISHED, Kind.TASK_REPORTED, Kind.STAGE_DIED, Kind.STAGE_KILL,
+    Kind.RESULT_RECORD, Kind.TASK_PLANNED, Kind.TASK_FINISHED, Kind.TASK_REPORTED, Kind.STAGE_DIED, Kind.STAGE_KILL, Kind.TASK_STOP,
 })
 assert set(REQUIRED) == set(Kind), "every kind declares its required body keys"

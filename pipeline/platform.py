@@ -167,11 +167,15 @@ class PlatformClient:
                    timeout=config.get("Platform", "timeout"), token_store=token_store)
 
     @classmethod
-    def from_spec(cls, spec: Any, token_store: TokenStore | None = None) -> PlatformClient:
-        """From a stage's ``RunSpec``; by default with the engine's shared token file."""
+    def from_spec(cls, spec: Any, token_store: TokenStore | None = None, *, max_timeout: float | None = None) -> PlatformClient:
+        """From a stage's ``RunSpec``; by default with the engine's shared token file. ``max_timeout`` caps
+        the per-call read timeout (a stage that calls on its loop thread must stay below the hang detector)."""
         store = token_store or shared_token_store(spec.storage_root, secret_key(getattr(spec, "config_path", "")))
+        timeout = float(spec.setting("Platform", "timeout"))
+        if max_timeout is not None:
+            timeout = min(timeout, max_timeout)
         return cls(spec.setting("Platform", "url"), spec.setting("Engine", "engine-code"), engine_secret(spec),
-                   headers=spec.headers, timeout=float(spec.setting("Platform", "timeout")), token_store=store)
+                   headers=spec.headers, timeout=timeout, token_store=store)
 
     @property
     def secrets(self) -> list[str]:

@@ -234,7 +234,7 @@ class Supervisor:
         log.info("draining: %s", why)
         self.shutdown_reason = why
         self.draining_since = time.monotonic()
-        self.mailbox.send("scheduler", Kind.TASK_STOP, {"task_id": None, "reason": f"engine stopping ({why})"})
+        self.mailbox.send("scheduler", Kind.TASK_STOP, {"task_id": None, "reason": f"engine stopping ({why})", "drain": True})
 
     def begin_shutdown(self, why: str) -> None:
         if self.shutdown_at is not None:

@@ -51,7 +51,8 @@ class Aggregator(Stage):
         self._unsynced = False
         self._last_partial = 0.0
         self._partial_every = 5.0
-        self.secrets = [s for s in (spec.setting("Engine", "engine-secret"), spec.headers.get("token", "")) if s]
+        from pipeline.platform import engine_secret
+        self.secrets = [s for s in (spec.setting("Engine", "engine-secret"), engine_secret(spec), spec.headers.get("token", "")) if s]
         # platform mode: every result and every task.reported is forwarded to the uploader; a forward counts
         # as done only when the uploader acked it (journaled as "fwd"), so a crash re-forwards on replay.
         self.platform = bool(spec.setting("Platform", "url"))

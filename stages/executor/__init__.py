@@ -112,6 +112,11 @@ class Executor(Stage):
                 "run_times": cur["run_times"], "step": self.worker.step if self.worker else "",
                 "deadline_s": cur["deadline_s"], "elapsed_s": time.monotonic() - cur["t0"]}
 
+    def request_stop(self, why: str) -> None:
+        if self.worker is not None:
+            self.worker.stopping = True
+        super().request_stop(why)
+
     def on_stop(self) -> None:
         if self.worker is not None:
             self.worker.close()

@@ -48,6 +48,8 @@ class UnitWorker:
         self.shared: dict[str, Any] = {}
         self.last_collection: tuple[str, str] | None = None
         self.thread: threading.Thread | None = None
+        self._active = False          # true from start_unit until unit.done is emitted (the thread may linger)
+        self.stopping = False         # set by the stage on SIGTERM/stop: no new case starts
         self.current: dict[str, Any] | None = None
         self.unit: dict[str, Any] | None = None          # the unit being run (a restarted scheduler adopts it)
         self.running: dict[str, Any] | None = None       # body of the last case.started
@@ -62,10 +64,13 @@ class UnitWorker:
             pass
 
     def busy(self) -> bool:
-        return self.thread is not None and self.thread.is_alive()
+        return self._active
 
     def start_unit(self, unit: dict[str, Any]) -> None:
+        if self.thread is not None:
+            self.thread.join(timeout=5)       # already past its unit.done: only the thread's exit is left
         self.unit = unit
+        self._active = True
         self.thread = threading.Thread(target=self._run_unit, args=(unit,), name=f"unit-{unit['unit_id'][:8]}", daemon=True)
         self.thread.start()
 
@@ -114,12 +119,16 @@ class UnitWorker:
         statuses: dict[str, int] = {}
         try:
             for case in unit["cases"]:
+                if self.stopping:             # the executor is being stopped: leave the rest to the scheduler
+                    break
                 bad = [d for d in case.get("dependencies") or () if d in statuses and statuses[d] != Status.PASS]
                 result = self._run_case(unit, case, ctx, skip_reason=f"skipped: dependency {', '.join(bad)} did not pass" if bad else "")
                 statuses[case["case_id"]] = result.status
         finally:
             self.current = self.running = None
-            self._emit("unit.done", {"unit_id": unit["unit_id"]})
+            if not self.stopping:             # an unfinished unit is re-queued by the scheduler when we die
+                self._active = False
+                self._emit("unit.done", {"unit_id": unit["unit_id"]})
 
     def _run_case(self, unit: dict[str, Any], case: dict[str, Any], ctx: RunContext, skip_reason: str) -> CaseResult:
         budget = float(case.get("timeout") or 300)

@@ -250,6 +250,9 @@ class Scheduler(Stage):
                 for u in [u for u in self.queue if u.task_id == ts.task_id]:
                     self.queue.remove(u)
                     self._skip_unit(ts, u, ts.stopped)
+                if env.body.get("drain"):                # engine shutdown: running cases may finish (grace is the supervisor's)
+                    self._maybe_finish(ts)
+                    continue
                 for ex in self.executors.values():       # running cases end now: the supervisor kills the group
                     if ex.unit is not None and ex.unit.task_id == ts.task_id:
                         self.mailbox.send("supervisor", Kind.STAGE_KILL, {

@@ -58,7 +58,10 @@ class Delivery:
         now = time.monotonic()
         self.outbox = Outbox(self.root, first=1.0, cap=30.0)     # a platform back after an outage is used within 30 s
         self.outbox.open(now)
-        self.client = PlatformClient.from_spec(self.spec)
+        # Deliveries run on the stage thread: one call must never outlast the supervisor's hang detector
+        # (a platform that accepts connections but never answers would get the uploader killed as hung).
+        hb_timeout = float(self.spec.setting("Pipeline", "heartbeat-timeout"))
+        self.client = PlatformClient.from_spec(self.spec, max_timeout=max(1.0, hb_timeout / 3))
         self.deliverer = Deliverer(self.outbox, self.client, batch_size=max(1, int(self.spec.setting("Upload", "batch-size"))),
                                    interval=float(self.spec.setting("Upload", "interval")))
         path = self.root / KEYS_FILE

@@ -201,3 +201,22 @@ def test_scheduler_or_fetcher_killed_mid_run_recovers_from_its_state(tmp_path: P
     assert len(keys) == len(set(keys)) == 16                  # nothing lost, nothing run twice
     assert all(r["status"] == 0 for r in rows)
     assert not engine_processes()
+
+
+def test_sigint_lets_the_running_case_finish_skips_the_rest_and_exits_130(tmp_path: Path, demo_url: str) -> None:
+    slow = api_case("slow", demo_url, "/api/slow?ms=2000", name="慢接口")
+    later = [api_case(f"later-{i}", demo_url, "/api/health") for i in range(3)]
+    suite = write_suite(tmp_path / "suite", {"c1": [slow] + later}, max_thread=1)
+    proc = start_run(suite, write_config(tmp_path, api_workers=1, browsers=0))
+
+    def slow_running():
+        return any((s.get("current") or {}).get("case_id") == "slow" for s in (run_dir_status(tmp_path) or {}).get("stages", []))
+
+    wait_for(slow_running, 30, "the slow case running")
+    proc.send_signal(signal.SIGINT)
+    code, out, err = _finish(proc)
+    assert code == 130, (out, err)
+    rows = {r["caseId"]: r for r in results(tmp_path)}
+    assert rows["slow"]["status"] == 0                      # finished within the grace period
+    assert set(rows) == {"slow", "later-0", "later-1", "later-2"}
+    assert not engine_processes()
