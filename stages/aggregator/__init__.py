@@ -8,6 +8,8 @@ incrementally while the task runs and finally once the scheduler's list of expec
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +41,8 @@ class TaskAgg:
     reported: bool = False
     dirty: bool = False
     waiting_since: float | None = None
+    cases: int | None = None
+    stopped: str | None = None
 
 
 class Aggregator(Stage):
@@ -124,8 +128,11 @@ class Aggregator(Stage):
         if kind == "planned":
             if body["task_id"] in self.tasks:
                 return False
-            self.tasks[body["task_id"]] = TaskAgg(body["task_id"], body.get("name") or body["task_id"],
-                                                  Path(body["report_dir"]) / body["task_id"], body.get("started_at") or time.time())
+            agg = self.tasks[body["task_id"]] = TaskAgg(body["task_id"], body.get("name") or body["task_id"],
+                                                        Path(body["report_dir"]) / body["task_id"], body.get("started_at") or time.time())
+            agg.cases = body.get("cases")
+            if not replay:
+                self._write_metadata(agg)
             return True
         if kind == "result":
             res = CaseResult.from_dict(body)
@@ -147,6 +154,7 @@ class Aggregator(Stage):
                 return False
             agg.expected = [tuple(k) for k in body["expected"]]
             agg.finished_at = time.time()
+            agg.stopped = body.get("stopped") or None
             return True
         if kind == "fwd":
             self.forwarded.add(body)
@@ -186,6 +194,7 @@ class Aggregator(Stage):
                 if agg.dirty and not agg.reported:
                     t0 = time.monotonic()
                     self._write(agg, final=False)
+                    self._write_metadata(agg)
                     self._partial_every = max(5.0, 3 * (time.monotonic() - t0))
 
     def _write(self, agg: TaskAgg, *, final: bool) -> dict[str, Path]:
@@ -205,6 +214,7 @@ class Aggregator(Stage):
     def _final_report(self, agg: TaskAgg, missing: list[tuple[Any, ...]]) -> None:
         paths = self._write(agg, final=True)
         totals = _totals(agg.results.values())
+        self._write_metadata(agg, final=True)
         self.journal.append(["reported", agg.task_id])
         self.journal.sync()
         agg.reported = True
@@ -215,6 +225,24 @@ class Aggregator(Stage):
             self._forward(Kind.TASK_REPORTED, body, f"reported:{agg.task_id}")
         self.log.info("task %s reported: %s", agg.task_id, totals)
 
+    def _write_metadata(self, agg: TaskAgg, *, final: bool = False) -> None:
+        """``<storage>/data/<taskId>/metadata.json``: the task's status record (seed: data lifecycle), read by
+        people and scripts; rewritten atomically when the task is planned, while it runs and when it ends."""
+        status = ("stopped" if agg.stopped else "finished") if final else "running"
+        iso = lambda t: dt.datetime.fromtimestamp(t, dt.timezone.utc).astimezone().isoformat(timespec="seconds")  # noqa: E731
+        meta = {"taskId": agg.task_id, "name": agg.name, "status": status, "create_time": iso(agg.started_at),
+                "update_time": iso(time.time()), "finish_time": iso(agg.finished_at) if final and agg.finished_at else None,
+                "stop_reason": agg.stopped if final else None, "cases": agg.cases,
+                "counts": _totals(agg.results.values()), "report_dir": str(agg.report_dir)}
+        path = Path(self.spec.storage_root) / "data" / agg.task_id / "metadata.json"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".metadata.json.{os.getpid()}")
+            tmp.write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
+            tmp.replace(path)
+        except OSError as e:
+            self.log.warning("task %s: could not write %s: %s", agg.task_id, path, e)
+
     def on_stop(self) -> None:
         self.journal.sync()
         self.journal.close()
@@ -222,6 +250,9 @@ class Aggregator(Stage):
     def stats(self) -> dict[str, Any]:
         base = super().stats()
         base["results"] = sum(len(a.results) for a in self.tasks.values())
+        base["tasks"] = [{"task_id": a.task_id, "name": a.name, "cases": a.cases, "results": len(a.results),
+                          "started_at": a.started_at, "finishing": a.expected is not None}
+                         for a in self.tasks.values() if not a.reported]
         return base
 
 
