@@ -79,7 +79,10 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[str], Any], Any]]] = {
     "Retention": {"data-days": (_pos_float, 7.0), "screenshot-hours": (_pos_float, 24.0), "report-days": (_pos_float, 30.0),
                   "backup": (_bool, False), "backup-keep": (_pos_int, 7), "disk-warn-percent": (_pos_float, 90.0),
                   "interval": (_pos_float, 600.0)},
-    "Retry": {"max-attempts": (_pos_int, 2), "retry-failures": (_bool, True), "budget": (_pos_int, 100)},
+    "Retry": {"max-attempts": (_pos_int, 2), "retry-failures": (_bool, True), "budget": (_pos_int, 100),
+              # device quarantine: this many broken cases within the window (s) hold a device; probe after (s)
+              "quarantine-after": (_pos_int, 2), "quarantine-window": (_pos_float, 300.0),
+              "quarantine-probe": (_pos_float, 60.0)},
     "Upload": {"batch-size": (_pos_int, 20), "interval": (_pos_float, 3.0)},
 }
 FREE_SECTIONS = ("Header",)            # every key is an HTTP header for platform calls (reference §1.1)

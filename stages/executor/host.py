@@ -154,7 +154,7 @@ class UnitWorker:
         if result.status == Status.PASS and case["run_times"] > 1:
             result.outcome = Outcome.FLAKY.value
         self._emit("case.finished", dict(started, status=result.status, outcome=result.outcome,
-                                         name=result.caseName, result=result.to_dict(),
+                                         name=result.caseName, result=result.to_dict(), reason=result.reason or "",
                                          variables=_plain(ctx.variables)))
         return result
 

@@ -23,6 +23,7 @@ from pipeline.stage import Handler, Stage
 
 from .plan import CaseState, TaskState, Unit, build_units, synthetic_result
 from .policy import DispatchPolicy, ExecutorInfo, FifoPolicy
+from .quarantine import Quarantine
 from .retry import RetryPolicy
 
 __all__ = ["Scheduler", "STAGE"]
@@ -38,6 +39,7 @@ class ExecState:
     done_in_unit: set[tuple[str, int]] = field(default_factory=set)
     variables: dict[str, Any] = field(default_factory=dict)
     idle_since: float = 0.0
+    broke: bool = False                              # a case of the current unit was broken here
 
 
 class Scheduler(Stage):
@@ -50,6 +52,10 @@ class Scheduler(Stage):
                                  retry_failures=bool(spec.setting("Retry", "retry-failures")),
                                  budget=int(spec.setting("Retry", "budget")))
         self.default_timeout = float(spec.setting("Pipeline", "case-timeout"))
+        self.quarantine = Quarantine(after=int(spec.setting("Retry", "quarantine-after")),
+                                     window=float(spec.setting("Retry", "quarantine-window")),
+                                     probe=float(spec.setting("Retry", "quarantine-probe")))
+        self.known: dict[str, ExecutorInfo] = {}        # every executor seen, alive or not (stranded-unit check)
         self.tasks: dict[str, TaskState] = {}
         self.queue: list[Unit] = []
         self.executors: dict[str, ExecState] = {}
@@ -194,6 +200,7 @@ class Scheduler(Stage):
             return                                          # a stale message from a dead incarnation
         if ex is None:
             ex = self.executors[env.src] = ExecState(ExecutorInfo(env.src, frozenset(b["kinds"]), b.get("device")), env.inc)
+            self.known[env.src] = ex.info
         if ex.unit is None and not b["idle"] and b.get("unit") and time.monotonic() < self.adopt_until + 30:
             self._adopt(ex, b["unit"])
         if ex.unit is None and b["idle"]:
@@ -214,6 +221,11 @@ class Scheduler(Stage):
             ex.running = None
             ex.done_in_unit.add((b["case_id"], b["index"]))
             ex.variables = b.get("variables") or ex.variables
+            ex.broke = ex.broke or b["outcome"] == Outcome.BROKEN.value
+        if ex is not None and b["outcome"] == Outcome.BROKEN.value and not (ts and ts.stopped):
+            self._infra_failure(ex, b.get("reason") or f"case {b['case_id']} broken")
+        elif ex is not None and self.quarantine.succeeded(env.src):
+            self.log.warning("%s (device %s) passed its probe: out of quarantine", env.src, ex.info.device)
         if ts is None:
             return
         st = ts.cases.get((b["collection_id"], b["case_id"], b["index"]))
@@ -230,7 +242,7 @@ class Scheduler(Stage):
             return
         unit, ex.unit, ex.running = ex.unit, None, None
         ex.idle, ex.idle_since = True, time.monotonic()
-        self._unit_left(unit)
+        self._unit_left(unit, avoid=ex.info.name if ex.broke else None)
 
     def on_stage_died(self, env: Envelope) -> None:
         """Sent by the supervisor when a stage process exited or was killed (crash, timeout, stop)."""
@@ -268,14 +280,18 @@ class Scheduler(Stage):
     # -- loop -------------------------------------------------------------------------------------
     def on_tick(self) -> None:
         self._expire_tasks()
+        self._fail_stranded()
         self._dispatch()
 
     def _dispatch(self) -> None:
         if not self.queue or time.monotonic() < self.adopt_until:
             return
+        now = time.monotonic()
         for ex in sorted((e for e in self.executors.values() if e.idle and e.unit is None), key=lambda e: e.idle_since):
             if not self.queue:
                 return
+            if self.quarantine.blocked(ex.info.name, now):
+                continue
             unit = self.policy.next_for(ex.info, self.queue, self._allowed, lambda u, me=ex.info.name: self._others_can(u, me))
             if unit is None:
                 continue
@@ -285,7 +301,11 @@ class Scheduler(Stage):
                 self._maybe_finish(ts)
                 continue
             ts.in_flight += 1
+            if ex.info.name in self.quarantine.held:
+                self.quarantine.probing(ex.info.name)
+                self.log.warning("%s (device %s): probe due, giving it unit %s", ex.info.name, ex.info.device, unit.unit_id)
             ex.unit, ex.idle, ex.running, ex.done_in_unit, ex.variables = unit, False, None, set(), dict(unit.variables)
+            ex.broke = False
             self.mailbox.send(ex.info.name, Kind.UNIT_RUN, unit.body(ts.data_dir, max(1.0, ts.deadline_left(time.monotonic()))))
 
     def _allowed(self, unit: Unit) -> bool:
@@ -301,7 +321,9 @@ class Scheduler(Stage):
         return st.final or any(a[0] >= c["run_times"] for a in st.attempts)
 
     def _others_can(self, unit: Unit, me: str) -> bool:
-        return any(unit.kinds <= e.info.kinds for n, e in self.executors.items() if n != me)
+        now = time.monotonic()
+        return any(unit.kinds <= e.info.kinds for n, e in self.executors.items()
+                   if n != me and not self.quarantine.blocked(n, now))
 
     def _dep_state(self, ts: TaskState, case_id: str) -> str:
         states = [c for c in ts.cases.values() if c.ref.caseId == case_id]
@@ -339,8 +361,9 @@ class Scheduler(Stage):
         self.mailbox.send("aggregator", Kind.RESULT_RECORD, {"result": res})
         self._record(ts, st, run_times, int(status), outcome.value, executor, result=res)
 
-    def _unit_left(self, unit: Unit) -> None:
-        """A unit is over on its executor: queue retries of its cases that are not final yet."""
+    def _unit_left(self, unit: Unit, avoid: str | None = None) -> None:
+        """A unit is over on its executor: queue retries of its cases that are not final yet (avoiding the
+        executor when a case broke there)."""
         ts = self.tasks.get(unit.task_id)
         if ts is None:
             return
@@ -351,7 +374,7 @@ class Scheduler(Stage):
         elif retry:
             cases = [dict(c, run_times=ts.cases[(unit.collection_id, c["case_id"], c["index"])].next_run_times) for c in retry]
             self._enqueue(Unit(_new_id(), unit.task_id,
-                               unit.collection_id, cases, dict(unit.variables), unit.priority, unit.order, unit.avoid,
+                               unit.collection_id, cases, dict(unit.variables), unit.priority, unit.order, avoid or unit.avoid,
                                unit.device, unit.setup_script, unit.teardown_script))
         self._maybe_finish(ts)
 
@@ -370,6 +393,8 @@ class Scheduler(Stage):
             if st is not None and not any(a[0] == c["run_times"] for a in st.attempts):
                 self.log.warning("%s lost while running %s: %s", name, c["case_id"], reason)
                 self._settle(ts, st, Status.ERROR, Outcome.BROKEN, reason, executor=name)
+                if not ts.stopped:
+                    self._infra_failure(ex, reason)
         left = [dict(c, run_times=ts.cases[(unit.collection_id, c["case_id"], c["index"])].next_run_times)
                 for c in unit.cases if not ts.cases[(unit.collection_id, c["case_id"], c["index"])].final]
         if left and ts.stopped:                      # a stopped task's executor was killed: nothing runs again
@@ -378,6 +403,37 @@ class Scheduler(Stage):
             self._enqueue(Unit(_new_id(), unit.task_id, unit.collection_id, left, dict(ex.variables or unit.variables),
                                unit.priority, unit.order, name, unit.device, unit.setup_script, unit.teardown_script))
         self._maybe_finish(ts)
+
+    def _infra_failure(self, ex: ExecState, reason: str) -> None:
+        """A case broke on ``ex``: a device executor failing too often is quarantined (see quarantine.py)."""
+        if not ex.info.device:
+            return
+        if self.quarantine.broken(ex.info.name, ex.info.device, reason, time.monotonic()):
+            self.log.warning("%s (device %s) quarantined: %s; probe in %.0f s", ex.info.name, ex.info.device,
+                             reason, self.quarantine.probe)
+
+    def _fail_stranded(self) -> None:
+        """Queued units that only quarantined executors could run end as broken with the reason, so the task
+        finishes instead of waiting for a device that keeps failing."""
+        now = time.monotonic()
+        for u in list(self.queue):
+            capable = [i for i in self.known.values() if u.kinds <= i.kinds]
+            if not capable or not all(self.quarantine.blocked(i.name, now) for i in capable):
+                continue
+            held = [(i, self.quarantine.held[i.name]) for i in capable]
+            reason = "no healthy device: " + "; ".join(f"{h.device} quarantined: {h.reason}" for _, h in held)
+            self.queue.remove(u)
+            ts = self.tasks[u.task_id]
+            for c in u.cases:
+                st = ts.cases[(u.collection_id, c["case_id"], c["index"])]
+                if st.final:
+                    continue
+                self._settle(ts, st, Status.ERROR, Outcome.BROKEN, reason)
+                if not st.final:
+                    st.final = True
+                    self._write(["final", ts.task_id, list(st.key)])
+            self.log.warning("unit %s (%d cases) not run: %s", u.unit_id, len(u.cases), reason)
+            self._maybe_finish(ts)
 
     def _skip_unit(self, ts: TaskState, unit: Unit, reason: str) -> None:
         self._give_up(ts, unit.collection_id, unit.cases, reason)
@@ -448,7 +504,8 @@ class Scheduler(Stage):
         base = super().stats()
         base.update({"queued_units": len(self.queue), "tasks": len([t for t in self.tasks.values() if not t.finished_sent]),
                      "executors": {n: {"idle": e.idle, "unit": e.unit.unit_id if e.unit else None,
-                                       "case": (e.running or {}).get("case_id")} for n, e in self.executors.items()}})
+                                       "case": (e.running or {}).get("case_id")} for n, e in self.executors.items()},
+                     "quarantined": self.quarantine.snapshot(time.monotonic(), time.time())})
         return base
 
 
