@@ -39,8 +39,23 @@ def _executors(cfg: Config, kinds_needed: set[str]) -> list[dict[str, Any]]:
     return out
 
 
+def _check_devices(cfg: Config) -> None:
+    """``[Device:<name>]`` sections are validated with the APP registry's own parser (unknown keys, bad
+    URLs or ports, ports or udids used twice) before any stage starts; the error names file, section, key."""
+    if not cfg.devices:
+        return
+    from stages.executor.app.devices import SECTION_PREFIX, parse_devices
+    try:
+        parse_devices({f"{SECTION_PREFIX}{name}": values for name, values in cfg.devices.items()})
+    except ConfigError as e:
+        where = ":".join(p for p in (f"[{e.section}]" if e.section else "", e.key) if p)
+        message = str(e)[len(where) + 2:] if where and str(e).startswith(where + ": ") else str(e)
+        raise ConfigError(message, file=cfg.path, section=e.section, key=e.key) from None
+
+
 def _config(args: argparse.Namespace) -> Config:
     cfg = load_config(args.config)
+    _check_devices(cfg)
     over = {}
     for opt, key in (("api_workers", "api-workers"), ("browsers", "browsers"), ("case_timeout", "case-timeout")):
         v = getattr(args, opt, None)
@@ -188,6 +203,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"{s['name']:<12} {s['kind']:<10} {s['pid'] or '-':>7} {s['state']:<9} {s['uptime_s']:>8} {s['restarts']:>8}  {what}")
     q = st.get("queues") or {}
     print(f"queued units: {q.get('queued_units', 0)}  tasks in flight: {q.get('tasks', 0)}")
+    for name, h in sorted((q.get("quarantined") or {}).items()):
+        probe = "probe running" if h.get("probe_in_s") is None else f"probe in {h['probe_in_s']:.0f} s"
+        since = time.strftime("%H:%M:%S", time.localtime(h.get("since") or 0))
+        print(f"QUARANTINED {name} device {h.get('device')} since {since} ({probe}): {h.get('reason')}")
     return 0
 
 
