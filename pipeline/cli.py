@@ -22,9 +22,6 @@ from .topology import RunSpec
 
 __all__ = ["main"]
 
-STATUS_WORD = {0: "PASS", 1: "FAIL", 2: "ERROR", 3: "SKIP"}
-
-
 def _executors(cfg: Config, kinds_needed: set[str]) -> list[dict[str, Any]]:
     api, browsers = int(cfg.get("Pipeline", "api-workers")), int(cfg.get("Pipeline", "browsers"))
     out = [{"name": f"executor-{i + 1}", "kinds": ["API"]} for i in range(api)]
@@ -91,12 +88,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     spec.save()
     from .supervisor import Supervisor
     _supervisor_logging(cfg, storage)
-    printer = _Printer(sys.stdout)
-    sup = Supervisor(spec, on_case=printer.case, on_task=printer.task)
+    from .progress import make_writer
+    printer = make_writer(args.progress, sys.stdout, len(names))
+    sup = Supervisor(spec, on_case=printer.case, on_task=printer.task, on_tick=printer.tick)
     print(f"liuma-pipeline: task {task.taskId}: {len(names)} case(s), {len(executors)} executor(s); logs in {storage / 'log'}", flush=True)
     try:
         sup.run()
     finally:
+        printer.close()
         shutil.rmtree(run_dir, ignore_errors=True)
     if sup.fatal:
         print(f"liuma-pipeline: run aborted: {sup.fatal}", file=sys.stderr)
@@ -108,31 +107,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 1
     t = sup.reported[-1]["totals"]
     return 0 if t["failed"] == 0 and t["error"] == 0 and not sup.reported[-1].get("missing") else 1
-
-
-class _Printer:
-    """One line per case attempt (CI-friendly), then the totals."""
-
-    def __init__(self, out: Any) -> None:
-        self.out = out
-
-    def case(self, b: dict[str, Any]) -> None:
-        word = "FLAKY" if b.get("outcome") == "flaky" else ("BROKEN" if b.get("outcome") == "broken" else STATUS_WORD.get(b["status"], "?"))
-        attempt = f" attempt {b.get('runTimes')}" if b.get("runTimes", 1) > 1 else ""
-        reason = f" — {b['reason']}" if b.get("reason") and b["status"] != 0 else ""
-        self.out.write(f"{word:<6} {b.get('name') or b['case_id']} [{b.get('collection_id')}/{b['case_id']}#{b.get('index')}]"
-                       f"{attempt} {b.get('elapsed_ms', 0)} ms {b.get('executor') or ''}{reason}\n")
-        self.out.flush()
-
-    def task(self, b: dict[str, Any]) -> None:
-        t = b["totals"]
-        self.out.write(f"\n{t['cases']} cases: {t['passed']} passed, {t['failed']} failed, {t['error']} error, "
-                       f"{t['skipped']} skipped, {t['flaky']} flaky ({t['attempts']} attempts)\n")
-        for name, path in sorted((b.get("paths") or {}).items()):
-            self.out.write(f"  {name}: {path}\n")
-        if b.get("missing"):
-            self.out.write(f"  MISSING results: {b['missing']}\n")
-        self.out.flush()
 
 
 def _supervisor_logging(cfg: Config, storage: Path) -> None:
@@ -201,12 +175,36 @@ def cmd_status(args: argparse.Namespace) -> int:
         cur = s.get("current") or {}
         what = f"{cur.get('case')} step {cur.get('step')!r} {cur.get('elapsed_s', 0):.0f}/{cur.get('deadline_s')} s" if cur else (s.get("last_exit") or "")
         print(f"{s['name']:<12} {s['kind']:<10} {s['pid'] or '-':>7} {s['state']:<9} {s['uptime_s']:>8} {s['restarts']:>8}  {what}")
+    print(f"{'EXECUTOR':<12} {'RUNS':<10} ON")
+    for s in (x for x in st["stages"] if x["kind"] == "executor"):
+        on = s.get("browser") or (f"device {s['device']}" if s.get("device") else "-")
+        print(f"{s['name']:<12} {','.join(s.get('kinds') or []):<10} {on}{' (retiring: stops when idle)' if s.get('retiring') else ''}")
     q = st.get("queues") or {}
     print(f"queued units: {q.get('queued_units', 0)}  tasks in flight: {q.get('tasks', 0)}")
+    for t in st.get("tasks") or []:
+        print(f"  task {t['task_id']} {t.get('name') or ''}: {t.get('results', 0)}/{t.get('cases') or '?'} results"
+              + (" (finishing)" if t.get("finishing") else ""))
     for name, h in sorted((q.get("quarantined") or {}).items()):
         probe = "probe running" if h.get("probe_in_s") is None else f"probe in {h['probe_in_s']:.0f} s"
         since = time.strftime("%H:%M:%S", time.localtime(h.get("since") or 0))
         print(f"QUARANTINED {name} device {h.get('device')} since {since} ({probe}): {h.get('reason')}")
+    return 0
+
+
+def cmd_reload(args: argparse.Namespace) -> int:
+    """Ask the engine to re-read its config file (like SIGHUP); an invalid file is refused, the old one stays."""
+    try:
+        st = _request(args, {"cmd": "reload"})
+    except ConfigError as e:                    # unreadable here too: the engine would refuse it the same way
+        print(f"liuma-pipeline: config not reloaded, the old one stays: {e}", file=sys.stderr)
+        return 2
+    if st.get("status") != "ok":
+        print(f"liuma-pipeline: {st.get('reason')}", file=sys.stderr)
+        return 2
+    print(f"liuma-pipeline: config reloaded (generation {st['generation']}): changed {', '.join(st['changed']) or 'nothing'}"
+          + (f"; executors started {', '.join(st['started'])}" if st["started"] else "")
+          + (f"; retiring {', '.join(st['retiring'])} when idle" if st["retiring"] else "")
+          + (f"; needs a restart: {', '.join(st['needs_restart'])}" if st["needs_restart"] else ""))
     return 0
 
 
@@ -249,6 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--browsers", type=int)
     r.add_argument("--case-timeout", type=float)
     r.add_argument("--tags", nargs="*", help="only cases carrying one of these tags")
+    r.add_argument("--progress", choices=("auto", "bar", "plain"), default="auto",
+                   help="bar: redrawn progress bar; plain: one line per case (CI); auto: bar on a terminal")
     r.set_defaults(func=cmd_run)
     s = sub.add_parser("start", help="start the long-running engine")
     s.add_argument("--config")
@@ -261,7 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--key-file", default="config/secret.key", help="Fernet key file (created 0600 if missing)")
     e.add_argument("value")
     e.set_defaults(func=cmd_encrypt_secret)
-    for name, func in (("stop", cmd_stop), ("status", cmd_status)):
+    for name, func in (("stop", cmd_stop), ("status", cmd_status), ("reload", cmd_reload)):
         p = sub.add_parser(name)
         p.add_argument("--config")
         if name == "status":

@@ -40,6 +40,8 @@ class Kind(str, enum.Enum):
     # supervisor -> fetcher / scheduler
     TASK_STOP = "task.stop"                # {task_id | None (all)}
     STAGE_STOP = "stage.stop"              # {}  drain and exit
+    # supervisor -> every stage: settings.json was rewritten by a config reload; re-read and apply
+    CONFIG_RELOAD = "config.reload"        # {generation, changed}  changed = ["Section.key", ...]
     # any -> sender of a reliable message
     ACK = "msg.ack"                        # {ids}
 
@@ -63,6 +65,7 @@ REQUIRED: dict[Kind, tuple[str, ...]] = {
     Kind.STAGE_KILL: ("stage", "inc", "reason"),
     Kind.TASK_STOP: (),
     Kind.STAGE_STOP: (),
+    Kind.CONFIG_RELOAD: ("generation", "changed"),
     Kind.ACK: ("ids",),
 }
 

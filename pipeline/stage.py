@@ -98,6 +98,9 @@ class Stage:
         if env.kind is Kind.STAGE_STOP:
             self.request_stop(f"asked by {env.src}")
             return
+        if env.kind is Kind.CONFIG_RELOAD and handler is None:
+            self.reload_config(env.body)
+            return
         if handler is None:
             dead_letters.warning("%s: no handler for %s from %s (inc %d); dropped", self.name, env.kind.value, env.src, env.inc)
             return
@@ -117,7 +120,28 @@ class Stage:
         except Exception as e:
             log.debug("%s: heartbeat not sent: %s", self.name, e)
 
+    def reload_config(self, body: dict[str, Any]) -> None:
+        """``config.reload`` from the supervisor: it has validated the new file and rewritten settings.json;
+        re-read it, apply what every stage shares (log level, heartbeat interval), then ``on_reload``.
+        A settings.json that cannot be read keeps the old spec (logged), never kills the stage."""
+        old = self.spec
+        try:
+            self.spec = RunSpec.load(old.run_dir)
+        except (OSError, ValueError, TypeError) as e:
+            self.log.error("config reload %s: cannot read settings.json, keeping the old settings: %s", body.get("generation"), e)
+            return
+        level = str(self.spec.setting("Logging", "level")).upper()
+        logging.getLogger().setLevel(getattr(logging, level, logging.INFO))
+        self.hb_interval = float(self.spec.setting("Pipeline", "heartbeat-interval"))
+        try:
+            self.on_reload(old)
+        except Exception as e:                      # a stage never dies of a reload
+            self.log.exception("config reload %s: on_reload failed: %s", body.get("generation"), e)
+        self.log.info("config reload %s applied (changed: %s)", body.get("generation"), ", ".join(body.get("changed") or []) or "nothing")
+
     # -- hooks -----------------------------------------------------------------------------------
+    def on_reload(self, old: RunSpec) -> None:
+        """Apply settings a subclass caches (``self.spec`` is already the new one)."""
     def on_start(self) -> None: ...
     def on_tick(self) -> None: ...
     def before_ack(self) -> None: ...

@@ -36,14 +36,15 @@ CRITICAL = ("fetcher", "scheduler", "aggregator")     # the run cannot finish wi
 
 class Supervisor:
     def __init__(self, spec: RunSpec, *, on_case: Callable[[dict[str, Any]], None] | None = None,
-                 on_task: Callable[[dict[str, Any]], None] | None = None, stage_env: dict[str, dict[str, str]] | None = None) -> None:
+                 on_task: Callable[[dict[str, Any]], None] | None = None, stage_env: dict[str, dict[str, str]] | None = None,
+                 on_tick: Callable[["Supervisor"], None] | None = None) -> None:
         self.spec = spec
         self.run_dir = Path(spec.run_dir)
         self.mailbox = Mailbox("supervisor", 0, endpoint_resolver(spec), **mailbox_options(spec))
         self.control = ControlServer(f"ipc://{self.run_dir / 'control.sock'}")
         self.deadlines = DeadlineTable()
         self.watchers: dict[str, StageWatcher] = {}
-        self.on_case, self.on_task = on_case, on_task
+        self.on_case, self.on_task, self.on_tick = on_case, on_task, on_tick
         self.stage_env = stage_env or {}
         self.grace = float(spec.setting("Pipeline", "kill-grace"))
         self.stop_grace = float(spec.setting("Pipeline", "stop-grace"))
@@ -54,6 +55,10 @@ class Supervisor:
         self.fatal: str = ""
         self.reported: list[dict[str, Any]] = []
         self._signal: str = ""
+        self._reload_asked = False
+        self.generation = 0                              # config reloads applied
+        self.retiring: set[str] = set()                  # executors removed by a reload, stopped once idle
+        self._retire_asked: dict[str, float] = {}
         self._last_status = 0.0
         self.started = time.monotonic()
 
@@ -67,16 +72,25 @@ class Supervisor:
         cfg = self.spec.config["Pipeline"]
         names = [(k, k) for k in ("scheduler", "aggregator", "uploader", "janitor")]
         names += [("executor", e["name"]) for e in self.spec.executors] + [("fetcher", "fetcher")]
+        names = [(k, n) for k, n in names if not any(e["name"] == n and e.get("retired") for e in self.spec.executors)]
         for kind, name in names:
-            self.watchers[name] = StageWatcher(kind, name, self.run_dir, Path(self.spec.storage_root) / "log",
-                                               backoff=Backoff(cap=float(cfg["restart-backoff-cap"])),
-                                               flapping=FlappingDetector(int(cfg["restart-max"]), float(cfg["restart-window"])))
+            self._add_watcher(kind, name)
         now = time.monotonic()
         for w in self.watchers.values():
             self._spawn(w, now)
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGTERM, self._on_signal)
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        signal.signal(signal.SIGHUP, self._on_sighup)
+
+    def _add_watcher(self, kind: str, name: str) -> StageWatcher:
+        cfg = self.spec.config["Pipeline"]
+        w = self.watchers[name] = StageWatcher(kind, name, self.run_dir, Path(self.spec.storage_root) / "log",
+                                               backoff=Backoff(cap=float(cfg["restart-backoff-cap"])),
+                                               flapping=FlappingDetector(int(cfg["restart-max"]), float(cfg["restart-window"])))
+        return w
+
+    def _on_sighup(self, signum: int, frame: Any) -> None:
+        self._reload_asked = True
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         self._signal = signal.Signals(signum).name
@@ -104,14 +118,20 @@ class Supervisor:
         now = time.monotonic()
         if self._signal and self.draining_since is None and self.shutdown_at is None:
             self.begin_drain(f"signal {self._signal}")
+        if self._reload_asked:
+            self._reload_asked = False
+            self.reload()
         self._reap(now)
         self._enforce_deadlines(now)
         self._detect_hangs(now)
         self._restart_due(now)
         self._progress_shutdown(now)
+        self._retire_idle(now)
         if now - self._last_status > 0.5:
             self._last_status = now
             self.write_status(now)
+        if self.on_tick:
+            self.on_tick(self)
 
     def _handle(self, env: Envelope) -> None:
         w = self.watchers.get(env.src)
@@ -148,7 +168,7 @@ class Supervisor:
 
     # -- exits ------------------------------------------------------------------------------------
     def _reap(self, now: float) -> None:
-        for w in self.watchers.values():
+        for w in list(self.watchers.values()):
             if w.proc is None or w.state not in ("running", "stopping"):
                 continue
             code = w.proc.poll()
@@ -160,6 +180,9 @@ class Supervisor:
             cause = w.exit_cause(code)
             running = self.deadlines.get(w.name)
             self.deadlines.finished(w.name)
+            if w.name in self.retiring and self.shutdown_at is None:
+                self._retired(w, cause, running is not None)
+                continue
             state = w.decide_after_exit(code, now, self.shutdown_at is not None)
             event = "exit" if state != "failed" else "giveup"
             log.log(logging.INFO if state == "stopped" else logging.WARNING, LIFECYCLE_FORMAT, event, w.name,
@@ -228,6 +251,92 @@ class Supervisor:
                 log.warning(LIFECYCLE_FORMAT, "hang", w.name, w.kill_reason)
                 w.proc.terminate(now)
 
+    # -- config reload ----------------------------------------------------------------------------
+    def reload(self) -> dict[str, Any]:
+        """Re-read ``spec.config_path``; refuse it whole (old config stays) when invalid, else apply the live
+        part: timeouts here, executor pool (new ones spawned, surplus stopped once idle), settings.json
+        rewritten and ``config.reload`` sent so every stage re-reads it (log level, timeouts)."""
+        from .config import load_config
+        from .errors import ConfigError
+        from .reload import changed_keys, desired_pool, merge_live, plan_pool
+        try:
+            if not self.spec.config_path:
+                raise ConfigError("this engine was started without a config file; nothing to reload")
+            cfg = load_config(self.spec.config_path)
+            values, ignored = merge_live(self.spec.config, cfg.values)
+            want = desired_pool(values, cfg.devices)
+            served = {k for e in self.spec.executors if not e.get("retired") for k in e["kinds"]}
+            lost = served - {k for kinds, _ in want for k in kinds}
+            if self.spec.mode == "run" and lost:
+                raise ConfigError(f"the running suite needs {', '.join(sorted(lost))} executors; the new config has none",
+                                  file=cfg.path, section="Pipeline")
+        except ConfigError as e:
+            log.error(LIFECYCLE_FORMAT, "reload-refused", "supervisor", f"reason={str(e)!r}")
+            return {"status": "error", "reason": f"config not reloaded, the old one stays: {e}", "errno": 2}
+        busy = {n for n in self.watchers if self.deadlines.get(n)}
+        plan = plan_pool(self.spec.executors, want, busy)
+        changed = changed_keys(self.spec.config, values) + (["Device"] if cfg.devices != self.spec.devices else [])
+        self.generation += 1
+        self.spec.config, self.spec.devices, self.spec.executors = values, dict(cfg.devices), plan.executors
+        self.spec.save()
+        self._apply_live(values)
+        for name in plan.start:
+            self.retiring.discard(name)
+            w = self.watchers.get(name) or self._add_watcher("executor", name)
+            if w.state not in ("running", "stopping"):
+                self._spawn(w, time.monotonic())
+        self.retiring |= set(plan.retire)
+        for w in self.watchers.values():
+            if w.state == "running":
+                self.mailbox.send(w.name, Kind.CONFIG_RELOAD, {"generation": self.generation, "changed": changed})
+        log.info(LIFECYCLE_FORMAT, "reload", "supervisor", f"generation={self.generation} changed={changed} "
+                 f"started={plan.start} retiring={plan.retire} needs-restart={ignored}")
+        return {"status": "ok", "generation": self.generation, "changed": changed, "started": plan.start,
+                "retiring": plan.retire, "needs_restart": ignored}
+
+    def _apply_live(self, values: dict[str, dict[str, Any]]) -> None:
+        p = values["Pipeline"]
+        self.grace, self.stop_grace, self.hb_timeout = float(p["kill-grace"]), float(p["stop-grace"]), float(p["heartbeat-timeout"])
+        for w in self.watchers.values():
+            w.backoff.cap = float(p["restart-backoff-cap"])
+            w.flapping.max_restarts, w.flapping.window = int(p["restart-max"]), float(p["restart-window"])
+        logging.getLogger().setLevel(getattr(logging, str(values["Logging"]["level"]).upper(), logging.INFO))
+
+    def _retire_idle(self, now: float) -> None:
+        """Stop retired executors that run no case (never one mid-case); drop those not running at all."""
+        if self.shutdown_at is not None:
+            return
+        for name in sorted(self.retiring):
+            w = self.watchers.get(name)
+            if w is None:
+                self.retiring.discard(name)
+            elif w.state in ("backoff", "pending", "failed", "stopped") or w.proc is None:
+                self._retired(w, w.last_exit or "not running", False)
+            elif w.state == "running" and not self._executor_busy(w):
+                w.state = "stopping"
+                self._retire_asked[name] = now
+                log.info(LIFECYCLE_FORMAT, "retire", name, "idle; stopping (removed by config reload)")
+                self.mailbox.send(name, Kind.STAGE_STOP, {})
+            elif w.state == "stopping" and now - self._retire_asked.get(name, now) > self.stop_grace:
+                w.proc.terminate(now)                   # asked politely and still there: SIGTERM, then the grace kill
+
+    def _executor_busy(self, w: StageWatcher) -> bool:
+        """Running a case by its own heartbeat, or holding a unit by the scheduler's."""
+        sched = self.watchers.get("scheduler")
+        held = ((sched.heartbeat.get("stats") or {}).get("executors") or {}).get(w.name) if sched else None
+        return bool(self.deadlines.get(w.name) or w.heartbeat.get("current") or (held or {}).get("unit"))
+
+    def _retired(self, w: StageWatcher, cause: str, mid_case: bool) -> None:
+        """A retired executor is gone: forget it, and tell the scheduler so it never dispatches to it again
+        (whatever it was handed in the meantime is re-queued by the scheduler's executor-lost path)."""
+        self.retiring.discard(w.name)
+        self._retire_asked.pop(w.name, None)
+        self.watchers.pop(w.name, None)
+        log.info(LIFECYCLE_FORMAT, "exit", w.name, f"pid={w.proc.pid if w.proc else None} inc={w.inc} cause={cause!r} next=removed")
+        if w.inc >= 0:
+            reason = f"{w.name} removed by config reload" + (" while running a case" if mid_case else "")
+            self.mailbox.send("scheduler", Kind.STAGE_DIED, {"stage": w.name, "inc": w.inc, "reason": reason})
+
     # -- shutdown ---------------------------------------------------------------------------------
     def begin_drain(self, why: str) -> None:
         """Stop taking work; running cases may finish within the stop grace; then shut down."""
@@ -291,15 +400,35 @@ class Supervisor:
     def status(self, now: float | None = None) -> dict[str, Any]:
         now = time.monotonic() if now is None else now
         stages = [w.as_status(now) for w in self.watchers.values()]
+        entries = {e["name"]: e for e in self.spec.executors}
         for s in stages:
             r = self.deadlines.get(s["name"])
             if r:
                 s["deadline_in_s"] = round(r.deadline - now, 1)
+            if s["kind"] == "executor":
+                s.update(self._executor_fields(entries.get(s["name"]) or {}))
+                s["retiring"] = s["name"] in self.retiring
         sched = self.watchers.get("scheduler")
+        agg = self.watchers.get("aggregator")
         return {"status": "ok", "mode": self.spec.mode, "uptime_s": round(now - self.started, 1),
                 "shutting_down": self.shutdown_at is not None, "reason": self.shutdown_reason or None,
+                "config_generation": self.generation,
                 "stages": stages, "queues": (sched.heartbeat.get("stats", {}) if sched else {}),
+                "tasks": ((agg.heartbeat.get("stats") or {}).get("tasks") or []) if agg else [],
                 "tasks_reported": [r["task_id"] for r in self.reported]}
+
+    def _executor_fields(self, entry: dict[str, Any]) -> dict[str, Any]:
+        """What an executor runs on: its case kinds, the browser (WEB) and the device (APP) it owns."""
+        kinds = list(entry.get("kinds") or [])
+        wd = self.spec.config.get("WebDriver") or {}
+        browser = None
+        if "WEB" in kinds:
+            browser = (f"remote {wd.get('remote-url')}" if wd.get("options") == "remote"
+                       else f"{Path(str(wd.get('binary') or 'chromium')).name} ({wd.get('options') or 'headless'})")
+        device = entry.get("device")
+        dev = self.spec.devices.get(device) if device else None
+        return {"kinds": kinds, "browser": browser, "device": device,
+                "device_info": {k: v for k, v in (dev or {}).items() if "password" not in k and "secret" not in k} or None}
 
     def write_status(self, now: float, final: bool = False) -> None:
         data = self.status(now)
@@ -323,7 +452,9 @@ class Supervisor:
         if cmd == "stop-task":
             self.mailbox.send("scheduler", Kind.TASK_STOP, {"task_id": req.get("task_id"), "reason": "stopped by request"})
             return {"status": "ok"}
-        return {"status": "error", "reason": f"unknown command {cmd!r} (known: status, stop, stop-task)", "errno": 1}
+        if cmd == "reload":
+            return self.reload()
+        return {"status": "error", "reason": f"unknown command {cmd!r} (known: status, stop, stop-task, reload)", "errno": 1}
 
 
 def exit_description(code: int | None) -> str:

@@ -1,0 +1,186 @@
+"""Live progress of ``run``: a redrawn bar on a terminal, one line per case attempt elsewhere (CI logs).
+
+``render(state, width)`` is pure (table-tested); ``BarWriter`` redraws it in place a few times a second
+from the supervisor's tick and prints finished cases above it; ``PlainWriter`` only prints the lines.
+Both take the supervisor's ``case.reported`` / ``task.reported`` bodies.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, TextIO
+
+__all__ = ["ProgressState", "render", "case_line", "totals_lines", "PlainWriter", "BarWriter", "make_writer"]
+
+STATUS_WORD = {0: "PASS", 1: "FAIL", 2: "ERROR", 3: "SKIP"}
+CLEAR_LINE = "\r\x1b[2K"
+UP = "\x1b[1A"
+
+
+@dataclass
+class ProgressState:
+    """What the bar shows. ``running``: (executor, case label, elapsed s, deadline s) per busy executor."""
+
+    total: int
+    passed: int = 0
+    failed: int = 0
+    error: int = 0
+    skipped: int = 0
+    started: float = field(default_factory=time.monotonic)
+    running: list[tuple[str, str, float, float | None]] = field(default_factory=list)
+    _final: dict[tuple[Any, ...], int] = field(default_factory=dict)
+
+    @property
+    def done(self) -> int:
+        return self.passed + self.failed + self.error + self.skipped
+
+    def record(self, b: dict[str, Any]) -> None:
+        """Count a case by its latest attempt: a retried case moves from FAIL/ERROR to its new status."""
+        key = (b.get("task_id"), b.get("collection_id"), b["case_id"], b.get("index"))
+        prev = self._final.get(key)
+        if prev is not None:
+            self._bump(prev, -1)
+        self._final[key] = int(b["status"])
+        self._bump(int(b["status"]), +1)
+
+    def _bump(self, status: int, d: int) -> None:
+        name = {0: "passed", 1: "failed", 2: "error", 3: "skipped"}.get(status, "error")
+        setattr(self, name, getattr(self, name) + d)
+
+
+def _clock(s: float) -> str:
+    s = max(0, int(s))
+    return f"{s // 60}:{s % 60:02d}" if s < 3600 else f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:max(0, width - 1)] + "…"
+
+
+def render(state: ProgressState, width: int, now: float | None = None) -> str:
+    """The bar block: one summary line, then one line per busy executor; every line fits ``width``."""
+    now = time.monotonic() if now is None else now
+    width = max(20, width)
+    counts = (f" {state.done}/{state.total}  passed {state.passed}  failed {state.failed}  error {state.error}"
+              + (f"  skipped {state.skipped}" if state.skipped else "")
+              + f"  running {len(state.running)}  {_clock(now - state.started)}")
+    bar_w = max(10, min(40, width - len(counts) - 2))
+    filled = bar_w if state.total <= 0 else min(bar_w, round(bar_w * state.done / state.total))
+    lines = [_cut("[" + "#" * filled + "-" * (bar_w - filled) + "]" + counts, width)]
+    for executor, label, elapsed, deadline in sorted(state.running):
+        limit = f"/{deadline:g} s" if deadline else " s"
+        lines.append(_cut(f"  {executor:<11} {elapsed:>5.0f}{limit}  {label}", width))
+    return "\n".join(lines)
+
+
+def case_line(b: dict[str, Any]) -> str:
+    """One finished case attempt, as printed in both modes."""
+    word = "FLAKY" if b.get("outcome") == "flaky" else ("BROKEN" if b.get("outcome") == "broken" else STATUS_WORD.get(b["status"], "?"))
+    attempt = f" attempt {b.get('runTimes')}" if b.get("runTimes", 1) > 1 else ""
+    reason = f" — {b['reason']}" if b.get("reason") and b["status"] != 0 else ""
+    return (f"{word:<6} {b.get('name') or b['case_id']} [{b.get('collection_id')}/{b['case_id']}#{b.get('index')}]"
+            f"{attempt} {b.get('elapsed_ms', 0)} ms {b.get('executor') or ''}{reason}")
+
+
+def totals_lines(b: dict[str, Any]) -> list[str]:
+    t = b["totals"]
+    out = ["", f"{t['cases']} cases: {t['passed']} passed, {t['failed']} failed, {t['error']} error, "
+               f"{t['skipped']} skipped, {t['flaky']} flaky ({t['attempts']} attempts)"]
+    out += [f"  {name}: {path}" for name, path in sorted((b.get("paths") or {}).items())]
+    if b.get("missing"):
+        out.append(f"  MISSING results: {b['missing']}")
+    return out
+
+
+class PlainWriter:
+    """One line per case attempt, then the totals: what CI logs want."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+
+    def case(self, b: dict[str, Any]) -> None:
+        self.out.write(case_line(b) + "\n")
+        self.out.flush()
+
+    def task(self, b: dict[str, Any]) -> None:
+        self.out.write("\n".join(totals_lines(b)) + "\n")
+        self.out.flush()
+
+    def tick(self, sup: Any) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def running_from_status(status: dict[str, Any]) -> list[tuple[str, str, float, float | None]]:
+    """Busy executors from ``Supervisor.status()``: their heartbeat's current case."""
+    out = []
+    for s in status.get("stages", []):
+        cur = s.get("current") if s.get("kind") == "executor" else None
+        if cur:
+            label = str(cur.get("case") or cur.get("case_id")) + (f" · {cur['step']}" if cur.get("step") else "")
+            out.append((s["name"], label, float(cur.get("elapsed_s") or 0), cur.get("deadline_s")))
+    return out
+
+
+class BarWriter(PlainWriter):
+    """Redraws the bar block in place (ANSI) at most ``hz`` times a second; case lines scroll above it."""
+
+    def __init__(self, out: TextIO, total: int, *, width: Callable[[], int] | None = None, hz: float = 4.0) -> None:
+        super().__init__(out)
+        self.state = ProgressState(total)
+        self.width = width or _terminal_width(out)
+        self.every = 1.0 / hz
+        self._drawn = 0              # lines of the block currently on screen
+        self._last = 0.0
+
+    def _erase(self) -> str:
+        return CLEAR_LINE + (UP + CLEAR_LINE) * max(0, self._drawn - 1) if self._drawn else ""
+
+    def _draw(self) -> None:
+        block = render(self.state, self.width())
+        self.out.write(self._erase() + block)
+        self._drawn = block.count("\n") + 1
+        self.out.flush()
+
+    def case(self, b: dict[str, Any]) -> None:
+        self.state.record(b)
+        self.out.write(self._erase() + case_line(b) + "\n")
+        self._drawn = 0
+        self._draw()
+
+    def task(self, b: dict[str, Any]) -> None:
+        self.out.write(self._erase())
+        self._drawn = 0
+        super().task(b)
+
+    def tick(self, sup: Any) -> None:
+        now = time.monotonic()
+        if now - self._last < self.every or sup.shutdown_at is not None:
+            return
+        self._last = now
+        self.state.running = running_from_status(sup.status(now))
+        self._draw()
+
+    def close(self) -> None:
+        if self._drawn:
+            self.out.write("\n")
+            self.out.flush()
+            self._drawn = 0
+
+
+def _terminal_width(out: TextIO) -> Callable[[], int]:
+    import os
+    import shutil
+
+    def width() -> int:
+        try:
+            return os.get_terminal_size(out.fileno()).columns
+        except (OSError, ValueError, AttributeError):
+            return shutil.get_terminal_size().columns
+    return width
+
+
+def make_writer(mode: str, out: TextIO, total: int) -> PlainWriter:
+    """``mode``: auto (bar when ``out`` is a terminal) | bar | plain."""
+    is_tty = bool(getattr(out, "isatty", lambda: False)())
+    return BarWriter(out, total) if mode == "bar" or (mode == "auto" and is_tty) else PlainWriter(out)

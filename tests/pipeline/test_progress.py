@@ -1,0 +1,119 @@
+"""The progress renderer is a pure function of (state, width, now): table-tested. The writers are driven
+with a fake supervisor and checked for what reaches the stream (ANSI redraw vs plain lines)."""
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import pytest
+
+from pipeline.progress import BarWriter, PlainWriter, ProgressState, case_line, make_writer, render, running_from_status
+
+
+def state(total: int = 10, **kw: Any) -> ProgressState:
+    st = ProgressState(total, started=100.0)
+    for k, v in kw.items():
+        setattr(st, k, v)
+    return st
+
+
+@pytest.mark.parametrize("st, width, expected", [
+    (state(10), 100, ["[----------------------------------------] 0/10  passed 0  failed 0  error 0  running 0  0:00"]),
+    (state(10, passed=5), 100, ["[####################--------------------] 5/10  passed 5  failed 0  error 0  running 0  0:00"]),
+    (state(4, passed=2, failed=1, error=1), 100,
+     ["[########################################] 4/4  passed 2  failed 1  error 1  running 0  0:00"]),
+    # a longer counts line: the bar gives way so the whole line still fits 100 columns
+    (state(3, skipped=1), 100, ["[############-------------------------] 1/3  passed 0  failed 0  error 0  skipped 1  running 0  0:00"]),
+    (state(0), 100, ["[########################################] 0/0  passed 0  failed 0  error 0  running 0  0:00"]),
+    # a narrow terminal: the bar shrinks to 10, the line is cut with an ellipsis at the width
+    (state(10, passed=5), 40, ["[#####-----] 5/10  passed 5  failed 0  …"]),
+    (state(2, running=[("executor-2", "登录 · step 3", 12.4, 300.0), ("executor-1", "health", 0.2, None)]), 100,
+     ["[----------------------------------------] 0/2  passed 0  failed 0  error 0  running 2  0:00",
+      "  executor-1      0 s  health",
+      "  executor-2     12/300 s  登录 · step 3"]),
+])
+def test_render_table(st: ProgressState, width: int, expected: list[str]) -> None:
+    out = render(st, width, now=100.0)
+    assert out.split("\n") == expected
+    assert all(len(line) <= width for line in out.split("\n"))
+
+
+def test_render_clock_counts_minutes_and_hours() -> None:
+    assert render(state(1), 100, now=100.0 + 125).endswith("2:05")
+    assert render(state(1), 100, now=100.0 + 3 * 3600 + 61).endswith("3:01:01")
+
+
+def reported(case_id: str, status: int, run_times: int = 1, outcome: str = "") -> dict[str, Any]:
+    return {"task_id": "t", "collection_id": "c", "case_id": case_id, "index": 1, "status": status, "runTimes": run_times,
+            "name": f"name-{case_id}", "elapsed_ms": 7, "executor": "executor-1", "outcome": outcome,
+            "reason": "boom" if status else ""}
+
+
+def test_a_retried_case_counts_once_by_its_latest_attempt() -> None:
+    st = ProgressState(2)
+    st.record(reported("a", 2, outcome="broken"))
+    assert (st.error, st.done) == (1, 1)
+    st.record(reported("a", 0, run_times=2, outcome="flaky"))
+    st.record(reported("b", 1))
+    assert (st.passed, st.failed, st.error, st.done) == (1, 1, 0, 2)
+
+
+def test_case_line_words() -> None:
+    assert case_line(reported("a", 0)) == "PASS   name-a [c/a#1] 7 ms executor-1"
+    assert case_line(reported("a", 1)) == "FAIL   name-a [c/a#1] 7 ms executor-1 — boom"
+    assert case_line(reported("a", 2, outcome="broken")).startswith("BROKEN name-a")
+    assert case_line(reported("a", 0, run_times=2, outcome="flaky")) == "FLAKY  name-a [c/a#1] attempt 2 7 ms executor-1"
+
+
+class FakeSup:
+    shutdown_at = None
+
+    def __init__(self, current: dict[str, Any] | None) -> None:
+        self.current = current
+
+    def status(self, now: float | None = None) -> dict[str, Any]:
+        return {"stages": [{"name": "scheduler", "kind": "scheduler", "current": None},
+                           {"name": "executor-1", "kind": "executor", "current": self.current}]}
+
+
+def test_bar_writer_redraws_in_place_and_prints_cases_above() -> None:
+    out = io.StringIO()
+    w = BarWriter(out, 2, width=lambda: 80, hz=1000)
+    sup = FakeSup({"case": "slow one", "case_id": "s", "step": "GET /slow", "elapsed_s": 3.2, "deadline_s": 30})
+    w.tick(sup)
+    first = out.getvalue()
+    assert "\x1b" not in first and "0/2" in first and "running 1" in first and "executor-1" in first and "slow one · GET /slow" in first
+    w.case(reported("a", 0))
+    text = out.getvalue()[len(first):]
+    # erase the two-line block (clear, up, clear), print the case line, draw the block again below it
+    assert text.startswith("\r\x1b[2K\x1b[1A\r\x1b[2KPASS   name-a [c/a#1]")
+    assert text.rstrip().endswith("slow one · GET /slow") and "1/2  passed 1" in text
+    w.close()
+    assert out.getvalue().endswith("\n")
+
+
+def test_bar_writer_throttles_redraws() -> None:
+    out = io.StringIO()
+    w = BarWriter(out, 1, width=lambda: 80, hz=0.001)
+    w.tick(FakeSup(None))
+    w.tick(FakeSup(None))
+    assert out.getvalue().count("[") == 1
+
+
+def test_plain_writer_and_mode_choice() -> None:
+    out = io.StringIO()
+    w = make_writer("auto", out, 3)
+    assert type(w) is PlainWriter                        # StringIO is no terminal
+    w.case(reported("a", 1))
+    w.task({"totals": {"cases": 1, "passed": 0, "failed": 1, "error": 0, "skipped": 0, "flaky": 0, "attempts": 1},
+            "paths": {"junit": "/r/junit.xml"}})
+    assert out.getvalue() == ("FAIL   name-a [c/a#1] 7 ms executor-1 — boom\n\n"
+                              "1 cases: 0 passed, 1 failed, 0 error, 0 skipped, 0 flaky (1 attempts)\n  junit: /r/junit.xml\n")
+    assert isinstance(make_writer("bar", io.StringIO(), 1), BarWriter)
+
+
+def test_running_from_status_ignores_idle_and_non_executors() -> None:
+    st = {"stages": [{"name": "executor-1", "kind": "executor", "current": None},
+                     {"name": "executor-2", "kind": "executor", "current": {"case_id": "x", "elapsed_s": 1, "deadline_s": 5}},
+                     {"name": "scheduler", "kind": "scheduler", "current": {"case_id": "nope"}}]}
+    assert running_from_status(st) == [("executor-2", "x", 1.0, 5)]
