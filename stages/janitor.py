@@ -6,7 +6,9 @@ logged (what, where, why).
 - rotated logs (``*.log.N``) older than ``[Logging] archive-days`` gzipped into ``log/archive/<YYYY-MM>/``;
 - orphan browsers: chromium/chromedriver processes of this run (their profile lives under the run
   directory) whose executor is gone are killed;
-- disk and memory watch: a warning before the disk fills.
+- disk and memory watch: a warning before the disk fills;
+- ``[Retention] backup = true``: a daily ``backup/backup_<YYYYmmdd_HHMMSS>.zip`` of the config file, ``data/``
+  and ``log/`` (not ``log/archive/``), keeping the newest ``backup-keep``.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import json
 import os
 import shutil
 import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +25,8 @@ import psutil
 
 from pipeline.stage import Stage
 
-__all__ = ["Janitor", "STAGE", "expired_entries", "archive_rotated_logs", "find_orphans"]
+__all__ = ["Janitor", "STAGE", "expired_entries", "archive_rotated_logs", "find_orphans", "create_backup", "prune_backups",
+           "backup_due"]
 
 DAY = 86400.0
 
@@ -62,6 +66,59 @@ def archive_rotated_logs(log_dir: Path, max_age_s: float, now: float) -> list[tu
         p.unlink()
         done.append((p, dest))
     return done
+
+
+BACKUP_PREFIX, BACKUP_SUFFIX = "backup_", ".zip"
+
+
+def _backups(backup_dir: Path) -> list[Path]:
+    """Finished backups, newest first (the name carries the time; a half-written ``.tmp`` is not one)."""
+    if not backup_dir.is_dir():
+        return []
+    found = [p for p in backup_dir.iterdir() if p.is_file() and p.name.startswith(BACKUP_PREFIX) and p.name.endswith(BACKUP_SUFFIX)]
+    return sorted(found, key=lambda p: p.name, reverse=True)
+
+
+def backup_due(backup_dir: Path, now: float, every_s: float = DAY) -> bool:
+    """True when no backup was made within ``every_s`` (by the newest one's mtime)."""
+    newest = _backups(backup_dir)
+    return not newest or now - newest[0].stat().st_mtime >= every_s
+
+
+def create_backup(storage: Path, config_path: str | None, now: float) -> Path:
+    """Zip the config file, ``data/`` and ``log/`` (without ``log/archive/``, already compressed history) into
+    ``<storage>/backup/backup_<YYYYmmdd_HHMMSS>.zip``, written to a temporary name first. Links are not
+    followed; a file that vanishes while we walk (a task expiring) is skipped."""
+    backup_dir = storage / "backup"
+    backup_dir.mkdir(parents=True, exist_ok=True)
+    dest = backup_dir / f"{BACKUP_PREFIX}{time.strftime('%Y%m%d_%H%M%S', time.localtime(now))}{BACKUP_SUFFIX}"
+    tmp = dest.with_suffix(".tmp")
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
+        if config_path and Path(config_path).is_file():
+            z.write(config_path, f"config/{Path(config_path).name}")
+        for top in ("data", "log"):
+            base = storage / top
+            for dirpath, dirnames, filenames in os.walk(base):
+                if top == "log" and Path(dirpath) == base:
+                    dirnames[:] = [d for d in dirnames if d != "archive"]
+                for f in sorted(filenames):
+                    p = Path(dirpath) / f
+                    if p.is_symlink() or not p.is_file():
+                        continue
+                    try:
+                        z.write(p, f"{top}/{p.relative_to(base)}")
+                    except FileNotFoundError:
+                        continue
+    tmp.replace(dest)
+    return dest
+
+
+def prune_backups(backup_dir: Path, keep: int) -> list[Path]:
+    """Delete all but the newest ``keep`` backups; returns what was deleted."""
+    doomed = _backups(backup_dir)[max(0, keep):]
+    for p in doomed:
+        p.unlink()
+    return doomed
 
 
 def find_orphans(marker: str, live_pgids: set[int]) -> list[psutil.Process]:
@@ -125,6 +182,27 @@ class Janitor(Stage):
         mem = psutil.virtual_memory()
         if mem.percent >= 90:
             self.log.warning("memory %.1f%% used (%.1f GB available)", mem.percent, mem.available / 2**30)
+        if r["backup"]:
+            self.backup(now)
+
+    def backup(self, now: float) -> None:
+        """The daily backup and its rotation; a failure is logged and retried at the next sweep."""
+        backup_dir = self.root / "backup"
+        if not backup_due(backup_dir, now):
+            return
+        try:
+            dest = create_backup(self.root, self.spec.config_path, now)
+        except OSError as e:
+            self.log.error("backup into %s failed: %s", backup_dir, e)
+            return
+        self.log.info("backup written: %s (%.1f MB)", dest, dest.stat().st_size / 2**20)
+        keep = int(self.spec.setting("Retention", "backup-keep"))
+        try:
+            for p in prune_backups(backup_dir, keep):
+                self.deleted += 1
+                self.log.info("deleted %s (older than the newest %d backups)", p, keep)
+        except OSError as e:
+            self.log.warning("could not prune backups in %s: %s", backup_dir, e)
 
     def reap_orphans(self) -> None:
         live = self._live_pgids()
