@@ -26,6 +26,7 @@ TOKENS: dict[str, int] = {}
 class DemoHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "LiuMaDemo/1.0"
+    disable_nagle_algorithm = True     # keep-alive clients would otherwise wait ~40 ms per request for delayed ACKs
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet: tests read results, not access logs
         pass
