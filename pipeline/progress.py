@@ -111,14 +111,17 @@ class PlainWriter:
     def close(self) -> None: ...
 
 
-def running_from_status(status: dict[str, Any]) -> list[tuple[str, str, float, float | None]]:
-    """Busy executors from ``Supervisor.status()``: their heartbeat's current case."""
+def running_from_status(status: dict[str, Any], done: frozenset[tuple[Any, ...]] | set[tuple[Any, ...]] = frozenset()
+                        ) -> list[tuple[str, str, float, float | None]]:
+    """Busy executors from ``Supervisor.status()``: their heartbeat's current case, aged by the heartbeat's
+    age; a case already reported (``done``: (executor, case_id, index, run_times)) is no longer running."""
     out = []
     for s in status.get("stages", []):
         cur = s.get("current") if s.get("kind") == "executor" else None
-        if cur:
+        if cur and (s["name"], cur.get("case_id"), cur.get("index"), cur.get("run_times")) not in done:
             label = str(cur.get("case") or cur.get("case_id")) + (f" · {cur['step']}" if cur.get("step") else "")
-            out.append((s["name"], label, float(cur.get("elapsed_s") or 0), cur.get("deadline_s")))
+            elapsed = float(cur.get("elapsed_s") or 0) + float(s.get("heartbeat_age_s") or 0)
+            out.append((s["name"], label, elapsed, cur.get("deadline_s")))
     return out
 
 
@@ -132,6 +135,7 @@ class BarWriter(PlainWriter):
         self.every = 1.0 / hz
         self._drawn = 0              # lines of the block currently on screen
         self._last = 0.0
+        self._done: set[tuple[Any, ...]] = set()
 
     def _erase(self) -> str:
         return CLEAR_LINE + (UP + CLEAR_LINE) * max(0, self._drawn - 1) if self._drawn else ""
@@ -144,6 +148,9 @@ class BarWriter(PlainWriter):
 
     def case(self, b: dict[str, Any]) -> None:
         self.state.record(b)
+        key = (b.get("executor"), b["case_id"], b.get("index"), b.get("runTimes", 1))
+        self._done.add(key)
+        self.state.running = [r for r in self.state.running if r[0] != key[0]]
         self.out.write(self._erase() + case_line(b) + "\n")
         self._drawn = 0
         self._draw()
@@ -158,7 +165,7 @@ class BarWriter(PlainWriter):
         if now - self._last < self.every or sup.shutdown_at is not None:
             return
         self._last = now
-        self.state.running = running_from_status(sup.status(now))
+        self.state.running = running_from_status(sup.status(now), self._done)
         self._draw()
 
     def close(self) -> None:
@@ -174,9 +181,10 @@ def _terminal_width(out: TextIO) -> Callable[[], int]:
 
     def width() -> int:
         try:
-            return os.get_terminal_size(out.fileno()).columns
+            cols = os.get_terminal_size(out.fileno()).columns
         except (OSError, ValueError, AttributeError):
-            return shutil.get_terminal_size().columns
+            cols = 0
+        return cols or shutil.get_terminal_size().columns or 80      # a fresh pty reports 0 columns
     return width
 
 

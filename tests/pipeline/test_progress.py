@@ -83,10 +83,10 @@ def test_bar_writer_redraws_in_place_and_prints_cases_above() -> None:
     w.tick(sup)
     first = out.getvalue()
     assert "\x1b" not in first and "0/2" in first and "running 1" in first and "executor-1" in first and "slow one · GET /slow" in first
-    w.case(reported("a", 0))
+    w.case(dict(reported("a", 0), executor="executor-2"))
     text = out.getvalue()[len(first):]
     # erase the two-line block (clear, up, clear), print the case line, draw the block again below it
-    assert text.startswith("\r\x1b[2K\x1b[1A\r\x1b[2KPASS   name-a [c/a#1]")
+    assert text.startswith("\r\x1b[2K\x1b[1A\r\x1b[2KPASS   name-a [c/a#1] 7 ms executor-2\n")
     assert text.rstrip().endswith("slow one · GET /slow") and "1/2  passed 1" in text
     w.close()
     assert out.getvalue().endswith("\n")
@@ -117,3 +117,19 @@ def test_running_from_status_ignores_idle_and_non_executors() -> None:
                      {"name": "executor-2", "kind": "executor", "current": {"case_id": "x", "elapsed_s": 1, "deadline_s": 5}},
                      {"name": "scheduler", "kind": "scheduler", "current": {"case_id": "nope"}}]}
     assert running_from_status(st) == [("executor-2", "x", 1.0, 5)]
+
+
+def test_running_is_aged_by_the_heartbeat_and_forgets_reported_cases() -> None:
+    cur = {"case": "slow", "case_id": "s", "index": 1, "run_times": 1, "elapsed_s": 1.0, "deadline_s": 30}
+    st = {"stages": [{"name": "executor-1", "kind": "executor", "current": cur, "heartbeat_age_s": 0.8}]}
+    assert running_from_status(st) == [("executor-1", "slow", 1.8, 30)]
+    assert running_from_status(st, {("executor-1", "s", 1, 1)}) == []
+    assert running_from_status(st, {("executor-1", "s", 1, 2)}) != []          # another attempt of it is running
+    out = io.StringIO()
+    w = BarWriter(out, 1, width=lambda: 80, hz=1000)
+    w.tick(FakeSup(cur))
+    assert w.state.running
+    w.case(dict(reported("s", 0), index=1))
+    assert w.state.running == [] and "running 0" in out.getvalue().rsplit("PASS", 1)[1]
+    w.tick(FakeSup(cur))                                                       # a stale heartbeat still names it
+    assert w.state.running == []
