@@ -59,7 +59,7 @@ class PoolPlan:
     retire: list[str] = field(default_factory=list)     # names to stop once idle
 
 
-def plan_pool(current: list[dict[str, Any]], want: list[Signature], busy: set[str] = frozenset()) -> PoolPlan:  # type: ignore[assignment]
+def plan_pool(current: list[dict[str, Any]], want: list[Signature], busy: frozenset[str] | set[str] = frozenset()) -> PoolPlan:
     """Change ``current`` (RunSpec.executors) into ``want``. Surplus executors are retired idle ones first
     and highest number first (``busy`` names are retired last: they stop when their case is done)."""
     entries = [dict(e) for e in current]

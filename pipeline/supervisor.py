@@ -273,7 +273,7 @@ class Supervisor:
         except ConfigError as e:
             log.error(LIFECYCLE_FORMAT, "reload-refused", "supervisor", f"reason={str(e)!r}")
             return {"status": "error", "reason": f"config not reloaded, the old one stays: {e}", "errno": 2}
-        busy = {n for n in self.watchers if self.deadlines.get(n)}
+        busy = {w.name for w in self.watchers.values() if w.kind == "executor" and self._executor_busy(w)}
         plan = plan_pool(self.spec.executors, want, busy)
         changed = changed_keys(self.spec.config, values) + (["Device"] if cfg.devices != self.spec.devices else [])
         self.generation += 1
