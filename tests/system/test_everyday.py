@@ -201,3 +201,29 @@ def test_run_in_a_pipe_prints_plain_lines_and_bar_can_be_forced(tmp_path: Path, 
     r = subprocess.run([str(BIN), "run", str(suite), "--config", str(cfg), "--progress", "bar"], capture_output=True,
                        text=True, cwd=str(ROOT), timeout=90)
     assert r.returncode == 0 and "\x1b[2K" in r.stdout and "2/2  passed 2" in r.stdout
+
+
+def test_shrinking_the_pool_mid_run_lets_running_cases_finish(tmp_path: Path, demo_url: str) -> None:
+    suite = write_suite(tmp_path / "suite", {"c1": [api_case("slow-1", demo_url, "/api/slow?ms=2500")],
+                                             "c2": [api_case("slow-2", demo_url, "/api/slow?ms=2500")]})
+    cfg = write_config(tmp_path, api_workers=2, browsers=0)
+    proc = subprocess.Popen([str(BIN), "run", str(suite), "--config", str(cfg)], cwd=str(ROOT), text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        def both_busy() -> bool:
+            return sum(1 for s in (run_dir_status(tmp_path) or {}).get("stages", []) if s["kind"] == "executor" and s.get("current")) == 2
+        wait_for(both_busy, 30, "both executors running a slow case")
+        cfg.write_text(cfg.read_text().replace("api-workers = 2", "api-workers = 1"))
+        proc.send_signal(signal.SIGHUP)                       # `run` has no control socket of its own name: SIGHUP
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, (out, err)
+    rows = json.loads((tmp_path / "reports" / "t-1" / "results.json").read_text())["caseResultList"]
+    assert sorted((r["caseId"], r["status"], r["runTimes"]) for r in rows) == [("slow-1", 0, 1), ("slow-2", 0, 1)]
+    log = (tmp_path / "storage" / "log" / "supervisor.log").read_text()
+    assert re.search(r"LIFECYCLE reload stage=supervisor generation=1 changed=\['Pipeline.api-workers'\] started=\[\] "
+                     r"retiring=\['executor-\d'\]", log), log[-2000:]
+    assert "while running" not in log and "BROKEN" not in out
