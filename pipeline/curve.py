@@ -15,12 +15,14 @@ import logging
 import os
 import threading
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import zmq
-from zmq.auth.thread import ThreadAuthenticator
 
 from pipeline.errors import ConfigError
+
+if TYPE_CHECKING:       # zmq.auth.thread pulls in asyncio (~45 ms): imported only when CURVE is used (#9)
+    from zmq.auth.thread import ThreadAuthenticator
 
 __all__ = ["generate_keys", "load_keypair", "load_public", "load_secret", "configure_server", "configure_client",
            "stop_authenticator", "server_setup", "client_setup", "mailbox_options", "SERVER", "CLIENT", "ZAP_DOMAIN"]
@@ -146,6 +148,7 @@ def _authenticator(context: zmq.Context[Any]) -> tuple[ThreadAuthenticator, _All
     with _lock:
         entry = _auth.get(id(context))
         if entry is None:
+            from zmq.auth.thread import ThreadAuthenticator
             auth, allow = ThreadAuthenticator(context), _AllowList()
             auth.start()
             auth.configure_curve_callback(domain=ZAP_DOMAIN, credentials_provider=allow)

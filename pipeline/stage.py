@@ -152,4 +152,5 @@ class Stage:
         return None
 
     def stats(self) -> dict[str, Any]:
-        return {"outbox": len(self.mailbox.outbox), "dead_lettered": self.mailbox.dead_lettered}
+        return {"outbox": len(self.mailbox.outbox), "dead_lettered": self.mailbox.dead_lettered,
+                "sent_to": dict(self.mailbox.sent_to), "received": self.mailbox.received}

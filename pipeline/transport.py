@@ -56,6 +56,8 @@ class Mailbox:
         self.dead_lettered = 0
         self.on_ack: Callable[[list[str]], None] | None = None
         self._to_ack: dict[str, list[str]] = {}
+        self.sent_to: dict[str, int] = {}        # frames pushed per peer (re-sends and acks included): status/bench
+        self.received = 0
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> None:
@@ -115,6 +117,7 @@ class Mailbox:
         return env.msg_id
 
     def _push(self, peer: str, frame: bytes, *, reliable: bool, what: str) -> None:
+        self.sent_to[peer] = self.sent_to.get(peer, 0) + 1
         try:
             self._peer(peer).send(frame, zmq.NOBLOCK)
         except zmq.ZMQError as e:
@@ -153,6 +156,7 @@ class Mailbox:
                 return env
 
     def _accept(self, frame: bytes) -> Envelope | None:
+        self.received += 1
         try:
             env = decode(frame)
         except CodecError as e:

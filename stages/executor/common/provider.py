@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable
 
-from pypinyin import lazy_pinyin
 
 __all__ = ["Provider", "SIGNATURES", "safe_arithmetic"]
 
@@ -142,7 +141,7 @@ class Provider:
         return map[key]
 
     def pinyin(self, cname: str) -> str:
-        return "".join(lazy_pinyin(str(cname)))
+        return "".join(_lazy_pinyin()(str(cname)))
 
     def substing(self, s: str, start: int = 0, end: int = -1) -> str:
         return str(s)[start:end]
@@ -158,3 +157,9 @@ class Provider:
 
     def array_dumps(self, tar: Any) -> str:
         return json.dumps(tar, ensure_ascii=False)
+
+
+def _lazy_pinyin() -> Callable[..., list[str]]:
+    """pypinyin costs ~0.23 s to import (its dictionaries): load it only when a case calls pinyin() (#9)."""
+    from pypinyin import lazy_pinyin
+    return lazy_pinyin

@@ -3,6 +3,7 @@ step as rendered so far. ``refs`` keys: ``_request_url``, ``_request_path``, ``_
 ``_request_query``, ``_request_body``. Names are case-insensitive; an unresolvable marker leaves the text."""
 from __future__ import annotations
 
+import functools
 import json
 import re
 from typing import Any
@@ -18,11 +19,16 @@ _WHOLE = ("_request_url", "_request_path", "_request_header", "_request_query", 
 
 def jsonpath_values(data: Any, expression: str) -> list[Any]:
     """All matches of a JSONPath; ValueError for an invalid expression."""
+    return [m.value for m in _compiled(expression).find(data)]
+
+
+@functools.lru_cache(maxsize=4096)
+def _compiled(expression: str) -> Any:
+    """Parsing costs ~1 ms per expression (ply); cases repeat theirs, so parse each once (#9)."""
     try:
-        compiled = jsonpath_parse(expression)
+        return jsonpath_parse(expression)
     except (JsonPathLexerError, JsonPathParserError, Exception) as e:
         raise ValueError(f"jsonpath表达式错误: {expression}: {e}") from e
-    return [m.value for m in compiled.find(data)]
 
 
 def _ci_get(mapping: Any, key: str) -> Any:
