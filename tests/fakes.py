@@ -31,6 +31,8 @@ class FakeMailbox:
     sent: list[Sent] = field(default_factory=list)
     outbox: Outbox = field(default_factory=Outbox)
     dead_lettered: int = 0
+    sent_to: dict[str, int] = field(default_factory=dict)
+    received: int = 0
 
     def send(self, peer: str, kind: Kind, body: dict[str, Any], *, msg_id: str | None = None) -> str:
         mid = msg_id or new_id()

@@ -287,7 +287,9 @@ class Scheduler(Stage):
         if not self.queue or time.monotonic() < self.adopt_until:
             return
         now = time.monotonic()
-        for ex in sorted((e for e in self.executors.values() if e.idle and e.unit is None), key=lambda e: e.idle_since):
+        retired = self._retired()            # executors a reload removes get no new work
+        for ex in sorted((e for e in self.executors.values() if e.idle and e.unit is None and e.info.name not in retired),
+                         key=lambda e: e.idle_since):
             if not self.queue:
                 return
             if self.quarantine.blocked(ex.info.name, now):
@@ -495,6 +497,16 @@ class Scheduler(Stage):
                                                              "stopped": ts.stopped})
         self.mailbox.send("fetcher", Kind.TASK_RELEASED, {"task_id": ts.task_id})
         self.log.info("task %s finished: %d results", ts.task_id, len(ts.expected))
+
+    def on_reload(self, old: Any) -> None:
+        """A reloaded config: new case timeout and retry policy apply to work planned from now on."""
+        self.default_timeout = float(self.spec.setting("Pipeline", "case-timeout"))
+        self.retry.max_attempts = int(self.spec.setting("Retry", "max-attempts"))
+        self.retry.retry_failures = bool(self.spec.setting("Retry", "retry-failures"))
+        self.retry.budget = int(self.spec.setting("Retry", "budget"))
+
+    def _retired(self) -> set[str]:
+        return {e["name"] for e in self.spec.executors if e.get("retired")}
 
     def on_stop(self) -> None:
         self.journal.sync()

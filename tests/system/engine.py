@@ -50,11 +50,14 @@ def wait_for(pred: Any, timeout: float, what: str) -> Any:
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
-def engine_processes() -> list[psutil.Process]:
-    """Stage processes, browsers and drivers started by any engine run of this test session."""
+def engine_processes(tmp: Path | None = None) -> list[psutil.Process]:
+    """Stage processes, browsers and drivers of engine runs; with ``tmp``, only those of runs whose run
+    directory lies under it (other engines on the machine, e.g. a benchmark, are not this test's)."""
     out = []
     for p in psutil.process_iter(["cmdline"]):
         cmd = " ".join(p.info["cmdline"] or [])
+        if tmp is not None and str(tmp) not in cmd:
+            continue
         if "pipeline.stage_main" in cmd or ("lmp-" in cmd and ("chrom" in cmd)):
             out.append(p)
     return out

@@ -46,7 +46,7 @@ def test_api_suite_prints_each_case_and_writes_both_reports(tmp_path: Path, demo
     summary = json.loads((tmp_path / "reports" / "t-1" / "summary.json").read_text())
     tc = summary["stat"]["testcases"]
     assert (tc["total"], tc["success"], tc["fail"]) == (3, 2, 1)
-    assert not engine_processes()
+    assert not engine_processes(tmp_path)
 
 
 def test_bad_suite_and_bad_config_exit_2_naming_file_and_field(tmp_path: Path, demo_url: str) -> None:
@@ -90,7 +90,7 @@ def test_kill_9_executor_mid_case_reports_it_broken_then_retries_elsewhere(tmp_p
     assert retry["status"] == 0
     assert "FLAKY  慢接口" in out and "BROKEN 慢接口" in out
     assert code == 0, (out, err)                                # the retry passed: flaky, not failed
-    assert not engine_processes()
+    assert not engine_processes(tmp_path)
 
 
 def test_hanging_case_is_killed_at_its_deadline_and_named(tmp_path: Path, demo_url: str) -> None:
@@ -111,7 +111,7 @@ def test_hanging_case_is_killed_at_its_deadline_and_named(tmp_path: Path, demo_u
     took = (hung["endTime"] - hung["startTime"]) / 1000
     assert took < 3 + 1 + 1.5, took                        # deadline + grace, within a second or so
     assert code == 1
-    assert not engine_processes()
+    assert not engine_processes(tmp_path)
 
 
 def test_stage_crash_is_restarted_with_backoff_and_given_up_when_flapping(tmp_path: Path, demo_url: str) -> None:
@@ -126,7 +126,7 @@ def test_stage_crash_is_restarted_with_backoff_and_given_up_when_flapping(tmp_pa
     starts = [line for line in log.splitlines() if "LIFECYCLE start stage=scheduler" in line]
     restarts = [line for line in log.splitlines() if "LIFECYCLE restart stage=scheduler" in line]
     assert len(starts) == 3 and len(restarts) == 2 and "LIFECYCLE giveup stage=scheduler" in log
-    assert not engine_processes()
+    assert not engine_processes(tmp_path)
 
 
 def test_aggregator_killed_mid_run_loses_and_duplicates_nothing(tmp_path: Path, demo_url: str) -> None:
@@ -147,7 +147,7 @@ def test_aggregator_killed_mid_run_loses_and_duplicates_nothing(tmp_path: Path, 
     rows = results(tmp_path)
     keys = [(r["collectionId"], r["caseId"], r["index"], r["runTimes"]) for r in rows]
     assert len(keys) == len(set(keys)) == 20
-    assert not engine_processes()
+    assert not engine_processes(tmp_path)
 
 
 def test_start_status_shows_six_stage_kinds_as_processes_then_stop(tmp_path: Path) -> None:
@@ -200,7 +200,7 @@ def test_scheduler_or_fetcher_killed_mid_run_recovers_from_its_state(tmp_path: P
     keys = [(r["collectionId"], r["caseId"], r["index"], r["runTimes"]) for r in rows]
     assert len(keys) == len(set(keys)) == 16                  # nothing lost, nothing run twice
     assert all(r["status"] == 0 for r in rows)
-    assert not engine_processes()
+    assert not engine_processes(tmp_path)
 
 
 def test_sigint_lets_the_running_case_finish_skips_the_rest_and_exits_130(tmp_path: Path, demo_url: str) -> None:
@@ -219,4 +219,4 @@ def test_sigint_lets_the_running_case_finish_skips_the_rest_and_exits_130(tmp_pa
     rows = {r["caseId"]: r for r in results(tmp_path)}
     assert rows["slow"]["status"] == 0                      # finished within the grace period
     assert set(rows) == {"slow", "later-0", "later-1", "later-2"}
-    assert not engine_processes()
+    assert not engine_processes(tmp_path)
