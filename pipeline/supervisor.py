@@ -85,7 +85,7 @@ class Supervisor:
     def _add_watcher(self, kind: str, name: str) -> StageWatcher:
         cfg = self.spec.config["Pipeline"]
         w = self.watchers[name] = StageWatcher(kind, name, self.run_dir, Path(self.spec.storage_root) / "log",
-                                               backoff=Backoff(cap=float(cfg["restart-backoff-cap"])),
+                                               backoff=Backoff(cap=float(cfg["restart-backoff-cap"]), immediate_first=kind == "executor"),
                                                flapping=FlappingDetector(int(cfg["restart-max"]), float(cfg["restart-window"])))
         return w
 

@@ -137,10 +137,11 @@ class UnitWorker:
         self.current = {"case_id": case["case_id"], "index": case["index"], "run_times": case["run_times"],
                         "task_id": unit["task_id"], "deadline_s": budget, "t0": time.monotonic(), "name": case["case_id"]}
         started = {"unit_id": unit["unit_id"], "task_id": unit["task_id"], "collection_id": unit["collection_id"],
-                   "case_id": case["case_id"], "index": case["index"], "run_times": case["run_times"], "deadline_s": budget}
+                   "case_id": case["case_id"], "index": case["index"], "run_times": case["run_times"], "deadline_s": budget,
+                   "started_ms": int(time.time() * 1000)}
         self.running = started
         self._emit("case.started", started)
-        t0 = int(time.time() * 1000)
+        t0 = started["started_ms"]
         if skip_reason:
             result = _engine_result(case, t0, Status.SKIP, Outcome.SKIPPED, skip_reason)
         else:

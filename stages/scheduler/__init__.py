@@ -356,10 +356,12 @@ class Scheduler(Stage):
             ts.variables[st.collection_id] = variables
         self._write(["attempt", ts.task_id, list(st.key), run_times, status, outcome, st.final, variables, result])
 
-    def _settle(self, ts: TaskState, st: CaseState, status: Status, outcome: Outcome, reason: str, executor: str = "") -> None:
+    def _settle(self, ts: TaskState, st: CaseState, status: Status, outcome: Outcome, reason: str, executor: str = "",
+                started_ms: int | None = None) -> None:
         """Report a result the engine produced itself and record it."""
         run_times = st.next_run_times
-        res = synthetic_result(ts.task_id, st, run_times, status, outcome, reason, executor=executor).to_dict()
+        res = synthetic_result(ts.task_id, st, run_times, status, outcome, reason, executor=executor,
+                               started_ms=started_ms).to_dict()
         self.mailbox.send("aggregator", Kind.RESULT_RECORD, {"result": res})
         self._record(ts, st, run_times, int(status), outcome.value, executor, result=res)
 
@@ -394,7 +396,7 @@ class Scheduler(Stage):
             st = ts.cases.get((unit.collection_id, c["case_id"], c["index"]))
             if st is not None and not any(a[0] == c["run_times"] for a in st.attempts):
                 self.log.warning("%s lost while running %s: %s", name, c["case_id"], reason)
-                self._settle(ts, st, Status.ERROR, Outcome.BROKEN, reason, executor=name)
+                self._settle(ts, st, Status.ERROR, Outcome.BROKEN, reason, executor=name, started_ms=c.get("started_ms"))
                 if not ts.stopped:
                     self._infra_failure(ex, reason)
         left = [dict(c, run_times=ts.cases[(unit.collection_id, c["case_id"], c["index"])].next_run_times)

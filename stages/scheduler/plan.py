@@ -130,9 +130,10 @@ def _unit(task: Task, coll: TestCollection, cases: list[dict[str, Any]], order: 
 
 
 def synthetic_result(task_id: str, st: CaseState, run_times: int, status: Status, outcome: Outcome,
-                     reason: str, case_type: str | None = None, executor: str = "") -> CaseResult:
+                     reason: str, case_type: str | None = None, executor: str = "", started_ms: int | None = None) -> CaseResult:
     """A result the engine writes for a case it could not run itself (crash, timeout, skip, stop).
-    It carries one step so the platform accepts the row (§10: no empty transactionList)."""
+    It carries one step so the platform accepts the row (§10: no empty transactionList). ``started_ms``:
+    when the executor began the attempt, so a crashed or timed-out case shows how long it really ran."""
     now = int(time.time() * 1000)
     step = Transaction(id=st.ref.caseId, name=UNKNOWN, content=UNKNOWN, description=None,
                        log=f"{time.strftime('%Y-%m-%d %H:%M:%S')}.000000 - {'Error' if status != Status.SKIP else 'Debug'} - {reason}",
@@ -140,6 +141,6 @@ def synthetic_result(task_id: str, st: CaseState, run_times: int, status: Status
                        detail={"error": reason})
     return CaseResult(taskId=task_id, collectionId=st.collection_id, caseId=st.ref.caseId,
                       caseType=case_type or st.ref.caseType, caseName=st.name or UNKNOWN, index=st.ref.index,
-                      runTimes=run_times, status=int(status), startTime=now, endTime=now,
+                      runTimes=run_times, status=int(status), startTime=min(started_ms or now, now), endTime=now,
                       transactionList=[step.to_dict()], outcome=outcome.value, reason=reason, executor=executor,
                       tags=list(st.ref.tags))

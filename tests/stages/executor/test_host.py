@@ -2,6 +2,8 @@
 case.started / case.finished / unit.done in order, with runTimes and index filled in."""
 from __future__ import annotations
 
+import time
+
 import json
 from pathlib import Path
 from typing import Any
@@ -55,7 +57,8 @@ def test_api_unit_emits_events_in_order_with_ids_filled(tmp_path: Path, worker: 
     events = run(worker, unit(data, ("ok", 1), ("bad", 1)))
     assert [(k, b.get("case_id")) for k, b in events] == [
         ("case.started", "ok"), ("case.finished", "ok"), ("case.started", "bad"), ("case.finished", "bad"), ("unit.done", None)]
-    started = events[0][1]
+    started = dict(events[0][1])
+    assert abs(started.pop("started_ms") - time.time() * 1000) < 60_000
     assert started == {"unit_id": "u-1", "task_id": "t-1", "collection_id": "c1", "case_id": "ok", "index": 1,
                        "run_times": 1, "deadline_s": 30.0}
     fin = finished(events)
