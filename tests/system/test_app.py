@@ -227,3 +227,20 @@ def test_only_device_unreachable_cases_end_broken_with_the_reason_and_the_run_fi
     assert all("Connection refused" in d["reason"] or "无法创建Appium会话" in d["reason"] for d in details)
     assert "8 cases: 0 passed, 0 failed, 8 error" in out
     assert not left_behind(tmp_path)
+
+
+@pytest.mark.parametrize("section, key, needle", [
+    ("[Device:phone-a]\nplatform = android\nappium_url = ftp://x\n", "appium_url", "http(s) URL"),
+    ("[Device:phone-a]\nplatform = android\nappium_url = http://127.0.0.1:1\nserial = 5\n", "serial", "unknown key"),
+    ("[Device:phone-a]\nplatform = android\nappium_url = http://127.0.0.1:1\nsystem_port = 8200\n"
+     "[Device:phone-b]\nplatform = android\nappium_url = http://127.0.0.1:2\nsystem_port = 8200\n", "system_port",
+     "also used by [Device:phone-a]"),
+])
+def test_bad_device_section_exits_2_naming_file_section_and_key(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                                section: str, key: str, needle: str) -> None:
+    suite = write_app_suite(tmp_path / "suite")
+    cfg = write_config(tmp_path, section, api_workers=0, browsers=0)
+    assert cli.main(["run", str(suite), "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert f"{cfg}:[Device:phone-" in err and f"]:{key}: " in err and needle in err, err
+    assert not (tmp_path / "reports").exists() and not left_behind(tmp_path)
