@@ -9,6 +9,7 @@ a session that dies under a running case is recognised by :func:`is_browser_lost
 from __future__ import annotations
 
 import ast
+import glob
 import os
 import shutil
 import tempfile
@@ -18,6 +19,7 @@ from typing import Any
 
 os.environ.setdefault("SE_OFFLINE", "true")   # Selenium Manager never goes online (env.md §2.3)
 
+import psutil  # noqa: E402
 import urllib3.exceptions  # noqa: E402
 from selenium import webdriver  # noqa: E402
 from selenium.common.exceptions import InvalidSessionIdException, WebDriverException  # noqa: E402
@@ -36,6 +38,11 @@ ENGINE_ARGS = (
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
     "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost , EXCLUDE 127.0.0.1",
 )
+# Chromium puts its SingletonSocket at $TMPDIR/org.chromium.Chromium.XXXXXX/SingletonSocket and aborts
+# ("Socket path too long") past the 107-byte sun_path limit; a deep run dir easily gets there.
+_SOCKET_SUFFIX = len("/org.chromium.Chromium.XXXXXX/SingletonSocket")
+SUN_PATH_MAX = 107
+SCRATCH_PREFIX = "lmc-"
 _LOST_MARKERS = ("invalid session id", "chrome not reachable", "session deleted", "disconnected:",
                  "no such session", "target crashed", "page crash", "unable to receive message from renderer")
 
@@ -114,6 +121,7 @@ class Browser:
     profile_dir: str | None = None
     started_in: float = 0.0
     initial_rect: dict[str, int] = field(default_factory=dict)    # restored when the browser is reset
+    scratch_dir: str | None = None    # short TMPDIR given to chromedriver/Chromium when ours is too long
 
     def pids(self) -> list[int]:
         """chromedriver's pid (local mode only), for memory measurement and reaping."""
@@ -133,8 +141,9 @@ class Browser:
                 except Exception:  # noqa: BLE001
                     pass
         finally:
-            if self.profile_dir:
-                shutil.rmtree(self.profile_dir, ignore_errors=True)
+            for path in (self.profile_dir, self.scratch_dir):
+                if path:
+                    shutil.rmtree(path, ignore_errors=True)
 
 
 def build_options(config: BrowserConfig, profile_dir: str | None) -> Options:
@@ -166,25 +175,53 @@ def build_options(config: BrowserConfig, profile_dir: str | None) -> Options:
 def start_browser(config: BrowserConfig, command_timeout: float = 60.0) -> Browser:
     """Start Chromium as configured; the WebDriver HTTP client never waits longer than ``command_timeout``."""
     profile = None if config.mode == "remote" else tempfile.mkdtemp(prefix="liuma-chrome-")
+    scratch = None if config.mode == "remote" else short_tmpdir()
     t0 = time.monotonic()
     try:
         opts = build_options(config, profile)
         if config.mode == "remote":
             driver: WebDriver = webdriver.Remote(command_executor=config.driver_path, options=opts)
         else:
-            driver = webdriver.Chrome(service=Service(config.driver_path), options=opts)
+            driver = webdriver.Chrome(service=Service(config.driver_path, env=driver_env(scratch)), options=opts)
     except (WebDriverException, OSError, ValueError, urllib3.exceptions.HTTPError) as e:
-        if profile:
-            shutil.rmtree(profile, ignore_errors=True)
+        for path in (profile, scratch):
+            if path:
+                shutil.rmtree(path, ignore_errors=True)
         msg = getattr(e, "msg", None) or str(e)
         raise BrowserStartError(f"浏览器启动失败 ({config.mode}, driver {config.driver_path}): {msg.strip()}") from e
     set_command_timeout(driver, command_timeout)
-    browser = Browser(driver=driver, config=config, profile_dir=profile, started_in=time.monotonic() - t0)
+    browser = Browser(driver=driver, config=config, profile_dir=profile, started_in=time.monotonic() - t0,
+                      scratch_dir=scratch)
     try:
         browser.initial_rect = dict(driver.get_window_rect())
     except WebDriverException:
         pass
     return browser
+
+
+def short_tmpdir() -> str | None:
+    """A private short TMPDIR under /tmp when ours would push Chromium's singleton socket past the limit."""
+    if len(tempfile.gettempdir()) + _SOCKET_SUFFIX <= SUN_PATH_MAX:
+        return None
+    sweep_scratch()
+    return tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-", dir="/tmp")
+
+
+def sweep_scratch() -> None:
+    """Delete scratch dirs left by executors that died (SIGKILL skips ``Browser.quit``): named by owner pid."""
+    for path in glob.glob(f"/tmp/{SCRATCH_PREFIX}*-*"):
+        owner = os.path.basename(path)[len(SCRATCH_PREFIX):].split("-", 1)[0]
+        if owner.isdigit() and not psutil.pid_exists(int(owner)):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def driver_env(scratch: str | None) -> dict[str, str]:
+    """chromedriver's (and so Chromium's) environment. ``LIUMA_TMPDIR`` keeps the executor's own temp dir
+    visible, so a browser of a run can still be found by it when ``TMPDIR`` had to be shortened."""
+    env = dict(os.environ, LIUMA_TMPDIR=tempfile.gettempdir())
+    if scratch:
+        env["TMPDIR"] = scratch
+    return env
 
 
 def set_command_timeout(driver: WebDriver, seconds: float) -> None:
