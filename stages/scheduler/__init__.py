@@ -222,15 +222,16 @@ class Scheduler(Stage):
             ex.done_in_unit.add((b["case_id"], b["index"]))
             ex.variables = b.get("variables") or ex.variables
             ex.broke = ex.broke or b["outcome"] == Outcome.BROKEN.value
-        if ex is not None and b["outcome"] == Outcome.BROKEN.value and not (ts and ts.stopped):
-            self._infra_failure(ex, b.get("reason") or f"case {b['case_id']} broken")
-        elif ex is not None and self.quarantine.succeeded(env.src):
-            self.log.warning("%s (device %s) passed its probe: out of quarantine", env.src, ex.info.device)
         if ts is None:
             return
         st = ts.cases.get((b["collection_id"], b["case_id"], b["index"]))
         if st is None:
             return
+        if ex is not None and not any(a[0] == b["run_times"] for a in st.attempts):     # not a re-sent finish
+            if b["outcome"] == Outcome.BROKEN.value and not ts.stopped:
+                self._infra_failure(ex, b.get("reason") or f"case {b['case_id']} broken")
+            elif self.quarantine.succeeded(env.src):
+                self.log.warning("%s (device %s) passed its probe: out of quarantine", env.src, ex.info.device)
         if b.get("name"):
             st.name = b["name"]
         self._record(ts, st, b["run_times"], int(b["status"]), b["outcome"], executor=env.src, variables=b.get("variables"))
@@ -424,8 +425,8 @@ class Scheduler(Stage):
             capable = [i for i in self.known.values() if u.kinds <= i.kinds]
             if not capable or not all(self.quarantine.blocked(i.name, now) for i in capable):
                 continue
-            held = [(i, self.quarantine.held[i.name]) for i in capable]
-            reason = "no healthy device: " + "; ".join(f"{h.device} quarantined: {h.reason}" for _, h in held)
+            held = [self.quarantine.held[i.name] for i in capable]
+            reason = "no healthy device: " + "; ".join(f"{h.device} quarantined: {h.reason}" for h in held)
             self.queue.remove(u)
             ts = self.tasks[u.task_id]
             for c in u.cases:

@@ -195,3 +195,18 @@ def test_api_and_browser_executors_are_never_quarantined(tmp_path: Path) -> None
 def test_quarantine_settings_come_from_retry_section(tmp_path: Path) -> None:
     sched, _ = make(tmp_path, "[Retry]\nquarantine-after = 3\nquarantine-window = 30\nquarantine-probe = 5\n")
     assert (sched.quarantine.after, sched.quarantine.window, sched.quarantine.probe) == (3, 30.0, 5.0)
+
+
+def test_a_re_sent_broken_finish_counts_once(tmp_path: Path) -> None:
+    sched, fake = two_devices(tmp_path)
+    submit(sched, coll("c1", *app("a1", "a2")))
+    sched.on_tick()
+    [s] = runs(fake)
+    c = s.body["cases"][0]
+    start(sched, s.peer, s.body, c)
+    finished = envelope(Kind.CASE_FINISHED, {
+        "unit_id": s.body["unit_id"], "task_id": "t1", "collection_id": "c1", "case_id": "a1", "index": 1,
+        "run_times": 1, "status": 2, "outcome": "broken", "reason": LOST, "variables": {}}, src=s.peer)
+    sched.on_case_finished(finished)
+    sched.on_case_finished(finished)                     # at-least-once delivery: the same finish again
+    assert sched.stats()["quarantined"] == {}
