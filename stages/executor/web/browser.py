@@ -37,6 +37,9 @@ ENGINE_ARGS = (
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
     "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost , EXCLUDE 127.0.0.1",
+    # no back/forward cache: leaving a page for the reset's about:blank then costs ~half (bench/web.py), and a
+    # reused browser can never restore the previous case's live page on 后退
+    "--disable-features=BackForwardCache",
 )
 # Chromium puts its SingletonSocket at $TMPDIR/org.chromium.Chromium.XXXXXX/SingletonSocket and aborts
 # ("Socket path too long") past the 107-byte sun_path limit; a deep run dir easily gets there.
@@ -122,6 +125,7 @@ class Browser:
     started_in: float = 0.0
     initial_rect: dict[str, int] = field(default_factory=dict)    # restored when the browser is reset
     scratch_dir: str | None = None    # short TMPDIR given to chromedriver/Chromium when ours is too long
+    budget: float = -1.0              # page-load/script timeout last set (WebCatalog.prepare skips equal ones)
 
     def pids(self) -> list[int]:
         """chromedriver's pid (local mode only), for memory measurement and reaping."""

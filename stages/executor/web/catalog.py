@@ -33,7 +33,6 @@ class WebCatalog:
         self.browser = browser
         self.default_timeout = default_timeout
         self._bound: dict[str, dict[str, Operation]] = {}
-        self._budget = -1.0
 
     def operations(self, kind: str) -> Mapping[str, Operation]:
         kind = kind if kind in _TABLES else "scenario"
@@ -61,9 +60,9 @@ class WebCatalog:
     def prepare(self, deadline: float) -> None:
         """Bound page-load/script timeouts and the HTTP client by the case deadline (never above the default)."""
         budget = max(1.0, min(self.default_timeout, deadline - time.monotonic()))
-        if abs(budget - self._budget) < 1.0:
-            return      # two WebDriver calls saved per step while the budget is stable
-        self._budget = budget
+        if abs(budget - self.browser.budget) < 1.0:
+            return      # two WebDriver calls saved per step (and per case: kept on the browser) while stable
+        self.browser.budget = budget
         driver = self.browser.driver
         set_command_timeout(driver, budget + 5.0)
         driver.set_page_load_timeout(budget)

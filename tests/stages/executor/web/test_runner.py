@@ -45,6 +45,23 @@ def test_reuse_resets_state_and_close_parks(web: Web) -> None:
     assert web.ctx.variables["c"] == [] and web.ctx.variables["ls"] is None and len(web.ctx.variables["h"]) == 1
 
 
+def test_reset_dismisses_open_alert_and_forgets_session_storage_and_history(web: Web) -> None:
+    slot = web.runner.slot(web.ctx)
+    r = web.run(web.open(), op("browser", "执行脚本", script="sessionStorage.setItem('s', '1')"),
+                op("page", "单击", {"element": ("ID", "page2-link")}), op("browser", "后退"),
+                op("page", "单击", {"element": ("ID", "alert-btn")}))        # leaves the alert open
+    assert r.status == 0, logs(r)
+    starts, resets = slot.starts, slot.resets
+    r = web.run(op("relation", "提取页面url", save_name="blank"), op("browser", "后退"),
+                op("relation", "提取页面url", save_name="after_back"), web.open(),
+                op("relation", "自定义", trans="ss", code="sys_return(driver.execute_script(\"return sessionStorage.getItem('s')\"))",
+                   save_name="ss"))
+    assert r.status == 0, logs(r)
+    assert (slot.starts, slot.resets) == (starts, resets + 1)                   # reset, not restarted
+    v = web.ctx.variables
+    assert v["blank"] == "about:blank" and v["after_back"] == "about:blank" and v["ss"] is None
+
+
 def test_failed_case_with_close_quits_browser(demo_url: str, tmp_path: Path) -> None:
     w = Web(demo_url, tmp_path)
     try:
