@@ -8,8 +8,10 @@ Policy (measured in bench/web.py and the tests, documented in the report):
 - ``closeDriver`` true → the browser is *parked* (kept, but a following ``startDriver`` false case gets
   the original error "无法找到已启动的浏览器进程…", as if it had been quit). After a case that ended in an
   error the browser is quit instead of parked, so a confused browser never leaks into the next case.
-- Between collections the host calls ``close_shared``: the browser is quit and its profile deleted, so
-  nothing (HTTP cache, history, permissions, service workers) crosses a collection boundary.
+- Between collections the host calls ``reset_shared``: the browser is parked as after ``closeDriver`` and
+  the next ``startDriver`` case resets it, so no cookie, storage, cache, window or history crosses a
+  collection boundary (what a reset cannot clear, e.g. permissions granted through custom code, would;
+  ``reuse = false`` quits instead). ``close_shared`` (shutdown) quits the browser and deletes its profile.
 """
 from __future__ import annotations
 

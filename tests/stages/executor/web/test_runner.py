@@ -83,6 +83,26 @@ def test_close_shared_quits_and_deletes_profile(demo_url: str, tmp_path: Path) -
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
 
 
+def test_reset_shared_parks_browser_for_next_collection_or_quits_without_reuse(demo_url: str, tmp_path: Path) -> None:
+    w = Web(demo_url, tmp_path)
+    try:
+        w.run(w.open(), op("browser", "添加cookie", name="a", value="1"))          # left open
+        slot = w.runner.slot(w.ctx)
+        browser = slot.browser
+        w.runner.reset_shared(w.ctx)                                               # collection boundary
+        assert slot.browser is browser and not slot.open and os.path.isdir(browser.profile_dir)
+        r = w.run(w.open(), start=False)
+        assert r.status == 2 and NO_BROWSER in logs(r)                            # as if it had been quit
+        r = w.run(w.open(), op("relation", "提取cookies", save_name="c"))
+        assert r.status == 0 and slot.browser is browser and (slot.starts, slot.resets) == (1, 1)
+        assert w.ctx.variables["c"] == []
+        w.runner.reuse = False
+        w.runner.reset_shared(w.ctx)
+        assert "web.browser" not in w.ctx.shared and not os.path.exists(browser.profile_dir)
+    finally:
+        w.close()
+
+
 def test_driver_setting_arguments_and_bad_setting(demo_url: str, tmp_path: Path) -> None:
     w = Web(demo_url, tmp_path)
     try:
