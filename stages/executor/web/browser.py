@@ -56,7 +56,7 @@ class BrowserStartError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class BrowserConfig:
-    """Engine settings (``[WebDriver]``: options/path/binary/window_size) merged with a case's driverSetting."""
+    """Engine settings (``[WebDriver]``: options/path/remote-url/binary/window-size) merged with a case's driverSetting."""
 
     mode: str = "headless"                    # headless | normal | remote
     driver_path: str = DEFAULT_DRIVER         # local chromedriver, or the remote URL when mode == "remote"
@@ -76,13 +76,13 @@ class BrowserConfig:
         mode = str(ws.get("options") or "headless").strip().lower()
         if mode not in ("headless", "normal", "remote"):
             raise BrowserStartError(f"[WebDriver] options must be headless, normal or remote, not {mode!r}")
-        path = str(ws.get("path") or ("" if mode == "remote" else DEFAULT_DRIVER))
+        path = str((mode == "remote" and ws.get("remote-url")) or ws.get("path") or ("" if mode == "remote" else DEFAULT_DRIVER))
         if mode == "remote" and not path.startswith(("http://", "https://")):
-            raise BrowserStartError(f"[WebDriver] path must be the remote WebDriver URL in remote mode, got {path!r}")
+            raise BrowserStartError(f"[WebDriver] remote-url (or path) must be the remote WebDriver URL in remote mode, got {path!r}")
         return cls(
             mode=mode, driver_path=path,
             binary=str(ds.get("binary") or ws.get("binary") or ""),
-            window_size=str(ws.get("window_size") or "1280,800"),
+            window_size=str(ws.get("window-size") or ws.get("window_size") or "1280,800"),
             arguments=tuple(str(a.get("value")) for a in _items(ds, "arguments") if a.get("value")),
             experimentals=tuple((str(e.get("name")), convert_experimental(e)) for e in _items(ds, "experimentals")
                                 if e.get("name")),

@@ -26,8 +26,8 @@ __all__ = ["WebRunner"]
 
 
 class WebRunner:
-    """One per executor process. ``reuse`` (``[WebDriver] reuse``, default true) resets a held browser for a
-    ``startDriver`` case instead of starting a new Chromium; see ``session`` for the policy."""
+    """One per executor process. ``reuse`` (``[WebDriver] reset = clear``, the default; ``session`` = false)
+    resets a held browser for a ``startDriver`` case instead of starting a new Chromium; see ``session``."""
 
     case_type = "WEB"
 
@@ -94,7 +94,10 @@ class WebRunner:
     def _reuse(self, ctx: RunContext) -> bool:
         if self.reuse is not None:
             return self.reuse
-        return _flag(ctx.settings.webdriver.get("reuse"), True)
+        ws = ctx.settings.webdriver
+        if "reset" in ws:                   # [WebDriver] reset = clear (reuse, reset state) | session (new browser)
+            return str(ws["reset"]).strip().lower() != "session"
+        return _flag(ws.get("reuse"), True)
 
     def _acquire(self, case: dict[str, Any], ctx: RunContext, renderer: Renderer, rec: CaseRecorder,
                  slot: BrowserSlot, reuse: bool) -> Any:

@@ -45,3 +45,16 @@ def test_sweep_removes_scratch_of_dead_owners_only() -> None:
         assert not os.path.exists(stale) and os.path.isdir(mine)
     finally:
         os.rmdir(mine)
+
+
+def test_config_ini_key_spellings_are_read() -> None:
+    from stages.executor.context import RunContext, RunSettings
+    from stages.executor.web import WebRunner
+    assert BrowserConfig.from_settings({"window-size": "800,600"}).window_size == "800,600"
+    remote = BrowserConfig.from_settings({"options": "remote", "remote-url": "http://127.0.0.1:4444", "path": "/usr/bin/chromedriver"})
+    assert remote.driver_path == "http://127.0.0.1:4444"
+    with pytest.raises(browser_mod.BrowserStartError, match="remote-url"):
+        BrowserConfig.from_settings({"options": "remote", "remote-url": "", "path": "/usr/bin/chromedriver"})
+    ctx = lambda reset: RunContext(task_id="t", collection_id="c", storage_root=Path("/tmp"), data_dir=Path("/tmp"),  # noqa: E731
+                                   settings=RunSettings(webdriver={"reset": reset}))
+    assert WebRunner()._reuse(ctx("clear")) is True and WebRunner()._reuse(ctx("session")) is False
