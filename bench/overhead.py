@@ -11,7 +11,6 @@ import datetime as dt
 import json
 import re
 import subprocess
-import sys
 import tempfile
 import threading
 import time

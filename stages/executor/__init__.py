@@ -4,7 +4,6 @@ and delivers every result to the aggregator reliably before telling the schedule
 """
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any, ClassVar

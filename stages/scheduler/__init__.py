@@ -24,6 +24,7 @@ from pipeline.stage import Handler, Stage
 from .plan import CaseState, TaskState, Unit, build_units, synthetic_result
 from .policy import DispatchPolicy, ExecutorInfo, FifoPolicy
 from .quarantine import Quarantine
+from .recovery import RecoveryMixin
 from .retry import RetryPolicy
 
 __all__ = ["Scheduler", "STAGE"]
@@ -42,7 +43,7 @@ class ExecState:
     broke: bool = False                              # a case of the current unit was broken here
 
 
-class Scheduler(Stage):
+class Scheduler(RecoveryMixin, Stage):
     POLL_MS = 100
 
     def __init__(self, name: str, inc: int, spec: Any) -> None:
@@ -67,95 +68,6 @@ class Scheduler(Stage):
         self._replaying = False
         self.adopt_until = 0.0
         self._synthetic: list[dict[str, Any]] = []
-
-    def on_start(self) -> None:
-        self._replaying = True
-        n = 0
-        for rec in self.journal.replay():
-            self._replay(rec)
-            n += 1
-        self._replaying = False
-        self.journal.open()
-        if n:
-            self._rebuild_queue()
-            self.adopt_until = time.monotonic() + 2.5 * self.hb_interval + 0.5
-            for ts in self.tasks.values():
-                self.mailbox.send("aggregator", Kind.TASK_PLANNED, self._planned_body(ts))
-            for res in self._synthetic:
-                self.mailbox.send("aggregator", Kind.RESULT_RECORD, {"result": res})
-            for ts in self.tasks.values():
-                if ts.finished_sent:
-                    ts.finished_sent = False
-                    self._maybe_finish(ts)
-            self.log.warning("restarted: rebuilt %d tasks from %d journal records; %d units queued; adopting running units",
-                             len(self.tasks), n, len(self.queue))
-
-    def _write(self, rec: list[Any]) -> None:
-        if not self._replaying:
-            self.journal.append(rec)
-            self._unsynced = True
-
-    def before_ack(self) -> None:
-        if self._unsynced:
-            self.journal.sync()
-            self._unsynced = False
-
-    def _replay(self, rec: list[Any]) -> None:
-        kind = rec[0]
-        if kind == "task":
-            self._plan(rec[1], send=False)
-        elif kind == "attempt":
-            _, task_id, key, run_times, status, outcome, final, variables, result = rec
-            ts = self.tasks.get(task_id)
-            st = ts.cases.get(tuple(key)) if ts else None  # type: ignore[arg-type]
-            if ts is None or st is None:
-                return
-            st.attempts.append((run_times, status, outcome))
-            st.final = final
-            ts.expected.append([task_id, st.collection_id, st.ref.caseId, st.ref.index, run_times])
-            if variables is not None:
-                ts.variables[st.collection_id] = variables
-            if result is not None:
-                self._synthetic.append(result)
-        elif kind == "final" and rec[1] in self.tasks:
-            st = self.tasks[rec[1]].cases.get(tuple(rec[2]))  # type: ignore[arg-type]
-            if st is not None:
-                st.final = True
-        elif kind == "stopped" and rec[1] in self.tasks:
-            self.tasks[rec[1]].stopped = rec[2]
-        elif kind == "finished" and rec[1] in self.tasks:
-            self.tasks[rec[1]].finished_sent = True
-
-    def _rebuild_queue(self) -> None:
-        self.queue.clear()
-        for ts in self.tasks.values():
-            if ts.finished_sent:
-                continue
-            units, _, _ = build_units(ts.task, self.default_timeout, list(self.spec.tags))
-            for u in units:
-                u.cases = [dict(c, run_times=ts.cases[(u.collection_id, c["case_id"], c["index"])].next_run_times)
-                           for c in u.cases if not ts.cases[(u.collection_id, c["case_id"], c["index"])].final]
-                if u.cases:
-                    u.variables = dict(ts.variables.get(u.collection_id) or u.variables)
-                    self._enqueue(u)
-
-    def _adopt(self, ex: "ExecState", body: dict[str, Any]) -> None:
-        """After a scheduler restart: an executor is still running a unit we planned; take it over instead
-        of dispatching its cases a second time."""
-        ts = self.tasks.get(body["task_id"])
-        if ts is None or ts.finished_sent:
-            return
-        keys = {(body["collection_id"], c["case_id"], c["index"]) for c in body["cases"]}
-        for u in list(self.queue):
-            if u.task_id == ts.task_id and u.collection_id == body["collection_id"]:
-                u.cases = [c for c in u.cases if (u.collection_id, c["case_id"], c["index"]) not in keys]
-                if not u.cases:
-                    self.queue.remove(u)
-        unit = Unit(body["unit_id"], ts.task_id, body["collection_id"], list(body["cases"]), dict(body.get("variables") or {}))
-        ex.unit, ex.idle, ex.running = unit, False, body.get("running")
-        ex.done_in_unit = set()
-        ts.in_flight += 1
-        self.log.info("adopted unit %s running on %s (%d cases)", unit.unit_id, ex.info.name, len(unit.cases))
 
     def _planned_body(self, ts: TaskState) -> dict[str, Any]:
         return {"task_id": ts.task_id, "report_dir": ts.report_dir, "name": ts.name or ts.task_id,
