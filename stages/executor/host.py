@@ -170,6 +170,8 @@ class UnitWorker:
         except InfrastructureError as e:
             return _engine_result(case, t0, Status.ERROR, Outcome.BROKEN, f"broken: {e}")
         except Exception as e:   # a runner bug or unreadable case must not take the executor down
+            if _looks_infrastructural(e):      # a driver/transport error a runner let through: still not the product's fault
+                return _engine_result(case, t0, Status.ERROR, Outcome.BROKEN, f"broken: {type(e).__name__}: {e}")
             detail = "".join(traceback.format_exception_only(type(e), e)).strip()
             if self.settings.enable_stderr:
                 detail += "<br>" + traceback.format_exc().replace("\n", "<br>")
@@ -195,6 +197,13 @@ def _engine_result(case: dict[str, Any], t0: int, status: Status, outcome: Outco
                        status=int(status), startTime=t0, detail={"error": reason})
     return CaseResult(caseId=case["case_id"], caseType=case["case_type"], status=int(status), startTime=t0,
                       endTime=int(time.time() * 1000), transactionList=[step.to_dict()], outcome=outcome.value, reason=reason)
+
+
+def _looks_infrastructural(e: BaseException) -> bool:
+    """A connection-level error from the WebDriver/Appium client stack (urllib3, selenium session loss)."""
+    module = type(e).__module__ or ""
+    return (isinstance(e, ConnectionError) or module.startswith("urllib3")
+            or type(e).__name__ in ("InvalidSessionIdException", "NoSuchDriverException"))
 
 
 def _line(level: str, msg: str) -> str:

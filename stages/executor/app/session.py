@@ -93,7 +93,12 @@ class AppSession:
                 f"设备[{self.device.name}]无法创建Appium会话 ({self.device.appium_url}): {_first_line(e)}") from e
         self.start_seconds = time.monotonic() - t0
         self.starts += 1
-        self._read_window()
+        try:
+            self._read_window()
+        except Exception as e:  # noqa: BLE001 - the server died right after creating the session
+            self.driver = None
+            raise InfrastructureError(
+                f"设备[{self.device.name}]会话刚创建即丢失 ({self.device.appium_url}): {_first_line(e)}") from e
 
     def _read_window(self) -> None:
         size = self.driver.get_window_size()
