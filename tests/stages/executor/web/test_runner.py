@@ -103,6 +103,21 @@ def test_reset_shared_parks_browser_for_next_collection_or_quits_without_reuse(d
         w.close()
 
 
+def test_warm_up_starts_the_default_browser_parked_for_the_first_case(demo_url: str, tmp_path: Path) -> None:
+    w = Web(demo_url, tmp_path)
+    try:
+        assert w.runner.warm_up(w.ctx) > 0
+        slot = w.runner.slot(w.ctx)
+        browser = slot.browser
+        assert browser is not None and not slot.open and w.runner.warm_up(w.ctx) == 0.0   # once
+        r = w.run(w.open(), start=False)
+        assert r.status == 2 and NO_BROWSER in logs(r)             # parked: not usable without startDriver
+        r = w.run(w.open())
+        assert r.status == 0 and slot.browser is browser and (slot.starts, slot.resets) == (1, 1)
+    finally:
+        w.close()
+
+
 def test_driver_setting_arguments_and_bad_setting(demo_url: str, tmp_path: Path) -> None:
     w = Web(demo_url, tmp_path)
     try:
