@@ -74,6 +74,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     report_dir = _abs(cfg.get("Pipeline", "report-dir"))
     task, data_dir = load_suite(args.suite, storage / "data")
     kinds = {r.caseType for c in task.collections() for r in c.cases()}
+    if "WEB" not in kinds and int(cfg.get("Pipeline", "api-workers")) > 0 and int(cfg.get("Pipeline", "browsers")) > 0:
+        cfg = cfg.with_overrides("Pipeline", browsers=0)     # no browser to start (and warm) for an API-only suite
     executors = _executors(cfg, kinds)
     names = {}
     for c in task.collections():

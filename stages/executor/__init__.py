@@ -45,6 +45,7 @@ class Executor(Stage):
                 self.worker.runner(kind)
             except Exception as e:
                 self.log.error("cannot load the %s runner: %s", kind, e)
+        self.worker.warm_up()
         self.send_status()
 
     def _fetcher(self) -> Any:
@@ -80,6 +81,8 @@ class Executor(Stage):
                 self.mailbox.send("aggregator", Kind.RESULT_RECORD, {"result": result})
                 self.mailbox.send("scheduler", Kind.CASE_FINISHED, body)
                 self.heartbeat(force=True)
+            elif kind == "ready":
+                self.send_status()
             elif kind == "unit.done":
                 self.mailbox.send("scheduler", Kind.UNIT_DONE, body)
                 if self.worker is not None:

@@ -84,6 +84,30 @@ class UnitWorker:
             r = self.runners[case_type] = getattr(importlib.import_module(mod), cls)()
         return r
 
+    def warm_up(self) -> bool:
+        """Let runners that can (a browser executor) start their default resource before the first case, on
+        the worker thread, so it is not paid inside a case deadline. The executor stays busy meanwhile and
+        announces credit when the "ready" event arrives. Returns False when nothing needs warming."""
+        runners = [r for r in self.runners.values() if hasattr(r, "warm_up")]
+        if not runners:
+            return False
+        self._active = True
+
+        def run() -> None:
+            try:
+                ctx = self._ctx({"task_id": "", "collection_id": "", "data_dir": "."}, {})
+                for r in runners:
+                    took = r.warm_up(ctx)  # type: ignore[attr-defined]
+                    log.info("%s: %s warmed up in %.2f s", self.name, r.case_type, took)
+            except Exception as e:      # the first case reports a real start failure
+                log.warning("%s: warm-up failed: %s", self.name, e)
+            finally:
+                self._active = False
+                self._emit("ready", {})
+        self.thread = threading.Thread(target=run, name="warm-up", daemon=True)
+        self.thread.start()
+        return True
+
     def reset_between_collections(self, ctx: RunContext) -> None:
         for r in self.runners.values():
             reset = getattr(r, "reset_shared", None)
