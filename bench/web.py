@@ -14,6 +14,7 @@ import argparse
 import json
 import multiprocessing as mp
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -60,6 +61,7 @@ def _worker(base: str, indices: list[int], out: Any) -> None:
             statuses.append(runner.run(make_case(base, i), ctx).result.status)
     finally:
         runner.close_shared(ctx)
+        shutil.rmtree(tmp, ignore_errors=True)
     out.put(statuses)
 
 
@@ -105,6 +107,7 @@ def run_pipeline(suite: Path, browsers: int) -> float:
     t0 = time.monotonic()
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     elapsed = time.monotonic() - t0
+    shutil.rmtree(work, ignore_errors=True)
     if proc.returncode != 0 or f"{CASES} cases: {CASES} passed" not in proc.stdout:
         raise RuntimeError(f"engine run failed ({proc.returncode}): {proc.stdout[-2000:]}{proc.stderr[-2000:]}")
     return elapsed
@@ -198,6 +201,7 @@ def main() -> None:
     suite_dir = Path(tempfile.mkdtemp(prefix="bench-pytest-"))
     suite = suite_dir / "test_bench_web.py"
     suite.write_text(textwrap.dedent(PYTEST_SUITE))
+    engine_suite: Path | None = None
     try:
         for i, (start, pss) in enumerate(browser_costs(), 1):
             print(f"browser {i}: start {start:.2f} s, PSS {pss:.0f} MB")
@@ -218,6 +222,9 @@ def main() -> None:
                   f"{runner / plain:>12.2f} | {engine / plain:>12.2f} | {engine / same:>18.2f}")
     finally:
         server.shutdown()
+        shutil.rmtree(suite_dir, ignore_errors=True)
+        if engine_suite is not None:
+            shutil.rmtree(engine_suite, ignore_errors=True)
 
 
 if __name__ == "__main__":
