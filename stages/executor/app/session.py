@@ -11,14 +11,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import urllib3.exceptions
 from appium import webdriver
 from appium.options.common.base import AppiumOptions
 from appium.webdriver.client_config import AppiumClientConfig
-from selenium.common.exceptions import (InvalidSessionIdException, UnknownMethodException, WebDriverException)
+from selenium.common.exceptions import UnknownMethodException, WebDriverException
 
 from pipeline.errors import InfrastructureError
 from stages.executor.app.devices import Device
+from stages.executor.ui.driver import driver_lost, set_command_timeout
 
 __all__ = ["AppSession", "is_session_lost", "is_not_implemented", "set_command_timeout", "SESSION_KEY"]
 
@@ -36,16 +36,7 @@ _NOT_IMPLEMENTED_MARKERS = ("not implemented", "not yet implemented", "unsupport
 
 def is_session_lost(exc: BaseException) -> bool:
     """True when ``exc`` means the device session or its Appium server is gone (infrastructure)."""
-    if isinstance(exc, InfrastructureError):
-        return True
-    if isinstance(exc, InvalidSessionIdException):
-        return True
-    if isinstance(exc, (urllib3.exceptions.HTTPError, ConnectionError)):
-        return True
-    if isinstance(exc, WebDriverException):
-        text = (exc.msg or str(exc)).lower()
-        return any(m in text for m in _LOST_MARKERS)
-    return False
+    return driver_lost(exc, _LOST_MARKERS)
 
 
 def is_not_implemented(exc: BaseException) -> bool:
@@ -54,13 +45,6 @@ def is_not_implemented(exc: BaseException) -> bool:
         return True
     text = (getattr(exc, "msg", None) or str(exc)).lower()
     return isinstance(exc, WebDriverException) and any(m in text for m in _NOT_IMPLEMENTED_MARKERS)
-
-
-def set_command_timeout(driver: Any, seconds: float) -> None:
-    """Bound every HTTP call to Appium (selenium reads ``client_config.timeout`` per request)."""
-    conf = getattr(driver.command_executor, "_client_config", None)
-    if conf is not None:
-        conf.timeout = max(1.0, seconds)
 
 
 def _first_line(exc: BaseException) -> str:

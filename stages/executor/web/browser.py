@@ -22,10 +22,12 @@ os.environ.setdefault("SE_OFFLINE", "true")   # Selenium Manager never goes onli
 import psutil  # noqa: E402
 import urllib3.exceptions  # noqa: E402
 from selenium import webdriver  # noqa: E402
-from selenium.common.exceptions import InvalidSessionIdException, WebDriverException  # noqa: E402
+from selenium.common.exceptions import WebDriverException  # noqa: E402
 from selenium.webdriver.chrome.options import Options  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
+
+from stages.executor.ui.driver import driver_lost, set_command_timeout  # noqa: E402,F401  (re-exported)
 
 __all__ = ["BrowserConfig", "Browser", "BrowserStartError", "start_browser", "is_browser_lost", "ENGINE_ARGS"]
 
@@ -228,21 +230,7 @@ def driver_env(scratch: str | None) -> dict[str, str]:
     return env
 
 
-def set_command_timeout(driver: WebDriver, seconds: float) -> None:
-    """Bound every WebDriver HTTP call (selenium reads ``client_config.timeout`` per request)."""
-    conf = getattr(driver.command_executor, "_client_config", None)
-    if conf is not None:
-        conf.timeout = max(1.0, seconds)
-
-
 def is_browser_lost(exc: BaseException) -> bool:
     """True when ``exc`` means the session or chromedriver is gone (infrastructure), not a product failure."""
-    if isinstance(exc, InvalidSessionIdException):
-        return True
-    if isinstance(exc, (urllib3.exceptions.HTTPError, ConnectionError)):
-        return True
-    if isinstance(exc, WebDriverException):
-        text = (exc.msg or str(exc)).lower()
-        return any(m in text for m in _LOST_MARKERS)
-    return False
+    return driver_lost(exc, _LOST_MARKERS)
 

@@ -1,0 +1,31 @@
+"""Helpers every W3C-WebDriver-based catalog shares (Selenium for WEB, Appium for APP)."""
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import urllib3.exceptions
+from selenium.common.exceptions import InvalidSessionIdException, WebDriverException
+
+from pipeline.errors import InfrastructureError
+
+__all__ = ["set_command_timeout", "driver_lost"]
+
+
+def set_command_timeout(driver: Any, seconds: float) -> None:
+    """Bound every WebDriver HTTP call (selenium reads ``client_config.timeout`` per request)."""
+    conf = getattr(driver.command_executor, "_client_config", None)
+    if conf is not None:
+        conf.timeout = max(1.0, seconds)
+
+
+def driver_lost(exc: BaseException, markers: Iterable[str]) -> bool:
+    """True when ``exc`` means the session or the server behind it is gone (infrastructure, not the product):
+    a session error, a transport error, or a WebDriver error whose text carries one of ``markers``."""
+    if isinstance(exc, (InfrastructureError, InvalidSessionIdException)):
+        return True
+    if isinstance(exc, (urllib3.exceptions.HTTPError, ConnectionError)):
+        return True
+    if isinstance(exc, WebDriverException):
+        text = (exc.msg or str(exc)).lower()
+        return any(m in text for m in markers)
+    return False
