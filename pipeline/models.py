@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
 __all__ = [
     "Status", "Outcome", "CaseType", "AssertData", "Transaction", "CaseResult", "CaseRef",
-    "TestCase", "TestCollection", "Task", "result_key", "UNKNOWN",
+    "TestCase", "TestCollection", "Task", "result_key", "engine_result", "UNKNOWN",
 ]
 
 UNKNOWN = "未知"  # the platform's placeholder for names/content of a synthetic step (§7.2)
@@ -143,6 +144,27 @@ class CaseResult(_Record):
         out = {k: getattr(self, k) for k in self.PLATFORM_KEYS}
         out["transactionList"] = [Transaction.from_dict(t).to_platform() for t in self.transactionList]
         return out
+
+
+def engine_result(*, task_id: str, collection_id: str, case_id: str, case_type: str, index: int, run_times: int,
+                  status: Status, outcome: Outcome, reason: str, case_name: str = UNKNOWN, started_ms: int | None = None,
+                  executor: str = "", tags: list[str] | None = None) -> CaseResult:
+    """A result the engine writes for a case it could not run (crash, timeout, skip, stop, unusable package).
+
+    It carries one synthetic step ``{id: caseId, name: 未知, content: 未知}`` (§7.3) with ``reason`` as its log
+    line, so the platform accepts the row (§10: no empty transactionList). ``started_ms`` is when the attempt
+    began, when known, so a crashed or timed-out case shows how long it really ran."""
+    now_s = time.time()
+    now = int(now_s * 1000)
+    level = "Debug" if status == Status.SKIP else "Error"
+    line = f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(now_s))}.{int(now_s % 1 * 1e6):06d} - {level} - {reason}"
+    start = min(started_ms or now, now)
+    step = Transaction(id=case_id, name=UNKNOWN, content=UNKNOWN, description=None, log=line, during=0,
+                       status=int(status), screenShotList=[], startTime=start, detail={"error": reason})
+    return CaseResult(taskId=task_id, collectionId=collection_id, caseId=case_id, caseType=case_type,
+                      caseName=case_name or UNKNOWN, index=index, runTimes=run_times, status=int(status),
+                      startTime=start, endTime=now, transactionList=[step.to_dict()], outcome=outcome.value,
+                      reason=reason, executor=executor, tags=list(tags or []))
 
 
 def result_key(task_id: str, collection_id: str, case_id: str, index: int, run_times: int) -> tuple[str, str, str, int, int]:

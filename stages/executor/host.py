@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from pipeline.errors import InfrastructureError, PipelineError
-from pipeline.models import CaseResult, Outcome, Status, Transaction, UNKNOWN
+from pipeline.models import CaseResult, Outcome, Status, engine_result
 from pipeline.suite import case_path, read_case
 
 from .context import CaseRunner, RunContext, RunSettings
@@ -217,10 +217,10 @@ class UnitWorker:
 
 
 def _engine_result(case: dict[str, Any], t0: int, status: Status, outcome: Outcome, reason: str) -> CaseResult:
-    step = Transaction(id=case["case_id"], name=UNKNOWN, content=UNKNOWN, log=_line("Error" if status == Status.ERROR else "Debug", reason),
-                       status=int(status), startTime=t0, detail={"error": reason})
-    return CaseResult(caseId=case["case_id"], caseType=case["case_type"], status=int(status), startTime=t0,
-                      endTime=int(time.time() * 1000), transactionList=[step.to_dict()], outcome=outcome.value, reason=reason)
+    """An attempt the runner could not produce a result for (ids are filled in by the caller)."""
+    return engine_result(task_id="", collection_id="", case_id=case["case_id"], case_type=case["case_type"],
+                         index=case["index"], run_times=case["run_times"], status=status, outcome=outcome,
+                         reason=reason, started_ms=t0)
 
 
 def _looks_infrastructural(e: BaseException) -> bool:
@@ -228,11 +228,6 @@ def _looks_infrastructural(e: BaseException) -> bool:
     module = type(e).__module__ or ""
     return (isinstance(e, ConnectionError) or module.startswith("urllib3")
             or type(e).__name__ in ("InvalidSessionIdException", "NoSuchDriverException"))
-
-
-def _line(level: str, msg: str) -> str:
-    now = time.time()
-    return f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(now))}.{int(now % 1 * 1e6):06d} - {level} - {msg}"
 
 
 def _plain(variables: dict[str, Any]) -> dict[str, Any]:

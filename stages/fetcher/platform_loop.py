@@ -79,7 +79,8 @@ class PlatformLoop:
     def start(self) -> None:
         self.client = PlatformClient.from_spec(self.spec)
         self.channel = HeartbeatChannel(self.spec.setting("Platform", "url"), self.spec.setting("Engine", "engine-code"),
-                                        engine_secret(self.spec), interval=self.hb_interval)
+                                        engine_secret(self.spec), interval=self.hb_interval,
+                                        max_backoff=5.0)   # back online within seconds of the platform (it shows us offline meanwhile)
         self.fetched_dir.mkdir(parents=True, exist_ok=True)
         for path in sorted(self.fetched_dir.glob("*.json")):      # fetched by an earlier incarnation
             try:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from pipeline.errors import SuiteError
-from pipeline.models import UNKNOWN, CaseResult, CaseType, Outcome, Status, Transaction
+from pipeline.models import CaseType, Outcome, Status, engine_result
 from pipeline.suite import case_path, read_case, validate_task
 
 __all__ = ["PackageSource", "prepare_task", "error_report", "ErrorReport"]
@@ -94,8 +94,6 @@ def error_report(raw: dict[str, Any], reason: str, report_dir: str) -> ErrorRepo
     shape the platform accepts, §7.3/§10). A task object too broken to name its cases yields no rows; it is
     still planned and finished so the platform gets its ``complete``."""
     task_id = str(raw.get("taskId"))
-    now = int(time.time() * 1000)
-    log = f"{time.strftime('%Y-%m-%d %H:%M:%S')}.000000 - Error - {reason}"
     results: list[dict[str, Any]] = []
     seen: set[tuple[str, str, int]] = set()
     for coll in raw.get("testCollectionList") or []:
@@ -109,13 +107,10 @@ def error_report(raw: dict[str, Any], reason: str, report_dir: str) -> ErrorRepo
             if key in seen:
                 continue
             seen.add(key)
-            step = Transaction(id=ref["caseId"], name=UNKNOWN, content=UNKNOWN, description=None, log=log, during=0,
-                               status=int(Status.ERROR), screenShotList=[], startTime=now, detail={"error": reason})
             case_type = ref.get("caseType") if ref.get("caseType") in _CASE_TYPES else CaseType.API.value
-            results.append(CaseResult(taskId=task_id, collectionId=key[0], caseId=key[1], caseType=case_type,
-                                      caseName=UNKNOWN, index=index, runTimes=1, status=int(Status.ERROR),
-                                      startTime=now, endTime=now, transactionList=[step.to_dict()],
-                                      outcome=Outcome.ERROR.value, reason=reason, executor="fetcher").to_dict())
+            results.append(engine_result(task_id=task_id, collection_id=key[0], case_id=key[1], case_type=case_type,
+                                         index=index, run_times=1, status=Status.ERROR, outcome=Outcome.ERROR,
+                                         reason=reason, executor="fetcher").to_dict())
     planned = {"task_id": task_id, "report_dir": report_dir, "name": f"{raw.get('taskType')} {task_id}",
                "cases": len(results), "started_at": time.time()}
     expected = [[task_id, r["collectionId"], r["caseId"], r["index"], 1] for r in results]

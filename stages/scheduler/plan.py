@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.models import CaseRef, CaseResult, Outcome, Status, Task, TestCollection, Transaction, UNKNOWN
+from pipeline.models import CaseRef, CaseResult, Outcome, Status, Task, TestCollection, UNKNOWN, engine_result
 
 __all__ = ["CaseState", "Unit", "TaskState", "build_units", "synthetic_result", "case_matches_tags"]
 
@@ -131,16 +131,8 @@ def _unit(task: Task, coll: TestCollection, cases: list[dict[str, Any]], order: 
 
 def synthetic_result(task_id: str, st: CaseState, run_times: int, status: Status, outcome: Outcome,
                      reason: str, case_type: str | None = None, executor: str = "", started_ms: int | None = None) -> CaseResult:
-    """A result the engine writes for a case it could not run itself (crash, timeout, skip, stop).
-    It carries one step so the platform accepts the row (§10: no empty transactionList). ``started_ms``:
-    when the executor began the attempt, so a crashed or timed-out case shows how long it really ran."""
-    now = int(time.time() * 1000)
-    step = Transaction(id=st.ref.caseId, name=UNKNOWN, content=UNKNOWN, description=None,
-                       log=f"{time.strftime('%Y-%m-%d %H:%M:%S')}.000000 - {'Error' if status != Status.SKIP else 'Debug'} - {reason}",
-                       during=0, status=int(status), screenShotList=[], startTime=now, stepType="",
-                       detail={"error": reason})
-    return CaseResult(taskId=task_id, collectionId=st.collection_id, caseId=st.ref.caseId,
-                      caseType=case_type or st.ref.caseType, caseName=st.name or UNKNOWN, index=st.ref.index,
-                      runTimes=run_times, status=int(status), startTime=min(started_ms or now, now), endTime=now,
-                      transactionList=[step.to_dict()], outcome=outcome.value, reason=reason, executor=executor,
-                      tags=list(st.ref.tags))
+    """The scheduler's engine result for ``st`` (crash, timeout, skip, stop): see ``pipeline.models.engine_result``."""
+    return engine_result(task_id=task_id, collection_id=st.collection_id, case_id=st.ref.caseId,
+                         case_type=case_type or st.ref.caseType, index=st.ref.index, run_times=run_times, status=status,
+                         outcome=outcome, reason=reason, case_name=st.name or UNKNOWN, started_ms=started_ms,
+                         executor=executor, tags=list(st.ref.tags))

@@ -230,7 +230,7 @@ def test_platform_outage_mid_run_loses_and_duplicates_nothing(engine: Engine, de
     rows = rows_of(p, tid)
     keys = [(r["collectionId"], r["caseId"], r["index"], r["runTimes"]) for r in rows]
     assert len(keys) == len(set(keys)) == 8 and all(r["status"] == 0 for r in rows)
-    assert p.ws_connects > connects                     # the heartbeat reconnected
+    assert wait_for(lambda: p.ws_connects > connects, 30, "the heartbeat reconnected")
     time.sleep(1.0)
     assert completed(p, tid) == 1 and not p.state.rejected_batches
 
