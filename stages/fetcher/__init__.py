@@ -6,6 +6,7 @@ remembers on disk which task it handed over, so a restarted fetcher never submit
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -39,7 +40,10 @@ class Fetcher(Stage):
     def _save(self) -> None:
         self.state_path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.state_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.submitted))
+        with open(tmp, "w") as fh:
+            fh.write(json.dumps(self.submitted))
+            fh.flush()
+            os.fsync(fh.fileno())            # survives power loss, not only a process crash
         tmp.replace(self.state_path)
 
     def _submit_local(self, prepared: Path) -> None:
