@@ -22,7 +22,7 @@ from stages.executor.common.steplog import CaseRecorder, escape, log_line
 from stages.executor.common.template import Renderer
 from stages.executor.common.variables import Variables
 from stages.executor.context import CaseOutcome, RunContext
-from stages.executor.ui.engine import EngineOptions, StepEngine
+from stages.executor.ui.engine import EngineOptions, StepEngine, opt_list
 
 __all__ = ["AppRunner", "device_from_context", "NO_DEVICE"]
 
@@ -62,7 +62,7 @@ class AppRunner:
         try:
             before.append(session.open_app(app_id, activity))
             self._engine(case, ctx, rec, params, AppCatalog(session, ctx.settings.default_step_timeout)).run(
-                _opt_list(case, rec))
+                opt_list(case, rec))
         except InfrastructureError:
             lost = True
             raise
@@ -130,14 +130,6 @@ class AppRunner:
 
 def _meta(case: Mapping[str, Any]) -> dict[str, Any]:
     return {"caseId": case.get("caseId"), "caseName": case.get("caseName"), "caseDesc": case.get("comment")}
-
-
-def _opt_list(case: Mapping[str, Any], rec: CaseRecorder) -> list[dict[str, Any]]:
-    ops = case.get("optList")
-    if not isinstance(ops, list):
-        rec.error(escape(f"用例数据错误: optList 必须是数组, 实际为 {type(ops).__name__}"))
-        return []
-    return ops
 
 
 def _attach_notes(transactions: list[dict[str, Any]], sep: str, before: list[str], after: list[str]) -> None:

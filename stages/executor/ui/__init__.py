@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from stages.executor.ui.catalog import MISSING, OpCall, Operation, OperationError, UiCatalog
-from stages.executor.ui.engine import CUSTOM, EngineOptions, StepEngine
+from stages.executor.ui.engine import CUSTOM, EngineOptions, StepEngine, opt_list
 from stages.executor.ui.screenshot import SCREENSHOT_ID, save_screenshot
 
-__all__ = ["StepEngine", "EngineOptions", "UiCatalog", "OpCall", "Operation", "OperationError", "MISSING",
+__all__ = ["StepEngine", "opt_list", "EngineOptions", "UiCatalog", "OpCall", "Operation", "OperationError", "MISSING",
            "CUSTOM", "save_screenshot", "SCREENSHOT_ID"]

@@ -35,6 +35,15 @@ CUSTOM = "自定义"
 COMPARED = ("assertion", "condition")
 
 
+def opt_list(case: Any, rec: CaseRecorder) -> list[dict[str, Any]]:
+    """A UI case's ``optList``; anything but a list is a case error recorded on the synthetic step."""
+    ops = case.get("optList")
+    if not isinstance(ops, list):
+        rec.error(escape(f"用例数据错误: optList 必须是数组, 实际为 {type(ops).__name__}"))
+        return []
+    return ops
+
+
 class _Stop(Exception):
     """The case ends here (assertion failure without continue, or a step error); already recorded."""
 

@@ -17,7 +17,7 @@ from stages.executor.common.steplog import CaseRecorder, escape
 from stages.executor.common.template import Renderer
 from stages.executor.common.variables import Variables
 from stages.executor.context import CaseOutcome, RunContext
-from stages.executor.ui.engine import EngineOptions, StepEngine
+from stages.executor.ui.engine import EngineOptions, StepEngine, opt_list
 from stages.executor.web.browser import BrowserConfig, BrowserStartError, start_browser
 from stages.executor.web.catalog import WebCatalog
 from stages.executor.web.session import SHARED_KEY, BrowserSlot, NoBrowserError
@@ -53,7 +53,7 @@ class WebRunner:
                 catalog = WebCatalog(browser, ctx.settings.default_step_timeout)
                 options = EngineOptions(image_dir=ctx.image_dir, deadline=ctx.deadline,
                                         screenshot_every_step=ctx.settings.screenshot_every_step, on_step=ctx.on_step)
-                StepEngine(catalog, rec, variables, renderer, options).run(_opt_list(case, rec))
+                StepEngine(catalog, rec, variables, renderer, options).run(opt_list(case, rec))
                 healthy = not rec.any_error
         except InfrastructureError:
             slot.close()
@@ -132,14 +132,6 @@ class WebRunner:
             rec.error(escape(f"浏览器启动失败: {e}"), e)
             return None
         return browser
-
-
-def _opt_list(case: dict[str, Any], rec: CaseRecorder) -> list[dict[str, Any]]:
-    ops = case.get("optList")
-    if not isinstance(ops, list):
-        rec.error(escape(f"用例数据错误: optList 必须是数组, 实际为 {type(ops).__name__}"))
-        return []
-    return ops
 
 
 def _flag(value: Any, default: bool) -> bool:
