@@ -13,7 +13,7 @@ import pytest
 from tests.fakeplatform.server import FakePlatform
 from tests.fakeplatform.state import PlatformState, Recorded, build_package, validate_row
 
-__all__ = ["FakePlatform", "PlatformState", "Recorded", "build_package", "validate_row", "fake_platform",
+__all__ = ["PNG", "module_platform", "FakePlatform", "PlatformState", "Recorded", "build_package", "validate_row", "fake_platform",
            "wait_until", "ENGINE_CODE", "ENGINE_SECRET"]
 
 ENGINE_CODE = "3f9a0c7e5b2d4e81a6c9d0b1e2f3a4b5"
@@ -28,6 +28,17 @@ def wait_until(predicate: Callable[[], object], timeout: float = 5.0, interval: 
             return True
         time.sleep(interval)
     return bool(predicate())
+
+
+# The smallest byte string the client and the fake accept as a complete PNG (signature ... IEND).
+PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 16 + b"IEND\xaeB`\x82"
+
+
+@pytest.fixture(scope="module", name="platform")
+def module_platform() -> Iterator[FakePlatform]:
+    """One fake platform shared by a test module (import it as ``platform``)."""
+    with FakePlatform(ENGINE_CODE, ENGINE_SECRET) as p:
+        yield p
 
 
 @pytest.fixture

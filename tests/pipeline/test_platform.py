@@ -15,16 +15,9 @@ from pipeline.secrets import encrypt
 from pipeline.platform import (
     FileTokenStore, MemoryTokenStore, PlatformClient, PlatformRejected, PlatformUnavailable,
 )
-from tests.fakeplatform import ENGINE_CODE, ENGINE_SECRET, FakePlatform, wait_until
+from tests.fakeplatform import PNG, ENGINE_CODE, ENGINE_SECRET, FakePlatform, module_platform, wait_until  # noqa: F401 (fixture)
 
-PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 16 + b"IEND\xaeB`\x82"
 CASE = {"caseId": "k-1", "caseName": "登录", "comment": None, "functions": [], "params": {}}
-
-
-@pytest.fixture(scope="module")
-def platform() -> Iterator[FakePlatform]:
-    with FakePlatform(ENGINE_CODE, ENGINE_SECRET) as p:
-        yield p
 
 
 @pytest.fixture

@@ -10,15 +10,8 @@ import pytest
 from pipeline.platform import PlatformClient
 from stages.uploader.client import Deliverer
 from stages.uploader.outbox import Outbox
-from tests.fakeplatform import ENGINE_CODE, ENGINE_SECRET, FakePlatform
+from tests.fakeplatform import PNG, ENGINE_CODE, ENGINE_SECRET, FakePlatform, module_platform  # noqa: F401 (fixture)
 
-PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 16 + b"IEND\xaeB`\x82"
-
-
-@pytest.fixture(scope="module")
-def platform() -> Iterator[FakePlatform]:
-    with FakePlatform(ENGINE_CODE, ENGINE_SECRET) as p:
-        yield p
 
 
 @pytest.fixture
