@@ -3,14 +3,13 @@
 pytest-html 4 took ~40 s to open 4k tests (anchors.md §5.3) because it builds one DOM node per result; here
 the data is one JSON blob and the case list is virtual (only the rows in view exist), details are built when
 a row is opened. Logs are the platform's HTML-ish text (§4.9): everything is escaped except the known
-attribute-less markers ``<br> <span> <b>``. Screenshots are linked by a path relative to the report
-directory, so the report and ``storage/`` can be moved together.
+attribute-less markers ``<br> <span> <b>``. Screenshots are linked as ``attachments/<file>``, relative to
+the report directory, which holds them: the directory can be zipped or moved whole.
 """
 from __future__ import annotations
 
 import html as _html
 import json
-import os
 import re
 from collections import Counter
 from pathlib import Path
@@ -19,7 +18,7 @@ from urllib.parse import quote
 
 from pipeline.models import CaseResult
 from stages.aggregator.writers._common import (
-    Redactor, atomic_write, group_attempts, outcome_of, prepare, step_error, step_screenshots, to_int,
+    Redactor, atomic_write, group_attempts, outcome_of, prepare, step_attachments, step_error, step_ms, to_int,
 )
 from stages.aggregator.writers._html_template import TEMPLATE
 
@@ -85,20 +84,11 @@ def _attempt(meta: TaskReportMeta, r: CaseResult, report_dir: Path) -> dict[str,
             continue
         status = to_int(t.get("status"))
         steps.append({
-            "n": str(t.get("name") or ""), "s": status, "d": to_int(t.get("during")),
+            "n": str(t.get("name") or ""), "s": status, "d": step_ms(t),
             "c": str(t.get("content") or ""),
             "log": safe_log_html(str(t.get("log") or "")),
             "err": step_error(t) if status in (1, 2) else "",
-            "img": [_rel(p, report_dir) for p in step_screenshots(meta, t)],
+            "img": [quote(p) for p in step_attachments(meta, t)],
         })
     return {"r": to_int(r.runTimes, 1), "o": outcome_of(r), "s": to_int(r.startTime), "d": _ms(r),
             "why": r.reason, "x": r.executor, "steps": steps}
-
-
-def _rel(path: Path, report_dir: Path) -> str:
-    """URL of a screenshot relative to the report directory (percent-encoded, '/' kept)."""
-    try:
-        rel = os.path.relpath(os.path.abspath(path), os.path.abspath(report_dir))
-    except ValueError:      # another drive (Windows): fall back to an absolute file URL
-        return Path(os.path.abspath(path)).as_uri()
-    return quote(rel.replace(os.sep, "/"))

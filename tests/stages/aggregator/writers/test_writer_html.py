@@ -23,7 +23,7 @@ from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
 from selenium.webdriver.support.ui import Select  # noqa: E402
 
 from pipeline.models import CaseResult  # noqa: E402
-from stages.aggregator.writers import TaskReportMeta  # noqa: E402
+from stages.aggregator.writers import TaskReportMeta, write_all  # noqa: E402
 from stages.aggregator.writers.html import safe_log_html, write_html  # noqa: E402
 
 
@@ -83,7 +83,7 @@ def _rows(driver: WebDriver) -> list[tuple[str, str]]:
 
 @pytest.fixture
 def page(driver: WebDriver, report_dir: Path, meta: TaskReportMeta, results: list[CaseResult]) -> WebDriver:
-    _open(driver, write_html(report_dir, meta, results))
+    _open(driver, write_all(report_dir, meta, results)["html"])       # write_all: screenshots into attachments/
     return driver
 
 
@@ -124,7 +124,8 @@ def test_text_filter_hides_other_rows(page: WebDriver) -> None:
 
 
 @pytest.mark.browser
-def test_screenshot_link_resolves_to_the_png(page: WebDriver, meta: TaskReportMeta, K: SimpleNamespace) -> None:
+def test_screenshot_link_resolves_to_the_png(page: WebDriver, meta: TaskReportMeta, K: SimpleNamespace,
+                                             report_dir: Path) -> None:
     _click_case(page, "Web flaky")
     detail = page.find_element(By.ID, "detail").text
     assert "attempt 2: flaky" in detail and "attempt 1: error" in detail
@@ -133,7 +134,8 @@ def test_screenshot_link_resolves_to_the_png(page: WebDriver, meta: TaskReportMe
     href = page.execute_script("return arguments[0].href", link)   # resolved against the report's URL
     target = Path(unquote(urlparse(href).path))
     original = meta.storage_root / "image" / K.TASK / f"{K.SHOT_FLAKY}.png"
-    assert target.resolve() == original.resolve() and target.read_bytes() == original.read_bytes()
+    assert target == report_dir / "attachments" / f"{K.SHOT_FLAKY}.png"       # the report's own copy
+    assert target.read_bytes() == original.read_bytes()
     img = link.find_element(By.TAG_NAME, "img")
     deadline = time.monotonic() + 5
     while not page.execute_script("return arguments[0].complete", img) and time.monotonic() < deadline:
