@@ -8,11 +8,13 @@ import json
 import re
 import shutil
 import subprocess
+import time
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import pytest
+from selenium.webdriver.common.by import By
 
 from tests.stages.aggregator.writers.consumers import allure_expected, allure_generate, junit_problems, summary_problems
 from tests.system.engine import start_run, write_config
@@ -102,9 +104,27 @@ def _links(report: Path) -> dict[str, list[str]]:
     for p in (report / "allure-results").glob("*-result.json"):
         doc = json.loads(p.read_text(encoding="utf-8"))
         allure += [f"allure-results/{a['source']}" for s in [doc, *doc["steps"]] for a in s["attachments"]]
-    page = (report / "report.html").read_text(encoding="utf-8")
-    html = re.findall(r'"(attachments/[^"]+)"', page)
-    return {"summary": shots, "junit": junit, "allure": allure, "html": html}
+    return {"summary": shots, "junit": junit, "allure": allure}
+
+
+def _html_images(page: Path) -> list[tuple[str, str, int]]:
+    """Open report.html in headless Chromium, open every case, and return (case, src as written, natural
+    width of the loaded image) for each screenshot: a broken link loads with width 0."""
+    from tests.stages.aggregator.writers.browser import chrome, open_report as _open
+
+    out = []
+    with chrome() as driver:
+        _open(driver, page)
+        n = driver.execute_script("return document.querySelectorAll('#spacer .row').length")
+        for k in range(n):
+            driver.execute_script("document.querySelectorAll('#spacer .row')[arguments[0]].click()", k)
+            for img in driver.find_elements(By.CSS_SELECTOR, "#detail a.shot img"):
+                deadline = time.monotonic() + 5
+                while not driver.execute_script("return arguments[0].complete", img) and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                out.append((driver.find_element(By.CSS_SELECTOR, "#detail h2").text, str(img.get_attribute("src")),
+                            int(driver.execute_script("return arguments[0].naturalWidth", img))))
+    return out
 
 
 def test_zipped_report_is_whole_without_storage(run: dict[str, Any], tmp_path: Path) -> None:
@@ -119,7 +139,7 @@ def test_zipped_report_is_whole_without_storage(run: dict[str, Any], tmp_path: P
         z.extractall(moved)
     copy = moved / TASK_ID
     links = _links(copy)
-    assert len(links["summary"]) >= 3 and links["junit"] and links["html"]
+    assert len(links["summary"]) >= 3 and links["junit"]
     assert len([x for x in links["allure"] if x.endswith(".png")]) >= 3
     for fmt, paths in links.items():
         for rel in paths:
@@ -128,6 +148,10 @@ def test_zipped_report_is_whole_without_storage(run: dict[str, Any], tmp_path: P
             assert target.is_file() and target.stat().st_size > 0, (fmt, rel)
     pngs = {p.name for p in (copy / "attachments").iterdir()}
     assert {Path(s).name for s in links["summary"]} <= pngs
+    images = _html_images(copy / "report.html")
+    assert {c for c, _, _ in images} == {"中文页面", "标题不符"}
+    for case, src, width in images:
+        assert src.startswith((copy / "attachments").as_uri()) and width > 0, (case, src)
 
 
 def test_all_skipped_run_is_not_a_success(tmp_path: Path, demo_url: str) -> None:
