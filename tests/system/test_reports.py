@@ -16,7 +16,9 @@ from typing import Any
 import pytest
 from selenium.webdriver.common.by import By
 
-from tests.stages.aggregator.writers.consumers import allure_expected, allure_generate, junit_problems, summary_problems
+from tests.stages.aggregator.writers.consumers import (
+    allure_expected, allure_generate, allure_widget, junit_problems, summary_problems,
+)
 from tests.system.engine import start_run, write_config
 from tests.system.mixed_suite import TASK_ID, write_mixed_suite
 from tests.system.suites import api_case, write_suite
@@ -90,8 +92,13 @@ def test_allure_generate_counts_equal_the_results(run: dict[str, Any], tmp_path:
             assert all(s["name"] != step["name"] for s in step["steps"]), step      # no same-named twin
             assert not re.match(r"\d{4}-\d\d-\d\d ", step["statusDetails"]["message"])  # no log-line prefix
         assert all(not re.fullmatch(r"[0-9a-f-]{20,}", a["name"]) for s in doc["steps"] for a in s["attachments"])
-    assert (results / "categories.json").is_file() and (results / "executor.json").is_file()
-    assert (results / "environment.properties").is_file()
+    # the side files are read by Allure, not just present: each one shows up in its widget
+    report = tmp_path / "allure-report"
+    assert [e["name"] for e in allure_widget(report, "executors")] == ["liuma-pipeline"]
+    cats = {c["name"]: c["statistic"]["total"] for c in allure_widget(report, "categories")["items"]}
+    assert cats["Product defects (assertion failed)"] == tc["failed"] and cats["Timeouts"] == 1
+    env = {e["name"]: e["values"] for e in allure_widget(report, "environment")}
+    assert env["taskId"] == [TASK_ID]
 
 
 def _links(report: Path) -> dict[str, list[str]]:

@@ -85,8 +85,9 @@ function ROW(){return narrow.matches?48:30;}
 function esc(s){return String(s==null?"":s).replace(/&/g,"&amp;").replace(/</g,"&lt;").replace(/>/g,"&gt;").replace(/"/g,"&quot;").replace(/'/g,"&#39;");}
 function fmt(ms){if(ms<1000)return ms+" ms";var s=ms/1000;if(s<60)return s.toFixed(2)+" s";var m=Math.floor(s/60);return m+" min "+Math.round(s-60*m)+" s";}
 function key(c){return c.c+"/"+c.id+"/"+c.i;}
-var byKey={};
-for(var i=0;i<cases.length;i++){var c=cases[i];c._k=(c.n+" "+c.c+" "+c.id+" "+c.m+" "+c.tags.join(" ")).toLowerCase();byKey[key(c)]=i;}
+var SK=null;   // search text per case, built on the first filter keystroke (not at load: 50,000 cases)
+function skeys(){if(!SK){SK=new Array(cases.length);for(var i=0;i<cases.length;i++){var c=cases[i];SK[i]=(c.n+" "+c.c+" "+c.id+" "+c.m+" "+c.tags.join(" ")).toLowerCase();}}return SK;}
+function find(k){for(var i=0;i<cases.length;i++)if(key(cases[i])===k)return i;return -1;}
 document.getElementById("title").textContent=D.task.name+" ("+D.task.id+")"+(D.task.finished?"":" - running");
 var par=D.task.wall?(T.busy/D.task.wall):0;
 document.getElementById("run").textContent="wall time "+fmt(D.task.wall)+" \u00b7 case time "+fmt(T.busy)+(par?" ("+par.toFixed(1)+"\u00d7 parallel)":"")+
@@ -104,8 +105,8 @@ function cmp(a,b){var x=cases[a],y=cases[b],k=so.value;
   if(x.c!==y.c)return x.c<y.c?-1:1;return x.i-y.i;}
 function gkey(c){var g=gr.value;return g==="o"?c.o:g==="c"?c.c:(c.m||"");}
 function apply(){
-  var text=q.value.trim().toLowerCase(),o=st.value,idx=[];
-  for(var i=0;i<cases.length;i++){var c=cases[i];if(o&&c.o!==o)continue;if(text&&c._k.indexOf(text)<0)continue;idx.push(i);}
+  var text=q.value.trim().toLowerCase(),o=st.value,idx=[],K=text?skeys():null;
+  for(var i=0;i<cases.length;i++){if(o&&cases[i].o!==o)continue;if(text&&K[i].indexOf(text)<0)continue;idx.push(i);}
   idx.sort(cmp);view=[];
   if(gr.value){var b={},ks=[];idx.forEach(function(i){var k=gkey(cases[i]);if(!b[k]){b[k]=[];ks.push(k);}b[k].push(i);});
     ks.sort(function(x,y){if(gr.value==="o")return SEV[x]-SEV[y];if(gr.value==="m"){if(!x!==!y)return x?-1:1;if(b[x].length!==b[y].length)return b[y].length-b[x].length;}return x<y?-1:x>y?1:0;});
@@ -205,7 +206,7 @@ cv.addEventListener("click",function(e){var b=cv.getBoundingClientRect(),x=e.cli
   for(var i=0;i<cases.length;i++){var a=cases[i].a;for(var j=0;j<a.length;j++){var s=a[j];if(s[2]!==lane)continue;
     var d=t<s[0]?s[0]-t:t>s[0]+s[1]?t-s[0]-s[1]:0;if(d<bd){bd=d;best=i;}}}
   if(best>=0&&bd*sc<6)open(best,true);});
-function fromHash(){var m=/^#case=(.*)$/.exec(location.hash);if(!m)return;var i=byKey[decodeURIComponent(m[1])];if(i!==undefined)open(i,false);}
+function fromHash(){var m=/^#case=(.*)$/.exec(location.hash);if(!m)return;var i=find(decodeURIComponent(m[1]));if(i>=0)open(i,false);}
 window.addEventListener("hashchange",fromHash);
 q.addEventListener("input",apply);st.addEventListener("change",apply);gr.addEventListener("change",apply);so.addEventListener("change",apply);
 if(EX.length<=40&&!narrow.matches)tl.open=true;

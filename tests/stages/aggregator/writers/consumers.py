@@ -88,6 +88,11 @@ def allure_generate(results: Path, out: Path) -> dict[str, Any]:
     return json.loads((out / "widgets" / "summary.json").read_text(encoding="utf-8"))  # type: ignore[no-any-return]
 
 
+def allure_widget(out: Path, name: str) -> Any:
+    """Another widget of a generated report (executors, categories, environment...)."""
+    return json.loads((out / "widgets" / f"{name}.json").read_text(encoding="utf-8"))
+
+
 def allure_expected(results: Path) -> dict[str, int]:
     """What Allure should count from the results dir: one test per historyId, its latest attempt's status."""
     latest: dict[str, dict[str, Any]] = {}
