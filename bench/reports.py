@@ -4,7 +4,10 @@ Synthesises N case results (mixed outcomes and case types, 5 steps each, screens
 retries for some failures), times ``write_all`` (cold, then a warm rewrite as during a run), and times
 opening ``report.html`` in headless Chromium until the case list is rendered (median of 3).
 
-    .venv/bin/python bench/reports.py [--cases 5000] [--runs 3] [--keep DIR]
+    .venv/bin/python bench/reports.py [--cases 5000] [--runs 3] [--keep DIR] [--html-only]
+
+``--html-only`` writes and opens only ``report.html`` (for 50,000 cases, where writing every format takes
+minutes and only the page's open time is in question).
 """
 from __future__ import annotations
 
@@ -49,8 +52,10 @@ def _step(rng: random.Random, case_type: str, k: int, t0: int, status: int, shot
            f"<span>请求体: {{\"q\": \"<x>\"}}</span><br>【响应信息】:<br>响应码: 200<br><b>响应体: {{\"ok\": true}}</b>")
     detail: dict[str, Any] = {}
     if case_type == "API":
-        detail["req_resps"] = {"request": {"method": "GET", "url": f"http://127.0.0.1:8000/api/items/{k}"},
-                               "response": {"status_code": 200, "body": "{\"ok\": true}"}}
+        detail["req_resps"] = [{"request": {"method": "GET", "url": f"http://127.0.0.1:8000/api/items/{k}",
+                                            "headers": {"Accept": "application/json"}, "query": {}, "body": None},
+                                "response": {"status_code": 200, "headers": {"Content-Type": "application/json"},
+                                             "body": {"ok": True, "items": list(range(k))}}}]
         detail["validators"] = [{"type": "equals", "actual": 200, "expected": 200 if status == 0 else 201,
                                  "result": status == 0, "message": "", "check": "resCode"}]
     else:
@@ -97,6 +102,9 @@ def synth_results(n: int, task_id: str, image_dir: Path, seed: int = 7) -> list[
     return out
 
 
+OPEN_CASE: list[float] = []
+
+
 def open_report(page: Path, runs: int) -> list[float]:
     """Seconds from ``driver.get`` to the list rendered (``data-ready`` set and rows present), per run."""
     from selenium import webdriver
@@ -119,6 +127,11 @@ def open_report(page: Path, runs: int) -> list[float]:
                     " && document.querySelectorAll('#spacer .row').length>0"):
                 time.sleep(0.01)
             times.append(time.perf_counter() - begin)
+            begin = time.perf_counter()          # open one case: inflate its details block, render it
+            driver.execute_script("document.querySelector('#spacer .row').click()")
+            while not driver.execute_script("return !!document.querySelector('#detail h2')"):
+                time.sleep(0.005)
+            OPEN_CASE.append(time.perf_counter() - begin)
         finally:
             driver.quit()
             shutil.rmtree(profile, ignore_errors=True)
@@ -130,6 +143,7 @@ def main() -> None:
     ap.add_argument("--cases", type=int, default=5000)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--keep", type=Path, help="write the reports here and keep them")
+    ap.add_argument("--html-only", action="store_true", help="write and open report.html only")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-reports-"))
     try:
@@ -140,6 +154,19 @@ def main() -> None:
                               finished_at=None, secrets=["s3cr3t"], storage_root=work / "storage")
         report_dir = args.keep or work / "report"
         rows = []
+        if args.html_only:
+            cpu = time.process_time()
+            page = html.write_html(report_dir, replace(meta, secrets=()), results)
+            rows.append(("  html alone (CPU)", f"{time.process_time() - cpu:.2f} s"))
+            opens = open_report(page, args.runs)
+            rows.append((f"open report.html, median of {args.runs}", f"{statistics.median(opens):.2f} s"))
+            rows.append(("  each run", ", ".join(f"{t:.2f}" for t in opens)))
+            rows.append(("then open one case, median", f"{statistics.median(OPEN_CASE) * 1000:.0f} ms"))
+            rows.append(("report.html size", f"{page.stat().st_size / 1e6:.1f} MB"))
+            print(f"\n{args.cases} cases, {len(results)} attempts, 5 steps each (report.html only)\n")
+            for label, value in rows:
+                print(f"{label:<40} {value:>28}")
+            return
         for label in ("write_all (cold)", "write_all (rewrite, same data)"):
             begin, cpu = time.perf_counter(), time.process_time()
             paths = write_all(report_dir, meta, results)
@@ -153,6 +180,7 @@ def main() -> None:
         opens = open_report(paths["html"], args.runs)
         rows.append((f"open report.html, median of {args.runs}", f"{statistics.median(opens):.2f} s"))
         rows.append(("  each run", ", ".join(f"{t:.2f}" for t in opens)))
+        rows.append(("then open one case, median", f"{statistics.median(OPEN_CASE) * 1000:.0f} ms"))
         shots = sum(1 for _ in (work / "storage" / "image" / task_id).iterdir())
         print(f"\n{args.cases} cases, {len(results)} attempts, 5 steps each, {shots} screenshots\n")
         print(f"{'measure':<40} {'value':>28}")

@@ -9,7 +9,8 @@ Contract every writer keeps (the aggregator calls them repeatedly while a run pr
   the previous complete file, and file names are deterministic so a rewrite replaces instead of adding.
 
 Formats: ``summary.json`` (HttpRunner go-v5 dialect), ``results.json`` (LiuMa ``result/upload`` body),
-``junit.xml`` (Surefire flaky elements), ``allure-results/``, ``report.html`` (self-contained).
+``junit.xml`` (Surefire flaky elements), ``allure-results/``, ``report.html`` (self-contained). Screenshots are
+brought into ``attachments/`` first and every format links there relatively: the directory is the report.
 """
 from __future__ import annotations
 
@@ -52,11 +53,13 @@ def write_all(report_dir: Path, meta: TaskReportMeta, results: Sequence[CaseResu
 
     from stages.aggregator.writers import allure, html, junit, results as results_mod, summary
     from stages.aggregator.writers._common import Redactor
+    from stages.aggregator.writers.attachments import link_attachments
 
     red = Redactor(meta.secrets)
     rows = [red.result(r) for r in results]
     clean = replace(meta, task_name=red.text(meta.task_name), secrets=()) if red else meta
     report_dir = Path(report_dir)
+    link_attachments(report_dir, clean, rows)       # first: every format links into attachments/
     return {
         "summary": summary.write_summary(report_dir, clean, rows),
         "results": results_mod.write_results(report_dir, clean, rows),

@@ -20,12 +20,15 @@ if TYPE_CHECKING:
     from stages.aggregator.writers import TaskReportMeta
 
 MASK = "******"
+ATTACH_DIR = "attachments"          # under the task's report directory; every format links there
 _CASE_FIELDS = tuple(f.name for f in dataclasses.fields(CaseResult))
 # XML 1.0 forbids these code points; a step log may carry them (binary response bodies).
 _XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 # Only the platform's own log markers (§4.9) are markup; anything else (a request body "<x>") is content.
 _MARKUP = re.compile(r"</?(?:span|b)\s*>", re.IGNORECASE)
 _BR = re.compile(r"<br\s*/?>", re.IGNORECASE)
+# The executor's log-line prefix "2026-12-01 23:38:35.668789 - Debug - " (§4.9): noise in a failure message.
+_LOG_PREFIX = re.compile(r"^\s*\d{4}-\d{2}-\d{2}[ T][\d:.]+\s+-\s+\w+\s+-\s+")
 
 
 def atomic_write(path: Path, data: str | bytes, *, fsync: bool = True) -> Path:
@@ -166,10 +169,40 @@ def step_screenshots(meta: TaskReportMeta, step: dict[str, Any]) -> list[Path]:
     return shots
 
 
+def step_attachments(meta: TaskReportMeta, step: dict[str, Any]) -> list[str]:
+    """The step's screenshots as paths relative to the report directory (``attachments/<file>``), where
+    :func:`stages.aggregator.writers.attachments.link_attachments` puts them."""
+    return [f"{ATTACH_DIR}/{p.name}" for p in step_screenshots(meta, step)]
+
+
 def html_log_to_text(log: str) -> str:
     """A LiuMa HTML-ish step log (§4.9) as plain text: ``<br>`` become newlines, ``<span>``/``<b>`` markers
     dropped; other text, including ``<`` in request/response bodies, is kept as written."""
     return _MARKUP.sub("", _BR.sub("\n", log or ""))
+
+
+def strip_log_prefix(line: str) -> str:
+    """A log line without its ``<date> <time> - <Level> - `` prefix (kept as is when it has none)."""
+    return _LOG_PREFIX.sub("", line, count=1)
+
+
+def req_resp_pair(detail: dict[str, Any]) -> dict[str, Any] | None:
+    """The step's request/response pair: the executor records ``req_resps`` as a list of
+    ``{request, response}`` (the last one decided the step); a single dict is accepted too."""
+    value = detail.get("req_resps")
+    if isinstance(value, list):
+        value = next((v for v in reversed(value) if isinstance(v, dict)), None)
+    return value if isinstance(value, dict) else None
+
+
+def step_ms(step: dict[str, Any]) -> int:
+    """A step's duration: ``during`` when the executor measured it (API), else the sum of its UI actions'
+    ``elapsed_ms`` (WEB/APP steps record ``during`` 0)."""
+    during = _int(step.get("during"))
+    if during:
+        return during
+    detail = step.get("detail") if isinstance(step.get("detail"), dict) else {}
+    return sum(_int(a.get("elapsed_ms")) for a in detail.get("actions") or [] if isinstance(a, dict))
 
 
 def xml_safe(text: str) -> str:
@@ -181,14 +214,14 @@ def step_error(step: dict[str, Any]) -> str:
     """The error text of a failed step: ``detail.error``, else the failed assertions' messages."""
     detail = step.get("detail") if isinstance(step.get("detail"), dict) else {}
     if detail.get("error"):
-        return str(detail["error"])
+        return strip_log_prefix(str(detail["error"]))
     failed = [v for v in detail.get("validators") or [] if isinstance(v, dict) and not v.get("result")]
     if failed:
-        return "; ".join(str(v.get("message") or f"{v.get('check')} {v.get('type')} {v.get('expected')!r}")
+        return "; ".join(strip_log_prefix(str(v.get("message") or f"{v.get('check')} {v.get('type')} {v.get('expected')!r}"))
                          for v in failed)
     if _int(step.get("status")) in (Status.FAIL, Status.ERROR):
         lines = [line.strip() for line in html_log_to_text(str(step.get("log") or "")).splitlines() if line.strip()]
-        return lines[-1] if lines else "step failed"
+        return strip_log_prefix(lines[-1]) if lines else "step failed"
     return ""
 
 

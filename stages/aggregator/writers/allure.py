@@ -3,25 +3,31 @@
 One ``<uuid>-result.json`` per case attempt, ``historyId`` = md5 of (collection, case, index) so attempts of
 one case group under Retries and history lines up across runs; status mapping passed/flaky -> passed
 (``statusDetails.flaky``), failed -> failed, error/broken -> broken (test/infra defect), skipped -> skipped.
-Each step becomes an Allure step with its assertions / UI actions as sub-steps and its screenshots copied in
-as ``<uuid>-attachment.png``; the attempt's plain-text log is one ``<uuid>-attachment.txt``. One
-``<uuid>-container.json`` per collection. All uuids are derived from the result key (uuid5), so rewriting
-during a run replaces files instead of adding new ones; unchanged files are not rewritten.
+Each step becomes an Allure step with its assertions as sub-steps; a UI step is one operation, so its single
+action is not repeated as a sub-step of the same name (its parameters become the step's parameters); only
+a step made of several actions lists them. Screenshots are hard-linked from the report's ``attachments/``
+as ``<uuid>-attachment.png`` named ``screenshot: <step>``; the attempt's plain-text log is
+``log: <case> (attempt n)``. Messages carry no log-line prefix. One ``<uuid>-container.json`` per collection,
+plus ``categories.json`` (product defects, test defects, timeouts, crashes, skips), ``executor.json`` and
+``environment.properties``. All uuids are derived from the result key (uuid5), so rewriting during a run
+replaces files instead of adding new ones; unchanged files are not rewritten.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import shutil
+import platform
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline.models import CaseResult, Status
 from stages.aggregator.writers._common import (
-    Redactor, group_attempts, html_log_to_text, outcome_of, prepare, step_error, step_screenshots, to_int,
-    write_if_changed,
+    ATTACH_DIR, Redactor, group_attempts, html_log_to_text, outcome_of, prepare, step_error, step_ms,
+    step_screenshots,
+    strip_log_prefix, to_int, write_if_changed,
 )
+from stages.aggregator.writers.attachments import place
 
 if TYPE_CHECKING:
     from stages.aggregator.writers import TaskReportMeta
@@ -43,7 +49,7 @@ def write_allure(report_dir: Path, meta: TaskReportMeta, results: list[CaseResul
     collections: dict[str, list[tuple[str, int, int]]] = {}
     for attempts in group_attempts(prepare(meta, results)):
         for attempt in attempts:
-            doc = _result(meta, out, attempt, parent)
+            doc = _result(meta, out, attempt, parent, Path(report_dir))
             _dump(out / f"{doc['uuid']}-result.json", doc)
             collections.setdefault(attempt.collectionId, []).append((doc["uuid"], doc["start"], doc["stop"]))
     for name, children in collections.items():
@@ -52,6 +58,10 @@ def write_allure(report_dir: Path, meta: TaskReportMeta, results: list[CaseResul
             "uuid": cid, "name": name, "children": [c[0] for c in children], "befores": [], "afters": [],
             "start": min(c[1] for c in children), "stop": max(c[2] for c in children)})
     _write_environment(out, meta)
+    _dump(out / "categories.json", CATEGORIES)           # type: ignore[arg-type]
+    # Allure reads buildOrder as a number: a task id there makes it drop the whole file
+    _dump(out / "executor.json", {"name": "liuma-pipeline", "type": "liuma-pipeline", "buildName": parent,
+                                  "reportName": f"{parent} ({meta.task_id})"})
     return out
 
 
@@ -60,14 +70,24 @@ def history_id(result: CaseResult) -> str:
     return hashlib.md5(f"{result.collectionId}|{result.caseId}|{result.index}".encode()).hexdigest()
 
 
-def _dump(path: Path, doc: dict[str, Any]) -> None:
+CATEGORIES = [
+    {"name": "Product defects (assertion failed)", "matchedStatuses": ["failed"]},
+    {"name": "Timeouts", "matchedStatuses": ["broken"], "messageRegex": "(?s).*(timeout|timed out|超时).*"},
+    {"name": "Executor or device lost", "matchedStatuses": ["broken"],
+     "messageRegex": "(?s).*(crashed|signal|lost|会话已丢失|无法创建).*"},
+    {"name": "Test defects (step error)", "matchedStatuses": ["broken"]},
+    {"name": "Skipped", "matchedStatuses": ["skipped"]},
+]
+
+
+def _dump(path: Path, doc: Any) -> None:
     write_if_changed(path, json.dumps(doc, ensure_ascii=False, default=str))
 
 
-def _result(meta: TaskReportMeta, out: Path, r: CaseResult, parent: str) -> dict[str, Any]:
+def _result(meta: TaskReportMeta, out: Path, r: CaseResult, parent: str, report_dir: Path) -> dict[str, Any]:
     rid = str(uuid.uuid5(_NS, "|".join(map(str, (r.taskId or meta.task_id, *r.key[1:])))))
     outcome = outcome_of(r)
-    steps = [_step(meta, out, rid, i, t) for i, t in enumerate(r.transactionList) if isinstance(t, dict)]
+    steps = [_step(meta, out, rid, i, t, report_dir) for i, t in enumerate(r.transactionList) if isinstance(t, dict)]
     message = next((s["statusDetails"]["message"] for s in steps
                     if s["status"] in ("failed", "broken") and s["statusDetails"].get("message")), "")
     labels = [{"name": "suite", "value": r.collectionId}, {"name": "parentSuite", "value": parent},
@@ -80,13 +100,13 @@ def _result(meta: TaskReportMeta, out: Path, r: CaseResult, parent: str) -> dict
         "testCaseId": hashlib.md5(f"{r.collectionId}|{r.caseId}".encode()).hexdigest(),
         "name": r.caseName, "fullName": f"{r.collectionId}.{r.caseName}",
         "status": STATUS_MAP.get(outcome, "unknown"),
-        "statusDetails": {"message": r.reason or message, "trace": _trace(r), "known": False,
+        "statusDetails": {"message": strip_log_prefix(r.reason) or message, "trace": _trace(r), "known": False,
                           "flaky": outcome == "flaky"},
         "stage": "finished", "description": r.caseDesc or "",
         "start": to_int(r.startTime), "stop": max(to_int(r.endTime), to_int(r.startTime)),
         "steps": steps, "labels": labels, "links": [],
         "parameters": [{"name": "attempt", "value": str(r.runTimes), "excluded": True}],
-        "attachments": [_text_attachment(out, rid, "log", _case_log(r))],
+        "attachments": [_text_attachment(out, rid, "log", f"log: {r.caseName} (attempt {r.runTimes})", _case_log(r))],
     }
     return doc
 
@@ -105,28 +125,41 @@ def _case_log(r: CaseResult) -> str:
     return "\n".join(parts)
 
 
-def _text_attachment(out: Path, rid: str, name: str, text: str) -> dict[str, str]:
-    source = f"{uuid.uuid5(_NS, f'{rid}|{name}')}-attachment.txt"
+def _text_attachment(out: Path, rid: str, key: str, name: str, text: str) -> dict[str, str]:
+    source = f"{uuid.uuid5(_NS, f'{rid}|{key}')}-attachment.txt"
     write_if_changed(out / source, text)
     return {"name": name, "source": source, "type": "text/plain"}
 
 
-def _step(meta: TaskReportMeta, out: Path, rid: str, i: int, t: dict[str, Any]) -> dict[str, Any]:
+def _step(meta: TaskReportMeta, out: Path, rid: str, i: int, t: dict[str, Any], report_dir: Path) -> dict[str, Any]:
     detail = t.get("detail") if isinstance(t.get("detail"), dict) else {}
     start = to_int(t.get("startTime"))
     status = _STEP_STATUS.get(to_int(t.get("status")), "broken")
+    name = str(t.get("name") or "")
     sub = [_assert_step(v, start) for v in detail.get("validators") or [] if isinstance(v, dict)]
-    sub += [_action_step(a) for a in detail.get("actions") or [] if isinstance(a, dict)]
+    actions = [a for a in detail.get("actions") or [] if isinstance(a, dict)]
+    params = [{"name": "content", "value": str(t.get("content")).strip()}] if str(t.get("content") or "").strip() else []
+    if len(actions) == 1:           # the operation itself: its parameters, not a same-named sub-step
+        params += [{"name": k, "value": _param(v)} for k, v in (actions[0].get("params") or {}).items() if v]
+    else:
+        sub += [_action_step(a) for a in actions]
     attachments = []
-    for n, shot in enumerate(step_screenshots(meta, t)):
-        source = f"{uuid.uuid5(_NS, f'{rid}|{i}|{n}|{shot.name}')}-attachment.png"
-        if _copy(shot, out / source):
-            attachments.append({"name": shot.stem, "source": source, "type": "image/png"})
-    return {"name": str(t.get("name") or ""), "status": status,
+    shots = step_screenshots(meta, t)
+    for n, shot in enumerate(shots):
+        rel = f"{ATTACH_DIR}/{shot.name}"
+        source = f"{uuid.uuid5(_NS, f'{rid}|{i}|{n}|{rel}')}-attachment.png"
+        place(shot, report_dir / rel)            # normally done by write_all already: then a no-op
+        if place(report_dir / rel, out / source):
+            label = f"screenshot: {name}" + (f" ({n + 1}/{len(shots)})" if len(shots) > 1 else "")
+            attachments.append({"name": label, "source": source, "type": "image/png"})
+    return {"name": name, "status": status,
             "statusDetails": {"message": step_error(t) if status in ("failed", "broken") else ""},
-            "stage": "finished", "start": start, "stop": start + to_int(t.get("during")),
-            "steps": sub, "attachments": attachments,
-            "parameters": [{"name": "content", "value": str(t.get("content") or "")}] if t.get("content") else []}
+            "stage": "finished", "start": start, "stop": start + step_ms(t),
+            "steps": sub, "attachments": attachments, "parameters": params}
+
+
+def _param(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
 
 
 def _assert_step(v: dict[str, Any], start: int) -> dict[str, Any]:
@@ -145,20 +178,11 @@ def _action_step(a: dict[str, Any]) -> dict[str, Any]:
                                                                    default=str)}]}
 
 
-def _copy(src: Path, dst: Path) -> bool:
-    """Copy a screenshot once (skipped when already there); a missing source is left out, not an error."""
-    try:
-        if dst.exists() and dst.stat().st_size == src.stat().st_size:
-            return True
-        tmp = dst.with_name(f".{dst.name}.tmp")
-        shutil.copyfile(src, tmp)
-        tmp.replace(dst)
-        return True
-    except OSError:
-        return False
-
-
 def _write_environment(out: Path, meta: TaskReportMeta) -> None:
     lines = [f"taskId={meta.task_id}", f"engine=liuma-pipeline {meta.engine_version}",
-             f"startedAt={meta.started_at.isoformat()}"]
+             f"engineCode={meta.engine_code}", f"startedAt={meta.started_at.isoformat()}",
+             f"python={platform.python_implementation()} {platform.python_version()}",
+             f"platform={platform.system()}-{platform.machine()}"]
+    # .properties is ISO-8859-1 with \uXXXX escapes: non-Latin-1 text (a Chinese task name) must be escaped
+    lines = ["".join(c if ord(c) < 128 else f"\\u{ord(c):04x}" for c in line) for line in lines]
     write_if_changed(out / "environment.properties", "\n".join(lines) + "\n")

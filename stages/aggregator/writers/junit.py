@@ -6,7 +6,14 @@ test/infra defect, as Allure's failed/broken), skipped -> ``<skipped>``. Earlier
 (§4.3): a case that finally passed keeps them as ``<flakyFailure>``/``<flakyError>``; a case that never
 passed reports its first attempt as ``<failure>``/``<error>`` and each rerun as ``<rerunFailure>``/
 ``<rerunError>``. Step logs (HTML stripped) go to ``<system-out>`` with ``[[ATTACHMENT|path]]`` lines for
-screenshots (Jenkins attachments plugin).
+screenshots (Jenkins attachments plugin), the path relative to the report directory (``attachments/...``).
+
+The file validates against both consumers' schemas (tests feed a real run to them): Jenkins xUnit's
+``junit-10.xsd`` for the whole file (so ``<testsuites>`` carries only name/tests/failures/errors/time) and
+Maven Surefire's ``surefire-test-report-3.0.xsd`` for each ``<testsuite>`` (so no ``hostname``/``timestamp``
+attributes: they are ``<property>`` rows instead, and a testcase's children follow Surefire's order
+failure, rerunFailure, flakyFailure, skipped, error, rerunError, flakyError, system-out). The root's skipped
+count is left out (xUnit refuses it); each suite's ``skipped`` is there.
 """
 from __future__ import annotations
 
@@ -18,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.models import CaseResult, Status
 from stages.aggregator.writers._common import (
-    Redactor, atomic_write, group_attempts, html_log_to_text, outcome_of, prepare, step_error, step_screenshots,
-    to_int, xml_safe,
+    Redactor, atomic_write, group_attempts, html_log_to_text, outcome_of, prepare, step_attachments, step_error,
+    step_ms, to_int, xml_safe,
 )
 
 if TYPE_CHECKING:
@@ -30,6 +37,7 @@ __all__ = ["write_junit", "build_junit", "JUNIT_FILE"]
 JUNIT_FILE = "junit.xml"
 _FAILED = ("failed",)
 _ERRORED = ("error", "broken")
+_ORDER = ("failure", "rerunFailure", "flakyFailure", "skipped", "error", "rerunError", "flakyError")   # Surefire 3.0
 _STEP_STATUS = {Status.PASS: "PASS", Status.FAIL: "FAIL", Status.ERROR: "ERROR", Status.SKIP: "SKIP"}
 
 
@@ -51,23 +59,22 @@ def build_junit(meta: TaskReportMeta, results: list[CaseResult]) -> ET.Element:
     for name, cases in suites.items():
         root.append(_suite(meta, name, cases))
     _sum_counts(root, list(root))
-    root.set("timestamp", meta.started_at.isoformat(timespec="seconds"))
     return root
 
 
 def _suite(meta: TaskReportMeta, name: str, cases: list[list[CaseResult]]) -> ET.Element:
     suite = ET.Element("testsuite", name=xml_safe(name))
     props = ET.SubElement(suite, "properties")
-    for key, value in (("taskId", meta.task_id), ("engineVersion", meta.engine_version)):
+    start = min(to_int(a[0].startTime) for a in cases)
+    tz = meta.started_at.tzinfo or timezone.utc
+    for key, value in (("taskId", meta.task_id), ("engineVersion", meta.engine_version),
+                       ("timestamp", datetime.fromtimestamp(start / 1000, tz=tz).isoformat(timespec="seconds")),
+                       ("hostname", socket.gethostname())):
         ET.SubElement(props, "property", name=key, value=xml_safe(value))
     seen: dict[str, int] = {}
     for attempts in cases:
         suite.append(_testcase(meta, name, attempts, seen))
     _sum_counts(suite, suite.findall("testcase"))
-    start = min(to_int(a[0].startTime) for a in cases)
-    tz = meta.started_at.tzinfo or timezone.utc
-    suite.set("timestamp", datetime.fromtimestamp(start / 1000, tz=tz).isoformat(timespec="seconds"))
-    suite.set("hostname", socket.gethostname())
     return suite
 
 
@@ -80,8 +87,8 @@ def _sum_counts(elem: ET.Element, children: list[ET.Element]) -> None:
             "errors": sum(1 for c in children if c.find("error") is not None),
             "skipped": sum(1 for c in children if c.find("skipped") is not None),
         }
-    else:
-        counts = {k: sum(int(c.get(k, "0")) for c in children) for k in ("tests", "failures", "errors", "skipped")}
+    else:       # the root: xUnit's junit-10.xsd has no "skipped" on <testsuites>
+        counts = {k: sum(int(c.get(k, "0")) for c in children) for k in ("tests", "failures", "errors")}
     for key, value in counts.items():
         elem.set(key, str(value))
     elem.set("time", f"{sum(float(c.get('time', '0')) for c in children):.3f}")
@@ -110,6 +117,7 @@ def _testcase(meta: TaskReportMeta, suite: str, attempts: list[CaseResult], seen
             if outcome_of(a) in _FAILED + _ERRORED:
                 tag = "flakyFailure" if outcome_of(a) in _FAILED else "flakyError"
                 case.append(_problem(meta, a, tag, nested=True))
+    case[:] = sorted(case, key=lambda e: _ORDER.index(e.tag))      # stable: attempts keep their order
     out = ET.SubElement(case, "system-out")
     out.text = xml_safe(_attempt_log(meta, final))
     return case
@@ -156,9 +164,9 @@ def _attempt_log(meta: TaskReportMeta, attempt: CaseResult) -> str:
 
 def _step_text(meta: TaskReportMeta, step: dict[str, Any]) -> str:
     status = _STEP_STATUS.get(to_int(step.get("status")), str(step.get("status")))
-    lines = [f"-- [{status}] {step.get('name')!s} ({to_int(step.get('during'))} ms)"]
+    lines = [f"-- [{status}] {step.get('name')!s} ({step_ms(step)} ms)"]
     log = html_log_to_text(str(step.get("log") or "")).strip()
     if log:
         lines.append(log)
-    lines.extend(f"[[ATTACHMENT|{p}]]" for p in step_screenshots(meta, step))
+    lines.extend(f"[[ATTACHMENT|{p}]]" for p in step_attachments(meta, step))
     return "\n".join(lines)

@@ -3,12 +3,15 @@ tools written for HttpRunner read our runs.
 
 Types follow the Go structs: counts, ``start_time``, ``elapsed_ms`` are JSON integers (ms), ``time.start_at``
 is RFC 3339 with offset, ``time.duration`` float seconds (omitted when 0, as Go's ``omitempty``). One
-``details`` entry per case *attempt*, one ``records`` entry per step. Extra keys (``outcome``, ``attempt``,
-``final``, ``skipped``, ``flaky``, ...) are ignored by Go readers.
+``records`` entry per step; ``data.req_resps`` is Go's single ``{request, response}`` object (the executor
+records a list of pairs: the last pair is the one that decided the step), ``response.body`` a string as Go.
 
-Deviation from Go, because Go has no retries: root ``success`` and ``stat.testcases`` judge each case by its
-final attempt (a case that passed on retry is a success, counted once); ``stat.testcases.attempts`` counts
-details. Without retries the numbers are exactly Go's.
+Go has no retries, and its readers rely on ``stat.testcases.total == len(details)`` and ``success`` being the
+AND of the details: so ``details`` holds one entry per *case*, its final attempt, and the earlier attempts of
+a retried case are nested in that entry's ``retries`` (oldest first; ``stat.testcases.attempts`` counts all).
+Extra keys (``outcome``, ``attempt``, ``retries``, ``skipped``, ``flaky``, ...) are ignored by Go readers.
+``platform.httprunner_version`` names the summary dialect written, ``go_version`` the runtime that wrote it
+(there is no Go: ``python3.11.7``), so tools that read both keys find them.
 """
 from __future__ import annotations
 
@@ -19,20 +22,23 @@ from collections import Counter
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 from pipeline.models import CaseResult, Status
 from stages.aggregator.writers._common import (
-    Redactor, atomic_write, group_attempts, outcome_of, prepare, step_error, step_screenshots, to_int,
+    Redactor, atomic_write, group_attempts, outcome_of, prepare, req_resp_pair, step_attachments,
+    step_error, step_ms, to_int,
 )
 
 if TYPE_CHECKING:
     from stages.aggregator.writers import TaskReportMeta
 
-__all__ = ["write_summary", "build_summary", "SUMMARY_FILE", "SCHEMA_PATH"]
+__all__ = ["write_summary", "build_summary", "run_success", "SUMMARY_FILE", "SCHEMA_PATH"]
 
 SUMMARY_FILE = "summary.json"
 SCHEMA_PATH = Path(__file__).with_name("schema") / "summary.schema.json"
 _SUCCESS_OUTCOMES = ("passed", "flaky", "skipped")
+HTTPRUNNER_DIALECT = "v5.0.0-250803"          # the hrp version whose summary.go this file follows
 
 
 def write_summary(report_dir: Path, meta: TaskReportMeta, results: list[CaseResult]) -> Path:
@@ -46,19 +52,19 @@ def build_summary(meta: TaskReportMeta, results: list[CaseResult]) -> dict[str, 
     """The summary as a dict (secrets already masked)."""
     rows = prepare(meta, results)
     groups = group_attempts(rows)
-    details: list[dict[str, Any]] = []
+    finals: list[dict[str, Any]] = []
     for attempts in groups:
-        for i, attempt in enumerate(attempts):
-            details.append(_detail(meta, attempt, final=i == len(attempts) - 1))
-    finals = [d for d in details if d["final"]]
+        detail = _detail(meta, attempts[-1], final=True)
+        detail["retries"] = [_detail(meta, a, final=False) for a in attempts[:-1]]
+        finals.append(detail)
     outcomes = Counter(d["outcome"] for d in finals)
-    step_stat = _sum_step_stats(d["stat"] for d in details)
+    step_stat = _sum_step_stats(d["stat"] for d in finals)
     return {
-        "success": all(d["success"] for d in finals),
+        "success": run_success([d["outcome"] for d in finals], all(d["success"] for d in finals)),
         "stat": {
             "testcases": {
                 "total": len(finals), "success": sum(1 for d in finals if d["success"]),
-                "fail": sum(1 for d in finals if not d["success"]), "attempts": len(details),
+                "fail": sum(1 for d in finals if not d["success"]), "attempts": len(rows),
                 **{o: outcomes.get(o, 0) for o in ("passed", "failed", "error", "broken", "skipped", "flaky")},
             },
             "teststeps": step_stat,
@@ -68,12 +74,23 @@ def build_summary(meta: TaskReportMeta, results: list[CaseResult]) -> dict[str, 
             "liuma_pipeline_version": meta.engine_version,
             "python_version": f"{platform.python_implementation()} {platform.python_version()}",
             "platform": f"{sys.platform}-{platform.machine()}",
+            "httprunner_version": HTTPRUNNER_DIALECT,
+            "go_version": f"{platform.python_implementation().lower()}{platform.python_version()}",
         },
         "task_id": meta.task_id,
         "task_name": Redactor(meta.secrets).text(meta.task_name),
         "finished": meta.finished_at is not None,
-        "details": details,
+        "details": finals,
     }
+
+
+def run_success(final_outcomes: list[str], all_cases_succeeded: bool) -> bool:
+    """The run's ``success``: every case succeeded (skipped counts as not failed, as in Go), and, when there
+    were cases, at least one really passed. A run whose every case was skipped tested nothing: not a success.
+    An empty run stays ``true`` (Go's starting value)."""
+    if not all_cases_succeeded:
+        return False
+    return not final_outcomes or any(o in ("passed", "flaky") for o in final_outcomes)
 
 
 def _run_seconds(meta: TaskReportMeta, rows: list[CaseResult]) -> float:
@@ -124,7 +141,7 @@ def _record(meta: TaskReportMeta, result: CaseResult, step: dict[str, Any]) -> d
     detail = step.get("detail") if isinstance(step.get("detail"), dict) else {}
     status = to_int(step.get("status"))
     actions = [_action(a) for a in detail.get("actions") or [] if isinstance(a, dict)]
-    elapsed = to_int(step.get("during")) or sum(a["elapsed_ms"] for a in actions)
+    elapsed = step_ms(step)
     rec: dict[str, Any] = {
         "name": str(step.get("name") or ""),
         "identifier": str(step.get("id") or ""),
@@ -153,14 +170,15 @@ def _step_type(case_type: str, step: dict[str, Any], detail: dict[str, Any]) -> 
     if step.get("stepType"):
         return str(step["stepType"])
     if case_type == "API":
-        req = (detail.get("req_resps") or {}).get("request") if isinstance(detail.get("req_resps"), dict) else None
+        pair = req_resp_pair(detail)
+        req = pair.get("request") if pair else None
         method = str(req.get("method") or "").upper() if isinstance(req, dict) else ""
         return f"request-{method}" if method else "request"
     return "browser" if case_type == "WEB" else "android" if case_type == "APP" else case_type.lower()
 
 
 def _data(detail: dict[str, Any]) -> dict[str, Any] | None:
-    req_resps = detail.get("req_resps") if isinstance(detail.get("req_resps"), dict) else None
+    req_resps = _go_req_resps(req_resp_pair(detail))
     validators = [_validator(v) for v in detail.get("validators") or [] if isinstance(v, dict)]
     if req_resps is None and not validators:
         return None
@@ -168,6 +186,35 @@ def _data(detail: dict[str, Any]) -> dict[str, Any] | None:
     if validators:
         data["validators"] = validators
     return data
+
+
+def _go_req_resps(pair: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Go's ReqResps: request ``{method, url, headers, body}`` (query merged into url), response ``{status_code,
+    headers, body}`` with the body as a string (JSON re-serialised with 4-space indent, as Go), or ``null``
+    when no response arrived (transport error)."""
+    if pair is None:
+        return None
+    req = pair.get("request") if isinstance(pair.get("request"), dict) else {}
+    request: dict[str, Any] = {"method": str(req.get("method") or ""), "url": _url(req),
+                               "headers": dict(req.get("headers") or {})}
+    if req.get("body") not in (None, "", {}, []):
+        request["body"] = req["body"]
+    res = pair.get("response") if isinstance(pair.get("response"), dict) else None
+    response = None
+    if res is not None:
+        body = res.get("body")
+        response = {"status_code": to_int(res.get("status_code")), "headers": dict(res.get("headers") or {}),
+                    "body": body if isinstance(body, str) else
+                    "" if body is None else json.dumps(body, ensure_ascii=False, indent=4, default=str)}
+    return {"request": request, "response": response}
+
+
+def _url(req: dict[str, Any]) -> str:
+    url = str(req.get("url") or "")
+    query = req.get("query")
+    if isinstance(query, dict) and query and "?" not in url:
+        url += "?" + urlencode({k: v if isinstance(v, str) else json.dumps(v) for k, v in query.items()})
+    return url
 
 
 def _validator(v: dict[str, Any]) -> dict[str, Any]:
@@ -197,9 +244,9 @@ def _action(a: dict[str, Any]) -> dict[str, Any]:
 def _attachments(meta: TaskReportMeta, case_type: str, step: dict[str, Any], success: bool) -> Any:
     """Go puts a failed step's error text here; UI steps get an object with their screenshots."""
     error = "" if success else step_error(step)
-    shots = step_screenshots(meta, step)
+    shots = step_attachments(meta, step)
     if case_type in ("WEB", "APP") and shots:
-        out: dict[str, Any] = {"screenshots": [str(p) for p in shots]}
+        out: dict[str, Any] = {"screenshots": shots}
         if error:
             out["error"] = error
         return out

@@ -1,7 +1,7 @@
 """A small task with every shape the writers must handle, with real PNG screenshots on disk.
 
 Cases (collection ``col-api`` unless said):
-  1 api-pass      API passed; req_resps, two validators, export_vars
+  1 api-pass      API passed; req_resps (the executor's list of {request, response}), validators, export_vars
   2 api-fail      API failed twice (attempt 1 and 2): a rerun that never passed
   3 web-flaky     WEB (col-web): attempt 1 error with a screenshot, attempt 2 passed -> outcome flaky
   4 app-broken    APP (col-app): broken, no step recorded, reason "executor-2 crashed ..."
@@ -43,8 +43,10 @@ def _api_pass() -> CaseResult:
         step(id="api-1", name="get item", content="/api/items/1", during=12, startTime=T0 + 10, stepType="request-GET",
              log="2024-01-16 10:00:00.000000 - Debug - 【请求信息】:<br>GET http://127.0.0.1/api/items/1<br>"
                  "<span>请求体: {\"q\": \"<x>\"}</span><br>",
-             detail={"req_resps": {"request": {"method": "GET", "url": "http://127.0.0.1/api/items/1"},
-                                   "response": {"status_code": 200, "body": "{\"id\": 1}"}},
+             detail={"req_resps": [{"request": {"method": "GET", "url": "http://127.0.0.1/api/items/1",
+                                                "headers": {"Accept": "application/json"}, "query": {}, "body": None},
+                                    "response": {"status_code": 200, "headers": {"Content-Type": "application/json"},
+                                                 "body": {"id": 1}}}],
                      "validators": [
                          {"type": "equals", "actual": 200, "expected": 200, "result": True, "message": "",
                           "check": "resCode"},
@@ -52,8 +54,9 @@ def _api_pass() -> CaseResult:
                           "message": "body has id", "check": "$.id"}],
                      "export_vars": {"item_id": 1}}),
         step(id="api-2", name="list", content="/api/items", during=7, startTime=T0 + 30,
-             detail={"req_resps": {"request": {"method": "POST", "url": "http://127.0.0.1/api/items"},
-                                   "response": {"status_code": 200, "body": "[]"}}}),
+             detail={"req_resps": [{"request": {"method": "POST", "url": "http://127.0.0.1/api/items",
+                                                "headers": {}, "query": {"page": 2}, "body": {"name": "x"}},
+                                    "response": {"status_code": 200, "headers": {}, "body": []}}]}),
     ]
     return CaseResult(taskId=TASK, collectionId="col-api", caseId="api-pass", caseType="API", caseName="API passes",
                       index=1, runTimes=1, status=0, startTime=T0, endTime=T0 + 1500, transactionList=steps,
@@ -66,7 +69,9 @@ def _api_fail(run: int) -> CaseResult:
                log="2024-01-16 - Error - 断言失败", stepType="request-GET",
                detail={"validators": [{"type": "equals", "actual": 500, "expected": 200, "result": False,
                                        "message": f"code mismatch run {run}", "check": "resCode"}],
-                       "req_resps": {"request": {"method": "GET"}, "response": {"status_code": 500}}})
+                       "req_resps": [{"request": {"method": "GET", "url": "http://127.0.0.1/api/fail", "headers": {},
+                                              "query": {}, "body": None},
+                                      "response": {"status_code": 500, "headers": {}, "body": "oops"}}]})
     return CaseResult(taskId=TASK, collectionId="col-api", caseId="api-fail", caseType="API", caseName="API fails",
                       index=2, runTimes=run, status=1, startTime=T0 + 2000 * run, endTime=T0 + 2000 * run + 250,
                       transactionList=[bad], outcome="failed")

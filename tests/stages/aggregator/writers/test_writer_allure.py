@@ -105,3 +105,33 @@ def test_rewrite_replaces_instead_of_adding(out: Path, report_dir: Path, meta: T
     assert set(p.name for p in out.iterdir()) == set(before)
     assert [d["name"] for d in _results(out) if d["historyId"] == _by_name(out, "renamed")[0]["historyId"]] == [
         "renamed"]
+
+
+def test_attachments_named_for_people(out: Path) -> None:
+    step = _by_name(out, "Web flaky")[0]["steps"][0]
+    assert [a["name"] for a in step["attachments"]] == ["screenshot: click go"]
+    assert _by_name(out, "API fails")[1]["attachments"][0]["name"] == "log: API fails (attempt 2)"
+
+
+def test_single_action_ui_step_is_not_repeated_as_its_own_substep(report_dir: Path, meta: TaskReportMeta,
+                                                                  results: list[CaseResult]) -> None:
+    flaky = next(r for r in results if r.caseId == "web-flaky" and r.runTimes == 1)
+    step = dict(flaky.transactionList[0])
+    step["detail"] = {"actions": [step["detail"]["actions"][0]], "error": "2026-12-01 23:38:37.5 - Error - not found"}
+    one = CaseResult(**{**flaky.to_dict(), "transactionList": [step]})
+    doc = next(d for d in _results(write_allure(report_dir, meta, [one])))
+    (s,) = doc["steps"]
+    assert s["status"] == "broken" and s["steps"] == []                  # no inner "passed" twin
+    assert {p["name"]: p["value"] for p in s["parameters"]} == {"by": "id", "value": "go"}
+    assert s["statusDetails"]["message"] == "not found"                  # log-line prefix stripped
+    assert s["stop"] - s["start"] == 40                                   # the action's duration, not 0
+
+
+def test_categories_executor_and_environment(out: Path) -> None:
+    cats = json.loads((out / "categories.json").read_text(encoding="utf-8"))
+    assert [c["name"] for c in cats][0] == "Product defects (assertion failed)"
+    assert {s for c in cats for s in c["matchedStatuses"]} == {"failed", "broken", "skipped"}
+    ex = json.loads((out / "executor.json").read_text(encoding="utf-8"))
+    assert ex["name"] == "liuma-pipeline" and ex["buildName"] == "nightly ******"
+    env = (out / "environment.properties").read_text(encoding="ascii")
+    assert "taskId=task-1" in env and "engineCode=engine-abc" in env

@@ -1,10 +1,9 @@
-"""report.html: the log sanitiser (pure) and the page itself in real headless Chromium (filters, screenshots,
-escaping, virtual list)."""
+"""report.html: the log sanitiser (pure) and the page itself in real headless Chromium (filters, failures first,
+grouping, deep links, assertion rows, request/response panes, step durations, lightbox, 390 px layout,
+screenshots, escaping, virtual list)."""
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,16 +14,14 @@ import pytest
 
 os.environ.setdefault("SE_OFFLINE", "true")
 
-from selenium import webdriver  # noqa: E402
-from selenium.webdriver.chrome.options import Options  # noqa: E402
-from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
 from selenium.webdriver.support.ui import Select  # noqa: E402
 
 from pipeline.models import CaseResult  # noqa: E402
-from stages.aggregator.writers import TaskReportMeta  # noqa: E402
+from stages.aggregator.writers import TaskReportMeta, write_all  # noqa: E402
 from stages.aggregator.writers.html import safe_log_html, write_html  # noqa: E402
+from tests.stages.aggregator.writers.browser import chrome, open_report as _open  # noqa: E402
 
 
 @pytest.mark.parametrize("log, expected", [
@@ -52,25 +49,8 @@ def test_report_is_self_contained(report_dir: Path, meta: TaskReportMeta, result
 
 @pytest.fixture(scope="module")
 def driver() -> Iterator[WebDriver]:
-    profile = tempfile.mkdtemp(prefix="writers-chrome-")
-    opts = Options()
-    for arg in ("--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={profile}", "--window-size=1280,800",
-                "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost , EXCLUDE 127.0.0.1"):
-        opts.add_argument(arg)
-    drv = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
-    try:
+    with chrome() as drv:
         yield drv
-    finally:
-        drv.quit()
-        shutil.rmtree(profile, ignore_errors=True)
-
-
-def _open(driver: WebDriver, path: Path) -> None:
-    driver.get(path.as_uri())
-    deadline = time.monotonic() + 10
-    while driver.execute_script("return document.body.getAttribute('data-ready')") != "1":
-        assert time.monotonic() < deadline, "report never rendered"
-        time.sleep(0.02)
 
 
 def _rows(driver: WebDriver) -> list[tuple[str, str]]:
@@ -83,7 +63,7 @@ def _rows(driver: WebDriver) -> list[tuple[str, str]]:
 
 @pytest.fixture
 def page(driver: WebDriver, report_dir: Path, meta: TaskReportMeta, results: list[CaseResult]) -> WebDriver:
-    _open(driver, write_html(report_dir, meta, results))
+    _open(driver, write_all(report_dir, meta, results)["html"])       # write_all: screenshots into attachments/
     return driver
 
 
@@ -124,7 +104,8 @@ def test_text_filter_hides_other_rows(page: WebDriver) -> None:
 
 
 @pytest.mark.browser
-def test_screenshot_link_resolves_to_the_png(page: WebDriver, meta: TaskReportMeta, K: SimpleNamespace) -> None:
+def test_screenshot_link_resolves_to_the_png(page: WebDriver, meta: TaskReportMeta, K: SimpleNamespace,
+                                             report_dir: Path) -> None:
     _click_case(page, "Web flaky")
     detail = page.find_element(By.ID, "detail").text
     assert "attempt 2: flaky" in detail and "attempt 1: error" in detail
@@ -133,7 +114,8 @@ def test_screenshot_link_resolves_to_the_png(page: WebDriver, meta: TaskReportMe
     href = page.execute_script("return arguments[0].href", link)   # resolved against the report's URL
     target = Path(unquote(urlparse(href).path))
     original = meta.storage_root / "image" / K.TASK / f"{K.SHOT_FLAKY}.png"
-    assert target.resolve() == original.resolve() and target.read_bytes() == original.read_bytes()
+    assert target == report_dir / "attachments" / f"{K.SHOT_FLAKY}.png"       # the report's own copy
+    assert target.read_bytes() == original.read_bytes()
     img = link.find_element(By.TAG_NAME, "img")
     deadline = time.monotonic() + 5
     while not page.execute_script("return arguments[0].complete", img) and time.monotonic() < deadline:
@@ -167,3 +149,106 @@ def test_list_is_virtual_at_scale(driver: WebDriver, report_dir: Path, meta: Tas
     while not any("bulk 2999" in t for _, t in _rows(driver)):
         assert time.monotonic() < deadline, "last row never rendered after scrolling"
         time.sleep(0.05)
+
+
+def _detail_text(driver: WebDriver) -> str:
+    return str(driver.find_element(By.ID, "detail").text)
+
+
+@pytest.mark.browser
+def test_failures_come_first_and_sort_can_change(page: WebDriver) -> None:
+    assert [o for o, _ in _rows(page)] == ["failed", "broken", "error", "flaky", "skipped", "passed"]
+    Select(page.find_element(By.ID, "sort")).select_by_value("d")              # slowest first
+    assert "API error" in _rows(page)[0][1]                                     # 30 s
+
+
+@pytest.mark.browser
+def test_grouping_by_status_collection_and_message(page: WebDriver) -> None:
+    group = Select(page.find_element(By.ID, "group"))
+    group.select_by_value("c")
+    heads = [g.text for g in page.find_elements(By.CSS_SELECTOR, "#spacer .grp")]
+    assert [h.split()[-2:] for h in heads] == [["col-api", "3"], ["col-app", "1"], ["col-web", "2"]]
+    page.find_elements(By.CSS_SELECTOR, "#spacer .grp")[0].click()             # collapse col-api
+    assert len(_rows(page)) == 3 and page.find_element(By.ID, "shown").text == "6 of 6 shown"
+    group.select_by_value("m")
+    heads = [g.text for g in page.find_elements(By.CSS_SELECTOR, "#spacer .grp")]
+    assert any("code mismatch run 2" in h for h in heads) and heads[-1].splitlines() == ["▾", "(no failure)", "2"]
+
+
+@pytest.mark.browser
+def test_deep_link_opens_the_case(driver: WebDriver, report_dir: Path, meta: TaskReportMeta,
+                                  results: list[CaseResult]) -> None:
+    path = write_all(report_dir, meta, results)["html"]
+    driver.get(path.as_uri() + "#case=" + "col-api%2Fapi-fail%2F2")
+    deadline = time.monotonic() + 10
+    while "API fails" not in _detail_text(driver):
+        assert time.monotonic() < deadline, "deep link did not open the case"
+        time.sleep(0.05)
+    _click_case(driver, "API passes")
+    assert driver.execute_script("return location.hash") == "#case=col-api%2Fapi-pass%2F1"
+
+
+@pytest.mark.browser
+def test_assertion_rows_and_request_response_panes(page: WebDriver) -> None:
+    _click_case(page, "API passes")
+    rows = page.find_elements(By.CSS_SELECTOR, "#detail table.asserts tr")
+    assert [c.text for c in rows[0].find_elements(By.TAG_NAME, "th")] == [
+        "check", "comparator", "expected", "actual", "result", "message"]
+    assert [c.text for c in rows[2].find_elements(By.TAG_NAME, "td")] == [
+        "$.id", "contains", "id", '{"id": 1}', "pass", "body has id"]
+    bodies = page.find_elements(By.CSS_SELECTOR, "#detail pre.json")
+    assert bodies[0].get_attribute("textContent") == '{\n  "id": 1\n}'            # pretty, not one long line
+    assert "GET http://127.0.0.1/api/items/1" in _detail_text(page) and "status 200" in _detail_text(page)
+    assert page.execute_script("return getComputedStyle(arguments[0]).whiteSpace", bodies[0]) == "pre"
+    _click_case(page, "API fails")
+    bad = page.find_element(By.CSS_SELECTOR, "#detail table.asserts tr.bad")
+    assert [c.text for c in bad.find_elements(By.TAG_NAME, "td")][1:5] == ["equals", "200", "500", "FAIL"]
+
+
+@pytest.mark.browser
+def test_ui_step_duration_is_its_actions_time(page: WebDriver) -> None:
+    _click_case(page, "Web flaky")
+    heads = [h.text for h in page.find_elements(By.CSS_SELECTOR, "#detail .sh")]
+    assert any(h.startswith("ERROR") and h.endswith("49 ms") for h in heads), heads
+
+
+@pytest.mark.browser
+def test_screenshot_lightbox_opens_full_size_and_closes(page: WebDriver) -> None:
+    _click_case(page, "Web flaky")
+    page.find_element(By.CSS_SELECTOR, "#detail a.shot img").click()
+    box = page.find_element(By.ID, "lb")
+    assert box.is_displayed() and "screenshot: click go (1/1)" in box.text
+    img = box.find_element(By.TAG_NAME, "img")
+    deadline = time.monotonic() + 5
+    while not page.execute_script("return arguments[0].complete && arguments[0].naturalWidth", img):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert page.execute_script("return arguments[0].naturalWidth", img) == 64
+    page.find_element(By.TAG_NAME, "body").send_keys("\ue00c")                  # Escape
+    assert not box.is_displayed()
+    assert len(page.window_handles) == 1                                         # no new tab opened
+
+
+@pytest.mark.browser
+def test_run_summary_shows_wall_time(page: WebDriver) -> None:
+    run = page.find_element(By.ID, "run").text
+    assert "wall time 1 min 30 s" in run and "started 2024-01-16T16:00:00+08:00" in run
+
+
+@pytest.mark.browser
+def test_narrow_screen_390px(driver: WebDriver, report_dir: Path, meta: TaskReportMeta,
+                             results: list[CaseResult]) -> None:
+    driver.set_window_size(390, 844)
+    try:
+        _open(driver, write_all(report_dir, meta, results)["html"])
+        width = driver.execute_script("return document.documentElement.clientWidth")        # 390 less a scrollbar
+        assert width <= 390 and driver.execute_script("return document.documentElement.scrollWidth") <= width
+        for name in driver.find_elements(By.CSS_SELECTOR, "#spacer .row .nm"):
+            assert driver.execute_script("return arguments[0].scrollWidth <= arguments[0].clientWidth", name), name.text
+        _click_case(driver, "API passes")
+        pane = driver.find_element(By.ID, "detail")
+        assert driver.execute_script("return arguments[0].getBoundingClientRect().width", pane) == width
+        driver.find_element(By.ID, "back").click()
+        assert not pane.is_displayed()
+    finally:
+        driver.set_window_size(1280, 800)

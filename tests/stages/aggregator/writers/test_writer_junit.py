@@ -1,4 +1,5 @@
-"""junit.xml parsed back with ElementTree: suites, counts, failure vs error, Surefire flaky/rerun elements, logs."""
+"""junit.xml parsed back with ElementTree: suites, counts, failure vs error, Surefire flaky/rerun elements, logs;
+and validated with both consumers' XSDs (Jenkins xUnit, Maven Surefire)."""
 from __future__ import annotations
 
 import re
@@ -10,7 +11,9 @@ import pytest
 
 from pipeline.models import CaseResult
 from stages.aggregator.writers import TaskReportMeta
+from stages.aggregator.writers import write_all
 from stages.aggregator.writers.junit import write_junit
+from tests.stages.aggregator.writers.consumers import junit_problems
 
 
 @pytest.fixture
@@ -33,7 +36,12 @@ def test_suites_and_counts(root: ET.Element) -> None:
     counts = {n: tuple(int(s.get(k, "-1")) for k in ("tests", "failures", "errors", "skipped"))
               for n, s in suites.items()}
     assert counts == {"col-api": (3, 1, 1, 0), "col-web": (2, 0, 0, 1), "col-app": (1, 0, 1, 0)}
-    assert tuple(int(root.get(k, "-1")) for k in ("tests", "failures", "errors", "skipped")) == (6, 1, 2, 1)
+    assert tuple(int(root.get(k, "-1")) for k in ("tests", "failures", "errors")) == (6, 1, 2)
+    assert set(root.attrib) == {"name", "tests", "failures", "errors", "time"}       # all xUnit's junit-10 allows
+    for s in suites.values():
+        assert "hostname" not in s.attrib and "timestamp" not in s.attrib              # Surefire 3.0 refuses them
+        props = {p.get("name"): p.get("value") for p in s.iter("property")}
+        assert props["timestamp"].startswith("2024-01-16T") and props["hostname"]
     for s in suites.values():
         for case in s.findall("testcase"):
             assert case.get("classname") == s.get("name")
@@ -64,16 +72,31 @@ def test_rerun_that_never_passed(root: ET.Element) -> None:
     assert reruns[0].find("stackTrace") is not None and reruns[0].find("system-out") is not None
 
 
-def test_flaky_case_passes_with_flaky_error(root: ET.Element, meta: TaskReportMeta, K: SimpleNamespace) -> None:
+def test_validates_against_xunit_and_surefire_schemas(report_dir: Path, meta: TaskReportMeta,
+                                                       results: list[CaseResult]) -> None:
+    path = write_junit(report_dir, meta, results)
+    assert junit_problems(path) == []
+
+
+def test_schema_check_catches_what_xunit_refuses(report_dir: Path, meta: TaskReportMeta,
+                                                results: list[CaseResult]) -> None:
+    path = write_junit(report_dir, meta, results)
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("<testsuites ", '<testsuites skipped="1" ', 1), encoding="utf-8")
+    assert any(p.startswith("xunit:") and "skipped" in p for p in junit_problems(path))
+
+
+def test_flaky_case_passes_with_flaky_error(root: ET.Element, meta: TaskReportMeta, K: SimpleNamespace,
+                                            report_dir: Path, results: list[CaseResult]) -> None:
     case = _case(root, "Web flaky")
     assert case.find("failure") is None and case.find("error") is None
     flaky = case.findall("flakyError")
     assert len(flaky) == 1 and "element not found: #go" in (flaky[0].get("message") or "")
     out = flaky[0].findtext("system-out") or ""
-    shot = meta.storage_root / "image" / K.TASK / f"{K.SHOT_FLAKY}.png"
-    assert f"[[ATTACHMENT|{shot}]]" in out
+    assert f"[[ATTACHMENT|attachments/{K.SHOT_FLAKY}.png]]" in out          # relative to the report dir
+    write_all(report_dir, meta, results)
     paths = re.findall(r"\[\[ATTACHMENT\|(.+?)\]\]", out)
-    assert paths and all(Path(p).is_file() for p in paths)
+    assert paths and all((report_dir / p).is_file() for p in paths)
 
 
 def test_skipped_case(root: ET.Element) -> None:

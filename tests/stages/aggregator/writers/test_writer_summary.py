@@ -9,28 +9,12 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import jsonschema
 import pytest
 
 from pipeline.models import CaseResult
 from stages.aggregator.writers import TaskReportMeta
-from stages.aggregator.writers.summary import SCHEMA_PATH, write_summary
-
-
-def _strict_int(checker: Any, value: Any) -> bool:
-    """JSON Schema counts 6.0 as an integer, but Go's int64 refuses the JSON text ``6.0``: only real ints pass."""
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-_Strict = jsonschema.validators.extend(
-    jsonschema.Draft202012Validator,
-    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", _strict_int))
-
-
-def _validator() -> Any:
-    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
-    jsonschema.Draft202012Validator.check_schema(schema)
-    return _Strict(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+from stages.aggregator.writers.summary import run_success, write_summary
+from tests.stages.aggregator.writers.consumers import summary_problems, summary_validator as _validator
 
 
 @pytest.fixture
@@ -42,11 +26,19 @@ def summary(report_dir: Path, meta: TaskReportMeta, results: list[CaseResult]) -
 
 
 def _detail(summary: dict[str, Any], case_id: str, attempt: int = 1) -> dict[str, Any]:
-    return next(d for d in summary["details"] if d["case_id"] == case_id and d["attempt"] == attempt)
+    every = [x for d in summary["details"] for x in (*d["retries"], d)]
+    return next(d for d in every if d["case_id"] == case_id and d["attempt"] == attempt)
 
 
-def test_summary_validates_against_schema(summary: dict[str, Any]) -> None:
-    _validator().validate(summary)
+def test_summary_validates_against_schema_and_httprunner_invariants(summary: dict[str, Any]) -> None:
+    assert summary_problems(summary) == []
+
+
+def test_invariant_check_catches_attempts_counted_as_cases(summary: dict[str, Any]) -> None:
+    doc = copy.deepcopy(summary)
+    doc["details"].append(copy.deepcopy(doc["details"][0]["retries"][0] if doc["details"][0]["retries"]
+                                        else doc["details"][0]))
+    assert any("len(details)" in p for p in summary_problems(doc))
 
 
 @pytest.mark.parametrize("path, bad", [
@@ -73,14 +65,18 @@ def test_root_time_stat_and_platform(summary: dict[str, Any]) -> None:
     assert summary["time"]["duration"] == 90.0 and isinstance(summary["time"]["duration"], float)
     assert summary["platform"]["liuma_pipeline_version"] == "0.1.0"
     assert summary["platform"]["python_version"].startswith("CPython 3.")
-    # 6 cases judged by their final attempt; 8 attempts are details
+    assert summary["platform"]["httprunner_version"] == "v5.0.0-250803"
+    assert summary["platform"]["go_version"].startswith("cpython3.")
+    # 6 cases judged by their final attempt, one detail each; 8 attempts, the 2 earlier ones nested as retries
     assert summary["stat"]["testcases"] == {"total": 6, "success": 3, "fail": 3, "attempts": 8, "passed": 1,
                                             "failed": 1, "error": 1, "broken": 1, "skipped": 1, "flaky": 1}
     assert summary["success"] is False
-    assert len(summary["details"]) == 8
+    assert len(summary["details"]) == 6
+    assert {d["case_id"]: [r["attempt"] for r in d["retries"]] for d in summary["details"]} == {
+        "api-pass": [], "api-fail": [1], "web-flaky": [1], "app-broken": [], "web-skip": [], "api-error": []}
     steps = summary["stat"]["teststeps"]
-    assert (steps["total"], steps["successes"], steps["failures"]) == (8, 4, 4)
-    assert steps["actions"] == {"click": 2, "input": 2}
+    assert (steps["total"], steps["successes"], steps["failures"]) == (6, 4, 2)
+    assert steps["actions"] == {"click": 1, "input": 1}
 
 
 def test_api_record_units_and_go_keys(summary: dict[str, Any], K: SimpleNamespace) -> None:
@@ -91,7 +87,15 @@ def test_api_record_units_and_go_keys(summary: dict[str, Any], K: SimpleNamespac
     assert d["in_out"] == {"config_vars": {"base": "http://127.0.0.1"}, "export_vars": {"item_id": 1}}
     rec = d["records"][0]
     assert (rec["start_time"], rec["elapsed_ms"], rec["step_type"]) == (K.T0 + 10, 12, "request-GET")
-    assert rec["data"]["req_resps"]["request"]["url"] == "http://127.0.0.1/api/items/1"
+    # the executor's [{request, response}] list becomes Go's single object; the response body a string
+    assert rec["data"]["req_resps"] == {
+        "request": {"method": "GET", "url": "http://127.0.0.1/api/items/1", "headers": {"Accept": "application/json"}},
+        "response": {"status_code": 200, "headers": {"Content-Type": "application/json"},
+                     "body": '{\n    "id": 1\n}'}}
+    post = d["records"][1]["data"]["req_resps"]
+    assert post["request"] == {"method": "POST", "url": "http://127.0.0.1/api/items?page=2", "headers": {},
+                               "body": {"name": "x"}}
+    assert post["response"]["body"] == "[]"
     assert rec["data"]["validators"][1] == {"check": "$.id", "assert": "contains", "expect": "id",
                                             "msg": "body has id", "check_value": "{\"id\": 1}",
                                             "check_result": "pass"}
@@ -113,7 +117,7 @@ def test_failed_attempts_and_error_attachments(summary: dict[str, Any]) -> None:
 
 
 def test_ui_records_actions_and_screenshot_attachments(summary: dict[str, Any], meta: TaskReportMeta,
-                                                       K: SimpleNamespace) -> None:
+                                                       K: SimpleNamespace, report_dir: Path) -> None:
     failed, passed = _detail(summary, "web-flaky", 1), _detail(summary, "web-flaky", 2)
     assert passed["flaky"] is True and passed["success"] is True and failed["success"] is False
     rec = failed["records"][0]
@@ -121,9 +125,7 @@ def test_ui_records_actions_and_screenshot_attachments(summary: dict[str, Any], 
     assert rec["elapsed_ms"] == 49                           # UI steps: sum of their actions (during is 0)
     assert [a["method"] for a in rec["actions"]] == ["click", "input"]
     assert rec["actions"][0]["error"] == "element not found" and "error" not in rec["actions"][1]
-    shot = meta.storage_root / "image" / K.TASK / f"{K.SHOT_FLAKY}.png"
-    assert rec["attachments"] == {"screenshots": [str(shot)], "error": "element not found: #go"}
-    assert Path(rec["attachments"]["screenshots"][0]).is_file()
+    assert rec["attachments"] == {"screenshots": [f"attachments/{K.SHOT_FLAKY}.png"], "error": "element not found: #go"}
     assert failed["stat"]["actions"] == {"click": 1, "input": 1}
     skip = _detail(summary, "web-skip")
     assert skip["skipped"] is True and skip["success"] is True and skip["records"][0]["skipped"] is True
@@ -152,8 +154,22 @@ def test_running_task_duration_uses_latest_case_end(report_dir: Path, meta: Task
 
 def test_empty_run_is_valid(report_dir: Path, meta: TaskReportMeta) -> None:
     doc = json.loads(write_summary(report_dir, meta, []).read_text(encoding="utf-8"))
-    _validator().validate(doc)
+    assert summary_problems(doc) == []
     assert doc["success"] is True and doc["stat"]["testcases"]["total"] == 0
+
+
+def test_all_skipped_run_is_not_a_success(report_dir: Path, meta: TaskReportMeta, results: list[CaseResult]) -> None:
+    skipped = [r for r in results if r.outcome == "skipped"]
+    doc = json.loads(write_summary(report_dir, meta, skipped).read_text(encoding="utf-8"))
+    assert summary_problems(doc) == []
+    assert doc["success"] is False and doc["details"][0]["success"] is True     # the case itself did not fail
+
+
+@pytest.mark.parametrize("outcomes, all_ok, expected", [
+    ([], True, True), (["skipped"], True, False), (["skipped", "passed"], True, True), (["flaky"], True, True),
+    (["passed", "failed"], False, False)])
+def test_run_success_rule(outcomes: list[str], all_ok: bool, expected: bool) -> None:
+    assert run_success(outcomes, all_ok) is expected
 
 
 def test_crash_mid_write_keeps_previous_file(report_dir: Path, meta: TaskReportMeta, results: list[CaseResult],
