@@ -134,7 +134,7 @@ class BarWriter(PlainWriter):
         self.width = width or _terminal_width(out)
         self.every = 1.0 / hz
         self._drawn = 0              # lines of the block currently on screen
-        self._last = 0.0
+        self._last = float("-inf")  # not 0.0: monotonic() counts from boot, may be < every on a fresh machine
         self._done: set[tuple[Any, ...]] = set()
 
     def _erase(self) -> str:
