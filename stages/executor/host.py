@@ -50,6 +50,7 @@ class UnitWorker:
         self.thread: threading.Thread | None = None
         self._active = False          # true from start_unit until unit.done is emitted (the thread may linger)
         self.stopping = False         # set by the stage on SIGTERM/stop: no new case starts
+        self.held: set[str | None] = set()   # task ids (None: every task) whose next case must not start
         self.current: dict[str, Any] | None = None
         self.unit: dict[str, Any] | None = None          # the unit being run (a restarted scheduler adopts it)
         self.running: dict[str, Any] | None = None       # body of the last case.started
@@ -62,6 +63,13 @@ class UnitWorker:
             os.write(self.wfd, b"x")
         except BlockingIOError:
             pass
+
+    def hold(self, task_id: str | None, reason: str) -> None:
+        """No case of ``task_id`` (None: of any task) starts from now on; the running one goes on."""
+        self.held.add(task_id)
+
+    def _held(self, task_id: str) -> bool:
+        return None in self.held or task_id in self.held
 
     def busy(self) -> bool:
         return self._active
@@ -144,6 +152,10 @@ class UnitWorker:
         try:
             for case in unit["cases"]:
                 if self.stopping:             # the executor is being stopped: leave the rest to the scheduler
+                    break
+                if self._held(unit["task_id"]):   # the engine/task is stopping: the scheduler settles the rest
+                    log.info("%s: stop asked; case %s and the rest of unit %s not started", self.name,
+                             case["case_id"], unit["unit_id"][:8])
                     break
                 bad = [d for d in case.get("dependencies") or () if d in statuses and statuses[d] != Status.PASS]
                 result = self._run_case(unit, case, ctx, skip_reason=f"skipped: dependency {', '.join(bad)} did not pass" if bad else "")

@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.models import CaseResult, Status
+from pipeline.models import CaseResult, Status, skipped_by_accident
 from stages.aggregator.writers._common import (
     Redactor, atomic_write, group_attempts, outcome_of, prepare, step_error, step_screenshots, to_int,
 )
@@ -54,7 +54,8 @@ def build_summary(meta: TaskReportMeta, results: list[CaseResult]) -> dict[str, 
     outcomes = Counter(d["outcome"] for d in finals)
     step_stat = _sum_step_stats(d["stat"] for d in details)
     return {
-        "success": all(d["success"] for d in finals),
+        "success": all(d["success"] for d in finals)
+        and not skipped_by_accident((d["outcome"] == "skipped", d["reason"]) for d in finals),
         "stat": {
             "testcases": {
                 "total": len(finals), "success": sum(1 for d in finals if d["success"]),
