@@ -352,6 +352,10 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
     def __init__(self, prog: str) -> None:
         super().__init__(prog, max_help_position=30, width=min(100, shutil.get_terminal_size((100, 24)).columns))
 
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        import textwrap
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)   # keep "case-timeout" whole
+
 
 def _config_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="FILE",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from typing import Any
 
 from .progress import case_line, totals_lines
@@ -89,11 +90,14 @@ class Console:
         self.finals[(b.get("task_id"), b.get("collection_id"), b.get("case_id"), b.get("index"))] = \
             (int(b.get("status", -1)) == 3, str(b.get("reason") or ""))
         if not self._call("case", b):
+            getattr(self.writer, "remember", lambda _b: None)(b)     # for the recap in the final block
             log.info("%s", case_line(b))
 
     def task(self, b: dict[str, Any]) -> None:
         if not self._call("task", b):
-            for line in totals_lines(b):
+            started = getattr(self.writer, "started", None)
+            not_passed = getattr(self.writer, "not_passed", list)()
+            for line in totals_lines(b, time.monotonic() - started if started is not None else None, not_passed):
                 if line:
                     log.info("%s", line)
 

@@ -4,10 +4,12 @@ re-sends while a case takes minutes. The thread talks to the loop through a queu
 """
 from __future__ import annotations
 
+import html
 import importlib
 import logging
 import os
 import queue
+import re
 import threading
 import time
 import traceback
@@ -190,6 +192,8 @@ class UnitWorker:
             result.outcome = {Status.FAIL: "failed", Status.ERROR: "error", Status.SKIP: "skipped"}[Status(result.status)]
         if result.status == Status.PASS and case["run_times"] > 1:
             result.outcome = Outcome.FLAKY.value
+        if not result.reason and result.status in (Status.FAIL, Status.ERROR):
+            result.reason = failure_reason(result.transactionList)     # the one line `run` prints for it
         self._emit("case.finished", dict(started, status=result.status, outcome=result.outcome,
                                          name=result.caseName, result=result.to_dict(), reason=result.reason or "",
                                          variables=_plain(ctx.variables)))
@@ -233,6 +237,31 @@ def _engine_result(case: dict[str, Any], t0: int, status: Status, outcome: Outco
     return engine_result(task_id="", collection_id="", case_id=case["case_id"], case_type=case["case_type"],
                          index=case["index"], run_times=case["run_times"], status=status, outcome=outcome,
                          reason=reason, started_ms=t0)
+
+
+_LOG_PREFIX = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)? - \w+ - ")
+
+
+def failure_reason(steps: list[Any], limit: int = 200) -> str:
+    """One line saying why a case failed: its first failed step's name and error (``detail.error``, else
+    the failed assertions, else the step's last error log line), without markup, at most ``limit`` chars."""
+    for step in steps:
+        if not isinstance(step, dict) or step.get("status") not in (Status.FAIL, Status.ERROR):
+            continue
+        detail = step.get("detail") if isinstance(step.get("detail"), dict) else {}
+        text = str(detail.get("error") or "")
+        if not text:
+            text = "; ".join(f"{v.get('check')}: {v.get('message')}" for v in detail.get("validators") or []
+                             if isinstance(v, dict) and not v.get("result"))
+        if not text:
+            lines = [ln for ln in re.split(r"<br\s*/?>|\n", str(step.get("log") or "")) if ln.strip()]
+            errors = [ln for ln in lines if re.search(r" - (Error|Fail\w*) - ", ln)]
+            text = _LOG_PREFIX.sub("", (errors or lines or ["step failed"])[-1])
+        text = html.unescape(re.sub(r"<[^>]+>", "", text))
+        name = str(step.get("name") or "")
+        line = " ".join((f"step {name}: {text}" if name and name != "未知" else text).split())
+        return line if len(line) <= limit else line[:limit - 1] + "…"
+    return ""
 
 
 def _looks_infrastructural(e: BaseException) -> bool:

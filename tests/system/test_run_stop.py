@@ -181,3 +181,20 @@ def test_status_json_reaches_a_running_run(tmp_path: Path, demo_url: str) -> Non
     assert not list((tmp_path / "storage" / "runs").glob("*.json"))       # unregistered at the end
     r = subprocess.run([str(BIN), "status", "--config", str(cfg)], capture_output=True, text=True, cwd=str(ROOT))
     assert r.returncode == 1 and "nothing is running" in r.stderr
+
+
+def test_an_all_skipped_run_is_no_success_unless_every_case_was_disabled(tmp_path: Path, demo_url: str) -> None:
+    cases = [api_case("a", demo_url, "/api/health"), api_case("b", demo_url, "/api/health")]
+    blocked = write_suite(tmp_path / "blocked", {"c1": cases}, extra={"a": {"dependencies": ["gone"]}, "b": {"dependencies": ["gone"]}})
+    proc = start_run(blocked, write_config(tmp_path, api_workers=1, browsers=0))
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, (out, err)
+    assert "every case was skipped" in err and _summary(tmp_path)["success"] is False
+    off = write_suite(tmp_path / "off", {"c1": cases}, task_id="t-2",
+                      extra={"a": {"enabled": False}, "b": {"enabled": False, "skipReason": "not today"}})
+    proc = start_run(off, write_config(tmp_path, api_workers=1, browsers=0))
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, (out, err)
+    summary = _summary(tmp_path, "t-2")
+    assert summary["success"] is True and {d["reason"] for d in summary["details"]} == {
+        "case disabled (enabled=false)", "case disabled: not today"}
