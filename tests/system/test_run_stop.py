@@ -198,3 +198,27 @@ def test_an_all_skipped_run_is_no_success_unless_every_case_was_disabled(tmp_pat
     summary = _summary(tmp_path, "t-2")
     assert summary["success"] is True and {d["reason"] for d in summary["details"]} == {
         "case disabled (enabled=false)", "case disabled: not today"}
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "stop"])
+def test_sigterm_and_stop_command_take_the_same_stop_path(tmp_path: Path, demo_url: str, how: str) -> None:
+    suite = write_suite(tmp_path / "suite", {"c1": [api_case("slow", demo_url, "/api/slow?ms=1500"),
+                                                    api_case("next", demo_url, "/api/health")]})
+    cfg = write_config(tmp_path, api_workers=1, browsers=0)
+    proc = start_run(suite, cfg)
+    wait_for(lambda: _running(tmp_path, "slow", 1), 30, "the slow case running")
+    if how == "SIGTERM":
+        proc.send_signal(signal.SIGTERM)
+    else:
+        r = subprocess.run([str(BIN), "stop", "--config", str(cfg)], capture_output=True, text=True, cwd=str(ROOT))
+        assert r.returncode == 0, r.stderr
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == (143 if how == "SIGTERM" else 1), (out, err)
+    rows = {r["caseId"]: r for r in results(tmp_path)}
+    assert rows["slow"]["status"] == 0 and rows["next"]["status"] == 3
+    why = "signal SIGTERM" if how == "SIGTERM" else "stop requested"
+    assert f"engine stopping ({why})" in rows["next"]["transactionList"][0]["log"]
+    meta = json.loads((tmp_path / "storage" / "data" / "t-1" / "metadata.json").read_text())
+    assert meta["status"] == "stopped" and why in meta["stop_reason"]
+    assert _summary(tmp_path)["finished"] is True
+    assert not engine_processes(tmp_path)
