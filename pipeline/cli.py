@@ -93,8 +93,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .progress import make_writer
     printer = Console(make_writer(args.progress, sys.stdout, len(names)))
     # a terminal hangup (SSH drop) does not stop the run: output goes to the log and the run finishes detached
-    sup = Supervisor(spec, on_case=printer.case, on_task=printer.task, on_tick=printer.tick,
-                     on_hangup=lambda: printer.detach("terminal hung up", fds=(0, 1, 2)))
+    sup = Supervisor(spec, on_case=printer.case, on_task=printer.task, on_tick=printer.tick, on_hangup=_hangup_check(printer))
     printer.print(f"liuma-pipeline: task {task.taskId}: {len(names)} case(s), {len(executors)} executor(s); "
                   f"logs in {storage / 'log'}; pid {os.getpid()} (`liuma-pipeline status` shows it)")
     registered = _register_run(storage, run_dir, args.suite, task.taskId)
@@ -105,6 +104,33 @@ def cmd_run(args: argparse.Namespace) -> int:
         registered.unlink(missing_ok=True)
         shutil.rmtree(run_dir, ignore_errors=True)
     return _run_exit_code(sup, printer)
+
+
+def _has_terminal() -> bool:
+    try:
+        os.close(os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY))
+        return True
+    except OSError:
+        return False
+
+
+def _hangup_check(printer: Any) -> Any:
+    """SIGHUP to a ``run`` reloads its config (``kill -HUP``), except when the controlling terminal it had
+    at start is gone (a hangup takes it away from the whole session): then the terminal descriptors are
+    pointed at /dev/null, the progress output goes to the log, and the run finishes detached."""
+    had_terminal = _has_terminal()
+    tty_fds = tuple(fd for fd in (0, 1, 2) if os.isatty(fd))
+
+    def hung_up() -> bool:
+        if not had_terminal or _has_terminal():
+            return False
+        if 1 in tty_fds:
+            printer.detach("terminal hung up", fds=tty_fds)
+        else:                                   # stdout goes to a file or pipe: it keeps getting the output
+            from .console import silence_fds
+            silence_fds(tty_fds)
+        return True
+    return hung_up
 
 
 def _run_exit_code(sup: Any, printer: Any) -> int:

@@ -5,7 +5,7 @@ enforce case deadlines from outside (SIGTERM -> grace -> SIGKILL of the executor
 detect hung stages (no heartbeat), restart with backoff or give up, serve the control socket.
 Signal handlers only set a flag that ``tick`` turns into the same shutdown path as ``liuma-pipeline stop``.
 
-One stop path (``stop``, SIGINT, SIGTERM; SIGHUP too in ``run`` mode unless ``hangup="detach"``):
+One stop path (``stop``, SIGINT, SIGTERM):
 ``begin_drain`` tells the scheduler and every executor at once that no case may start any more (an executor
 stops inside its unit too); running cases get ``stop-grace`` s; then their executors are SIGKILLed. From the
 first moment of the stop no executor is restarted (so nothing is retried); the scheduler settles every case
@@ -45,7 +45,7 @@ CRITICAL = ("fetcher", "scheduler", "aggregator")     # the run cannot finish wi
 class Supervisor(ReloadMixin):
     def __init__(self, spec: RunSpec, *, on_case: Callable[[dict[str, Any]], None] | None = None,
                  on_task: Callable[[dict[str, Any]], None] | None = None, stage_env: dict[str, dict[str, str]] | None = None,
-                 on_tick: Callable[["Supervisor"], None] | None = None, on_hangup: Callable[[], None] | None = None) -> None:
+                 on_tick: Callable[["Supervisor"], None] | None = None, on_hangup: Callable[[], bool] | None = None) -> None:
         self.spec = spec
         self.run_dir = Path(spec.run_dir)
         self.mailbox = Mailbox("supervisor", 0, endpoint_resolver(spec), **mailbox_options(spec))
@@ -64,8 +64,7 @@ class Supervisor(ReloadMixin):
         self.reported: list[dict[str, Any]] = []
         self._signal: str = ""
         self._hurry = False                              # a second stop signal: the grace is skipped
-        self.on_hangup = on_hangup                       # run mode: SIGHUP = the terminal is gone (see _on_sighup)
-        self._hung_up = False
+        self.on_hangup = on_hangup                       # run mode: was a SIGHUP the terminal going away? (see _on_sighup)
         self._reload_asked = False
         self.generation = 0                              # config reloads applied
         self.retiring: set[str] = set()                  # executors removed by a reload, stopped once idle
@@ -100,12 +99,9 @@ class Supervisor(ReloadMixin):
         return w
 
     def _on_sighup(self, signum: int, frame: Any) -> None:
-        """``start``: reload the config. ``run`` (given ``on_hangup``): the terminal hung up; the caller
-        switches its output off and the run finishes detached (tick calls ``on_hangup`` outside the handler)."""
-        if self.on_hangup is not None:
-            self._hung_up = True
-        else:
-            self._reload_asked = True
+        """Reload the config, unless ``on_hangup`` (``run``; called by ``tick``, outside the handler) finds
+        that the terminal hung up: then it switches the output off and the run finishes detached."""
+        self._reload_asked = True
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         if self._signal:
@@ -133,15 +129,14 @@ class Supervisor(ReloadMixin):
         self.mailbox.resend_due()
         self.control.serve_pending(self._control)
         now = time.monotonic()
-        if self._hung_up and self.on_hangup is not None:
-            self._hung_up = False
-            log.warning("terminal hung up: output goes to the log only; the run goes on detached")
-            self.on_hangup()
         if self._signal and self.draining_since is None and self.shutdown_at is None:
             self.begin_drain(f"signal {self._signal}")
         if self._reload_asked:
             self._reload_asked = False
-            self.reload()
+            if self.on_hangup is not None and self.on_hangup():
+                log.warning("terminal hung up: the run goes on detached (output in the log only); config not reloaded")
+            else:
+                self.reload()
         self._reap(now)
         self._enforce_deadlines(now)
         self._detect_hangs(now)
