@@ -220,5 +220,6 @@ def test_sigterm_and_stop_command_take_the_same_stop_path(tmp_path: Path, demo_u
     assert f"engine stopping ({why})" in rows["next"]["transactionList"][0]["log"]
     meta = json.loads((tmp_path / "storage" / "data" / "t-1" / "metadata.json").read_text())
     assert meta["status"] == "stopped" and why in meta["stop_reason"]
-    assert _summary(tmp_path)["finished"] is True
+    summary = _summary(tmp_path)
+    assert summary["finished"] is True and why in summary["stop_reason"]
     assert not engine_processes(tmp_path)

@@ -73,6 +73,7 @@ def build_summary(meta: TaskReportMeta, results: list[CaseResult]) -> dict[str, 
         "task_id": meta.task_id,
         "task_name": Redactor(meta.secrets).text(meta.task_name),
         "finished": meta.finished_at is not None,
+        "stop_reason": meta.stop_reason,
         "details": details,
     }
 
