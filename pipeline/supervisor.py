@@ -74,6 +74,10 @@ class Supervisor(ReloadMixin):
 
     # -- setup ------------------------------------------------------------------------------------
     def start(self) -> None:
+        # first: a signal while the stages are being spawned must take the stop path, not leave them orphaned
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGHUP, self._on_sighup)
         set_child_subreaper()
         self.run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.run_dir.chmod(0o700)
@@ -87,9 +91,6 @@ class Supervisor(ReloadMixin):
         now = time.monotonic()
         for w in self.watchers.values():
             self._spawn(w, now)
-        signal.signal(signal.SIGINT, self._on_signal)
-        signal.signal(signal.SIGTERM, self._on_signal)
-        signal.signal(signal.SIGHUP, self._on_sighup)
 
     def _add_watcher(self, kind: str, name: str) -> StageWatcher:
         cfg = self.spec.config["Pipeline"]
@@ -318,7 +319,7 @@ class Supervisor(ReloadMixin):
             return
         for w in self.watchers.values():
             if w.state == "stopping" and w.proc and w.proc.poll() is None:
-                if now - self.shutdown_at > self.stop_grace / 2:
+                if self._hurry or now - self.shutdown_at > self.stop_grace / 2:
                     w.proc.terminate(now)
 
     def reported_all(self) -> bool:
