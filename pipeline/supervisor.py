@@ -105,7 +105,7 @@ class Supervisor(ReloadMixin):
         self._reload_asked = True
 
     def _on_signal(self, signum: int, frame: Any) -> None:
-        if self._signal:
+        if self._signal or self.draining_since is not None:      # already stopping: this one skips the grace
             self._hurry = True
         self._signal = self._signal or signal.Signals(signum).name
 

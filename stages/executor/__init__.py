@@ -74,7 +74,7 @@ class Executor(Stage):
         finishes (or is killed by the supervisor after the grace). The unit then ends as done and the
         scheduler settles its unstarted cases with the stop reason."""
         assert self.worker is not None
-        self.worker.hold(env.body.get("task_id"), str(env.body.get("reason") or "stopped"))
+        self.worker.hold(env.body.get("task_id"))
         self.log.info("no new case starts for %s: %s", env.body.get("task_id") or "any task", env.body.get("reason"))
 
     HANDLERS: ClassVar[dict[Kind, Handler]] = {Kind.UNIT_RUN: on_unit_run, Kind.TASK_STOP: on_task_stop}

@@ -66,7 +66,7 @@ class UnitWorker:
         except BlockingIOError:
             pass
 
-    def hold(self, task_id: str | None, reason: str) -> None:
+    def hold(self, task_id: str | None) -> None:
         """No case of ``task_id`` (None: of any task) starts from now on; the running one goes on."""
         self.held.add(task_id)
 

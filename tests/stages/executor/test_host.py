@@ -170,3 +170,12 @@ def test_failure_reason_is_the_first_failed_steps_error_on_one_line() -> None:
     assert failure_reason([ok, logged]) == "step 打开网页: boom <x>"
     assert failure_reason([{"name": "s", "status": 2, "detail": {"error": "line1\nline2 " + "y" * 300}}]).endswith("…")
     assert failure_reason([ok]) == ""
+
+
+def test_a_held_task_starts_no_further_case_of_its_unit(tmp_path: Path, worker: UnitWorker, demo_url: str) -> None:
+    data = tmp_path / "data"
+    write_cases(data, "c1", api_case("a", demo_url, "/api/health"), api_case("b", demo_url, "/api/health"))
+    worker.hold("other-task")                            # another task's stop does not concern this unit
+    assert [k for k, _ in run(worker, unit(data, ("a", 1)))] == ["case.started", "case.finished", "unit.done"]
+    worker.hold(None)                                    # the engine stops: nothing more starts, the unit ends as done
+    assert run(worker, unit(data, ("a", 1), ("b", 1), uid="u-2")) == [("unit.done", {"unit_id": "u-2"})]
