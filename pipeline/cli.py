@@ -1,8 +1,7 @@
 """``liuma-pipeline``: run | start | stop | status (``bin/liuma-pipeline`` is a shim calling ``main``),
 plus ``keys`` (CURVE keys for the tcp transport) and ``encrypt-secret`` (``enc:…`` values for config.ini).
 
-Exit codes of ``run``: 0 all passed, 1 a case failed or errored (or the run could not finish), 2 bad
-usage/config/suite (the message names the file and field), 130 interrupted.
+Exit codes: see ``EXIT_CODES`` (also printed by ``--help``).
 """
 from __future__ import annotations
 
@@ -90,25 +89,109 @@ def cmd_run(args: argparse.Namespace) -> int:
     spec.save()
     from .supervisor import Supervisor
     _supervisor_logging(cfg, storage)
+    from .console import Console
     from .progress import make_writer
-    printer = make_writer(args.progress, sys.stdout, len(names))
-    sup = Supervisor(spec, on_case=printer.case, on_task=printer.task, on_tick=printer.tick)
-    print(f"liuma-pipeline: task {task.taskId}: {len(names)} case(s), {len(executors)} executor(s); logs in {storage / 'log'}", flush=True)
+    printer = Console(make_writer(args.progress, sys.stdout, len(names)))
+    # a terminal hangup (SSH drop) does not stop the run: output goes to the log and the run finishes detached
+    sup = Supervisor(spec, on_case=printer.case, on_task=printer.task, on_tick=printer.tick, on_hangup=_hangup_check(printer))
+    printer.print(f"liuma-pipeline: task {task.taskId}: {len(names)} case(s), {len(executors)} executor(s); "
+                  f"logs in {storage / 'log'}; pid {os.getpid()} (`liuma-pipeline status` shows it)")
+    registered = _register_run(storage, run_dir, args.suite, task.taskId)
     try:
         sup.run()
     finally:
         printer.close()
+        registered.unlink(missing_ok=True)
         shutil.rmtree(run_dir, ignore_errors=True)
+    return _run_exit_code(sup, printer)
+
+
+def _has_terminal() -> bool:
+    try:
+        os.close(os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY))
+        return True
+    except OSError:
+        return False
+
+
+def _hangup_check(printer: Any) -> Any:
+    """SIGHUP to a ``run`` reloads its config (``kill -HUP``), except when the controlling terminal it had
+    at start is gone (a hangup takes it away from the whole session): then the terminal descriptors are
+    pointed at /dev/null, the progress output goes to the log, and the run finishes detached."""
+    had_terminal = _has_terminal()
+    tty_fds = tuple(fd for fd in (0, 1, 2) if os.isatty(fd))
+
+    def hung_up() -> bool:
+        if not had_terminal or _has_terminal():
+            return False
+        if 1 in tty_fds:
+            printer.detach("terminal hung up", fds=tty_fds)
+        else:                                   # stdout goes to a file or pipe: it keeps getting the output
+            from .console import silence_fds
+            silence_fds(tty_fds)
+        return True
+    return hung_up
+
+
+def _run_exit_code(sup: Any, printer: Any) -> int:
+    """See ``EXIT_CODES``."""
+    from .models import skipped_by_accident
     if sup.fatal:
-        print(f"liuma-pipeline: run aborted: {sup.fatal}", file=sys.stderr)
+        _err(f"liuma-pipeline: run aborted: {sup.fatal}")
         return 1
     if sup._signal:
-        return 130
+        return 143 if sup._signal == "SIGTERM" else 130
     if not sup.reported:
-        print("liuma-pipeline: the run ended without a report", file=sys.stderr)
+        _err("liuma-pipeline: the run ended without a report")
         return 1
-    t = sup.reported[-1]["totals"]
-    return 0 if t["failed"] == 0 and t["error"] == 0 and not sup.reported[-1].get("missing") else 1
+    last = sup.reported[-1]
+    t = last["totals"]
+    if sup.draining_since is not None:            # stopped by `liuma-pipeline stop`
+        return 1
+    seen = list(printer.finals.values())                # case.reported is best effort: count it only when complete
+    if t["cases"] and t["skipped"] == t["cases"] and (len(seen) != t["cases"] or skipped_by_accident(seen)):
+        _err("liuma-pipeline: every case was skipped, and not only by enabled=false: the run is no success")
+        return 1
+    return 0 if t["failed"] == 0 and t["error"] == 0 and not last.get("missing") else 1
+
+
+def _err(text: str) -> None:
+    try:
+        print(text, file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
+
+
+RUNS_DIR = "runs"
+
+
+def _register_run(storage: Path, run_dir: Path, suite: str, task_id: str) -> Path:
+    """``<storage-root>/runs/<pid>.json`` points `status` and `stop` at this run's control socket (the run
+    directory itself is a temporary one); removed when the run ends, ignored once the pid is gone."""
+    d = storage / RUNS_DIR
+    d.mkdir(parents=True, exist_ok=True)
+    path = d / f"{os.getpid()}.json"
+    tmp = d / f".{os.getpid()}.tmp"
+    tmp.write_text(json.dumps({"pid": os.getpid(), "control": f"ipc://{run_dir / 'control.sock'}", "run_dir": str(run_dir),
+                               "suite": _abs(suite), "task_id": task_id, "started_at": time.time()}))
+    tmp.replace(path)
+    return path
+
+
+def live_runs(storage: Path) -> list[dict[str, Any]]:
+    """Registered ``run`` processes that are still alive, newest first (stale entries are removed)."""
+    out = []
+    for p in sorted((storage / RUNS_DIR).glob("*.json")):
+        try:
+            entry = json.loads(p.read_text())
+            os.kill(int(entry["pid"]), 0)
+        except ProcessLookupError:
+            p.unlink(missing_ok=True)
+            continue
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        out.append(entry)
+    return sorted(out, key=lambda e: -float(e.get("started_at") or 0))
 
 
 def _supervisor_logging(cfg: Config, storage: Path) -> None:
@@ -160,10 +243,38 @@ def cmd_start(args: argparse.Namespace) -> int:
     return 1 if sup.fatal else 0
 
 
+def _engine_alive(run_dir: Path) -> bool:
+    try:
+        os.kill(int((run_dir / "engine.pid").read_text()), 0)
+        return True
+    except (OSError, ValueError):
+        return False
+
+
+def _target(args: argparse.Namespace) -> tuple[str, str]:
+    """(control endpoint, what it is) of the process ``status``/``stop``/``reload`` talk to: ``--pid`` names
+    a ``run``; otherwise the engine (``start``) when it runs, else the newest running ``run``."""
+    cfg = _config(args)
+    engine = _engine_dir(cfg)
+    runs = live_runs(Path(_abs(cfg.get("Pipeline", "storage-root"))))
+    pid = getattr(args, "pid", None)
+    if pid is not None:
+        for r in runs:
+            if int(r["pid"]) == pid:
+                return r["control"], f"run pid {pid}"
+        raise PipelineError(f"no running `run` with pid {pid} (running: {', '.join(str(r['pid']) for r in runs) or 'none'})")
+    if _engine_alive(engine) or (not runs and (engine / "control.sock").exists()):
+        return f"ipc://{engine / 'control.sock'}", "engine"
+    if not runs:
+        raise PipelineError(f"nothing is running: no engine (no live pid in {engine / 'engine.pid'}) and no `run` "
+                            f"registered in {Path(_abs(cfg.get('Pipeline', 'storage-root'))) / RUNS_DIR}")
+    return runs[0]["control"], f"run pid {runs[0]['pid']}"
+
+
 def _request(args: argparse.Namespace, req: dict[str, Any]) -> dict[str, Any]:
     from .transport import control_request
-    cfg = _config(args)
-    return control_request(f"ipc://{_engine_dir(cfg) / 'control.sock'}", req)
+    endpoint, _ = _target(args)
+    return control_request(endpoint, req)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -238,57 +349,138 @@ def cmd_encrypt_secret(args: argparse.Namespace) -> int:
     return 0
 
 
+VERSION = "0.1.0"          # = pyproject.toml's version (a test keeps them equal)
+
+EXIT_CODES = """exit codes:
+  0    run: every case passed (or was flaky, or skipped by enabled=false / left out by --tags);
+       other commands: done
+  1    run: a case failed, errored or broke, results are missing, every case was skipped otherwise,
+       the run was stopped by `liuma-pipeline stop`, or it could not finish; other commands: the
+       engine/run did not answer or refused
+  2    bad usage, config or suite (the message names the file and field)
+  130  run: interrupted by Ctrl-C (SIGINT); 143: stopped by SIGTERM
+       (the reports are written either way, finished, with a row and a reason for every case)"""
+
+
+def _default(key: str, section: str = "Pipeline") -> Any:
+    from .config import SCHEMA
+    return SCHEMA[section][key][1]
+
+
+def _tags(value: str) -> list[str]:
+    tags = [t.strip() for t in value.split(",") if t.strip()]
+    if not tags:
+        raise argparse.ArgumentTypeError("give at least one tag (TAG or TAG1,TAG2)")
+    return tags
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=30, width=min(100, shutil.get_terminal_size((100, 24)).columns))
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        import textwrap
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)   # keep "case-timeout" whole
+
+
+def _config_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="FILE",
+                   help="config.ini to read (default: config/config.ini of the project; a missing default file "
+                        "means all defaults)")
+
+
+def _target_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--pid", type=int, metavar="PID",
+                   help="talk to the `run` with this process id (default: the engine started by `start` when it "
+                        "runs, else the newest running `run`)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="liuma-pipeline", description="LiuMa-compatible test-execution engine")
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    r = sub.add_parser("run", help="run one suite (a LiuMa package directory or .zip) and exit")
-    r.add_argument("suite")
-    r.add_argument("--config")
-    r.add_argument("--report-dir")
-    r.add_argument("--api-workers", type=int)
-    r.add_argument("--browsers", type=int)
-    r.add_argument("--case-timeout", type=float)
-    r.add_argument("--tags", nargs="*", help="only cases carrying one of these tags")
+    ap = argparse.ArgumentParser(prog="liuma-pipeline", formatter_class=_Formatter, epilog=EXIT_CODES,
+                                 description="LiuMa-compatible test-execution engine: `run SUITE` runs one suite\n"
+                                             "locally and exits; `start` is the long-running engine of a LiuMa platform.\n"
+                                             "`liuma-pipeline COMMAND --help` tells more about each command.")
+    ap.add_argument("--version", action="version", version=f"liuma-pipeline {VERSION}")
+    sub = ap.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+    ap._subcommands = {}  # type: ignore[attr-defined]
+
+    def command(name: str, help: str, description: str = "") -> argparse.ArgumentParser:
+        import textwrap
+        text = "\n\n".join(textwrap.fill(par, 100) for par in (description or help).split("\n\n"))
+        p = sub.add_parser(name, help=help, description=text, formatter_class=_Formatter, epilog=EXIT_CODES)
+        ap._subcommands[name] = p  # type: ignore[attr-defined]
+        return p
+
+    r = command("run", "run one suite (a LiuMa package directory or .zip) and exit",
+                "Run one suite and exit: one line per finished case (or a live bar on a terminal), the reports in "
+                "REPORT_DIR/<taskId>/ and a recap at the end.\n\nCtrl-C stops it: no new case starts, running cases "
+                "get [Pipeline] stop-grace seconds, then are killed; a second Ctrl-C skips the grace. If the terminal "
+                "hangs up (an SSH drop) the run goes on detached with its output in the log and writes its reports "
+                "as usual; `liuma-pipeline status` shows it, `liuma-pipeline stop` stops it.")
+    r.add_argument("suite", metavar="SUITE", help="the suite: a directory with task.json and one folder per collection, or a .zip of it")
+    _config_option(r)
+    r.add_argument("--report-dir", metavar="DIR",
+                   help=f"where reports go, one folder per task (default: [Pipeline] report-dir, {_default('report-dir')!r})")
+    r.add_argument("--api-workers", type=int, metavar="N",
+                   help=f"executors for API cases only (default: [Pipeline] api-workers, {_default('api-workers')})")
+    r.add_argument("--browsers", type=int, metavar="N",
+                   help=f"executors with a headless browser, for WEB and API cases (default: [Pipeline] browsers, "
+                        f"{_default('browsers')}; none are started for a suite without WEB cases)")
+    r.add_argument("--case-timeout", type=float, metavar="SECONDS",
+                   help=f"deadline of a case without its own timeout, in seconds; past it the case is killed and "
+                        f"reported as an error (default: [Pipeline] case-timeout, {_default('case-timeout'):g} s)")
+    r.add_argument("--tags", type=_tags, action="append", metavar="TAG[,TAG...]",
+                   help="only cases carrying one of these tags; repeat the option or separate tags with commas "
+                        "(default: every case)")
     r.add_argument("--progress", choices=("auto", "bar", "plain"), default="auto",
-                   help="bar: redrawn progress bar; plain: one line per case (CI); auto: bar on a terminal")
+                   help="bar: a redrawn progress bar with rate and ETA; plain: one line per case (CI logs); "
+                        "auto: bar on a terminal, plain otherwise (default: auto)")
     r.set_defaults(func=cmd_run)
-    s = sub.add_parser("start", help="start the long-running engine")
-    s.add_argument("--config")
-    s.add_argument("--foreground", action="store_true")
+    s = command("start", "start the long-running engine (platform mode)",
+                "Start the long-running engine: it polls the LiuMa platform of [Platform] url for tasks and runs them. "
+                "It forks into the background unless --foreground. SIGHUP or `liuma-pipeline reload` re-reads the "
+                "config; SIGINT, SIGTERM or `liuma-pipeline stop` stop it (running cases get [Pipeline] stop-grace s).")
+    _config_option(s)
+    s.add_argument("--foreground", action="store_true", help="stay in the foreground, logging to the terminal (default: fork into the background)")
     s.set_defaults(func=cmd_start)
-    k = sub.add_parser("keys", help="generate CURVE keys for the tcp transport")
-    k.add_argument("--dir", default="config/curve", help="key directory (default config/curve)")
-    k.set_defaults(func=cmd_keys)
-    e = sub.add_parser("encrypt-secret", help="print enc:<…> for a value of [Engine] engine-secret")
-    e.add_argument("--key-file", default="config/secret.key", help="Fernet key file (created 0600 if missing)")
-    e.add_argument("value")
-    e.set_defaults(func=cmd_encrypt_secret)
-    for name, func in (("stop", cmd_stop), ("status", cmd_status), ("reload", cmd_reload)):
-        p = sub.add_parser(name)
-        p.add_argument("--config")
+    for name, func, help in (("stop", cmd_stop, "stop the engine or a running `run` (running cases get [Pipeline] stop-grace s)"),
+                             ("status", cmd_status, "show the stages, executors, queues and tasks of the engine or a running `run`"),
+                             ("reload", cmd_reload, "make the engine or a running `run` re-read its config file (an invalid file is refused)")):
+        p = command(name, help)
+        _config_option(p)
+        _target_option(p)
         if name == "status":
-            p.add_argument("--json", action="store_true")
+            p.add_argument("--json", action="store_true", help="print the full status as JSON (the same for `start` and `run`)")
         p.set_defaults(func=func)
+    k = command("keys", "generate CURVE keys for the tcp transport")
+    k.add_argument("--dir", default="config/curve", metavar="DIR", help="key directory (default: config/curve)")
+    k.set_defaults(func=cmd_keys)
+    e = command("encrypt-secret", "print enc:<...> for a value of [Engine] engine-secret")
+    e.add_argument("--key-file", default="config/secret.key", metavar="FILE",
+                   help="Fernet key file, created 0600 if missing (default: config/secret.key)")
+    e.add_argument("value", metavar="VALUE", help="the secret to encrypt")
+    e.set_defaults(func=cmd_encrypt_secret)
     return ap
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    ap = build_parser()
+    args, extra = ap.parse_known_args(argv)
+    if extra:                                   # the subcommand's usage, not the top-level one
+        ap._subcommands[args.cmd].error(f"unrecognized arguments: {' '.join(extra)}")  # type: ignore[attr-defined]
+    if getattr(args, "tags", None):
+        args.tags = [t for group in args.tags for t in group]
     for opt in ("api_workers", "browsers", "case_timeout"):
         v = getattr(args, opt, None)
         if v is not None and v < 0:
-            print(f"liuma-pipeline: --{opt.replace('_', '-')} must be >= 0", file=sys.stderr)
-            return 2
+            ap._subcommands[args.cmd].error(f"--{opt.replace('_', '-')} must be >= 0, not {v:g}")  # type: ignore[attr-defined]
     try:
         return int(args.func(args))
     except (ConfigError, SuiteError) as e:
-        print(f"liuma-pipeline: {e}", file=sys.stderr)
+        _err(f"liuma-pipeline: {e}")
         return 2
-    except TransportError as e:
-        print(f"liuma-pipeline: {e}", file=sys.stderr)
-        return 1
-    except PipelineError as e:
-        print(f"liuma-pipeline: {e}", file=sys.stderr)
+    except (TransportError, PipelineError) as e:
+        _err(f"liuma-pipeline: {e}")
         return 1
     except KeyboardInterrupt:
         return 130

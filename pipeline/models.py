@@ -16,6 +16,7 @@ from typing import Any, ClassVar, TypeVar
 __all__ = [
     "Status", "Outcome", "CaseType", "AssertData", "Transaction", "CaseResult", "CaseRef",
     "TestCase", "TestCollection", "Task", "result_key", "engine_result", "UNKNOWN",
+    "DISABLED_REASON", "disabled_reason", "skipped_by_accident",
 ]
 
 UNKNOWN = "未知"  # the platform's placeholder for names/content of a synthetic step (§7.2)
@@ -233,3 +234,21 @@ class Task(_Record):
 
     def collections(self) -> list[TestCollection]:
         return [TestCollection.from_dict(c) for c in self.testCollectionList]
+
+
+DISABLED_REASON = "case disabled"      # how the reason of a case skipped by ``enabled: false`` begins
+
+
+def disabled_reason(skip_reason: str) -> str:
+    """The reason of a case skipped by ``enabled: false`` (its ``skipReason`` when it has one)."""
+    return f"{DISABLED_REASON}: {skip_reason}" if skip_reason else f"{DISABLED_REASON} (enabled=false)"
+
+
+def skipped_by_accident(finals: Any) -> bool:
+    """The one rule for an all-skipped run: ``finals`` = (skipped?, reason) per case by its final attempt.
+    True when there are cases, every one was skipped and not all by ``enabled: false`` (a stop before
+    dispatch, failed dependencies...): nothing was tested, so the run is no success. Cases left out by
+    ``--tags`` are not in the task at all; a run where they are all left out has no finals and is not this."""
+    items = list(finals)
+    return bool(items) and all(skipped for skipped, _ in items) and \
+        not all(str(reason or "").startswith(DISABLED_REASON) for _, reason in items)

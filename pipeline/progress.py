@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, TextIO
 
-__all__ = ["ProgressState", "render", "case_line", "totals_lines", "PlainWriter", "BarWriter", "make_writer"]
+__all__ = ["ProgressState", "render", "rate_eta", "case_line", "totals_lines", "PlainWriter", "BarWriter", "make_writer"]
 
 STATUS_WORD = {0: "PASS", 1: "FAIL", 2: "ERROR", 3: "SKIP"}
 CLEAR_LINE = "\r\x1b[2K"
@@ -57,13 +57,25 @@ def _cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[:max(0, width - 1)] + "…"
 
 
+def rate_eta(done: int, total: int, elapsed: float) -> str:
+    """``12.5/min  ETA 0:48`` from the pace so far ("" before the first case ends)."""
+    if done <= 0 or elapsed <= 0:
+        return ""
+    per_s = done / elapsed
+    rate = f"{per_s:.1f}/s" if per_s >= 1 else f"{per_s * 60:.1f}/min"
+    left = max(0, total - done)
+    return f"  {rate}  ETA {_clock(left / per_s)}" if left else f"  {rate}"
+
+
 def render(state: ProgressState, width: int, now: float | None = None) -> str:
-    """The bar block: one summary line, then one line per busy executor; every line fits ``width``."""
+    """The bar block: one summary line (counts, rate, ETA), then one line per busy executor; every line
+    fits ``width``."""
     now = time.monotonic() if now is None else now
     width = max(20, width)
     counts = (f" {state.done}/{state.total}  passed {state.passed}  failed {state.failed}  error {state.error}"
               + (f"  skipped {state.skipped}" if state.skipped else "")
-              + f"  running {len(state.running)}  {_clock(now - state.started)}")
+              + f"  running {len(state.running)}  {_clock(now - state.started)}"
+              + rate_eta(state.done, state.total, now - state.started))
     bar_w = max(10, min(40, width - len(counts) - 2))
     filled = bar_w if state.total <= 0 else min(bar_w, round(bar_w * state.done / state.total))
     lines = [_cut("[" + "#" * filled + "-" * (bar_w - filled) + "]" + counts, width)]
@@ -73,19 +85,27 @@ def render(state: ProgressState, width: int, now: float | None = None) -> str:
     return "\n".join(lines)
 
 
-def case_line(b: dict[str, Any]) -> str:
-    """One finished case attempt, as printed in both modes."""
+def case_line(b: dict[str, Any], brief: bool = False) -> str:
+    """One finished case attempt, as printed in both modes (``brief``: without time and executor, for
+    the recap); a case that did not pass carries its one-line reason."""
     word = "FLAKY" if b.get("outcome") == "flaky" else ("BROKEN" if b.get("outcome") == "broken" else STATUS_WORD.get(b["status"], "?"))
     attempt = f" attempt {b.get('runTimes')}" if b.get("runTimes", 1) > 1 else ""
-    reason = f" — {b['reason']}" if b.get("reason") and b["status"] != 0 else ""
-    return (f"{word:<6} {b.get('name') or b['case_id']} [{b.get('collection_id')}/{b['case_id']}#{b.get('index')}]"
-            f"{attempt} {b.get('elapsed_ms', 0)} ms {b.get('executor') or ''}{reason}")
+    reason = " — " + " ".join(str(b["reason"]).split()) if b.get("reason") and b["status"] != 0 else ""
+    where = "" if brief else f" {b.get('elapsed_ms', 0)} ms {b.get('executor') or ''}"
+    return f"{word:<6} {b.get('name') or b['case_id']} [{b.get('collection_id')}/{b['case_id']}#{b.get('index')}]{attempt}{where}{reason}"
 
 
-def totals_lines(b: dict[str, Any]) -> list[str]:
+def totals_lines(b: dict[str, Any], wall_s: float | None = None, not_passed: list[dict[str, Any]] | None = None) -> list[str]:
+    """The final block: counts (broken apart from error), wall time, the cases that did not pass with
+    their reasons (``not_passed``: their final case.reported bodies), the report paths."""
     t = b["totals"]
-    out = ["", f"{t['cases']} cases: {t['passed']} passed, {t['failed']} failed, {t['error']} error, "
-               f"{t['skipped']} skipped, {t['flaky']} flaky ({t['attempts']} attempts)"]
+    broken = int(t.get("broken") or 0)
+    wall = f" in {_clock(wall_s)}" if wall_s is not None else ""
+    out = ["", f"{t['cases']} cases: {t['passed']} passed, {t['failed']} failed, {t['error'] - broken} error, {broken} broken, "
+               f"{t['skipped']} skipped, {t['flaky']} flaky ({t['attempts']} attempts){wall}"]
+    if not_passed:
+        out.append("not passed:")
+        out += [f"  {case_line(x, brief=True)}" for x in not_passed]
     out += [f"  {name}: {path}" for name, path in sorted((b.get("paths") or {}).items())]
     if b.get("missing"):
         out.append(f"  MISSING results: {b['missing']}")
@@ -93,17 +113,30 @@ def totals_lines(b: dict[str, Any]) -> list[str]:
 
 
 class PlainWriter:
-    """One line per case attempt, then the totals: what CI logs want."""
+    """One line per case attempt, then the final block: what CI logs want."""
 
     def __init__(self, out: TextIO) -> None:
         self.out = out
+        self.started = time.monotonic()
+        self.finals: dict[tuple[Any, ...], dict[str, Any]] = {}     # per case, its latest attempt's body
+
+    def remember(self, b: dict[str, Any]) -> None:
+        key = (b.get("task_id"), b.get("collection_id"), b["case_id"], b.get("index"))
+        prev = self.finals.get(key)
+        if prev is None or int(b.get("runTimes", 1)) >= int(prev.get("runTimes", 1)):
+            self.finals[key] = b
+
+    def not_passed(self) -> list[dict[str, Any]]:
+        return [b for b in self.finals.values() if int(b["status"]) in (1, 2)]
 
     def case(self, b: dict[str, Any]) -> None:
+        self.remember(b)
         self.out.write(case_line(b) + "\n")
         self.out.flush()
 
     def task(self, b: dict[str, Any]) -> None:
-        self.out.write("\n".join(totals_lines(b)) + "\n")
+        lines = totals_lines(b, time.monotonic() - self.started, self.not_passed())
+        self.out.write("\n".join(lines) + "\n")
         self.out.flush()
 
     def tick(self, sup: Any) -> None: ...
@@ -134,7 +167,7 @@ class BarWriter(PlainWriter):
         self.width = width or _terminal_width(out)
         self.every = 1.0 / hz
         self._drawn = 0              # lines of the block currently on screen
-        self._last = 0.0
+        self._last = float("-inf")  # not 0.0: monotonic() counts from boot, may be < every on a fresh machine
         self._done: set[tuple[Any, ...]] = set()
 
     def _erase(self) -> str:
@@ -147,6 +180,7 @@ class BarWriter(PlainWriter):
         self.out.flush()
 
     def case(self, b: dict[str, Any]) -> None:
+        self.remember(b)
         self.state.record(b)
         key = (b.get("executor"), b["case_id"], b.get("index"), b.get("runTimes", 1))
         self._done.add(key)

@@ -4,6 +4,13 @@
 enforce case deadlines from outside (SIGTERM -> grace -> SIGKILL of the executor's process group),
 detect hung stages (no heartbeat), restart with backoff or give up, serve the control socket.
 Signal handlers only set a flag that ``tick`` turns into the same shutdown path as ``liuma-pipeline stop``.
+
+One stop path (``stop``, SIGINT, SIGTERM):
+``begin_drain`` tells the scheduler and every executor at once that no case may start any more (an executor
+stops inside its unit too); running cases get ``stop-grace`` s; then their executors are SIGKILLed. From the
+first moment of the stop no executor is restarted (so nothing is retried); the scheduler settles every case
+that did not run with the stop reason, and the run ends once the reports are written. A second SIGINT/SIGTERM
+skips the grace.
 """
 from __future__ import annotations
 
@@ -38,7 +45,7 @@ CRITICAL = ("fetcher", "scheduler", "aggregator")     # the run cannot finish wi
 class Supervisor(ReloadMixin):
     def __init__(self, spec: RunSpec, *, on_case: Callable[[dict[str, Any]], None] | None = None,
                  on_task: Callable[[dict[str, Any]], None] | None = None, stage_env: dict[str, dict[str, str]] | None = None,
-                 on_tick: Callable[["Supervisor"], None] | None = None) -> None:
+                 on_tick: Callable[["Supervisor"], None] | None = None, on_hangup: Callable[[], bool] | None = None) -> None:
         self.spec = spec
         self.run_dir = Path(spec.run_dir)
         self.mailbox = Mailbox("supervisor", 0, endpoint_resolver(spec), **mailbox_options(spec))
@@ -56,6 +63,8 @@ class Supervisor(ReloadMixin):
         self.fatal: str = ""
         self.reported: list[dict[str, Any]] = []
         self._signal: str = ""
+        self._hurry = False                              # a second stop signal: the grace is skipped
+        self.on_hangup = on_hangup                       # run mode: was a SIGHUP the terminal going away? (see _on_sighup)
         self._reload_asked = False
         self.generation = 0                              # config reloads applied
         self.retiring: set[str] = set()                  # executors removed by a reload, stopped once idle
@@ -65,6 +74,10 @@ class Supervisor(ReloadMixin):
 
     # -- setup ------------------------------------------------------------------------------------
     def start(self) -> None:
+        # first: a signal while the stages are being spawned must take the stop path, not leave them orphaned
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGHUP, self._on_sighup)
         set_child_subreaper()
         self.run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.run_dir.chmod(0o700)
@@ -78,9 +91,6 @@ class Supervisor(ReloadMixin):
         now = time.monotonic()
         for w in self.watchers.values():
             self._spawn(w, now)
-        signal.signal(signal.SIGINT, self._on_signal)
-        signal.signal(signal.SIGTERM, self._on_signal)
-        signal.signal(signal.SIGHUP, self._on_sighup)
 
     def _add_watcher(self, kind: str, name: str) -> StageWatcher:
         cfg = self.spec.config["Pipeline"]
@@ -90,10 +100,14 @@ class Supervisor(ReloadMixin):
         return w
 
     def _on_sighup(self, signum: int, frame: Any) -> None:
+        """Reload the config, unless ``on_hangup`` (``run``; called by ``tick``, outside the handler) finds
+        that the terminal hung up: then it switches the output off and the run finishes detached."""
         self._reload_asked = True
 
     def _on_signal(self, signum: int, frame: Any) -> None:
-        self._signal = signal.Signals(signum).name
+        if self._signal or self.draining_since is not None:      # already stopping: this one skips the grace
+            self._hurry = True
+        self._signal = self._signal or signal.Signals(signum).name
 
     def _spawn(self, w: StageWatcher, now: float) -> None:
         pid = w.spawn(now, self.stage_env.get(w.kind))
@@ -120,7 +134,10 @@ class Supervisor(ReloadMixin):
             self.begin_drain(f"signal {self._signal}")
         if self._reload_asked:
             self._reload_asked = False
-            self.reload()
+            if self.on_hangup is not None and self.on_hangup():
+                log.warning("terminal hung up: the run goes on detached (output in the log only); config not reloaded")
+            else:
+                self.reload()
         self._reap(now)
         self._enforce_deadlines(now)
         self._detect_hangs(now)
@@ -183,11 +200,11 @@ class Supervisor(ReloadMixin):
             if w.name in self.retiring and self.shutdown_at is None:
                 self._retired(w, cause, running is not None)
                 continue
-            state = w.decide_after_exit(code, now, self.shutdown_at is not None)
+            state = w.decide_after_exit(code, now, self.shutdown_at is not None or (self.draining_since is not None and w.kind == "executor"))
             event = "exit" if state != "failed" else "giveup"
             log.log(logging.INFO if state == "stopped" else logging.WARNING, LIFECYCLE_FORMAT, event, w.name,
                     f"pid={w.proc.pid} inc={w.inc} cause={cause!r} next={state}")
-            if w.kind == "executor" and state != "stopped":
+            if w.kind == "executor" and (state != "stopped" or self.shutdown_at is None):   # stopped mid-drain: its case is settled
                 reason = cause if cause.startswith(("timeout", "hung", "stopped")) else f"{w.name} {cause}"
                 if running and not cause.startswith("timeout"):
                     reason += f" while running case {running.case}" + (f" at step {running.step!r}" if running.step else "")
@@ -224,6 +241,8 @@ class Supervisor(ReloadMixin):
         if self.shutdown_at is not None:
             return
         for w in self.watchers.values():
+            if w.kind == "executor" and self.draining_since is not None:
+                continue                                  # stopping: no executor comes back, no case is retried
             if w.state == "backoff" and now >= w.next_start:
                 w.restarts += 1
                 log.info(LIFECYCLE_FORMAT, "restart", w.name, f"restarts={w.restarts} after={w.last_exit!r}")
@@ -253,11 +272,19 @@ class Supervisor(ReloadMixin):
 
     # -- shutdown ---------------------------------------------------------------------------------
     def begin_drain(self, why: str) -> None:
-        """Stop taking work; running cases may finish within the stop grace; then shut down."""
+        """Stop taking work everywhere at once: the scheduler dispatches nothing more and every executor
+        starts no further case (not even the next one of its unit); running cases may finish within the stop
+        grace; then their executors are killed and the scheduler settles what did not run."""
+        if self.draining_since is not None or self.shutdown_at is not None:
+            return
         log.info("draining: %s", why)
         self.shutdown_reason = why
         self.draining_since = time.monotonic()
-        self.mailbox.send("scheduler", Kind.TASK_STOP, {"task_id": None, "reason": f"engine stopping ({why})", "drain": True})
+        body = {"task_id": None, "reason": f"engine stopping ({why})", "drain": True}
+        self.mailbox.send("scheduler", Kind.TASK_STOP, body)
+        for w in self.watchers.values():
+            if w.kind == "executor" and w.state == "running":
+                self.mailbox.send(w.name, Kind.TASK_STOP, body)
 
     def begin_shutdown(self, why: str) -> None:
         if self.shutdown_at is not None:
@@ -277,18 +304,22 @@ class Supervisor(ReloadMixin):
 
     def _progress_shutdown(self, now: float) -> None:
         if self.draining_since is not None and self.shutdown_at is None:
-            busy = [w for w in self.watchers.values() if w.kind == "executor" and self.deadlines.get(w.name)]
-            if now - self.draining_since > self.stop_grace:
-                for w in busy:
-                    w.kill_reason = f"stopped: engine shutting down ({self.shutdown_reason}); case killed after {self.stop_grace:g} s grace"
-                    w.proc.terminate(now) if w.proc else None
+            busy = [w for w in self.watchers.values() if w.kind == "executor" and self.deadlines.get(w.name)
+                    and w.proc is not None and w.proc.poll() is None and not w.kill_reason]
+            if self._hurry or now - self.draining_since > self.stop_grace:
+                for w in busy:               # the grace is over (or skipped): no second grace, SIGKILL the group
+                    grace = "second stop signal: no grace" if self._hurry and now - self.draining_since <= self.stop_grace \
+                        else f"case killed after {self.stop_grace:g} s grace"
+                    w.kill_reason = f"stopped: engine shutting down ({self.shutdown_reason}); {grace}"
+                    log.warning(LIFECYCLE_FORMAT, "kill", w.name, w.kill_reason)
+                    w.proc.kill()
             if self.reported_all() or now - self.draining_since > self.stop_grace + self.grace + 10:
                 self.begin_shutdown(self.shutdown_reason)
         if self.shutdown_at is None:
             return
         for w in self.watchers.values():
             if w.state == "stopping" and w.proc and w.proc.poll() is None:
-                if now - self.shutdown_at > self.stop_grace / 2:
+                if self._hurry or now - self.shutdown_at > self.stop_grace / 2:
                     w.proc.terminate(now)
 
     def reported_all(self) -> bool:

@@ -203,7 +203,8 @@ class Aggregator(Stage):
             started_at=dt.datetime.fromtimestamp(agg.started_at, dt.timezone.utc).astimezone(),
             finished_at=dt.datetime.fromtimestamp(agg.finished_at, dt.timezone.utc).astimezone() if final and agg.finished_at else None,
             engine_version=ENGINE_VERSION, engine_code=self.spec.setting("Engine", "engine-code") or "local",
-            secrets=tuple(self.secrets), storage_root=Path(self.spec.storage_root))
+            secrets=tuple(self.secrets), storage_root=Path(self.spec.storage_root),
+            stop_reason=agg.stopped if final else None)
         agg.dirty = False
         try:
             return write_all(agg.report_dir, meta, list(agg.results.values()))

@@ -68,7 +68,16 @@ class Executor(Stage):
         self.state = "busy"
         self.worker.start_unit(env.body)
 
-    HANDLERS: ClassVar[dict[Kind, Handler]] = {Kind.UNIT_RUN: on_unit_run}
+    def on_task_stop(self, env: Envelope) -> None:
+        """Sent by the supervisor when the engine stops (``task_id`` None) or a task is stopped: no further
+        case of that work starts here, not even the next one of the running unit; the case running now
+        finishes (or is killed by the supervisor after the grace). The unit then ends as done and the
+        scheduler settles its unstarted cases with the stop reason."""
+        assert self.worker is not None
+        self.worker.hold(env.body.get("task_id"))
+        self.log.info("no new case starts for %s: %s", env.body.get("task_id") or "any task", env.body.get("reason"))
+
+    HANDLERS: ClassVar[dict[Kind, Handler]] = {Kind.UNIT_RUN: on_unit_run, Kind.TASK_STOP: on_task_stop}
 
     def on_events(self, events: dict[Any, int]) -> None:
         assert self.worker is not None

@@ -4,10 +4,12 @@ re-sends while a case takes minutes. The thread talks to the loop through a queu
 """
 from __future__ import annotations
 
+import html
 import importlib
 import logging
 import os
 import queue
+import re
 import threading
 import time
 import traceback
@@ -50,6 +52,7 @@ class UnitWorker:
         self.thread: threading.Thread | None = None
         self._active = False          # true from start_unit until unit.done is emitted (the thread may linger)
         self.stopping = False         # set by the stage on SIGTERM/stop: no new case starts
+        self.held: set[str | None] = set()   # task ids (None: every task) whose next case must not start
         self.current: dict[str, Any] | None = None
         self.unit: dict[str, Any] | None = None          # the unit being run (a restarted scheduler adopts it)
         self.running: dict[str, Any] | None = None       # body of the last case.started
@@ -62,6 +65,13 @@ class UnitWorker:
             os.write(self.wfd, b"x")
         except BlockingIOError:
             pass
+
+    def hold(self, task_id: str | None) -> None:
+        """No case of ``task_id`` (None: of any task) starts from now on; the running one goes on."""
+        self.held.add(task_id)
+
+    def _held(self, task_id: str) -> bool:
+        return None in self.held or task_id in self.held
 
     def busy(self) -> bool:
         return self._active
@@ -145,6 +155,10 @@ class UnitWorker:
             for case in unit["cases"]:
                 if self.stopping:             # the executor is being stopped: leave the rest to the scheduler
                     break
+                if self._held(unit["task_id"]):   # the engine/task is stopping: the scheduler settles the rest
+                    log.info("%s: stop asked; case %s and the rest of unit %s not started", self.name,
+                             case["case_id"], unit["unit_id"][:8])
+                    break
                 bad = [d for d in case.get("dependencies") or () if d in statuses and statuses[d] != Status.PASS]
                 result = self._run_case(unit, case, ctx, skip_reason=f"skipped: dependency {', '.join(bad)} did not pass" if bad else "")
                 statuses[case["case_id"]] = result.status
@@ -178,6 +192,8 @@ class UnitWorker:
             result.outcome = {Status.FAIL: "failed", Status.ERROR: "error", Status.SKIP: "skipped"}[Status(result.status)]
         if result.status == Status.PASS and case["run_times"] > 1:
             result.outcome = Outcome.FLAKY.value
+        if not result.reason and result.status in (Status.FAIL, Status.ERROR):
+            result.reason = failure_reason(result.transactionList)     # the one line `run` prints for it
         self._emit("case.finished", dict(started, status=result.status, outcome=result.outcome,
                                          name=result.caseName, result=result.to_dict(), reason=result.reason or "",
                                          variables=_plain(ctx.variables)))
@@ -221,6 +237,31 @@ def _engine_result(case: dict[str, Any], t0: int, status: Status, outcome: Outco
     return engine_result(task_id="", collection_id="", case_id=case["case_id"], case_type=case["case_type"],
                          index=case["index"], run_times=case["run_times"], status=status, outcome=outcome,
                          reason=reason, started_ms=t0)
+
+
+_LOG_PREFIX = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)? - \w+ - ")
+
+
+def failure_reason(steps: list[Any], limit: int = 200) -> str:
+    """One line saying why a case failed: its first failed step's name and error (``detail.error``, else
+    the failed assertions, else the step's last error log line), without markup, at most ``limit`` chars."""
+    for step in steps:
+        if not isinstance(step, dict) or step.get("status") not in (Status.FAIL, Status.ERROR):
+            continue
+        detail = step.get("detail") if isinstance(step.get("detail"), dict) else {}
+        text = str(detail.get("error") or "")
+        if not text:
+            text = "; ".join(f"{v.get('check')}: {v.get('message')}" for v in detail.get("validators") or []
+                             if isinstance(v, dict) and not v.get("result"))
+        if not text:
+            lines = [ln for ln in re.split(r"<br\s*/?>|\n", str(step.get("log") or "")) if ln.strip()]
+            errors = [ln for ln in lines if re.search(r" - (Error|Fail\w*) - ", ln)]
+            text = _LOG_PREFIX.sub("", (errors or lines or ["step failed"])[-1])
+        text = html.unescape(re.sub(r"<[^>]+>", "", text))
+        name = str(step.get("name") or "")
+        line = " ".join((f"step {name}: {text}" if name and name != "未知" else text).split())
+        return line if len(line) <= limit else line[:limit - 1] + "…"
+    return ""
 
 
 def _looks_infrastructural(e: BaseException) -> bool:

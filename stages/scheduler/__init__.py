@@ -18,7 +18,7 @@ from pathlib import Path
 from pipeline.codec import Envelope
 from pipeline.journal import AppendLog
 from pipeline.messages import Kind
-from pipeline.models import Outcome, Status, Task
+from pipeline.models import Outcome, Status, Task, disabled_reason
 from pipeline.stage import Handler, Stage
 
 from .plan import CaseState, TaskState, Unit, build_units, synthetic_result
@@ -68,6 +68,7 @@ class Scheduler(RecoveryMixin, Stage):
         self._replaying = False
         self.adopt_until = 0.0
         self._synthetic: list[dict[str, Any]] = []
+        self.stop_all: dict[str, Any] | None = None    # the engine is stopping: a task planned from now on is stopped too
 
     def _planned_body(self, ts: TaskState) -> dict[str, Any]:
         return {"task_id": ts.task_id, "report_dir": ts.report_dir, "name": ts.name or ts.task_id,
@@ -95,10 +96,12 @@ class Scheduler(RecoveryMixin, Stage):
             return
         self.mailbox.send("aggregator", Kind.TASK_PLANNED, self._planned_body(ts))
         for st in disabled:
-            self._settle(ts, st, Status.SKIP, Outcome.SKIPPED, st.ref.skipReason or "case disabled (enabled=false)")
+            self._settle(ts, st, Status.SKIP, Outcome.SKIPPED, disabled_reason(st.ref.skipReason))
         for u in units:
             self._enqueue(u)
         self.log.info("task %s planned: %d cases in %d units", task.taskId, len(ts.cases), len(units))
+        if self.stop_all is not None:                  # submitted while the engine stops: nothing of it runs
+            self._stop_tasks(dict(self.stop_all, task_id=ts.task_id))
         self._maybe_finish(ts)
 
     def on_executor_status(self, env: Envelope) -> None:
@@ -167,15 +170,20 @@ class Scheduler(RecoveryMixin, Stage):
 
     def on_task_stop(self, env: Envelope) -> None:
         """Sent by the supervisor/fetcher: stop one task (``task_id``) or all (``task_id`` None)."""
-        tid = env.body.get("task_id")
+        if env.body.get("task_id") is None and env.body.get("drain"):
+            self.stop_all = dict(env.body)
+        self._stop_tasks(env.body)
+
+    def _stop_tasks(self, body: dict[str, Any]) -> None:
+        tid = body.get("task_id")
         for ts in list(self.tasks.values()):
             if tid in (None, ts.task_id) and not ts.finished_sent:
-                ts.stopped = env.body.get("reason") or "stopped by request"
+                ts.stopped = body.get("reason") or "stopped by request"
                 self._write(["stopped", ts.task_id, ts.stopped])
                 for u in [u for u in self.queue if u.task_id == ts.task_id]:
                     self.queue.remove(u)
                     self._skip_unit(ts, u, ts.stopped)
-                if env.body.get("drain"):                # engine shutdown: running cases may finish (grace is the supervisor's)
+                if body.get("drain"):                    # engine shutdown: running cases may finish (grace is the supervisor's)
                     self._maybe_finish(ts)
                     continue
                 for ex in self.executors.values():       # running cases end now: the supervisor kills the group

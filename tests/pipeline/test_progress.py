@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from pipeline.progress import BarWriter, PlainWriter, ProgressState, case_line, make_writer, render, running_from_status
+from pipeline.progress import (BarWriter, PlainWriter, ProgressState, case_line, make_writer, rate_eta, render, running_from_status,
+                               totals_lines)
 
 
 def state(total: int = 10, **kw: Any) -> ProgressState:
@@ -108,7 +109,8 @@ def test_plain_writer_and_mode_choice() -> None:
     w.task({"totals": {"cases": 1, "passed": 0, "failed": 1, "error": 0, "skipped": 0, "flaky": 0, "attempts": 1},
             "paths": {"junit": "/r/junit.xml"}})
     assert out.getvalue() == ("FAIL   name-a [c/a#1] 7 ms executor-1 — boom\n\n"
-                              "1 cases: 0 passed, 1 failed, 0 error, 0 skipped, 0 flaky (1 attempts)\n  junit: /r/junit.xml\n")
+                              "1 cases: 0 passed, 1 failed, 0 error, 0 broken, 0 skipped, 0 flaky (1 attempts) in 0:00\n"
+                              "not passed:\n  FAIL   name-a [c/a#1] — boom\n  junit: /r/junit.xml\n")
     assert isinstance(make_writer("bar", io.StringIO(), 1), BarWriter)
 
 
@@ -133,3 +135,34 @@ def test_running_is_aged_by_the_heartbeat_and_forgets_reported_cases() -> None:
     assert w.state.running == [] and "running 0" in out.getvalue().rsplit("PASS", 1)[1]
     w.tick(FakeSup(cur))                                                       # a stale heartbeat still names it
     assert w.state.running == []
+
+
+@pytest.mark.parametrize("done, total, elapsed, expected", [
+    (0, 10, 5.0, ""),                                  # no pace yet
+    (5, 10, 10.0, "  30.0/min  ETA 0:10"),
+    (20, 50, 10.0, "  2.0/s  ETA 0:15"),
+    (10, 10, 4.0, "  2.5/s"),                          # nothing left: no ETA
+])
+def test_rate_and_eta_from_the_pace_so_far(done: int, total: int, elapsed: float, expected: str) -> None:
+    assert rate_eta(done, total, elapsed) == expected
+
+
+def test_bar_shows_rate_and_eta() -> None:
+    assert render(state(10, passed=5), 120, now=110.0).endswith("0:10  30.0/min  ETA 0:10")
+
+
+def test_final_block_counts_broken_apart_and_recaps_what_did_not_pass() -> None:
+    w = PlainWriter(io.StringIO())
+    for b in (reported("a", 2, outcome="broken"), reported("a", 1, run_times=2), reported("b", 0), reported("c", 2)):
+        w.remember(b)
+    totals = {"cases": 3, "passed": 1, "failed": 1, "error": 1, "broken": 0, "skipped": 0, "flaky": 0, "attempts": 4}
+    lines = totals_lines({"totals": totals}, 75.0, w.not_passed())
+    assert lines[1] == "3 cases: 1 passed, 1 failed, 1 error, 0 broken, 0 skipped, 0 flaky (4 attempts) in 1:15"
+    assert lines[2:] == ["not passed:", "  FAIL   name-a [c/a#1] attempt 2 — boom", "  ERROR  name-c [c/c#1] — boom"]
+    totals.update(error=2, broken=1)
+    assert "1 error, 1 broken" in totals_lines({"totals": totals})[1]
+
+
+def test_reason_is_one_line() -> None:
+    b = dict(reported("a", 2), reason="first\n  second")
+    assert case_line(b).endswith("— first second")

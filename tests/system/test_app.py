@@ -227,7 +227,7 @@ def test_only_device_unreachable_cases_end_broken_with_the_reason_and_the_run_fi
     stranded = [d for d in finals if d["reason"].startswith("no healthy device: phone-a quarantined: ")]
     assert stranded and all("无法创建Appium会话" in d["reason"] for d in stranded)
     assert all("Connection refused" in d["reason"] or "无法创建Appium会话" in d["reason"] for d in details)
-    assert "8 cases: 0 passed, 0 failed, 8 error" in out
+    assert "8 cases: 0 passed, 0 failed, 0 error, 8 broken" in out      # broken counted apart from error
     assert not left_behind(tmp_path)
 
 

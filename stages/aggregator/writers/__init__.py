@@ -36,6 +36,7 @@ class TaskReportMeta:
     engine_code: str = ""
     secrets: Sequence[str] = field(default_factory=tuple)
     storage_root: Path = Path("storage")     # screenshots: storage_root/image/<task_id>/<id>.png
+    stop_reason: str | None = None           # the task was stopped (engine stop, Ctrl-C, stop request): why
 
     def __post_init__(self) -> None:
         for name in ("started_at", "finished_at"):

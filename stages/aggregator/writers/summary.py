@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-from pipeline.models import CaseResult, Status
+from pipeline.models import CaseResult, Status, skipped_by_accident
 from stages.aggregator.writers._common import (
     Redactor, atomic_write, group_attempts, outcome_of, prepare, req_resp_pair, step_attachments,
     step_error, step_ms, to_int,
@@ -33,7 +33,7 @@ from stages.aggregator.writers._common import (
 if TYPE_CHECKING:
     from stages.aggregator.writers import TaskReportMeta
 
-__all__ = ["write_summary", "build_summary", "run_success", "SUMMARY_FILE", "SCHEMA_PATH"]
+__all__ = ["write_summary", "build_summary", "SUMMARY_FILE", "SCHEMA_PATH"]
 
 SUMMARY_FILE = "summary.json"
 SCHEMA_PATH = Path(__file__).with_name("schema") / "summary.schema.json"
@@ -60,7 +60,8 @@ def build_summary(meta: TaskReportMeta, results: list[CaseResult]) -> dict[str, 
     outcomes = Counter(d["outcome"] for d in finals)
     step_stat = _sum_step_stats(d["stat"] for d in finals)
     return {
-        "success": run_success([d["outcome"] for d in finals], all(d["success"] for d in finals)),
+        "success": all(d["success"] for d in finals)
+        and not skipped_by_accident((d["outcome"] == "skipped", d["reason"]) for d in finals),
         "stat": {
             "testcases": {
                 "total": len(finals), "success": sum(1 for d in finals if d["success"]),
@@ -80,17 +81,9 @@ def build_summary(meta: TaskReportMeta, results: list[CaseResult]) -> dict[str, 
         "task_id": meta.task_id,
         "task_name": Redactor(meta.secrets).text(meta.task_name),
         "finished": meta.finished_at is not None,
+        "stop_reason": meta.stop_reason,
         "details": finals,
     }
-
-
-def run_success(final_outcomes: list[str], all_cases_succeeded: bool) -> bool:
-    """The run's ``success``: every case succeeded (skipped counts as not failed, as in Go), and, when there
-    were cases, at least one really passed. A run whose every case was skipped tested nothing: not a success.
-    An empty run stays ``true`` (Go's starting value)."""
-    if not all_cases_succeeded:
-        return False
-    return not final_outcomes or any(o in ("passed", "flaky") for o in final_outcomes)
 
 
 def _run_seconds(meta: TaskReportMeta, rows: list[CaseResult]) -> float:

@@ -157,3 +157,25 @@ def test_shared_resources_reset_between_collections_only(tmp_path: Path, worker:
     assert stub.resets == 1 and finished(events)["k"]["variables"]["seen"] == "c2"
     worker.close()
     assert stub.resets == 2
+
+
+def test_failure_reason_is_the_first_failed_steps_error_on_one_line() -> None:
+    from stages.executor.host import failure_reason
+    ok = {"name": "a", "status": 0, "log": "fine", "detail": {}}
+    asserted = {"name": "查询", "status": 1, "log": "x", "detail": {"validators": [
+        {"check": "resCode", "message": "200 == 500", "result": False}, {"check": "$.a", "message": "ok", "result": True}]}}
+    logged = {"name": "打开网页", "status": 2, "detail": {},
+              "log": "2026-12-01 23:45:28.840764 - Debug - start<br>2026-12-01 23:45:29.541137 - Error - <b>boom</b> &lt;x&gt;"}
+    assert failure_reason([ok, asserted, logged]) == "step 查询: resCode: 200 == 500"
+    assert failure_reason([ok, logged]) == "step 打开网页: boom <x>"
+    assert failure_reason([{"name": "s", "status": 2, "detail": {"error": "line1\nline2 " + "y" * 300}}]).endswith("…")
+    assert failure_reason([ok]) == ""
+
+
+def test_a_held_task_starts_no_further_case_of_its_unit(tmp_path: Path, worker: UnitWorker, demo_url: str) -> None:
+    data = tmp_path / "data"
+    write_cases(data, "c1", api_case("a", demo_url, "/api/health"), api_case("b", demo_url, "/api/health"))
+    worker.hold("other-task")                            # another task's stop does not concern this unit
+    assert [k for k, _ in run(worker, unit(data, ("a", 1)))] == ["case.started", "case.finished", "unit.done"]
+    worker.hold(None)                                    # the engine stops: nothing more starts, the unit ends as done
+    assert run(worker, unit(data, ("a", 1), ("b", 1), uid="u-2")) == [("unit.done", {"unit_id": "u-2"})]

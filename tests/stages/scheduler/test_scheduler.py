@@ -190,7 +190,7 @@ def test_disabled_case_is_skipped_with_its_reason(tmp_path: Path) -> None:
     assert planned.body["task_id"] == "t1" and planned.body["cases"] == 3
     skipped = {r["caseId"]: r for r in results(fake)}
     assert set(skipped) == {"b", "c"}
-    assert skipped["b"]["status"] == Status.SKIP and skipped["b"]["outcome"] == "skipped" and skipped["b"]["reason"] == "env not ready"
+    assert skipped["b"]["status"] == Status.SKIP and skipped["b"]["outcome"] == "skipped" and skipped["b"]["reason"] == "case disabled: env not ready"
     assert skipped["c"]["reason"] == "case disabled (enabled=false)"
     assert skipped["b"]["transactionList"], "the platform refuses a result without steps"
     executor(sched, "executor-1")

@@ -13,7 +13,7 @@ import pytest
 
 from pipeline.models import CaseResult
 from stages.aggregator.writers import TaskReportMeta
-from stages.aggregator.writers.summary import run_success, write_summary
+from stages.aggregator.writers.summary import write_summary
 from tests.stages.aggregator.writers.consumers import summary_problems, summary_validator as _validator
 
 
@@ -163,13 +163,6 @@ def test_all_skipped_run_is_not_a_success(report_dir: Path, meta: TaskReportMeta
     doc = json.loads(write_summary(report_dir, meta, skipped).read_text(encoding="utf-8"))
     assert summary_problems(doc) == []
     assert doc["success"] is False and doc["details"][0]["success"] is True     # the case itself did not fail
-
-
-@pytest.mark.parametrize("outcomes, all_ok, expected", [
-    ([], True, True), (["skipped"], True, False), (["skipped", "passed"], True, True), (["flaky"], True, True),
-    (["passed", "failed"], False, False)])
-def test_run_success_rule(outcomes: list[str], all_ok: bool, expected: bool) -> None:
-    assert run_success(outcomes, all_ok) is expected
 
 
 def test_crash_mid_write_keeps_previous_file(report_dir: Path, meta: TaskReportMeta, results: list[CaseResult],
