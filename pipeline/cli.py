@@ -115,7 +115,7 @@ def _supervisor_logging(cfg: Config, storage: Path) -> None:
     from .log import setup_logging
     setup_logging(storage / "log", "supervisor", level=cfg.get("Logging", "level"), file_size_mb=cfg.get("Logging", "file-size"),
                   backups=cfg.get("Logging", "backup-count"), secrets=[cfg.get("Engine", "engine-secret"), cfg.headers.get("token", "")],
-                  console=True)
+                  console=True, fmt=cfg.get("Logging", "format"))
 
 
 def _engine_dir(cfg: Config) -> Path:
@@ -256,6 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--config")
     s.add_argument("--foreground", action="store_true")
     s.set_defaults(func=cmd_start)
+    from .submit import add_parser as add_submit_parser      # issue 20: submit lives in pipeline/submit.py
+    add_submit_parser(sub)
     k = sub.add_parser("keys", help="generate CURVE keys for the tcp transport")
     k.add_argument("--dir", default="config/curve", help="key directory (default config/curve)")
     k.set_defaults(func=cmd_keys)

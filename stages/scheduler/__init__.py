@@ -86,6 +86,7 @@ class Scheduler(RecoveryMixin, Stage):
         task = Task.from_dict(body["task"])
         ts = TaskState(task, body["data_dir"], body.get("report_dir") or self.spec.report_dir)
         ts.name = body.get("name") or task.taskId
+        ts.source = str(body.get("source") or "")
         units, ts.cases, disabled = build_units(task, self.default_timeout, list(self.spec.tags))
         names = body.get("case_names") or {}
         for st in ts.cases.values():
@@ -170,6 +171,8 @@ class Scheduler(RecoveryMixin, Stage):
         tid = env.body.get("task_id")
         for ts in list(self.tasks.values()):
             if tid in (None, ts.task_id) and not ts.finished_sent:
+                if tid is None and env.body.get("drain") and ts.source == "submit" and self.spec.mode == "start":
+                    continue                     # engine stopping: a submitted task stays queued for the next start
                 ts.stopped = env.body.get("reason") or "stopped by request"
                 self._write(["stopped", ts.task_id, ts.stopped])
                 for u in [u for u in self.queue if u.task_id == ts.task_id]:
@@ -249,6 +252,7 @@ class Scheduler(RecoveryMixin, Stage):
         return "pending"
 
     def _enqueue(self, unit: Unit) -> None:
+        unit.queued_at = time.monotonic()
         keys = [(-u.priority, u.order) for u in self.queue]
         self.queue.insert(bisect.bisect_right(keys, (-unit.priority, unit.order)), unit)
 
@@ -429,7 +433,10 @@ class Scheduler(RecoveryMixin, Stage):
 
     def stats(self) -> dict[str, Any]:
         base = super().stats()
+        now = time.monotonic()
         base.update({"queued_units": len(self.queue), "tasks": len([t for t in self.tasks.values() if not t.finished_sent]),
+                     "queued_cases": sum(len(u.cases) for u in self.queue),
+                     "oldest_wait_s": round(now - min(u.queued_at for u in self.queue), 3) if self.queue else 0.0,
                      "executors": {n: {"idle": e.idle, "unit": e.unit.unit_id if e.unit else None,
                                        "case": (e.running or {}).get("case_id")} for n, e in self.executors.items()},
                      "quarantined": self.quarantine.snapshot(time.monotonic(), time.time())})
