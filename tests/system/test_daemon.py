@@ -7,6 +7,7 @@ from __future__ import annotations
 import collections
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -230,15 +231,21 @@ def test_systemd_notifications_ready_status_watchdog_stopping(tmp_path: Path) ->
                 continue
     th = threading.Thread(target=receive, daemon=True)
     th.start()
-    cfg = write_config(tmp_path, api_workers=1, browsers=0)
+    port = free_port()
+    cfg = write_config(tmp_path, f"[Metrics]\nlisten = 127.0.0.1:{port}\n", api_workers=1, browsers=1)
     eng = start_engine(cfg, {"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "400000"})
     try:
         ready = wait_for(lambda: [m for _, m in got if "READY=1" in m], 40, "READY=1")
         assert f"MAINPID={eng.pid}" in ready[0]
         status = next(x for x in ready[0].splitlines() if x.startswith("STATUS="))
-        assert "6/6 stages up" in status and "executors 0/1 busy" in status, status
+        assert "7/7 stages up" in status and "executors 0/2 busy" in status, status
         assert all_up(cfg)                                       # ready means every stage runs
         wait_for(lambda: sum(m == "WATCHDOG=1" for _, m in got) >= 3, 10, "watchdog pings")
+        # the browser executor's warm-up start, measured in its process, reaches the supervisor's histogram
+        m = wait_for(lambda: (lambda s: s if s[("liuma_browser_start_seconds_count", ())] >= 1 else None)(scrape(port)),
+                     40, "a browser start observed")
+        assert 0 < m[("liuma_browser_start_seconds_sum", ())] < 60
+        assert by_label(m, "liuma_executors", kind="WEB")[("idle",)] == 1
     finally:
         code = stop_engine(cfg, eng)
         done.set()
@@ -315,3 +322,17 @@ def test_submitted_work_survives_an_engine_restart_and_runs_by_priority(tmp_path
     assert start["high"]["startTime"] < start["low"]["startTime"]         # priority 9 before 1
     assert start["low"]["startTime"] < start["low-2"]["startTime"]        # queued before the restart, run before the new one
     assert not engine_processes(tmp_path)
+
+
+def test_the_systemd_unit_is_type_notify_with_a_watchdog_and_verifies(tmp_path: Path) -> None:
+    unit = (ROOT / "contrib" / "systemd" / "liuma-pipeline.service").read_text()
+    keys = dict(line.split("=", 1) for line in unit.splitlines() if "=" in line and not line.startswith("#"))
+    assert keys["Type"] == "notify" and keys["Restart"] == "on-failure" and int(keys["WatchdogSec"]) > 0
+    assert " start --foreground " in keys["ExecStart"] and keys["ExecReload"] == "/bin/kill -HUP $MAINPID"
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze not installed")
+    local = tmp_path / "liuma-pipeline.service"
+    local.write_text(unit.replace("/opt/liuma-pipeline/bin/liuma-pipeline", str(BIN)))
+    r = subprocess.run([analyze, "verify", str(local)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "liuma-pipeline.service" not in r.stderr, r
