@@ -295,7 +295,7 @@ listen = 127.0.0.1:{port}
 
 
 def test_submitted_work_survives_an_engine_restart_and_runs_by_priority(tmp_path: Path, demo_url: str) -> None:
-    slow = write_suite(tmp_path / "slow", {"c1": [api_case("slow", demo_url, "/api/slow?ms=2500")]}, task_id="slow")
+    slow = write_suite(tmp_path / "slow", {"c1": [api_case("slow", demo_url, "/api/slow?ms=5000")]}, task_id="slow")
     low = write_suite(tmp_path / "low", {"c1": [api_case("low", demo_url, "/api/health")]}, task_id="low")
     high = write_suite(tmp_path / "high", {"c1": [api_case("high", demo_url, "/api/health")]}, task_id="high")
     cfg = write_config(tmp_path, api_workers=1, browsers=0)
@@ -336,3 +336,11 @@ def test_the_systemd_unit_is_type_notify_with_a_watchdog_and_verifies(tmp_path: 
     local.write_text(unit.replace("/opt/liuma-pipeline/bin/liuma-pipeline", str(BIN)))
     r = subprocess.run([analyze, "verify", str(local)], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and "liuma-pipeline.service" not in r.stderr, r
+
+
+def test_submit_without_a_running_engine_exits_1_and_leaves_nothing_behind(tmp_path: Path, demo_url: str) -> None:
+    suite = write_suite(tmp_path / "suite", {"c1": [api_case("a", demo_url, "/api/health")]})
+    cfg = write_config(tmp_path, api_workers=1, browsers=0)
+    r = cli(cfg, "submit", str(suite), "--wait", timeout=60)
+    assert r.returncode == 1 and "is it running?" in r.stderr, r
+    assert not [p for p in (tmp_path / "storage" / "data").iterdir()], "the suite's copy was removed"
