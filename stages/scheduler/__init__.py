@@ -171,8 +171,8 @@ class Scheduler(RecoveryMixin, Stage):
         tid = env.body.get("task_id")
         for ts in list(self.tasks.values()):
             if tid in (None, ts.task_id) and not ts.finished_sent:
-                if tid is None and env.body.get("drain") and ts.source == "submit" and self.spec.mode == "start":
-                    continue                     # engine stopping: a submitted task stays queued for the next start
+                if tid is None and ts.source == "submit" and (env.body.get("drain") or env.src == "fetcher"):
+                    continue    # engine stopping: stays queued for the next start; the platform's stopAll is for its tasks
                 ts.stopped = env.body.get("reason") or "stopped by request"
                 self._write(["stopped", ts.task_id, ts.stopped])
                 for u in [u for u in self.queue if u.task_id == ts.task_id]:
