@@ -295,7 +295,7 @@ listen = 127.0.0.1:{port}
 
 
 def test_submitted_work_survives_an_engine_restart_and_runs_by_priority(tmp_path: Path, demo_url: str) -> None:
-    slow = write_suite(tmp_path / "slow", {"c1": [api_case("slow", demo_url, "/api/slow?ms=5000")]}, task_id="slow")
+    slow = write_suite(tmp_path / "slow", {"c1": [api_case("slow", demo_url, "/api/slow?ms=20000")]}, task_id="slow")
     low = write_suite(tmp_path / "low", {"c1": [api_case("low", demo_url, "/api/health")]}, task_id="low")
     high = write_suite(tmp_path / "high", {"c1": [api_case("high", demo_url, "/api/health")]}, task_id="high")
     cfg = write_config(tmp_path, api_workers=1, browsers=0)
@@ -311,13 +311,21 @@ def test_submitted_work_survives_an_engine_restart_and_runs_by_priority(tmp_path
         assert stop_engine(cfg, eng) == 0                         # stopped with two tasks queued, one running
         assert not (tmp_path / "reports" / "low").exists() and not (tmp_path / "reports" / "high").exists()
         eng = start_engine(cfg)
-        r = cli(cfg, "submit", str(low), "--wait")                # a third, after the restart: low-2
-        assert r.returncode == 0 and "task low-2 queued" in r.stdout, r
-        for t in ("slow", "low", "high"):
+        # a third, after the restart (low-2); its follower is interrupted: 130, the task itself goes on
+        follower = subprocess.Popen([str(BIN), "submit", str(low), "--priority", "1", "--wait", "--config", str(cfg)], cwd=str(ROOT), text=True,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        first = follower.stdout.readline()
+        assert "task low-2 queued" in first, first
+        follower.send_signal(signal.SIGINT)
+        out, err = follower.communicate(timeout=30)
+        assert follower.returncode == 130 and "task low-2 stays in the engine" in err, (out, err)
+        for t in ("low", "high", "low-2"):
             wait_for(lambda t=t: (tmp_path / "storage" / "state" / "submit" / "done" / f"{t}.json").exists(), 40, f"task {t} reported")
+        # the case the stop interrupted runs again (priority 0: after the others)
+        wait_for(lambda: (stages(cfg)["executor-1"].get("current") or {}).get("case_id") == "slow", 30, "the slow case running again")
     finally:
         stop_engine(cfg, eng)
-    start = {t: json.loads((tmp_path / "reports" / t / "results.json").read_text())["caseResultList"][-1] for t in ("slow", "low", "high", "low-2")}
+    start = {t: json.loads((tmp_path / "reports" / t / "results.json").read_text())["caseResultList"][-1] for t in ("low", "high", "low-2")}
     assert all(r["status"] == 0 for r in start.values()), start
     assert start["high"]["startTime"] < start["low"]["startTime"]         # priority 9 before 1
     assert start["low"]["startTime"] < start["low-2"]["startTime"]        # queued before the restart, run before the new one
