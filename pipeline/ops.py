@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -171,7 +172,7 @@ class Operations:
                 w.state == "running" and w.heartbeat for w in sup.watchers.values()):
             self._ready = True
             self._status_line = self.summary()
-            self.notifier.send("READY=1", f"STATUS={self._status_line}", f"MAINPID={__import__('os').getpid()}")
+            self.notifier.send("READY=1", f"STATUS={self._status_line}", f"MAINPID={os.getpid()}")
         if self._ready and not self._stopping:
             line = self.summary()
             if line != self._status_line:
