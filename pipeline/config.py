@@ -87,15 +87,17 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[str], Any], Any]]] = {
 }
 # -- operations (issue 20): log format, metrics/health endpoint ---------------------------------------------
 def _listen(v: str) -> str:
-    """``HOST:PORT`` (``[::1]:PORT`` for IPv6) or empty (off). Port 0 picks a free one (tests)."""
+    """``HOST:PORT`` (``[::1]:PORT`` for IPv6), ``PORT`` or ``:PORT`` (loopback: 127.0.0.1), or empty (off)."""
     v = v.strip()
     if not v:
         return ""
     host, sep, port = v.rpartition(":")
-    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
-    if not sep or not host or not port.isdigit() or int(port) > 65535:
-        raise ValueError(f"expected HOST:PORT (e.g. 127.0.0.1:9464), got {v!r}")
-    return v
+    if not host:
+        host = "127.0.0.1"                     # a bare port never exposes the endpoint beyond this machine
+    bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not port.isdigit() or int(port) > 65535 or not bare:
+        raise ValueError(f"expected HOST:PORT or PORT (e.g. 127.0.0.1:9464), got {v!r}")
+    return f"{host}:{int(port)}"
 
 
 SCHEMA["Logging"]["format"] = (_choice("text", "json"), "text")

@@ -17,7 +17,12 @@ def test_listen_accepts_host_port(value: str) -> None:
     assert load_config_text(f"[Metrics]\nlisten = {value}\n").get("Metrics", "listen") == value
 
 
-@pytest.mark.parametrize("value", ["9464", ":9464", "127.0.0.1:http", "127.0.0.1:70000"])
+@pytest.mark.parametrize("value", ["9464", ":9464"])
+def test_a_bare_port_listens_on_loopback(value: str) -> None:
+    assert load_config_text(f"[Metrics]\nlisten = {value}\n").get("Metrics", "listen") == "127.0.0.1:9464"
+
+
+@pytest.mark.parametrize("value", ["127.0.0.1:http", "127.0.0.1:70000", "[]:9464", "host:"])
 def test_bad_listen_names_section_and_key(value: str) -> None:
     with pytest.raises(ConfigError) as e:
         load_config_text(f"[Metrics]\nlisten = {value}\n", "lab.ini")
