@@ -155,6 +155,10 @@ def test_submit_wait_gives_the_reports_of_run_and_metrics_that_match_them(tmp_pa
         assert r.returncode == 2 and "task.json" in r.stderr and "testCaseList[0].caseType" in r.stderr, r
         assert not any((e / "storage" / "state" / "submit").rglob("*.json"))
         assert sorted(p.name for p in (e / "storage" / "data").iterdir()) == data_before
+        web = write_suite(tmp_path / "web", {"c1": [{"caseId": "w", "caseName": "w", "optList": []}]})
+        r = cli(cfg, "submit", str(web))                    # no browser executor in this engine
+        assert r.returncode == 2 and "WEB cases but the running engine has no executor" in r.stderr and "caseType" in r.stderr, r
+        assert sorted(p.name for p in (e / "storage" / "data").iterdir()) == data_before
 
         r = cli(cfg, "submit", str(suite), "--wait", "--report-dir", str(e / "out"))
         assert r.returncode == ran.returncode, r
@@ -164,7 +168,9 @@ def test_submit_wait_gives_the_reports_of_run_and_metrics_that_match_them(tmp_pa
 
         # the scrape, parsed by prometheus_client, counts exactly the results
         rows = json.loads((e / "out" / "t-1" / "results.json").read_text())["caseResultList"]
-        m = wait_for(lambda: (lambda s: s if by_label(s, "liuma_tasks_running")[()] == 0 else None)(scrape(port)), 10, "the task done")
+        def settled(s: dict[tuple[str, Any], float]) -> Any:         # gauges follow heartbeats (0.5 s here)
+            return s if by_label(s, "liuma_tasks_running")[()] == 0 and by_label(s, "liuma_executors", kind="API")[("idle",)] == 2 else None
+        m = wait_for(lambda: settled(scrape(port)), 10, "the task done and both executors idle again")
         cases = by_label(m, "liuma_cases_total")
         assert {k: v for k, v in cases.items() if v} == {k: float(n) for k, n in final_statuses(e / "out" / "t-1").items()}
         assert cases[("WEB", "passed")] == 0 and cases[("APP", "error")] == 0          # fixed label set, zeros exported
@@ -183,7 +189,9 @@ def test_submit_wait_gives_the_reports_of_run_and_metrics_that_match_them(tmp_pa
         for name in ("executor-1", "aggregator"):
             os.kill(st[name]["pid"], signal.SIGKILL)
         wait_for(lambda: all(stages(cfg)[n]["restarts"] >= 1 for n in ("executor-1", "aggregator")) and all_up(cfg), 40, "both restarted")
-        after = scrape(port)
+        after = wait_for(lambda: (lambda s: s if all(by_label(s, "liuma_stage_restarts_total").get((n,), 0) >= 1
+                                                     for n in ("executor-1", "aggregator")) else None)(scrape(port)),
+                         5, "the restarts in the scrape (gauges refresh every 0.5 s)")
         restarts = by_label(after, "liuma_stage_restarts_total")
         assert restarts[("executor-1",)] >= 1 and restarts[("aggregator",)] >= 1 and restarts[("scheduler",)] == 0
         for k, v in counters(m).items():
