@@ -198,7 +198,7 @@ def _supervisor_logging(cfg: Config, storage: Path) -> None:
     from .log import setup_logging
     setup_logging(storage / "log", "supervisor", level=cfg.get("Logging", "level"), file_size_mb=cfg.get("Logging", "file-size"),
                   backups=cfg.get("Logging", "backup-count"), secrets=[cfg.get("Engine", "engine-secret"), cfg.headers.get("token", "")],
-                  console=True)
+                  console=True, fmt=cfg.get("Logging", "format"))
 
 
 def _engine_dir(cfg: Config) -> Path:
@@ -443,6 +443,8 @@ def build_parser() -> argparse.ArgumentParser:
     _config_option(s)
     s.add_argument("--foreground", action="store_true", help="stay in the foreground, logging to the terminal (default: fork into the background)")
     s.set_defaults(func=cmd_start)
+    from .submit import add_parser as add_submit_parser      # submit lives in pipeline/submit.py
+    add_submit_parser(command, _config_option)
     for name, func, help in (("stop", cmd_stop, "stop the engine or a running `run` (running cases get [Pipeline] stop-grace s)"),
                              ("status", cmd_status, "show the stages, executors, queues and tasks of the engine or a running `run`"),
                              ("reload", cmd_reload, "make the engine or a running `run` re-read its config file (an invalid file is refused)")):

@@ -1,6 +1,6 @@
 """config.ini -> frozen, typed settings. Keeps LiuMa's sections (Platform, Engine, Header, WebDriver,
 RunSetting) so an existing engine's file works, and adds the pipeline's own (Pipeline, Logging, Retention,
-Retry, Upload, Device:<name>). Unknown sections or keys and bad values raise ``ConfigError`` naming file,
+Retry, Upload, Metrics, Device:<name>). Unknown sections or keys and bad values raise ``ConfigError`` naming file,
 section and key. Values are read once; reload re-reads and validates before anything changes.
 """
 from __future__ import annotations
@@ -85,6 +85,24 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[str], Any], Any]]] = {
               "quarantine-probe": (_pos_float, 60.0)},
     "Upload": {"batch-size": (_pos_int, 20), "interval": (_pos_float, 3.0)},
 }
+# -- operations (issue 20): log format, metrics/health endpoint ---------------------------------------------
+def _listen(v: str) -> str:
+    """``HOST:PORT`` (``[::1]:PORT`` for IPv6), ``PORT`` or ``:PORT`` (loopback: 127.0.0.1), or empty (off)."""
+    v = v.strip()
+    if not v:
+        return ""
+    host, sep, port = v.rpartition(":")
+    if not host:
+        host = "127.0.0.1"                     # a bare port never exposes the endpoint beyond this machine
+    bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not port.isdigit() or int(port) > 65535 or not bare:
+        raise ValueError(f"expected HOST:PORT or PORT (e.g. 127.0.0.1:9464), got {v!r}")
+    return f"{host}:{int(port)}"
+
+
+SCHEMA["Logging"]["format"] = (_choice("text", "json"), "text")
+SCHEMA["Metrics"] = {"listen": (_listen, "")}
+
 FREE_SECTIONS = ("Header",)            # every key is an HTTP header for platform calls (reference §1.1)
 DEVICE_PREFIX = "Device:"              # one section per device, parsed by the APP executor's registry
 

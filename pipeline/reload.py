@@ -18,7 +18,7 @@ __all__ = ["RESTART_ONLY", "PoolPlan", "desired_pool", "plan_pool", "merge_live"
 RESTART_ONLY: frozenset[tuple[str, str]] = frozenset({
     ("Pipeline", "storage-root"), ("Pipeline", "report-dir"), ("Pipeline", "run-dir"), ("Pipeline", "transport"),
     ("Pipeline", "tcp-host"), ("Pipeline", "tcp-base-port"), ("Pipeline", "curve-keys"),
-    ("Logging", "file-size"), ("Logging", "backup-count"),
+    ("Logging", "file-size"), ("Logging", "backup-count"), ("Logging", "format"), ("Metrics", "listen"),
     ("Platform", "url"), ("Engine", "engine-code"), ("Engine", "engine-secret"),
 })
 

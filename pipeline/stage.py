@@ -15,6 +15,7 @@ from typing import Any, Callable, ClassVar
 from .codec import Envelope
 from .curve import mailbox_options
 from .messages import Kind
+from .metrics import local_snapshot
 from .topology import RunSpec, endpoint_resolver
 from .transport import Mailbox
 
@@ -152,5 +153,9 @@ class Stage:
         return None
 
     def stats(self) -> dict[str, Any]:
-        return {"outbox": len(self.mailbox.outbox), "dead_lettered": self.mailbox.dead_lettered,
+        base = {"outbox": len(self.mailbox.outbox), "dead_lettered": self.mailbox.dead_lettered,
                 "sent_to": dict(self.mailbox.sent_to), "received": self.mailbox.received}
+        observed = local_snapshot()          # histograms for the supervisor's metrics (pipeline/metrics.py)
+        if observed:
+            base["observed"] = observed
+        return base

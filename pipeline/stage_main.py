@@ -27,7 +27,7 @@ def main(argv: list[str]) -> int:
     secrets = [spec.setting("Engine", "engine-secret"), spec.headers.get("token", "")]
     setup_logging(storage / "log", name, level=spec.setting("Logging", "level"),
                   file_size_mb=spec.setting("Logging", "file-size"), backups=spec.setting("Logging", "backup-count"),
-                  secrets=secrets)
+                  secrets=secrets, fmt=spec.config.get("Logging", {}).get("format", "text"))
     crash_at = os.environ.get("LIUMA_TEST_CRASH_ON_START")   # tests: a stage that crashes on start
     if crash_at and crash_at == kind:
         logging.getLogger(name).error("crashing on start as asked by LIUMA_TEST_CRASH_ON_START")

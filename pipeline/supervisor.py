@@ -29,6 +29,7 @@ from .curve import mailbox_options
 from .deadlines import DeadlineTable
 from .log import LIFECYCLE_FORMAT
 from .messages import Kind
+from .ops import COMMANDS as OPS_COMMANDS, Operations
 from .process import describe_exit, set_child_subreaper
 from .restart import Backoff, FlappingDetector
 from .supervisor_reload import ReloadMixin
@@ -71,6 +72,7 @@ class Supervisor(ReloadMixin):
         self._retire_asked: dict[str, float] = {}
         self._last_status = 0.0
         self.started = time.monotonic()
+        self.ops = Operations(self)                      # metrics, health, systemd, submit (pipeline/ops.py)
 
     # -- setup ------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -91,6 +93,7 @@ class Supervisor(ReloadMixin):
         now = time.monotonic()
         for w in self.watchers.values():
             self._spawn(w, now)
+        self.ops.start()
 
     def _add_watcher(self, kind: str, name: str) -> StageWatcher:
         cfg = self.spec.config["Pipeline"]
@@ -147,10 +150,12 @@ class Supervisor(ReloadMixin):
         if now - self._last_status > 0.5:
             self._last_status = now
             self.write_status(now)
+        self.ops.tick(now)
         if self.on_tick:
             self.on_tick(self)
 
     def _handle(self, env: Envelope) -> None:
+        self.ops.on_message(env)
         w = self.watchers.get(env.src)
         if env.kind is Kind.STAGE_HEARTBEAT:
             if w is None or env.inc != w.inc:
@@ -338,6 +343,7 @@ class Supervisor(ReloadMixin):
                 w.proc.kill()           # the group may outlive its leader
         self._sweep_orphans()
         self.write_status(time.monotonic(), final=True)
+        self.ops.close()
         self.control.close()
         self.mailbox.close()
 
@@ -399,6 +405,8 @@ class Supervisor(ReloadMixin):
             return {"status": "ok"}
         if cmd == "reload":
             return self.reload()
+        if cmd in OPS_COMMANDS:
+            return self.ops.control(req)
         return {"status": "error", "reason": f"unknown command {cmd!r} (known: status, stop, stop-task, reload)", "errno": 1}
 
 

@@ -171,7 +171,7 @@ class Aggregator(Stage):
             self.mailbox.send("supervisor", Kind.CASE_REPORTED, {
                 "task_id": res.taskId, "case_id": res.caseId, "name": res.caseName, "status": res.status,
                 "outcome": res.outcome, "runTimes": res.runTimes, "elapsed_ms": elapsed, "reason": res.reason,
-                "executor": res.executor, "collection_id": res.collectionId, "index": res.index})
+                "executor": res.executor, "collection_id": res.collectionId, "index": res.index, "case_type": res.caseType})
         except Exception as e:
             self.log.debug("case.reported not sent: %s", e)
 
@@ -220,7 +220,8 @@ class Aggregator(Stage):
         self.journal.sync()
         agg.reported = True
         body = {"task_id": agg.task_id, "report_dir": str(agg.report_dir), "totals": totals,
-                "paths": {k: str(v) for k, v in paths.items()}, "missing": [list(k) for k in missing]}
+                "paths": {k: str(v) for k, v in paths.items()}, "missing": [list(k) for k in missing],
+                "by_kind": _by_kind(agg.results.values())}
         self.mailbox.send("supervisor", Kind.TASK_REPORTED, body)
         if self.platform:
             self._forward(Kind.TASK_REPORTED, body, f"reported:{agg.task_id}")
@@ -274,6 +275,22 @@ def _totals(results: Any) -> dict[str, int]:
             t["broken"] += 1
         t[{Status.PASS: "passed", Status.FAIL: "failed", Status.ERROR: "error", Status.SKIP: "skipped"}[Status(r.status)]] += 1
     return t
+
+
+def _by_kind(results: Any) -> dict[str, dict[str, int]]:
+    """Final status per case (its last attempt) counted by case type, for the supervisor's
+    ``liuma_cases_total{kind,status}`` (statuses: passed, failed, error, skipped)."""
+    last: dict[tuple[str, str, int], CaseResult] = {}
+    for r in results:
+        k = (r.collectionId, r.caseId, r.index)
+        if k not in last or r.runTimes > last[k].runTimes:
+            last[k] = r
+    out: dict[str, dict[str, int]] = {}
+    names = {Status.PASS: "passed", Status.FAIL: "failed", Status.ERROR: "error", Status.SKIP: "skipped"}
+    for r in last.values():
+        by = out.setdefault(r.caseType, {})
+        by[names[Status(r.status)]] = by.get(names[Status(r.status)], 0) + 1
+    return out
 
 
 STAGE = Aggregator

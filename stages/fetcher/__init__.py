@@ -99,6 +99,8 @@ class Fetcher(Stage):
     def stats(self) -> dict[str, Any]:
         base = super().stats()
         base["tasks_in_flight"] = self.running_tasks()
+        if self.platform is not None:
+            base["platform_up"], base["platform_error"] = self.platform.health()
         return base
 
 

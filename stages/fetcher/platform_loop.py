@@ -74,6 +74,8 @@ class PlatformLoop:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_keepalive: dict[str, float] = {}
+        self.http_ok: bool | None = None                    # last fetch cycle reached the platform (health, metrics)
+        self.http_error: str | None = "not contacted yet"
 
     # -- lifecycle (stage thread) ------------------------------------------------------------------
     def start(self) -> None:
@@ -177,13 +179,24 @@ class PlatformLoop:
             try:
                 self._prepare_pending()
                 self._fetch_until_full()
+                self.http_ok, self.http_error = True, None
             except PlatformUnavailable as e:
+                self.http_ok, self.http_error = False, str(e)
                 log.warning("platform unavailable, will retry in %.0f s: %s", self.fetch_interval, e)
             except PlatformError as e:
+                self.http_ok, self.http_error = True, None          # it answered, with a refusal
                 log.error("platform refused a fetch: %s", e)
             except Exception:  # noqa: BLE001 - the worker must survive anything and try again next cycle
                 log.exception("fetch cycle failed")
             self._keepalive()
+
+    def health(self) -> tuple[bool, str | None]:
+        """(reachable, why not): the last fetch cycle answered and the heartbeat WebSocket is connected."""
+        if not self.http_ok:
+            return False, self.http_error
+        if self.channel is None or not self.channel.connected.is_set():
+            return False, "heartbeat WebSocket not connected"
+        return True, None
 
     def _in_flight(self) -> int:
         with self._lock:

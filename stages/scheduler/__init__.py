@@ -87,6 +87,7 @@ class Scheduler(RecoveryMixin, Stage):
         task = Task.from_dict(body["task"])
         ts = TaskState(task, body["data_dir"], body.get("report_dir") or self.spec.report_dir)
         ts.name = body.get("name") or task.taskId
+        ts.source = str(body.get("source") or "")
         units, ts.cases, disabled = build_units(task, self.default_timeout, list(self.spec.tags))
         names = body.get("case_names") or {}
         for st in ts.cases.values():
@@ -172,12 +173,14 @@ class Scheduler(RecoveryMixin, Stage):
         """Sent by the supervisor/fetcher: stop one task (``task_id``) or all (``task_id`` None)."""
         if env.body.get("task_id") is None and env.body.get("drain"):
             self.stop_all = dict(env.body)
-        self._stop_tasks(env.body)
+        self._stop_tasks(env.body, env.src)
 
-    def _stop_tasks(self, body: dict[str, Any]) -> None:
+    def _stop_tasks(self, body: dict[str, Any], src: str = "") -> None:
         tid = body.get("task_id")
         for ts in list(self.tasks.values()):
             if tid in (None, ts.task_id) and not ts.finished_sent:
+                if tid is None and ts.source == "submit" and (body.get("drain") or src == "fetcher"):
+                    continue    # engine stopping: stays queued for the next start; the platform's stopAll is for its tasks
                 ts.stopped = body.get("reason") or "stopped by request"
                 self._write(["stopped", ts.task_id, ts.stopped])
                 for u in [u for u in self.queue if u.task_id == ts.task_id]:
@@ -257,6 +260,7 @@ class Scheduler(RecoveryMixin, Stage):
         return "pending"
 
     def _enqueue(self, unit: Unit) -> None:
+        unit.queued_at = time.monotonic()
         keys = [(-u.priority, u.order) for u in self.queue]
         self.queue.insert(bisect.bisect_right(keys, (-unit.priority, unit.order)), unit)
 
@@ -437,7 +441,10 @@ class Scheduler(RecoveryMixin, Stage):
 
     def stats(self) -> dict[str, Any]:
         base = super().stats()
+        now = time.monotonic()
         base.update({"queued_units": len(self.queue), "tasks": len([t for t in self.tasks.values() if not t.finished_sent]),
+                     "queued_cases": sum(len(u.cases) for u in self.queue),
+                     "oldest_wait_s": round(now - min(u.queued_at for u in self.queue), 3) if self.queue else 0.0,
                      "executors": {n: {"idle": e.idle, "unit": e.unit.unit_id if e.unit else None,
                                        "case": (e.running or {}).get("case_id")} for n, e in self.executors.items()},
                      "quarantined": self.quarantine.snapshot(time.monotonic(), time.time())})

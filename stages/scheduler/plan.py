@@ -52,6 +52,7 @@ class Unit:
     device: str | None = None
     setup_script: str = ""
     teardown_script: str = ""
+    queued_at: float = 0.0                  # monotonic time it (last) entered the queue: liuma_queue_oldest_wait_seconds
 
     @property
     def kinds(self) -> set[str]:
@@ -78,6 +79,7 @@ class TaskState:
     name: str = ""
     wall_start: float = field(default_factory=time.time)
     variables: dict[str, dict[str, Any]] = field(default_factory=dict)   # latest context per collection
+    source: str = ""                        # "submit": handed over by `liuma-pipeline submit` (kept across engine restarts)
 
     @property
     def task_id(self) -> str:

@@ -27,6 +27,7 @@ from selenium.webdriver.chrome.options import Options  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
 
+from pipeline.metrics import observe_local  # noqa: E402
 from stages.executor.ui.driver import driver_lost, set_command_timeout  # noqa: E402,F401  (re-exported)
 
 __all__ = ["BrowserConfig", "Browser", "BrowserStartError", "start_browser", "is_browser_lost", "ENGINE_ARGS"]
@@ -196,6 +197,7 @@ def start_browser(config: BrowserConfig, command_timeout: float = 60.0) -> Brows
         msg = getattr(e, "msg", None) or str(e)
         raise BrowserStartError(f"浏览器启动失败 ({config.mode}, driver {config.driver_path}): {msg.strip()}") from e
     set_command_timeout(driver, command_timeout)
+    observe_local("browser_start_seconds", time.monotonic() - t0)     # liuma_browser_start_seconds
     browser = Browser(driver=driver, config=config, profile_dir=profile, started_in=time.monotonic() - t0,
                       scratch_dir=scratch)
     try:
