@@ -14,6 +14,8 @@ from typing import Any, Iterator
 
 import msgpack
 
+from .codec import as_wire
+
 __all__ = ["Pending", "Outbox", "SeenIds", "AppendLog"]
 
 
@@ -95,7 +97,11 @@ class AppendLog:
     def append(self, record: Any) -> None:
         if self._fh is None:
             self.open()
-        self._fh.write(msgpack.packb(record, use_bin_type=True, datetime=True))
+        try:
+            data = msgpack.packb(record, use_bin_type=True, datetime=True)
+        except OverflowError:                   # an integer beyond 64 bits: journal it as text (codec.as_wire)
+            data = msgpack.packb(as_wire(record), use_bin_type=True, datetime=True)
+        self._fh.write(data)
         self._fh.flush()
 
     def sync(self) -> None:

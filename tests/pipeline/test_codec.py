@@ -141,3 +141,9 @@ def test_fuzz_envelope_shaped_arrays(fields: list[Any], kind: Kind) -> None:
     except CodecError:
         return
     assert env.kind is kind and all(k in env.body for k in REQUIRED[kind])
+
+
+def test_integers_beyond_64_bits_travel_as_text_instead_of_failing_the_send() -> None:
+    body = {"unit_id": "u", "variables": {"id": 10**30, "neg": -(2**70), "ok": 2**64 - 1, "flag": True, "xs": [10**20, 1]}}
+    back = decode(encode(Envelope(kind=Kind.UNIT_DONE, body=body, src="executor-1", sent_at=SENT))).body
+    assert back["variables"] == {"id": str(10**30), "neg": str(-(2**70)), "ok": 2**64 - 1, "flag": True, "xs": [str(10**20), 1]}
