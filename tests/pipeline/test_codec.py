@@ -97,7 +97,7 @@ def test_naive_datetime_is_refused_on_encode(where: str) -> None:
         encode(env)
 
 
-@pytest.mark.parametrize("value", [object(), {1, 2}, 2**70])
+@pytest.mark.parametrize("value", [object(), {1, 2}, {"n": 2**70, "bad": object()}])
 def test_unencodable_body_values_are_codec_errors(value: Any) -> None:
     with pytest.raises(CodecError, match="cannot encode unit.done from ?"):
         encode(Envelope(Kind.UNIT_DONE, {"unit_id": value}))
