@@ -355,7 +355,7 @@ def _maybe_envelope(resp: requests.Response) -> dict[str, Any] | None:
     """The body as a status envelope whatever the Content-Type says (token/apply is text/plain, §10)."""
     try:
         env = json.loads(resp.content.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):   # absurd nesting is not an envelope either
         return None
     return env if isinstance(env, dict) and isinstance(env.get("status"), int) else None
 

@@ -171,6 +171,7 @@ class UnitWorker:
         else:
             result = self._execute(unit, case, ctx, t0)
         result.taskId, result.collectionId = unit["task_id"], unit["collection_id"]
+        result.caseId = case["case_id"]          # the task's id, not the file's: a row is never filed elsewhere
         result.index, result.runTimes, result.executor = case["index"], case["run_times"], self.name
         if not result.endTime:
             result.endTime = int(time.time() * 1000)

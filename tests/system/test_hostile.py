@@ -31,3 +31,29 @@ def test_30_digit_integer_in_a_response_travels_as_text(tmp_path: Path, demo_url
     assert rows["big"]["status"] == 0 and rows["next"]["status"] == 0
     assert "exit code" not in out
     assert not engine_processes(tmp_path)
+
+
+@pytest.mark.parametrize("mutate, expect", [
+    (lambda t, root: t.update(maxThread=10**30), ["task.json", "'maxThread'", "must be between 1 and 1000"]),
+    (lambda t, root: t["testCollectionList"][0]["testCaseList"][0].update(priority=10**30), ["testCaseList[0].priority"]),
+    (lambda t, root: t.update(debugData="DEEP"), ["task.json", "nested"]),
+    (lambda t, root: [r.update(dependencies=[("b" if r["caseId"] == "a" else "a")]) for r in t["testCollectionList"][0]["testCaseList"]],
+     ["dependency cycle: a -> b -> a"]),
+    (lambda t, root: t["testCollectionList"][0]["testCaseList"][0].update(dependencies=["a"]), ["dependency cycle: a -> a"]),
+    (lambda t, root: t["testCollectionList"][0]["testCaseList"][1].update(timeout=-3), ["testCaseList[1].timeout", "positive"]),
+    (lambda t, root: (root / "c1" / "b.json").write_text(json.dumps(dict(json.loads((root / "c1" / "b.json").read_text()), caseId="zzz"))),
+     ["c1/b.json", "'zzz'", "'b'"]),
+    (lambda t, root: (root / "c1" / "b.json").write_text(json.dumps(dict(json.loads((root / "c1" / "b.json").read_text()),
+                                                                         apiList=[{"apiId": "s", "headers": "x: 1"}]))),
+     ["c1/b.json", "'apiList[0].headers'", "must be an object"]),
+], ids=["maxThread-1e30", "priority-1e30", "nested", "cycle-ab", "cycle-aa", "negative-timeout", "caseId-mismatch", "step-type"])
+def test_bad_task_json_exits_2_naming_file_and_field_without_a_traceback(tmp_path: Path, demo_url: str, mutate, expect) -> None:
+    root = write_suite(tmp_path / "suite", {"c1": [api_case("a", demo_url, "/api/health"), api_case("b", demo_url, "/api/health")]})
+    task = json.loads((root / "task.json").read_text())
+    mutate(task, root)
+    (root / "task.json").write_text(json.dumps(task).replace('"DEEP"', "[" * 100_000 + "]" * 100_000))
+    code, out, err = _finish(start_run(root, write_config(tmp_path)), timeout=60)
+    assert code == 2, (out, err)
+    assert all(e in err for e in expect), err
+    assert "Traceback" not in err + out
+    assert not engine_processes(tmp_path)
