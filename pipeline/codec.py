@@ -14,7 +14,7 @@ from typing import Any
 import msgpack
 
 from .errors import CodecError
-from .messages import REQUIRED, Kind
+from .messages import REQUIRED, Kind, body_problem
 
 __all__ = ["VERSION", "Envelope", "encode", "decode", "new_id", "as_wire"]
 
@@ -93,4 +93,7 @@ def decode(data: bytes) -> Envelope:
     missing = [key for key in REQUIRED[k] if key not in body]
     if missing:
         raise CodecError(f"{k.value} {who} lacks body field(s) {', '.join(missing)}")
+    problem = body_problem(k, body)
+    if problem:
+        raise CodecError(f"{k.value} {who}: body {problem}")
     return Envelope(kind=k, body=body, src=src, inc=inc, msg_id=msg_id, sent_at=sent_at, v=v)

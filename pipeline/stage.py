@@ -98,14 +98,14 @@ class Stage:
         if env.kind is Kind.STAGE_STOP:
             self.request_stop(f"asked by {env.src}")
             return
-        if env.kind is Kind.CONFIG_RELOAD and handler is None:
-            self.reload_config(env.body)
-            return
-        if handler is None:
+        if handler is None and env.kind is not Kind.CONFIG_RELOAD:
             dead_letters.warning("%s: no handler for %s from %s (inc %d); dropped", self.name, env.kind.value, env.src, env.inc)
             return
         try:
-            handler(self, env)
+            if handler is None:
+                self.reload_config(env.body)
+            else:
+                handler(self, env)
         except Exception as e:  # a stage never dies of one bad message
             dead_letters.exception("%s: handler for %s from %s failed: %s", self.name, env.kind.value, env.src, e)
 

@@ -111,7 +111,10 @@ class Supervisor(ReloadMixin):
     def tick(self, timeout_ms: int = 100) -> None:
         self.mailbox.poll(timeout_ms)
         while (env := self.mailbox.recv_nowait()) is not None:
-            self._handle(env)
+            try:
+                self._handle(env)
+            except Exception as e:                  # the arbiter never dies of one message (the codec checks types first)
+                logging.getLogger("pipeline.deadletter").exception("supervisor: %s from %s failed: %s", env.kind.value, env.src, e)
         self.mailbox.flush_acks()
         self.mailbox.resend_due()
         self.control.serve_pending(self._control)
