@@ -111,10 +111,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if t["failed"] == 0 and t["error"] == 0 and not sup.reported[-1].get("missing") else 1
 
 
+def _redaction_secrets(cfg: Config) -> list[str]:
+    from .platform import redaction_secrets
+    return redaction_secrets(str(cfg.get("Engine", "engine-secret") or ""), cfg.headers.get("token", ""), cfg.path)
+
+
 def _supervisor_logging(cfg: Config, storage: Path) -> None:
     from .log import setup_logging
     setup_logging(storage / "log", "supervisor", level=cfg.get("Logging", "level"), file_size_mb=cfg.get("Logging", "file-size"),
-                  backups=cfg.get("Logging", "backup-count"), secrets=[cfg.get("Engine", "engine-secret"), cfg.headers.get("token", "")],
+                  backups=cfg.get("Logging", "backup-count"), secrets=_redaction_secrets(cfg),
                   console=True)
 
 

@@ -123,6 +123,22 @@ def secret_key(config_path: str | Path = "") -> bytes | None:
     return None
 
 
+def redaction_secrets(secret: str, token: str, config_path: str | Path = "") -> list[str]:
+    """What log redaction must mask: each value as written and, for an ``enc:`` one, its clear text (the
+    clear text is what ends up in a URL or a message). A key that cannot decrypt leaves the written form only;
+    the stage that needs the value reports that error itself."""
+    out = [v for v in (secret, token) if v]
+    for v in (secret, token):
+        if v and is_encrypted(v):
+            try:
+                key = secret_key(config_path)
+                if key is not None:
+                    out.append(decrypt(v, key))
+            except ConfigError:
+                pass
+    return out
+
+
 def engine_secret(spec: Any) -> str:
     """``[Engine] engine-secret`` in clear (it may be written ``enc:…``); a missing key is a ``ConfigError``."""
     value = str(spec.setting("Engine", "engine-secret"))

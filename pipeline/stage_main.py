@@ -24,7 +24,8 @@ def main(argv: list[str]) -> int:
         return EX_CONFIG
     spec = RunSpec.load(run_dir)
     storage = Path(spec.storage_root)
-    secrets = [spec.setting("Engine", "engine-secret"), spec.headers.get("token", "")]
+    from .platform import redaction_secrets
+    secrets = redaction_secrets(str(spec.setting("Engine", "engine-secret") or ""), spec.headers.get("token", ""), spec.config_path)
     setup_logging(storage / "log", name, level=spec.setting("Logging", "level"),
                   file_size_mb=spec.setting("Logging", "file-size"), backups=spec.setting("Logging", "backup-count"),
                   secrets=secrets)

@@ -3,11 +3,12 @@ probe that used to break the engine."""
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.system.engine import engine_processes, results, start_run, write_config
+from tests.system.engine import BIN, ROOT, engine_processes, results, start_run, write_config
 from tests.system.suites import api_case, write_suite
 
 pytestmark = pytest.mark.slow
@@ -57,3 +58,17 @@ def test_bad_task_json_exits_2_naming_file_and_field_without_a_traceback(tmp_pat
     assert all(e in err for e in expect), err
     assert "Traceback" not in err + out
     assert not engine_processes(tmp_path)
+
+
+def test_enc_engine_secret_is_redacted_from_every_log_in_its_clear_form(tmp_path: Path, demo_url: str) -> None:
+    clear = "s3cr3t-engine-value-42"
+    enc = subprocess.run([str(BIN), "encrypt-secret", "--key-file", str(tmp_path / "secret.key"), clear],
+                         capture_output=True, text=True, cwd=str(ROOT), check=True).stdout.strip()
+    assert enc.startswith("enc:")
+    suite = write_suite(tmp_path / "suite", {"c1": [api_case("a", demo_url, "/api/health")]}, task_id=clear)   # logged everywhere
+    cfg = write_config(tmp_path, f"[Engine]\nengine-secret = {enc}\n", api_workers=1, browsers=0)
+    code, out, err = _finish(start_run(suite, cfg, env={"LIUMA_SECRET_KEY": ""}))
+    assert code == 0, (out, err)
+    logs = {p.name: p.read_text(errors="replace") for p in (tmp_path / "storage" / "log").iterdir() if p.is_file()}
+    assert any("******" in text for text in logs.values())          # the task id was logged, masked
+    assert not [name for name, text in logs.items() if clear in text]
