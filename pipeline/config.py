@@ -6,6 +6,7 @@ section and key. Values are read once; reload re-reads and validates before anyt
 from __future__ import annotations
 
 import configparser
+import ipaddress
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -184,8 +185,32 @@ def _check_whole(values: dict[str, dict[str, Any]], devices: dict[str, Any], fil
     """Checks across keys, shared by the file and by ``with_overrides``; normalises the platform url."""
     if values["Pipeline"]["api-workers"] + values["Pipeline"]["browsers"] + len(devices) == 0:
         raise ConfigError("no executors: set api-workers or browsers > 0", file=file, section="Pipeline", key="api-workers")
+    _check_transport(values["Pipeline"], file)
     url = values["Platform"]["url"]
     if url:
         if not url.startswith(("http://", "https://")):
             raise ConfigError(f"must start with http:// or https://, got {url!r}", file=file, section="Platform", key="url")
         values["Platform"]["url"] = url.rstrip("/")
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def unauthenticated_tcp(pipeline: dict[str, Any]) -> bool:
+    """tcp without CURVE keys: any local user can connect to the stages' inboxes and forge messages."""
+    return pipeline["transport"] == "tcp" and not pipeline["curve-keys"]
+
+
+def _check_transport(pipeline: dict[str, Any], file: str) -> None:
+    """tcp means CURVE: without keys the stages would accept anyone who can reach the port. On loopback the
+    engine still starts (the supervisor warns loudly); on any other host it refuses."""
+    if unauthenticated_tcp(pipeline) and not is_loopback(pipeline["tcp-host"]):
+        raise ConfigError(f"transport = tcp on {pipeline['tcp-host']} without CURVE keys would let anyone who reaches the "
+                          "port forge messages: create keys with `liuma-pipeline keys --dir config/curve` and set "
+                          "[Pipeline] curve-keys = config/curve", file=file, section="Pipeline", key="curve-keys")

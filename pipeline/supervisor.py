@@ -18,6 +18,7 @@ from typing import Any, Callable
 import psutil
 
 from .codec import Envelope
+from .config import unauthenticated_tcp
 from .curve import mailbox_options
 from .deadlines import DeadlineTable
 from .log import LIFECYCLE_FORMAT
@@ -66,6 +67,10 @@ class Supervisor(ReloadMixin):
     # -- setup ------------------------------------------------------------------------------------
     def start(self) -> None:
         set_child_subreaper()
+        if unauthenticated_tcp(self.spec.config["Pipeline"]):
+            log.warning("UNAUTHENTICATED TRANSPORT: transport = tcp on %s without CURVE keys: any local user can forge "
+                        "messages to the stages (e.g. end a run as passed). Create keys with `liuma-pipeline keys` and set "
+                        "[Pipeline] curve-keys, or use transport = ipc.", self.spec.setting("Pipeline", "tcp-host"))
         self.run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.run_dir.chmod(0o700)
         self.mailbox.start()

@@ -72,3 +72,15 @@ def test_enc_engine_secret_is_redacted_from_every_log_in_its_clear_form(tmp_path
     logs = {p.name: p.read_text(errors="replace") for p in (tmp_path / "storage" / "log").iterdir() if p.is_file()}
     assert any("******" in text for text in logs.values())          # the task id was logged, masked
     assert not [name for name, text in logs.items() if clear in text]
+
+
+def test_tcp_without_curve_refuses_off_loopback_and_warns_loudly_on_loopback(tmp_path: Path, demo_url: str) -> None:
+    from tests.system.test_platform import free_base_port
+    suite = write_suite(tmp_path / "suite", {"c1": [api_case("a", demo_url, "/api/health")]})
+    cfg = write_config(tmp_path, api_workers=1, browsers=0, transport="tcp", tcp_host="0.0.0.0", tcp_base_port=free_base_port())
+    code, out, err = _finish(start_run(suite, cfg), timeout=60)
+    assert code == 2 and "curve-keys" in err and "liuma-pipeline keys" in err, (out, err)
+    assert not engine_processes(tmp_path)
+    cfg = write_config(tmp_path, api_workers=1, browsers=0, transport="tcp", tcp_host="127.0.0.1", tcp_base_port=free_base_port())
+    code, out, err = _finish(start_run(suite, cfg), timeout=90)
+    assert code == 0 and "UNAUTHENTICATED TRANSPORT" in err and "liuma-pipeline keys" in err, (out, err)
