@@ -15,6 +15,7 @@ from typing import Any, Callable, ClassVar
 from .codec import Envelope
 from .curve import mailbox_options
 from .messages import Kind
+from .orphans import SUPERVISOR_ENV, parent_gone
 from .topology import RunSpec, endpoint_resolver
 from .transport import Mailbox
 
@@ -40,6 +41,7 @@ class Stage:
         self.hb_interval = float(spec.setting("Pipeline", "heartbeat-interval"))
         self._last_hb = 0.0
         self.log = logging.getLogger(f"stage.{name}")
+        self._supervisor = int(os.environ.get(SUPERVISOR_ENV) or 0)     # 0 in tests that drive a stage in-process
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -92,6 +94,9 @@ class Stage:
         self.mailbox.resend_due()
         self.on_tick()
         self.heartbeat()
+        if parent_gone(self._supervisor) and not self.stopping:
+            self.log.error("%s: the supervisor (pid %d) is gone; stopping", self.name, self._supervisor)
+            self.request_stop("supervisor gone")
 
     def dispatch(self, env: Envelope) -> None:
         handler = self.HANDLERS.get(env.kind)

@@ -23,6 +23,7 @@ from .curve import mailbox_options
 from .deadlines import DeadlineTable
 from .log import LIFECYCLE_FORMAT
 from .messages import Kind
+from .orphans import end_leftovers
 from .process import describe_exit, set_child_subreaper
 from .restart import Backoff, FlappingDetector
 from .supervisor_reload import ReloadMixin
@@ -67,6 +68,7 @@ class Supervisor(ReloadMixin):
     # -- setup ------------------------------------------------------------------------------------
     def start(self) -> None:
         set_child_subreaper()
+        end_leftovers(self.spec.storage_root)           # stages of a dead engine on our storage root
         if unauthenticated_tcp(self.spec.config["Pipeline"]):
             log.warning("UNAUTHENTICATED TRANSPORT: transport = tcp on %s without CURVE keys: any local user can forge "
                         "messages to the stages (e.g. end a run as passed). Create keys with `liuma-pipeline keys` and set "

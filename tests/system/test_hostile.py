@@ -3,15 +3,31 @@ probe that used to break the engine."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 from pathlib import Path
+from typing import Iterable
+
+import psutil
 
 import pytest
 
-from tests.system.engine import BIN, ROOT, engine_processes, results, start_run, write_config
+from tests.system.engine import BIN, ROOT, engine_processes, results, run_dir_status, start_run, wait_for, write_config
 from tests.system.suites import api_case, write_suite
 
 pytestmark = pytest.mark.slow
+
+
+def alive(pids: Iterable[int]) -> list[int]:
+    out = []
+    for pid in pids:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                out.append(pid)
+        except psutil.NoSuchProcess:
+            pass
+    return out
 
 
 def _finish(proc, timeout: float = 90) -> tuple[int, str, str]:
@@ -84,3 +100,57 @@ def test_tcp_without_curve_refuses_off_loopback_and_warns_loudly_on_loopback(tmp
     cfg = write_config(tmp_path, api_workers=1, browsers=0, transport="tcp", tcp_host="127.0.0.1", tcp_base_port=free_base_port())
     code, out, err = _finish(start_run(suite, cfg), timeout=90)
     assert code == 0 and "UNAUTHENTICATED TRANSPORT" in err and "liuma-pipeline keys" in err, (out, err)
+
+
+def _stage_pids(tmp: Path) -> dict[str, int]:
+    out = {}
+    for p in engine_processes(tmp):
+        cmd = p.info["cmdline"] if hasattr(p, "info") else p.cmdline()
+        if "pipeline.stage_main" in cmd:
+            out[cmd[cmd.index("pipeline.stage_main") + 3]] = p.pid
+    return out
+
+
+def test_sigkill_of_the_supervisor_takes_every_stage_with_it(tmp_path: Path, demo_url: str) -> None:
+    suite = write_suite(tmp_path / "suite", {"c1": [api_case("slow", demo_url, "/api/slow?ms=30000")],
+                                             "c2": [api_case("ok", demo_url, "/api/health")]})
+    proc = start_run(suite, write_config(tmp_path, api_workers=2, browsers=0))
+    try:
+        wait_for(lambda: any((s.get("current") or {}).get("case_id") == "slow" for s in (run_dir_status(tmp_path) or {}).get("stages", [])),
+                 30, "the slow case running")
+        stages = _stage_pids(tmp_path)
+        assert {"fetcher", "scheduler", "aggregator", "uploader", "janitor", "executor-1", "executor-2"} <= set(stages)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        wait_for(lambda: not alive(stages.values()), 20, f"every stage gone after the supervisor died (left: {alive(stages.values())})")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for p in engine_processes(tmp_path):
+            p.kill()
+
+
+def test_a_new_run_ends_the_leftovers_of_a_dead_engine_on_its_storage_root(tmp_path: Path, demo_url: str) -> None:
+    suite = write_suite(tmp_path / "suite", {"c1": [api_case("slow", demo_url, "/api/slow?ms=30000")]})
+    cfg = write_config(tmp_path, api_workers=1, browsers=0)
+    proc = start_run(suite, cfg)
+    stuck = 0
+    try:
+        wait_for(lambda: len(_stage_pids(tmp_path)) >= 6, 30, "the stages started")
+        stuck = _stage_pids(tmp_path)["janitor"]
+        os.kill(stuck, signal.SIGSTOP)                 # a stage that cannot act on its parent's death (SIGTERM stays pending)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        wait_for(lambda: set(_stage_pids(tmp_path)) == {"janitor"}, 20, "only the stopped janitor left")
+        code, out, err = _finish(start_run(write_suite(tmp_path / "suite2", {"c1": [api_case("ok", demo_url, "/api/health")]}, task_id="t-2"), cfg))
+        assert code == 0, (out, err)
+        assert stuck not in alive([stuck])
+        assert not engine_processes(tmp_path)
+        assert "leftover stage" in (tmp_path / "storage" / "log" / "supervisor.log").read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for p in engine_processes(tmp_path):
+            p.kill()
