@@ -20,6 +20,8 @@ class Kind(str, enum.Enum):
     TASK_RELEASED = "task.released"        # {task_id}
     # executor -> scheduler
     EXECUTOR_STATUS = "executor.status"    # {kinds, device, idle, last_unit}
+    # executor case thread -> supervisor, before the case runs (the deadline never depends on the victim's loop)
+    CASE_DEADLINE = "case.deadline"        # {task_id, case_id, index, run_times, deadline_s, name}
     CASE_STARTED = "case.started"          # {unit_id, task_id, collection_id, case_id, index, run_times, deadline_s, name}
     CASE_FINISHED = "case.finished"        # {unit_id, task_id, collection_id, case_id, index, run_times, status, outcome, variables}
     UNIT_DONE = "unit.done"                # {unit_id}
@@ -76,6 +78,7 @@ _TOTALS = Body({k: INT for k in ("cases", "passed", "failed", "error", "skipped"
 _CURRENT = Body({}, {"case": OPT_STR, "case_id": OPT_STR, "task_id": OPT_STR, "index": OPT_INT, "run_times": OPT_INT,
                      "step": OPT_STR, "deadline_s": OPT_NUM, "elapsed_s": OPT_NUM})
 _STAGE = {"stage": STR, "inc": INT, "reason": STR}
+_VICTIM = Body({"case_id": STR, "index": INT, "run_times": INT}, {"started_ms": INT})
 
 BODIES: dict[Kind, Body] = {
     Kind.TASK_SUBMIT: Body({"task": MAP, "data_dir": STR},
@@ -83,6 +86,8 @@ BODIES: dict[Kind, Body] = {
     Kind.TASK_RELEASED: Body({"task_id": STR}),
     Kind.EXECUTOR_STATUS: Body({"kinds": STRS, "idle": BOOL, "last_unit": OPT_STR}, {"device": OPT_STR, "unit": OPT_MAP}),
     Kind.CASE_STARTED: Body(dict(_CASE, deadline_s=NUM), {"started_ms": INT, "name": OPT_STR}),
+    Kind.CASE_DEADLINE: Body({"task_id": STR, "case_id": STR, "index": INT, "run_times": INT, "deadline_s": NUM},
+                             {"name": OPT_STR, "unit_id": STR, "collection_id": STR, "started_ms": INT}),
     Kind.CASE_FINISHED: Body(dict(_CASE, status=INT, outcome=STR),
                              {"deadline_s": NUM, "started_ms": INT, "name": OPT_STR, "reason": OPT_STR, "variables": OPT_MAP}),
     Kind.UNIT_DONE: Body({"unit_id": STR}),
@@ -99,7 +104,7 @@ BODIES: dict[Kind, Body] = {
                               "executor": OPT_STR, "collection_id": OPT_STR, "index": OPT_INT}),
     Kind.STAGE_HEARTBEAT: Body({"pid": INT, "state": STR}, {"current": (_CURRENT,) + NONE, "stats": OPT_MAP}),
     Kind.STAGE_FATAL: Body({"reason": STR}),
-    Kind.STAGE_DIED: Body(_STAGE),
+    Kind.STAGE_DIED: Body(_STAGE, {"case": (_VICTIM,) + NONE}),   # case: what it was running, per the supervisor
     Kind.STAGE_KILL: Body(_STAGE),
     Kind.TASK_STOP: Body({}, {"task_id": OPT_STR, "reason": OPT_STR, "drain": BOOL + NONE}),
     Kind.STAGE_STOP: Body(),

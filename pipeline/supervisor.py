@@ -151,11 +151,13 @@ class Supervisor(ReloadMixin):
             w.last_heartbeat, w.heartbeat = time.monotonic(), env.body
             cur = env.body.get("current")
             if cur and cur.get("deadline_s") is not None:
-                label = f"{cur.get('case') or cur.get('case_id')} ({cur.get('case_id')}#{cur.get('index')}, attempt {cur.get('run_times')})"
-                self.deadlines.started(w.name, w.inc, label, float(cur["deadline_s"]), float(cur.get("elapsed_s") or 0), time.monotonic())
+                self._case_deadline(w, cur, float(cur.get("elapsed_s") or 0), env.sent_at.timestamp())
                 self.deadlines.step(w.name, cur.get("step") or "")
             elif w.kind == "executor":
-                self.deadlines.finished(w.name)
+                self.deadlines.finished(w.name, as_of=env.sent_at.timestamp())
+        elif env.kind is Kind.CASE_DEADLINE:
+            if w is not None and env.inc == w.inc:
+                self._case_deadline(w, env.body, max(0.0, time.time() - env.sent_at.timestamp()), env.sent_at.timestamp())
         elif env.kind is Kind.CASE_REPORTED:
             if self.on_case:
                 self.on_case(env.body)
@@ -175,6 +177,13 @@ class Supervisor(ReloadMixin):
                 victim.kill_reason = str(env.body["reason"])
                 log.warning(LIFECYCLE_FORMAT, "kill", victim.name, victim.kill_reason)
                 victim.proc.terminate(time.monotonic())
+
+    def _case_deadline(self, w: StageWatcher, cur: dict[str, Any], elapsed: float, since: float) -> None:
+        """A case started on ``w`` (told by its case thread before the case runs, or by a heartbeat)."""
+        label = f"{cur.get('case') or cur.get('name') or cur.get('case_id')} ({cur.get('case_id')}#{cur.get('index')}, attempt {cur.get('run_times')})"
+        key = (str(cur.get("case_id")), int(cur.get("index") or 0), int(cur.get("run_times") or 0))
+        self.deadlines.started(w.name, w.inc, label, float(cur["deadline_s"]), elapsed, time.monotonic(), key=key, since=since,
+                               named=bool(cur.get("case")))
 
     # -- exits ------------------------------------------------------------------------------------
     def _reap(self, now: float) -> None:
@@ -201,7 +210,9 @@ class Supervisor(ReloadMixin):
                 reason = cause if cause.startswith(("timeout", "hung", "stopped")) else f"{w.name} {cause}"
                 if running and not cause.startswith("timeout"):
                     reason += f" while running case {running.case}" + (f" at step {running.step!r}" if running.step else "")
-                self.mailbox.send("scheduler", Kind.STAGE_DIED, {"stage": w.name, "inc": w.inc, "reason": reason})
+                victim = ({"case_id": running.key[0], "index": running.key[1], "run_times": running.key[2],
+                           "started_ms": int(running.since * 1000)} if running and running.key else None)
+                self.mailbox.send("scheduler", Kind.STAGE_DIED, {"stage": w.name, "inc": w.inc, "reason": reason, "case": victim})
             if state == "failed":
                 self._gave_up(w)
 

@@ -162,7 +162,7 @@ class Scheduler(RecoveryMixin, Stage):
         b = env.body
         ex = self.executors.get(b["stage"])
         if ex is not None and ex.inc <= int(b["inc"]):
-            self._executor_lost(b["stage"], ex.inc, b["reason"])
+            self._executor_lost(b["stage"], ex.inc, b["reason"], victim=b.get("case"))
             del self.executors[b["stage"]]
 
     def on_task_stop(self, env: Envelope) -> None:
@@ -295,7 +295,7 @@ class Scheduler(RecoveryMixin, Stage):
                                unit.device, unit.setup_script, unit.teardown_script))
         self._maybe_finish(ts)
 
-    def _executor_lost(self, name: str, inc: int, reason: str) -> None:
+    def _executor_lost(self, name: str, inc: int, reason: str, victim: dict[str, Any] | None = None) -> None:
         ex = self.executors.get(name)
         if ex is None or ex.unit is None:
             return
@@ -304,8 +304,12 @@ class Scheduler(RecoveryMixin, Stage):
         if ts is None:
             return
         ts.in_flight -= 1
-        if ex.running is not None:
-            c = ex.running
+        running = ex.running
+        if running is None and victim is not None and any(      # its case.started never arrived (loop starved)
+                (c["case_id"], c["index"], c["run_times"]) == (victim["case_id"], victim["index"], victim["run_times"]) for c in unit.cases):
+            running = victim
+        if running is not None:
+            c = running
             st = ts.cases.get((unit.collection_id, c["case_id"], c["index"]))
             if st is not None and not any(a[0] == c["run_times"] for a in st.attempts):
                 self.log.warning("%s lost while running %s: %s", name, c["case_id"], reason)

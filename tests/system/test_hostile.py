@@ -154,3 +154,20 @@ def test_a_new_run_ends_the_leftovers_of_a_dead_engine_on_its_storage_root(tmp_p
             proc.wait()
         for p in engine_processes(tmp_path):
             p.kill()
+
+
+def test_a_case_holding_the_gil_is_killed_at_its_deadline_named_and_counted(tmp_path: Path, demo_url: str) -> None:
+    hog = api_case("hog", demo_url, "/api/health", name="占住GIL", controller={
+        "pre": [{"name": "preScript", "value": "import itertools\nsum(itertools.count())", "index": 0, "edit": False, "desc": ""}]})
+    suite = write_suite(tmp_path / "suite", {"c1": [hog], "c2": [api_case("ok", demo_url, "/api/health")]},
+                        extra={"hog": {"timeout": 3}})
+    code, out, err = _finish(start_run(suite, write_config(tmp_path, api_workers=1, browsers=0, heartbeat_timeout=60)), timeout=120)
+    rows = {r["caseId"]: r for r in results(tmp_path)}
+    assert code == 1, (out, err)
+    assert rows["ok"]["status"] == 0 and rows["hog"]["status"] == 2 and rows["hog"]["runTimes"] == 2
+    line = next(ln for ln in out.splitlines() if "[c1/hog#1]" in ln)
+    assert "timeout after 3 s" in line and "占住GIL" in line, out
+    assert "attempt 2" in out and "(3 attempts)" in out                  # each attempt counted: retried once, then final
+    sup_log = (tmp_path / "storage" / "log" / "supervisor.log").read_text()
+    assert "LIFECYCLE timeout stage=executor-1" in sup_log and "hung" not in sup_log
+    assert not engine_processes(tmp_path)
