@@ -99,8 +99,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         printer.close()
         shutil.rmtree(run_dir, ignore_errors=True)
+    for fault in sup.storage_faults:             # a report or journal that could not be written is a failed run
+        print(f"liuma-pipeline: storage fault: {fault}", file=sys.stderr)
     if sup.fatal:
         print(f"liuma-pipeline: run aborted: {sup.fatal}", file=sys.stderr)
+        return 1
+    if sup.storage_faults:
         return 1
     if sup._signal:
         return 130
@@ -188,6 +192,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"{s['name']:<12} {','.join(s.get('kinds') or []):<10} {on}{' (retiring: stops when idle)' if s.get('retiring') else ''}")
     q = st.get("queues") or {}
     print(f"queued units: {q.get('queued_units', 0)}  tasks in flight: {q.get('tasks', 0)}")
+    if st.get("disk_short"):
+        print(f"DISK SHORT: {st['disk_short']}")
+    for fault in st.get("storage_faults") or []:
+        print(f"STORAGE FAULT: {fault}")
     for t in st.get("tasks") or []:
         print(f"  task {t['task_id']} {t.get('name') or ''}: {t.get('results', 0)}/{t.get('cases') or '?'} results"
               + (" (finishing)" if t.get("finishing") else ""))
@@ -294,6 +302,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except PipelineError as e:
         print(f"liuma-pipeline: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:                        # e.g. the run dir on a full disk: name the file and errno, no traceback
+        from .storage import fault_text
+        print(f"liuma-pipeline: {fault_text(e)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

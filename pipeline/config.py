@@ -44,6 +44,13 @@ def _pos_float(v: str) -> float:
     return x
 
 
+def _gt0_float(v: str) -> float:
+    x = _pos_float(v)
+    if x == 0:                        # a zero timeout would end every case (or task) before it starts
+        raise ValueError("must be > 0")
+    return x
+
+
 def _choice(*options: str) -> Callable[[str], str]:
     def parse(v: str) -> str:
         if v.strip().lower() not in options:
@@ -66,14 +73,14 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[str], Any], Any]]] = {
                   "remote-url": (_str, ""), "reset": (_choice("session", "clear"), "clear")},
     "RunSetting": {"max-run": (_pos_int, 2)},
     "Pipeline": {
-        "api-workers": (_pos_int, 2), "browsers": (_pos_int, 1), "case-timeout": (_pos_float, 300.0),
-        "task-timeout": (_pos_float, 3600.0), "kill-grace": (_pos_float, 3.0), "stop-grace": (_pos_float, 10.0),
+        "api-workers": (_pos_int, 2), "browsers": (_pos_int, 1), "case-timeout": (_gt0_float, 300.0),
+        "task-timeout": (_gt0_float, 3600.0), "kill-grace": (_pos_float, 3.0), "stop-grace": (_pos_float, 10.0),
         "storage-root": (_str, "storage"), "report-dir": (_str, "reports"), "run-dir": (_str, ""),
         "transport": (_choice("ipc", "tcp"), "ipc"), "tcp-host": (_str, "127.0.0.1"), "tcp-base-port": (_pos_int, 47100),
         "curve-keys": (_str, ""), "heartbeat-interval": (_pos_float, 1.0), "heartbeat-timeout": (_pos_float, 15.0),
         "restart-backoff-cap": (_pos_float, 60.0), "restart-max": (_pos_int, 5), "restart-window": (_pos_float, 60.0),
         "strict-templates": (_bool, True), "faker-locale": (_str, "zh_CN"), "screenshot-every-step": (_bool, False),
-        "step-timeout": (_pos_float, 60.0),
+        "step-timeout": (_gt0_float, 60.0), "min-free-mb": (_pos_float, 0.0),
     },
     "Logging": {"level": (_choice("debug", "info", "warning", "error"), "info"), "file-size": (_pos_int, 10),
                 "backup-count": (_pos_int, 5), "archive-days": (_pos_int, 30)},

@@ -98,7 +98,7 @@ BODIES: dict[Kind, Body] = {
                             {"name": OPT_STR, "cases": INT, "started_at": OPT_NUM, "secrets": (ListOf(STR),) + NONE}),
     Kind.TASK_FINISHED: Body({"task_id": STR, "expected": (ListOf((list,)),)}, {"stopped": OPT_STR}),
     Kind.TASK_REPORTED: Body({"task_id": STR, "report_dir": STR, "totals": (_TOTALS,)},
-                             {"paths": OPT_MAP, "missing": (list,) + NONE, "status": OPT_STR}),
+                             {"paths": OPT_MAP, "missing": (list,) + NONE, "status": OPT_STR, "storage_faults": STRS}),
     Kind.CASE_REPORTED: Body({"task_id": STR, "case_id": STR, "status": INT},
                              {"name": OPT_STR, "outcome": OPT_STR, "runTimes": OPT_INT, "elapsed_ms": OPT_NUM, "reason": OPT_STR,
                               "executor": OPT_STR, "collection_id": OPT_STR, "index": OPT_INT}),

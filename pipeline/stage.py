@@ -42,6 +42,7 @@ class Stage:
         self._last_hb = 0.0
         self.log = logging.getLogger(f"stage.{name}")
         self._supervisor = int(os.environ.get(SUPERVISOR_ENV) or 0)     # 0 in tests that drive a stage in-process
+        self.storage_faults: list[str] = []      # failed report/journal writes (file + errno), for the supervisor
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -156,6 +157,14 @@ class Stage:
     def current(self) -> dict[str, Any] | None:
         return None
 
+    def storage_fault(self, text: str) -> None:
+        """A write that failed (``pipeline.storage.fault_text``): logged once, reported in every heartbeat."""
+        if text not in self.storage_faults:
+            self.storage_faults.append(text)
+            self.log.error("storage fault: %s", text)
+            self.heartbeat(force=True)
+
     def stats(self) -> dict[str, Any]:
         return {"outbox": len(self.mailbox.outbox), "dead_lettered": self.mailbox.dead_lettered,
-                "sent_to": dict(self.mailbox.sent_to), "received": self.mailbox.received}
+                "sent_to": dict(self.mailbox.sent_to), "received": self.mailbox.received,
+                "storage_faults": list(self.storage_faults)}

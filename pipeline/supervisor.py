@@ -57,6 +57,7 @@ class Supervisor(ReloadMixin):
         self.draining_since: float | None = None
         self.fatal: str = ""
         self.reported: list[dict[str, Any]] = []
+        self.storage_faults: list[str] = []              # "<stage>: <file>: [Errno N ...] ..." (pipeline.storage)
         self._signal: str = ""
         self._reload_asked = False
         self.generation = 0                              # config reloads applied
@@ -149,6 +150,7 @@ class Supervisor(ReloadMixin):
             if w is None or env.inc != w.inc:
                 return                                        # an older incarnation's last words
             w.last_heartbeat, w.heartbeat = time.monotonic(), env.body
+            self._note_faults(w.name, (env.body.get("stats") or {}).get("storage_faults"))
             cur = env.body.get("current")
             if cur and cur.get("deadline_s") is not None:
                 self._case_deadline(w, cur, float(cur.get("elapsed_s") or 0), env.sent_at.timestamp())
@@ -165,6 +167,7 @@ class Supervisor(ReloadMixin):
             if any(r["task_id"] == env.body["task_id"] for r in self.reported):
                 return
             self.reported.append(env.body)
+            self._note_faults(env.src, env.body.get("storage_faults"))
             if self.on_task:
                 self.on_task(env.body)
             if self.spec.mode == "run":
@@ -177,6 +180,14 @@ class Supervisor(ReloadMixin):
                 victim.kill_reason = str(env.body["reason"])
                 log.warning(LIFECYCLE_FORMAT, "kill", victim.name, victim.kill_reason)
                 victim.proc.terminate(time.monotonic())
+
+    def _note_faults(self, stage: str, faults: Any) -> None:
+        """Failed report/journal writes a stage reported: kept for ``status`` and for ``run``'s exit code."""
+        for f in faults if isinstance(faults, list) else ():
+            text = f"{stage}: {f}"
+            if text not in self.storage_faults:
+                self.storage_faults.append(text)
+                log.error("storage fault in %s: %s", stage, f)
 
     def _case_deadline(self, w: StageWatcher, cur: dict[str, Any], elapsed: float, since: float) -> None:
         """A case started on ``w`` (told by its case thread before the case runs, or by a heartbeat)."""
@@ -350,7 +361,8 @@ class Supervisor(ReloadMixin):
                 "config_generation": self.generation,
                 "stages": stages, "queues": (sched.heartbeat.get("stats", {}) if sched else {}),
                 "tasks": ((agg.heartbeat.get("stats") or {}).get("tasks") or []) if agg else [],
-                "tasks_reported": [r["task_id"] for r in self.reported]}
+                "tasks_reported": [r["task_id"] for r in self.reported], "storage_faults": list(self.storage_faults),
+                "disk_short": (sched.heartbeat.get("stats") or {}).get("disk_short") if sched else None}
 
     def _executor_fields(self, entry: dict[str, Any]) -> dict[str, Any]:
         """What an executor runs on: its case kinds, the browser (WEB) and the device (APP) it owns."""

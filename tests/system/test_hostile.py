@@ -7,7 +7,7 @@ import os
 import signal
 import subprocess
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import psutil
 
@@ -170,4 +170,47 @@ def test_a_case_holding_the_gil_is_killed_at_its_deadline_named_and_counted(tmp_
     assert "attempt 2" in out and "(3 attempts)" in out                  # each attempt counted: retried once, then final
     sup_log = (tmp_path / "storage" / "log" / "supervisor.log").read_text()
     assert "LIFECYCLE timeout stage=executor-1" in sup_log and "hung" not in sup_log
+    assert not engine_processes(tmp_path)
+
+
+@pytest.fixture
+def small_fs(tmp_path: Path) -> Iterator[Path]:
+    """A 4 MiB tmpfs (root only: mount -t tmpfs), nearly filled so reports and journals hit ENOSPC."""
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {r.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+def _fill(mnt: Path, leave_kib: int) -> None:
+    free = os.statvfs(mnt).f_bavail * os.statvfs(mnt).f_frsize
+    (mnt / "ballast").write_bytes(b"\0" * max(0, free - leave_kib * 1024))
+
+
+def test_a_full_disk_fails_the_run_loudly_naming_the_file_and_errno(tmp_path: Path, demo_url: str, small_fs: Path) -> None:
+    suite = write_suite(tmp_path / "suite", {f"c{i}": [api_case(f"k{i}", demo_url, "/api/items?size=300")] for i in range(20)})
+    cfg = write_config(tmp_path, api_workers=2, browsers=0, storage_root=small_fs / "storage", report_dir=small_fs / "reports")
+    (small_fs / "storage").mkdir()
+    _fill(small_fs, 400)
+    code, out, err = _finish(start_run(suite, cfg), timeout=120)
+    assert code == 1, (out, err)
+    assert "storage fault" in err and "[Errno 28 ENOSPC] No space left on device" in err, err
+    assert str(small_fs / "reports") in err
+    assert not engine_processes(tmp_path)
+
+
+def test_a_full_disk_under_the_run_dir_never_hangs_the_run(tmp_path: Path, demo_url: str, small_fs: Path) -> None:
+    suite = write_suite(tmp_path / "suite", {f"c{i}": [api_case(f"k{i}", demo_url, "/api/items?size=300")] for i in range(20)})
+    cfg = write_config(tmp_path, api_workers=2, browsers=0, storage_root=small_fs / "storage", report_dir=small_fs / "reports",
+                       run_dir=small_fs / "run")
+    (small_fs / "run").mkdir()
+    _fill(small_fs, 600)
+    code, out, err = _finish(start_run(suite, cfg), timeout=120)
+    assert code != 0, (out, err)
+    assert "No space left on device" in err and "Traceback" not in err, err
     assert not engine_processes(tmp_path)
