@@ -132,6 +132,11 @@ def validate_task(raw: Any, source: str) -> Task:
             raise SuiteError(f"unsafe collectionId {coll['collectionId']!r} (must be a plain folder name)",
                              file=source, field=f"{where}.collectionId")
         _check_fields(coll, _COLLECTION_FIELDS, source, where)
+        for key in ("setupScript", "teardownScript"):
+            if coll.get(key):                    # refused rather than accepted and silently never run
+                raise SuiteError(f"{key} is not supported by this engine (collection scripts are not run); put the code "
+                                 "in the first case's pre-script / the last case's post-script instead",
+                                 file=source, field=f"{where}.{key}")
         cases = coll.get("testCaseList")
         if not isinstance(cases, list):
             raise SuiteError("missing or not a list", file=source, field=f"{where}.testCaseList")

@@ -297,3 +297,14 @@ def test_wrong_typed_step_fields_are_errors_naming_the_field(tmp_path: Path, cas
     with pytest.raises(SuiteError) as e:
         read_case(p)
     assert e.value.field == field and str(p) in str(e.value) and "must be" in str(e.value)
+
+
+@pytest.mark.parametrize("key", ["setupScript", "teardownScript"])
+def test_collection_scripts_are_refused_not_silently_ignored(key: str) -> None:
+    task = task_json({})
+    task["testCollectionList"][0][key] = "print('never run')"
+    with pytest.raises(SuiteError) as e:
+        validate_task(task, "t.json")
+    assert e.value.field == f"testCollectionList[0].{key}" and "not supported" in str(e.value)
+    task["testCollectionList"][0][key] = ""
+    validate_task(task, "t.json")
