@@ -133,3 +133,11 @@ def test_running_is_aged_by_the_heartbeat_and_forgets_reported_cases() -> None:
     assert w.state.running == [] and "running 0" in out.getvalue().rsplit("PASS", 1)[1]
     w.tick(FakeSup(cur))                                                       # a stale heartbeat still names it
     assert w.state.running == []
+
+
+def test_terminal_escapes_in_names_and_reasons_are_printed_escaped() -> None:
+    from pipeline.progress import case_line
+    line = case_line({"status": 1, "name": "evil\x1b]0;pwned\x07\x1b[2J", "case_id": "k\x9b", "collection_id": "c",
+                      "index": 1, "reason": "line1\r\nline2", "executor": "executor-1"})
+    assert not any(ord(ch) < 0x20 or 0x7f <= ord(ch) < 0xa0 for ch in line)
+    assert "evil\\x1b]0;pwned\\x07\\x1b[2J" in line and "k\\x9b" in line and "line1\\r\\nline2" in line

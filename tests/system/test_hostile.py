@@ -214,3 +214,10 @@ def test_a_full_disk_under_the_run_dir_never_hangs_the_run(tmp_path: Path, demo_
     assert code != 0, (out, err)
     assert "No space left on device" in err and "Traceback" not in err, err
     assert not engine_processes(tmp_path)
+
+
+def test_terminal_escapes_in_a_case_name_are_printed_escaped(tmp_path: Path, demo_url: str) -> None:
+    suite = write_suite(tmp_path / "suite", {"c1": [api_case("a", demo_url, "/api/health", name="x\x1b[2J\x1b]0;owned\x07y")]})
+    code, out, err = _finish(start_run(suite, write_config(tmp_path, api_workers=1, browsers=0)))
+    assert code == 0, (out, err)
+    assert "\x1b" not in out and "x\\x1b[2J\\x1b]0;owned\\x07y" in out
