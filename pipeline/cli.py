@@ -53,6 +53,8 @@ def _check_devices(cfg: Config) -> None:
 def _config(args: argparse.Namespace) -> Config:
     cfg = load_config(args.config)
     _check_devices(cfg)
+    from .storage import apply_umask
+    apply_umask(int(cfg.get("Pipeline", "umask")))        # inherited by every stage, browser and report
     over = {}
     for opt, key in (("api_workers", "api-workers"), ("browsers", "browsers"), ("case_timeout", "case-timeout")):
         v = getattr(args, opt, None)

@@ -51,6 +51,13 @@ def _gt0_float(v: str) -> float:
     return x
 
 
+def _umask(v: str) -> int:
+    n = int(v.strip(), 8)
+    if not 0 <= n <= 0o777:
+        raise ValueError(f"must be an octal mode 000..777, got {v!r}")
+    return n
+
+
 def _choice(*options: str) -> Callable[[str], str]:
     def parse(v: str) -> str:
         if v.strip().lower() not in options:
@@ -81,6 +88,8 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[str], Any], Any]]] = {
         "restart-backoff-cap": (_pos_float, 60.0), "restart-max": (_pos_int, 5), "restart-window": (_pos_float, 60.0),
         "strict-templates": (_bool, True), "faker-locale": (_str, "zh_CN"), "screenshot-every-step": (_bool, False),
         "step-timeout": (_gt0_float, 60.0), "min-free-mb": (_pos_float, 0.0),
+        # reports, logs and copied case files carry whatever a case carries: private unless shared on purpose
+        "umask": (_umask, 0o077),
     },
     "Logging": {"level": (_choice("debug", "info", "warning", "error"), "info"), "file-size": (_pos_int, 10),
                 "backup-count": (_pos_int, 5), "archive-days": (_pos_int, 30)},

@@ -10,7 +10,25 @@ import shutil
 from pathlib import Path
 from typing import Callable, Iterable
 
-__all__ = ["fault_text", "short_of_space"]
+__all__ = ["fault_text", "short_of_space", "apply_umask", "follow_umask"]
+
+
+def apply_umask(mask: int) -> None:
+    """``[Pipeline] umask`` (default 077: files 0600, directories 0700) for this process and every stage,
+    browser and report it starts or writes."""
+    os.umask(mask)
+
+
+def follow_umask(root: Path) -> None:
+    """Give a copied tree (``shutil.copytree`` keeps the source's 0644/0755) the modes new files get."""
+    mask = os.umask(0)
+    os.umask(mask)
+    for d, dirs, files in os.walk(root):
+        os.chmod(d, 0o777 & ~mask)
+        for f in files:
+            p = os.path.join(d, f)
+            if not os.path.islink(p):
+                os.chmod(p, 0o666 & ~mask)
 
 
 def fault_text(e: BaseException, path: str | Path | None = None) -> str:

@@ -16,6 +16,7 @@ from .casecheck import check_case_id, check_depth, check_steps, find_cycle
 from .errors import SuiteError
 from .models import CaseType, Task
 from .package import safe_extract
+from .storage import follow_umask
 
 __all__ = ["load_suite", "validate_task", "read_case", "case_path"]
 
@@ -235,6 +236,7 @@ def load_suite(source: str | Path, data_root: Path) -> tuple[Task, Path]:
             shutil.rmtree(dest)
         if root is src:
             shutil.copytree(src, dest, ignore=shutil.ignore_patterns("task.json"))
+            follow_umask(dest)                   # the copy is as private as everything else the engine writes
         else:
             shutil.move(str(root), str(dest))
         return task, dest

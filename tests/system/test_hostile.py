@@ -221,3 +221,23 @@ def test_terminal_escapes_in_a_case_name_are_printed_escaped(tmp_path: Path, dem
     code, out, err = _finish(start_run(suite, write_config(tmp_path, api_workers=1, browsers=0)))
     assert code == 0, (out, err)
     assert "\x1b" not in out and "x\\x1b[2J\\x1b]0;owned\\x07y" in out
+
+
+def _modes(root: Path) -> dict[str, int]:
+    return {str(p.relative_to(root)): p.stat().st_mode & 0o777 for p in [root, *root.rglob("*")] if not p.is_symlink()}
+
+
+@pytest.mark.parametrize("umask, file_mode, dir_mode", [(None, 0o600, 0o700), ("027", 0o640, 0o750)])
+def test_reports_logs_and_copied_cases_are_private_unless_umask_shares_them(tmp_path: Path, demo_url: str, umask, file_mode, dir_mode) -> None:
+    suite = write_suite(tmp_path / "suite", {"c1": [api_case("a", demo_url, "/api/health")]})
+    for p in [suite, *suite.rglob("*")]:
+        p.chmod(0o755 if p.is_dir() else 0o644)
+    extra = {"umask": umask} if umask else {}
+    code, out, err = _finish(start_run(suite, write_config(tmp_path, api_workers=1, browsers=0, **extra)))
+    assert code == 0, (out, err)
+    checked = {**{f"reports/{k}": v for k, v in _modes(tmp_path / "reports").items()},
+               **{f"storage/{k}": v for k, v in _modes(tmp_path / "storage").items()}}
+    assert any(k.endswith("results.json") for k in checked) and any(k.endswith("c1/a.json") for k in checked)
+    assert any(k.endswith(".log") for k in checked)
+    wrong = {k: oct(m) for k, m in checked.items() if m != ((tmp_path / k).is_dir() and dir_mode or file_mode)}
+    assert not wrong, wrong
