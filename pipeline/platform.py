@@ -152,9 +152,27 @@ def engine_secret(spec: Any) -> str:
 
 
 def shared_token_store(storage_root: str | Path, key: bytes | None = None) -> FileTokenStore:
-    """The token file every stage of one engine shares: ``<storage>/state/token`` (0600), encrypted when a
-    secret key is configured (see ``secret_key``), plain otherwise."""
-    return FileTokenStore(Path(storage_root) / "state" / "token", key)
+    """The token file every stage of one engine shares: ``<storage>/state/token`` (0600), always encrypted:
+    with the configured secret key (see ``secret_key``), else with an engine-made ``state/token.key`` (0600),
+    so a copied or backed-up state file alone never shows the token. A plain token file of an older
+    engine still loads (``decrypt`` passes plain text through) and is encrypted on its next save."""
+    state = Path(storage_root) / "state"
+    return FileTokenStore(state / "token", key or _state_key(state / "token.key"))
+
+
+def _state_key(path: Path) -> bytes:
+    """Load ``path`` or create it; several stages may race to create it, so a half-written key is retried."""
+    from pipeline.secrets import generate_key_file
+    for _ in range(50):
+        try:
+            return generate_key_file(path)
+        except ConfigError:
+            pass                                  # it exists: another stage made it
+        try:
+            return load_key(path)
+        except ConfigError:
+            time.sleep(0.02)                      # created but not yet written
+    return load_key(path)
 
 
 class PlatformClient:
