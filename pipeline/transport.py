@@ -196,10 +196,13 @@ class Notifier:
     def __init__(self, mailbox: Mailbox, peer: str) -> None:
         self.mailbox, self.peer = mailbox, peer
         self.sock: zmq.Socket[Any] | None = None
+        self.closed = False                 # after close() nothing is opened again (ctx.term() waits for every socket)
 
     def send(self, kind: Kind, body: dict[str, Any]) -> None:
         mb = self.mailbox
         try:
+            if self.closed:
+                return
             if self.sock is None:
                 assert mb.ctx is not None
                 self.sock = mb.ctx.socket(zmq.PUSH)
@@ -213,6 +216,7 @@ class Notifier:
             log.debug("%s -> %s: %s not sent: %s", mb.name, self.peer, kind.value, e)
 
     def close(self) -> None:
+        self.closed = True
         if self.sock is not None:
             self.sock.close(0)
             self.sock = None
