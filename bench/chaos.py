@@ -45,9 +45,9 @@ def main() -> None:
                 match = final_statuses(w_rows) == final_statuses(c_rows)
                 kills = ", ".join(f"{n}" for _, n, _ in wild.kills)
                 print(f"{i + 1:>5} {len(cases):>6} {len(wild.kills):>6} {sum(wild.restarts.values()):>8} {lost:>5} {dup:>4} "
-                      f"{str(match):>6} {calm.wall_s:>7.1f} {wild.wall_s:>8.1f} {wild.wall_s / calm.wall_s:>7.2f}x {len(leftovers())}")
+                      f"{str(match):>6} {calm.wall_s:>7.1f} {wild.wall_s:>8.1f} {wild.wall_s / calm.wall_s:>7.2f}x {len(leftovers(t))}")
                 print(f"      killed: {kills}")
-                kill_leftovers()
+                kill_leftovers(t)
     finally:
         server.shutdown()
 

@@ -52,6 +52,8 @@ def _check_devices(cfg: Config) -> None:
 def _config(args: argparse.Namespace) -> Config:
     cfg = load_config(args.config)
     _check_devices(cfg)
+    from .storage import apply_umask
+    apply_umask(int(cfg.get("Pipeline", "umask")))        # inherited by every stage, browser and report
     over = {}
     for opt, key in (("api_workers", "api-workers"), ("browsers", "browsers"), ("case_timeout", "case-timeout")):
         v = getattr(args, opt, None)
@@ -136,8 +138,12 @@ def _hangup_check(printer: Any) -> Any:
 def _run_exit_code(sup: Any, printer: Any) -> int:
     """See ``EXIT_CODES``."""
     from .models import skipped_by_accident
+    for fault in sup.storage_faults:             # a report or journal that could not be written is a failed run
+        _err(f"liuma-pipeline: storage fault: {fault}")
     if sup.fatal:
         _err(f"liuma-pipeline: run aborted: {sup.fatal}")
+        return 1
+    if sup.storage_faults:
         return 1
     if sup._signal:
         return 143 if sup._signal == "SIGTERM" else 130
@@ -194,10 +200,15 @@ def live_runs(storage: Path) -> list[dict[str, Any]]:
     return sorted(out, key=lambda e: -float(e.get("started_at") or 0))
 
 
+def _redaction_secrets(cfg: Config) -> list[str]:
+    from .platform import redaction_secrets
+    return redaction_secrets(str(cfg.get("Engine", "engine-secret") or ""), cfg.headers.get("token", ""), cfg.path)
+
+
 def _supervisor_logging(cfg: Config, storage: Path) -> None:
     from .log import setup_logging
     setup_logging(storage / "log", "supervisor", level=cfg.get("Logging", "level"), file_size_mb=cfg.get("Logging", "file-size"),
-                  backups=cfg.get("Logging", "backup-count"), secrets=[cfg.get("Engine", "engine-secret"), cfg.headers.get("token", "")],
+                  backups=cfg.get("Logging", "backup-count"), secrets=_redaction_secrets(cfg),
                   console=True, fmt=cfg.get("Logging", "format"))
 
 
@@ -294,6 +305,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"{s['name']:<12} {','.join(s.get('kinds') or []):<10} {on}{' (retiring: stops when idle)' if s.get('retiring') else ''}")
     q = st.get("queues") or {}
     print(f"queued units: {q.get('queued_units', 0)}  tasks in flight: {q.get('tasks', 0)}")
+    if st.get("disk_short"):
+        print(f"DISK SHORT: {st['disk_short']}")
+    for fault in st.get("storage_faults") or []:
+        print(f"STORAGE FAULT: {fault}")
     for t in st.get("tasks") or []:
         print(f"  task {t['task_id']} {t.get('name') or ''}: {t.get('results', 0)}/{t.get('cases') or '?'} results"
               + (" (finishing)" if t.get("finishing") else ""))
@@ -483,6 +498,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except (TransportError, PipelineError) as e:
         _err(f"liuma-pipeline: {e}")
+        return 1
+    except OSError as e:                        # e.g. the run dir on a full disk: name the file and errno, no traceback
+        from .storage import fault_text
+        print(f"liuma-pipeline: {fault_text(e)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -14,9 +14,9 @@ from typing import Any
 import msgpack
 
 from .errors import CodecError
-from .messages import REQUIRED, Kind
+from .messages import REQUIRED, Kind, body_problem
 
-__all__ = ["VERSION", "Envelope", "encode", "decode", "new_id"]
+__all__ = ["VERSION", "Envelope", "encode", "decode", "new_id", "as_wire"]
 
 VERSION = 1
 MAX_BYTES = 64 * 2**20          # results travel inline; screenshots and logs travel by path
@@ -37,11 +37,30 @@ class Envelope:
     v: int = VERSION
 
 
+INT_MIN, INT_MAX = -(2**63), 2**64 - 1      # what a msgpack integer can hold
+
+
+def as_wire(value: Any) -> Any:
+    """``value`` with every integer msgpack cannot hold (beyond 64 bits: a 30-digit id in a response) turned
+    into its decimal text, so it travels as text instead of killing the sender."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value if INT_MIN <= value <= INT_MAX else str(value)
+    if isinstance(value, dict):
+        return {k: as_wire(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [as_wire(v) for v in value]
+    return value
+
+
 def encode(env: Envelope) -> bytes:
+    frame = [env.v, env.kind.value, env.msg_id, env.src, env.inc, env.sent_at, env.body]
     try:
-        return msgpack.packb(
-            [env.v, env.kind.value, env.msg_id, env.src, env.inc, env.sent_at, env.body],
-            datetime=True, use_bin_type=True)
+        try:
+            return msgpack.packb(frame, datetime=True, use_bin_type=True)
+        except OverflowError:                   # rare: only then pay for the walk
+            return msgpack.packb(as_wire(frame), datetime=True, use_bin_type=True)
     except (TypeError, ValueError, OverflowError) as e:
         raise CodecError(f"cannot encode {env.kind.value} from {env.src or '?'}: {e}") from e
 
@@ -74,4 +93,7 @@ def decode(data: bytes) -> Envelope:
     missing = [key for key in REQUIRED[k] if key not in body]
     if missing:
         raise CodecError(f"{k.value} {who} lacks body field(s) {', '.join(missing)}")
+    problem = body_problem(k, body)
+    if problem:
+        raise CodecError(f"{k.value} {who}: body {problem}")
     return Envelope(kind=k, body=body, src=src, inc=inc, msg_id=msg_id, sent_at=sent_at, v=v)

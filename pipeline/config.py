@@ -6,6 +6,7 @@ section and key. Values are read once; reload re-reads and validates before anyt
 from __future__ import annotations
 
 import configparser
+import ipaddress
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +44,20 @@ def _pos_float(v: str) -> float:
     return x
 
 
+def _gt0_float(v: str) -> float:
+    x = _pos_float(v)
+    if x == 0:                        # a zero timeout would end every case (or task) before it starts
+        raise ValueError("must be > 0")
+    return x
+
+
+def _umask(v: str) -> int:
+    n = int(v.strip(), 8)
+    if not 0 <= n <= 0o777:
+        raise ValueError(f"must be an octal mode 000..777, got {v!r}")
+    return n
+
+
 def _choice(*options: str) -> Callable[[str], str]:
     def parse(v: str) -> str:
         if v.strip().lower() not in options:
@@ -65,14 +80,16 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[str], Any], Any]]] = {
                   "remote-url": (_str, ""), "reset": (_choice("session", "clear"), "clear")},
     "RunSetting": {"max-run": (_pos_int, 2)},
     "Pipeline": {
-        "api-workers": (_pos_int, 2), "browsers": (_pos_int, 1), "case-timeout": (_pos_float, 300.0),
-        "task-timeout": (_pos_float, 3600.0), "kill-grace": (_pos_float, 3.0), "stop-grace": (_pos_float, 10.0),
+        "api-workers": (_pos_int, 2), "browsers": (_pos_int, 1), "case-timeout": (_gt0_float, 300.0),
+        "task-timeout": (_gt0_float, 3600.0), "kill-grace": (_pos_float, 3.0), "stop-grace": (_pos_float, 10.0),
         "storage-root": (_str, "storage"), "report-dir": (_str, "reports"), "run-dir": (_str, ""),
         "transport": (_choice("ipc", "tcp"), "ipc"), "tcp-host": (_str, "127.0.0.1"), "tcp-base-port": (_pos_int, 47100),
         "curve-keys": (_str, ""), "heartbeat-interval": (_pos_float, 1.0), "heartbeat-timeout": (_pos_float, 15.0),
         "restart-backoff-cap": (_pos_float, 60.0), "restart-max": (_pos_int, 5), "restart-window": (_pos_float, 60.0),
         "strict-templates": (_bool, True), "faker-locale": (_str, "zh_CN"), "screenshot-every-step": (_bool, False),
-        "step-timeout": (_pos_float, 60.0),
+        "step-timeout": (_gt0_float, 60.0), "min-free-mb": (_pos_float, 0.0),
+        # reports, logs and copied case files carry whatever a case carries: private unless shared on purpose
+        "umask": (_umask, 0o077),
     },
     "Logging": {"level": (_choice("debug", "info", "warning", "error"), "info"), "file-size": (_pos_int, 10),
                 "backup-count": (_pos_int, 5), "archive-days": (_pos_int, 30)},
@@ -202,8 +219,32 @@ def _check_whole(values: dict[str, dict[str, Any]], devices: dict[str, Any], fil
     """Checks across keys, shared by the file and by ``with_overrides``; normalises the platform url."""
     if values["Pipeline"]["api-workers"] + values["Pipeline"]["browsers"] + len(devices) == 0:
         raise ConfigError("no executors: set api-workers or browsers > 0", file=file, section="Pipeline", key="api-workers")
+    _check_transport(values["Pipeline"], file)
     url = values["Platform"]["url"]
     if url:
         if not url.startswith(("http://", "https://")):
             raise ConfigError(f"must start with http:// or https://, got {url!r}", file=file, section="Platform", key="url")
         values["Platform"]["url"] = url.rstrip("/")
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def unauthenticated_tcp(pipeline: dict[str, Any]) -> bool:
+    """tcp without CURVE keys: any local user can connect to the stages' inboxes and forge messages."""
+    return pipeline["transport"] == "tcp" and not pipeline["curve-keys"]
+
+
+def _check_transport(pipeline: dict[str, Any], file: str) -> None:
+    """tcp means CURVE: without keys the stages would accept anyone who can reach the port. On loopback the
+    engine still starts (the supervisor warns loudly); on any other host it refuses."""
+    if unauthenticated_tcp(pipeline) and not is_loopback(pipeline["tcp-host"]):
+        raise ConfigError(f"transport = tcp on {pipeline['tcp-host']} without CURVE keys would let anyone who reaches the "
+                          "port forge messages: create keys with `liuma-pipeline keys --dir config/curve` and set "
+                          "[Pipeline] curve-keys = config/curve", file=file, section="Pipeline", key="curve-keys")

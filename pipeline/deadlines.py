@@ -1,8 +1,10 @@
 """Per-case deadline table kept by the supervisor (pure: times are passed in).
 
-An executor reports the case it started (with the case's budget and the time already spent); the
-supervisor asks ``expired(now)`` each tick and kills the victims from outside, so a case stuck in a hung
-HTTP call, WebDriver command or endless loop cannot outlive its deadline + grace.
+An executor's case thread reports each case before it runs it (``case.deadline``), and heartbeats repeat
+it with the step; the supervisor asks ``expired(now)`` each tick and kills the victims from outside, so a
+case stuck in a hung HTTP call, WebDriver command, endless loop or native code holding the GIL cannot
+outlive its deadline + grace. ``key`` = (case_id, index, run_times) says which case an entry is, so a
+later report of the same case refines its label without moving its deadline.
 """
 from __future__ import annotations
 
@@ -20,24 +22,33 @@ class Running:
     budget: float        # seconds the case may take
     deadline: float      # monotonic
     signalled_at: float | None = None
+    key: tuple[str, int, int] | None = None   # (case_id, index, run_times)
+    since: float = 0.0   # wall time the case was reported started (a heartbeat older than that is stale)
+    named: bool = False  # the label carries the case's name (heartbeats), not only its id (case.deadline)
 
 
 class DeadlineTable:
     def __init__(self) -> None:
         self._running: dict[str, Running] = {}
 
-    def started(self, stage: str, inc: int, case: str, budget: float, elapsed: float, now: float) -> None:
+    def started(self, stage: str, inc: int, case: str, budget: float, elapsed: float, now: float,
+                key: tuple[str, int, int] | None = None, since: float = 0.0, named: bool = True) -> None:
         cur = self._running.get(stage)
-        if cur is not None and cur.case == case and cur.inc == inc:
+        if cur is not None and cur.inc == inc and (cur.case == case or (key is not None and cur.key == key)):
+            if named or not cur.named:
+                cur.case, cur.named = case, cur.named or named
             return
-        self._running[stage] = Running(stage, inc, case, "", budget, now - elapsed + budget)
+        self._running[stage] = Running(stage, inc, case, "", budget, now - elapsed + budget, key=key, since=since, named=named)
 
     def step(self, stage: str, step: str) -> None:
         if stage in self._running:
             self._running[stage].step = step
 
-    def finished(self, stage: str) -> None:
-        self._running.pop(stage, None)
+    def finished(self, stage: str, as_of: float | None = None) -> None:
+        """``as_of``: wall time the "nothing running" report was made; an entry reported after it stays."""
+        cur = self._running.get(stage)
+        if cur is not None and (as_of is None or as_of >= cur.since):
+            del self._running[stage]
 
     def get(self, stage: str) -> Running | None:
         return self._running.get(stage)

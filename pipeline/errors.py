@@ -27,7 +27,7 @@ class SuiteError(PipelineError):
     def __init__(self, message: str, *, file: str = "", field: str = "") -> None:
         where = " ".join(p for p in (file, f"field {field!r}" if field else "") if p)
         super().__init__(f"{where}: {message}" if where else message)
-        self.file, self.field = file, field
+        self.file, self.field, self.message = file, field, message
 
 
 class CodecError(PipelineError):

@@ -10,9 +10,11 @@ import os
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import msgpack
+
+from .codec import as_wire
 
 __all__ = ["Pending", "Outbox", "SeenIds", "AppendLog"]
 
@@ -84,23 +86,47 @@ class AppendLog:
     before acknowledging what was appended); ``replay`` yields every intact record and stops quietly at a
     torn tail left by a crash mid-write (the tail is truncated so later appends stay readable)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, on_error: Callable[[str], None] | None = None) -> None:
+        """``on_error``: a failed write (disk full, I/O error) is handed to it as text naming the file and
+        errno and the stage goes on from memory, instead of the error killing the handler (and the message)."""
         self.path = path
+        self.on_error = on_error
         self._fh: Any = None
 
+    def _failed(self, e: OSError) -> None:
+        if self.on_error is None:
+            raise e
+        from .storage import fault_text
+        self.on_error(fault_text(e, self.path))
+
     def open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = open(self.path, "ab")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh = open(self.path, "ab")
+        except OSError as e:
+            self._failed(e)
 
     def append(self, record: Any) -> None:
         if self._fh is None:
             self.open()
-        self._fh.write(msgpack.packb(record, use_bin_type=True, datetime=True))
-        self._fh.flush()
+            if self._fh is None:
+                return
+        try:
+            data = msgpack.packb(record, use_bin_type=True, datetime=True)
+        except OverflowError:                   # an integer beyond 64 bits: journal it as text (codec.as_wire)
+            data = msgpack.packb(as_wire(record), use_bin_type=True, datetime=True)
+        try:
+            self._fh.write(data)
+            self._fh.flush()
+        except OSError as e:
+            self._failed(e)
 
     def sync(self) -> None:
         if self._fh is not None:
-            os.fsync(self._fh.fileno())
+            try:
+                os.fsync(self._fh.fileno())
+            except OSError as e:
+                self._failed(e)
 
     def replay(self) -> Iterator[Any]:
         if not self.path.exists():
@@ -120,5 +146,9 @@ class AppendLog:
 
     def close(self) -> None:
         if self._fh is not None:
-            self._fh.close()
+            try:
+                self._fh.close()
+            except OSError as e:              # the buffered tail could not be written
+                self._fh = None
+                self._failed(e)
             self._fh = None

@@ -26,7 +26,7 @@ from pipeline.errors import SuiteError
 
 __all__ = ["safe_extract", "is_zip_bytes", "DEFAULT_MAX_TOTAL_BYTES", "DEFAULT_MAX_FILES"]
 
-DEFAULT_MAX_TOTAL_BYTES = 512 * 2**20
+DEFAULT_MAX_TOTAL_BYTES = 128 * 2**20     # case JSON is at most 16 MiB a file; a 500 MiB package is a bomb
 DEFAULT_MAX_FILES = 20000
 _CHUNK = 64 * 1024
 _DRIVE = re.compile(r"^[A-Za-z]:")

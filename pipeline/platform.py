@@ -123,6 +123,22 @@ def secret_key(config_path: str | Path = "") -> bytes | None:
     return None
 
 
+def redaction_secrets(secret: str, token: str, config_path: str | Path = "") -> list[str]:
+    """What log redaction must mask: each value as written and, for an ``enc:`` one, its clear text (the
+    clear text is what ends up in a URL or a message). A key that cannot decrypt leaves the written form only;
+    the stage that needs the value reports that error itself."""
+    out = [v for v in (secret, token) if v]
+    for v in (secret, token):
+        if v and is_encrypted(v):
+            try:
+                key = secret_key(config_path)
+                if key is not None:
+                    out.append(decrypt(v, key))
+            except ConfigError:
+                pass
+    return out
+
+
 def engine_secret(spec: Any) -> str:
     """``[Engine] engine-secret`` in clear (it may be written ``enc:…``); a missing key is a ``ConfigError``."""
     value = str(spec.setting("Engine", "engine-secret"))
@@ -136,9 +152,27 @@ def engine_secret(spec: Any) -> str:
 
 
 def shared_token_store(storage_root: str | Path, key: bytes | None = None) -> FileTokenStore:
-    """The token file every stage of one engine shares: ``<storage>/state/token`` (0600), encrypted when a
-    secret key is configured (see ``secret_key``), plain otherwise."""
-    return FileTokenStore(Path(storage_root) / "state" / "token", key)
+    """The token file every stage of one engine shares: ``<storage>/state/token`` (0600), always encrypted:
+    with the configured secret key (see ``secret_key``), else with an engine-made ``state/token.key`` (0600),
+    so a copied or backed-up state file alone never shows the token. A plain token file of an older
+    engine still loads (``decrypt`` passes plain text through) and is encrypted on its next save."""
+    state = Path(storage_root) / "state"
+    return FileTokenStore(state / "token", key or _state_key(state / "token.key"))
+
+
+def _state_key(path: Path) -> bytes:
+    """Load ``path`` or create it; several stages may race to create it, so a half-written key is retried."""
+    from pipeline.secrets import generate_key_file
+    for _ in range(50):
+        try:
+            return generate_key_file(path)
+        except ConfigError:
+            pass                                  # it exists: another stage made it
+        try:
+            return load_key(path)
+        except ConfigError:
+            time.sleep(0.02)                      # created but not yet written
+    return load_key(path)
 
 
 class PlatformClient:
@@ -355,7 +389,7 @@ def _maybe_envelope(resp: requests.Response) -> dict[str, Any] | None:
     """The body as a status envelope whatever the Content-Type says (token/apply is text/plain, §10)."""
     try:
         env = json.loads(resp.content.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):   # absurd nesting is not an envelope either
         return None
     return env if isinstance(env, dict) and isinstance(env.get("status"), int) else None
 

@@ -81,18 +81,29 @@ def render(state: ProgressState, width: int, now: float | None = None) -> str:
     lines = [_cut("[" + "#" * filled + "-" * (bar_w - filled) + "]" + counts, width)]
     for executor, label, elapsed, deadline in sorted(state.running):
         limit = f"/{deadline:g} s" if deadline else " s"
-        lines.append(_cut(f"  {executor:<11} {elapsed:>5.0f}{limit}  {label}", width))
+        lines.append(_cut(f"  {executor:<11} {elapsed:>5.0f}{limit}  {printable(label)}", width))
     return "\n".join(lines)
+
+
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7f, 0xa0)] if c not in (0x09,)}
+_CONTROL.update({0x0a: "\\n", 0x0d: "\\r"})
+
+
+def printable(value: Any) -> str:
+    """``value`` as text with terminal control characters escaped (``\\x1b``, ``\\n``...): a case name, reason
+    or id written by someone else must not move the cursor, clear the screen or retitle the terminal."""
+    return str(value).translate(_CONTROL)
 
 
 def case_line(b: dict[str, Any], brief: bool = False) -> str:
     """One finished case attempt, as printed in both modes (``brief``: without time and executor, for
-    the recap); a case that did not pass carries its one-line reason."""
+    the recap); a case that did not pass carries its one-line reason; control characters come escaped."""
     word = "FLAKY" if b.get("outcome") == "flaky" else ("BROKEN" if b.get("outcome") == "broken" else STATUS_WORD.get(b["status"], "?"))
     attempt = f" attempt {b.get('runTimes')}" if b.get("runTimes", 1) > 1 else ""
     reason = " — " + " ".join(str(b["reason"]).split()) if b.get("reason") and b["status"] != 0 else ""
     where = "" if brief else f" {b.get('elapsed_ms', 0)} ms {b.get('executor') or ''}"
-    return f"{word:<6} {b.get('name') or b['case_id']} [{b.get('collection_id')}/{b['case_id']}#{b.get('index')}]{attempt}{where}{reason}"
+    return printable(f"{word:<6} {b.get('name') or b['case_id']} [{b.get('collection_id')}/{b['case_id']}#{b.get('index')}]"
+                     f"{attempt}{where}{reason}")
 
 
 def totals_lines(b: dict[str, Any], wall_s: float | None = None, not_passed: list[dict[str, Any]] | None = None) -> list[str]:

@@ -16,6 +16,7 @@ from .codec import Envelope
 from .curve import mailbox_options
 from .messages import Kind
 from .metrics import local_snapshot
+from .orphans import SUPERVISOR_ENV, parent_gone
 from .topology import RunSpec, endpoint_resolver
 from .transport import Mailbox
 
@@ -41,6 +42,8 @@ class Stage:
         self.hb_interval = float(spec.setting("Pipeline", "heartbeat-interval"))
         self._last_hb = 0.0
         self.log = logging.getLogger(f"stage.{name}")
+        self._supervisor = int(os.environ.get(SUPERVISOR_ENV) or 0)     # 0 in tests that drive a stage in-process
+        self.storage_faults: list[str] = []      # failed report/journal writes (file + errno), for the supervisor
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -93,20 +96,23 @@ class Stage:
         self.mailbox.resend_due()
         self.on_tick()
         self.heartbeat()
+        if parent_gone(self._supervisor) and not self.stopping:
+            self.log.error("%s: the supervisor (pid %d) is gone; stopping", self.name, self._supervisor)
+            self.request_stop("supervisor gone")
 
     def dispatch(self, env: Envelope) -> None:
         handler = self.HANDLERS.get(env.kind)
         if env.kind is Kind.STAGE_STOP:
             self.request_stop(f"asked by {env.src}")
             return
-        if env.kind is Kind.CONFIG_RELOAD and handler is None:
-            self.reload_config(env.body)
-            return
-        if handler is None:
+        if handler is None and env.kind is not Kind.CONFIG_RELOAD:
             dead_letters.warning("%s: no handler for %s from %s (inc %d); dropped", self.name, env.kind.value, env.src, env.inc)
             return
         try:
-            handler(self, env)
+            if handler is None:
+                self.reload_config(env.body)
+            else:
+                handler(self, env)
         except Exception as e:  # a stage never dies of one bad message
             dead_letters.exception("%s: handler for %s from %s failed: %s", self.name, env.kind.value, env.src, e)
 
@@ -152,9 +158,17 @@ class Stage:
     def current(self) -> dict[str, Any] | None:
         return None
 
+    def storage_fault(self, text: str) -> None:
+        """A write that failed (``pipeline.storage.fault_text``): logged once, reported in every heartbeat."""
+        if text not in self.storage_faults:
+            self.storage_faults.append(text)
+            self.log.error("storage fault: %s", text)
+            self.heartbeat(force=True)
+
     def stats(self) -> dict[str, Any]:
         base = {"outbox": len(self.mailbox.outbox), "dead_lettered": self.mailbox.dead_lettered,
-                "sent_to": dict(self.mailbox.sent_to), "received": self.mailbox.received}
+                "sent_to": dict(self.mailbox.sent_to), "received": self.mailbox.received,
+                "storage_faults": list(self.storage_faults)}
         observed = local_snapshot()          # histograms for the supervisor's metrics (pipeline/metrics.py)
         if observed:
             base["observed"] = observed

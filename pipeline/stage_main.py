@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .errors import ConfigError, StageError
 from .log import setup_logging
+from .orphans import SUPERVISOR_ENV, die_with_parent
 from .topology import STAGE_KINDS, RunSpec
 
 EX_CONFIG = 78
@@ -19,12 +20,14 @@ EX_CONFIG = 78
 
 def main(argv: list[str]) -> int:
     run_dir, kind, name, inc = argv[0], argv[1], argv[2], int(argv[3])
+    die_with_parent(int(os.environ.get(SUPERVISOR_ENV) or 0))
     if kind not in STAGE_KINDS:
         print(f"unknown stage kind {kind!r}; known: {', '.join(STAGE_KINDS)}", file=sys.stderr)
         return EX_CONFIG
     spec = RunSpec.load(run_dir)
     storage = Path(spec.storage_root)
-    secrets = [spec.setting("Engine", "engine-secret"), spec.headers.get("token", "")]
+    from .platform import redaction_secrets
+    secrets = redaction_secrets(str(spec.setting("Engine", "engine-secret") or ""), spec.headers.get("token", ""), spec.config_path)
     setup_logging(storage / "log", name, level=spec.setting("Logging", "level"),
                   file_size_mb=spec.setting("Logging", "file-size"), backups=spec.setting("Logging", "backup-count"),
                   secrets=secrets, fmt=spec.config.get("Logging", {}).get("format", "text"))

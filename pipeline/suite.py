@@ -12,9 +12,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from .casecheck import check_case_id, check_depth, check_steps, find_cycle
 from .errors import SuiteError
 from .models import CaseType, Task
 from .package import safe_extract
+from .storage import follow_umask
 
 __all__ = ["load_suite", "validate_task", "read_case", "case_path"]
 
@@ -44,6 +46,8 @@ def read_case(path: Path) -> dict[str, Any]:
         raise SuiteError(f"cannot read case file: {type(e).__name__}: {e}", file=str(path)) from None
     if not isinstance(data, dict):
         raise SuiteError(f"a case must be a JSON object, got {type(data).__name__}", file=str(path))
+    check_depth(data, str(path))
+    check_steps(data, str(path))
     return data
 
 
@@ -62,6 +66,32 @@ _COLLECTION_FIELDS: dict[str, tuple[tuple[type, ...] | type, str]] = {
     "deviceId": (str, "a string"), "setupScript": (str, "a string"), "teardownScript": (str, "a string")}
 
 
+# Numbers travel in msgpack messages and feed sleeps and sorts: bounded here so 10**30 or NaN stops with the
+# file and field instead of crashing the fetcher in a loop. Timeouts are seconds and must be > 0.
+MAX_INT = 2**31 - 1
+MAX_THREAD = 1000
+MAX_TIMEOUT_S = 7 * 86400
+_RANGES: dict[str, tuple[float, float]] = {"maxThread": (1, MAX_THREAD), "priority": (-MAX_INT, MAX_INT),
+                                           "index": (-MAX_INT, MAX_INT), "order": (-MAX_INT, MAX_INT),
+                                           "retry": (0, 100), "timeout": (0, MAX_TIMEOUT_S)}
+
+
+def _check_range(key: str, v: Any, source: str, where: str) -> None:
+    lo, hi = _RANGES[key]
+    name = f"{where}.{key}" if where else key
+    if isinstance(v, float) and v != v:
+        raise SuiteError("must be a number, got NaN", file=source, field=name)
+    if key == "timeout" and not v > 0:
+        raise SuiteError(f"must be a positive number of seconds, got {v!r}", file=source, field=name)
+    if not lo <= v <= hi:
+        raise SuiteError(f"must be between {lo:g} and {hi:g}, got {_short(v)}", file=source, field=name)
+
+
+def _short(v: Any) -> str:
+    text = repr(v)
+    return text if len(text) <= 40 else f"{text[:20]}...({len(text)} digits)"
+
+
 def _check_fields(obj: dict[str, Any], fields: dict[str, tuple[tuple[type, ...] | type, str]], source: str, where: str) -> None:
     for key, (typ, what) in fields.items():
         v = obj.get(key)
@@ -71,13 +101,16 @@ def _check_fields(obj: dict[str, Any], fields: dict[str, tuple[tuple[type, ...] 
         if not bad and isinstance(v, list):
             bad = not all(isinstance(x, str) for x in v)
         if bad:
-            raise SuiteError(f"must be {what}, got {v!r}", file=source, field=f"{where}.{key}")
+            raise SuiteError(f"must be {what}, got {_short(v)}", file=source, field=f"{where}.{key}")
+        if key in _RANGES:
+            _check_range(key, v, source, where)
 
 
 def validate_task(raw: Any, source: str) -> Task:
     """Check the task object's shape (reference §3.1) and return it as a ``Task``."""
     if not isinstance(raw, dict):
         raise SuiteError(f"task must be a JSON object, got {type(raw).__name__}", file=source)
+    check_depth(raw, source)
     for key, typ in (("taskId", str), ("testCollectionList", list)):
         if not isinstance(raw.get(key), typ):
             raise SuiteError(f"missing or not a {typ.__name__}", file=source, field=key)
@@ -85,12 +118,13 @@ def validate_task(raw: Any, source: str) -> Task:
         raise SuiteError(f"unsafe taskId {raw['taskId']!r} (must be a plain folder name)", file=source, field="taskId")
     for key, typ in (("maxThread", int), ("priority", int), ("timeout", (int, float))):
         if raw.get(key) is not None and (not isinstance(raw[key], typ) or isinstance(raw[key], bool)):
-            raise SuiteError(f"must be a number, got {raw[key]!r}", file=source, field=key)
+            raise SuiteError(f"must be a number, got {_short(raw[key])}", file=source, field=key)
+        if raw.get(key) is not None:
+            _check_range(key, raw[key], source, "")
     if raw.get("maxThread") is None:
         raw = dict(raw, maxThread=1)
-    if raw["maxThread"] < 1:
-        raise SuiteError(f"must be >= 1, got {raw['maxThread']}", file=source, field="maxThread")
     seen: set[tuple[str, str, int]] = set()
+    deps: dict[str, list[str]] = {}
     for i, coll in enumerate(raw["testCollectionList"]):
         where = f"testCollectionList[{i}]"
         if not isinstance(coll, dict) or not isinstance(coll.get("collectionId"), str) or not coll["collectionId"]:
@@ -99,6 +133,11 @@ def validate_task(raw: Any, source: str) -> Task:
             raise SuiteError(f"unsafe collectionId {coll['collectionId']!r} (must be a plain folder name)",
                              file=source, field=f"{where}.collectionId")
         _check_fields(coll, _COLLECTION_FIELDS, source, where)
+        for key in ("setupScript", "teardownScript"):
+            if coll.get(key):                    # refused rather than accepted and silently never run
+                raise SuiteError(f"{key} is not supported by this engine (collection scripts are not run); put the code "
+                                 "in the first case's pre-script / the last case's post-script instead",
+                                 file=source, field=f"{where}.{key}")
         cases = coll.get("testCaseList")
         if not isinstance(cases, list):
             raise SuiteError("missing or not a list", file=source, field=f"{where}.testCaseList")
@@ -111,12 +150,18 @@ def validate_task(raw: Any, source: str) -> Task:
             if not isinstance(case.get("caseType"), str) or case["caseType"] not in CASE_TYPES:
                 raise SuiteError(f"caseType must be one of {sorted(CASE_TYPES)}, got {case.get('caseType')!r}", file=source, field=f"{cw}.caseType")
             if not isinstance(case.get("index", 1), int) or isinstance(case.get("index"), bool):
-                raise SuiteError(f"index must be an int, got {case.get('index')!r}", file=source, field=f"{cw}.index")
+                raise SuiteError(f"index must be an int, got {_short(case.get('index'))}", file=source, field=f"{cw}.index")
+            _check_range("index", case.get("index", 1), source, cw)
             _check_fields(case, _CASE_FIELDS, source, cw)
             key = (coll["collectionId"], case["caseId"], case.get("index", 1))
             if key in seen:
                 raise SuiteError(f"duplicate case {case['caseId']} index {key[2]} in collection {key[0]}", file=source, field=cw)
             seen.add(key)
+            deps.setdefault(case["caseId"], []).extend(case.get("dependencies") or ())
+    cycle = find_cycle(deps)
+    if cycle:
+        raise SuiteError(f"dependency cycle: {' -> '.join(cycle)} (these cases would wait for each other forever)",
+                         file=source, field="dependencies")
     return Task.from_dict(raw)
 
 
@@ -170,6 +215,8 @@ def load_suite(source: str | Path, data_root: Path) -> tuple[Task, Path]:
                 raw = json.loads(task_file.read_text(encoding="utf-8"))
             except (UnicodeDecodeError, json.JSONDecodeError) as e:
                 raise SuiteError(f"invalid JSON: {e}", file=shown(task_file)) from None
+            except RecursionError:
+                raise SuiteError("JSON nested too deeply to read", file=shown(task_file)) from None
             task = validate_task(raw, shown(task_file))
         else:
             task = validate_task(_derive_task(root), str(root))
@@ -178,11 +225,18 @@ def load_suite(source: str | Path, data_root: Path) -> tuple[Task, Path]:
                 p = case_path(root, coll.collectionId, ref.caseId)
                 if not p.is_file():
                     raise SuiteError(f"case file for {ref.caseId} is missing", file=shown(p))
+                if not task_file.exists():
+                    continue                     # derived: the file name is the caseId
+                try:
+                    check_case_id(read_case(p), ref.caseId, shown(p))
+                except SuiteError as e:
+                    raise SuiteError(e.message, file=shown(p), field=e.field) from None
         dest = data_root / task.taskId            # validate_task made taskId a plain folder name
         if dest.exists():
             shutil.rmtree(dest)
         if root is src:
             shutil.copytree(src, dest, ignore=shutil.ignore_patterns("task.json"))
+            follow_umask(dest)                   # the copy is as private as everything else the engine writes
         else:
             shutil.move(str(root), str(dest))
         return task, dest

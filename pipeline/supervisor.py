@@ -25,11 +25,13 @@ from typing import Any, Callable
 import psutil
 
 from .codec import Envelope
+from .config import unauthenticated_tcp
 from .curve import mailbox_options
 from .deadlines import DeadlineTable
 from .log import LIFECYCLE_FORMAT
 from .messages import Kind
 from .ops import COMMANDS as OPS_COMMANDS, Operations
+from .orphans import end_leftovers
 from .process import describe_exit, set_child_subreaper
 from .restart import Backoff, FlappingDetector
 from .supervisor_reload import ReloadMixin
@@ -63,6 +65,7 @@ class Supervisor(ReloadMixin):
         self.draining_since: float | None = None
         self.fatal: str = ""
         self.reported: list[dict[str, Any]] = []
+        self.storage_faults: list[str] = []              # "<stage>: <file>: [Errno N ...] ..." (pipeline.storage)
         self._signal: str = ""
         self._hurry = False                              # a second stop signal: the grace is skipped
         self.on_hangup = on_hangup                       # run mode: was a SIGHUP the terminal going away? (see _on_sighup)
@@ -81,6 +84,11 @@ class Supervisor(ReloadMixin):
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGHUP, self._on_sighup)
         set_child_subreaper()
+        end_leftovers(self.spec.storage_root)           # stages of a dead engine on our storage root
+        if unauthenticated_tcp(self.spec.config["Pipeline"]):
+            log.warning("UNAUTHENTICATED TRANSPORT: transport = tcp on %s without CURVE keys: any local user can forge "
+                        "messages to the stages (e.g. end a run as passed). Create keys with `liuma-pipeline keys` and set "
+                        "[Pipeline] curve-keys, or use transport = ipc.", self.spec.setting("Pipeline", "tcp-host"))
         self.run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.run_dir.chmod(0o700)
         self.mailbox.start()
@@ -128,7 +136,10 @@ class Supervisor(ReloadMixin):
     def tick(self, timeout_ms: int = 100) -> None:
         self.mailbox.poll(timeout_ms)
         while (env := self.mailbox.recv_nowait()) is not None:
-            self._handle(env)
+            try:
+                self._handle(env)
+            except Exception as e:                  # the arbiter never dies of one message (the codec checks types first)
+                logging.getLogger("pipeline.deadletter").exception("supervisor: %s from %s failed: %s", env.kind.value, env.src, e)
         self.mailbox.flush_acks()
         self.mailbox.resend_due()
         self.control.serve_pending(self._control)
@@ -161,13 +172,16 @@ class Supervisor(ReloadMixin):
             if w is None or env.inc != w.inc:
                 return                                        # an older incarnation's last words
             w.last_heartbeat, w.heartbeat = time.monotonic(), env.body
+            self._note_faults(w.name, (env.body.get("stats") or {}).get("storage_faults"))
             cur = env.body.get("current")
             if cur and cur.get("deadline_s") is not None:
-                label = f"{cur.get('case') or cur.get('case_id')} ({cur.get('case_id')}#{cur.get('index')}, attempt {cur.get('run_times')})"
-                self.deadlines.started(w.name, w.inc, label, float(cur["deadline_s"]), float(cur.get("elapsed_s") or 0), time.monotonic())
+                self._case_deadline(w, cur, float(cur.get("elapsed_s") or 0), env.sent_at.timestamp())
                 self.deadlines.step(w.name, cur.get("step") or "")
             elif w.kind == "executor":
-                self.deadlines.finished(w.name)
+                self.deadlines.finished(w.name, as_of=env.sent_at.timestamp())
+        elif env.kind is Kind.CASE_DEADLINE:
+            if w is not None and env.inc == w.inc:
+                self._case_deadline(w, env.body, max(0.0, time.time() - env.sent_at.timestamp()), env.sent_at.timestamp())
         elif env.kind is Kind.CASE_REPORTED:
             if self.on_case:
                 self.on_case(env.body)
@@ -175,6 +189,7 @@ class Supervisor(ReloadMixin):
             if any(r["task_id"] == env.body["task_id"] for r in self.reported):
                 return
             self.reported.append(env.body)
+            self._note_faults(env.src, env.body.get("storage_faults"))
             if self.on_task:
                 self.on_task(env.body)
             if self.spec.mode == "run":
@@ -187,6 +202,21 @@ class Supervisor(ReloadMixin):
                 victim.kill_reason = str(env.body["reason"])
                 log.warning(LIFECYCLE_FORMAT, "kill", victim.name, victim.kill_reason)
                 victim.proc.terminate(time.monotonic())
+
+    def _note_faults(self, stage: str, faults: Any) -> None:
+        """Failed report/journal writes a stage reported: kept for ``status`` and for ``run``'s exit code."""
+        for f in faults if isinstance(faults, list) else ():
+            text = f"{stage}: {f}"
+            if text not in self.storage_faults:
+                self.storage_faults.append(text)
+                log.error("storage fault in %s: %s", stage, f)
+
+    def _case_deadline(self, w: StageWatcher, cur: dict[str, Any], elapsed: float, since: float) -> None:
+        """A case started on ``w`` (told by its case thread before the case runs, or by a heartbeat)."""
+        label = f"{cur.get('case') or cur.get('name') or cur.get('case_id')} ({cur.get('case_id')}#{cur.get('index')}, attempt {cur.get('run_times')})"
+        key = (str(cur.get("case_id")), int(cur.get("index") or 0), int(cur.get("run_times") or 0))
+        self.deadlines.started(w.name, w.inc, label, float(cur["deadline_s"]), elapsed, time.monotonic(), key=key, since=since,
+                               named=bool(cur.get("case")))
 
     # -- exits ------------------------------------------------------------------------------------
     def _reap(self, now: float) -> None:
@@ -213,7 +243,9 @@ class Supervisor(ReloadMixin):
                 reason = cause if cause.startswith(("timeout", "hung", "stopped")) else f"{w.name} {cause}"
                 if running and not cause.startswith("timeout"):
                     reason += f" while running case {running.case}" + (f" at step {running.step!r}" if running.step else "")
-                self.mailbox.send("scheduler", Kind.STAGE_DIED, {"stage": w.name, "inc": w.inc, "reason": reason})
+                victim = ({"case_id": running.key[0], "index": running.key[1], "run_times": running.key[2],
+                           "started_ms": int(running.since * 1000)} if running and running.key else None)
+                self.mailbox.send("scheduler", Kind.STAGE_DIED, {"stage": w.name, "inc": w.inc, "reason": reason, "case": victim})
             if state == "failed":
                 self._gave_up(w)
 
@@ -366,7 +398,8 @@ class Supervisor(ReloadMixin):
                 "config_generation": self.generation,
                 "stages": stages, "queues": (sched.heartbeat.get("stats", {}) if sched else {}),
                 "tasks": ((agg.heartbeat.get("stats") or {}).get("tasks") or []) if agg else [],
-                "tasks_reported": [r["task_id"] for r in self.reported]}
+                "tasks_reported": [r["task_id"] for r in self.reported], "storage_faults": list(self.storage_faults),
+                "disk_short": (sched.heartbeat.get("stats") or {}).get("disk_short") if sched else None}
 
     def _executor_fields(self, entry: dict[str, Any]) -> dict[str, Any]:
         """What an executor runs on: its case kinds, the browser (WEB) and the device (APP) it owns."""

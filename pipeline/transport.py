@@ -21,7 +21,7 @@ from .errors import CodecError, SendError
 from .journal import Outbox, SeenIds
 from .messages import RELIABLE, Kind
 
-__all__ = ["Mailbox", "ipc_endpoint", "ControlServer", "control_request"]
+__all__ = ["Mailbox", "Notifier", "ipc_endpoint", "ControlServer", "control_request"]
 
 log = logging.getLogger("pipeline.transport")
 dead_letters = logging.getLogger("pipeline.deadletter")
@@ -185,6 +185,41 @@ class Mailbox:
             except SendError as e:
                 log.debug("%s: ack to %s not sent (%s); the sender will re-send and be acked again", self.name, peer, e)
         self._to_ack.clear()
+
+
+class Notifier:
+    """A send-only PUSH socket to one peer for a thread other than the stage loop's (ZeroMQ sockets belong to
+    one thread): the executor's case thread tells the supervisor a case's deadline *before* the case runs,
+    so a case that then starves the loop (holds the GIL) is still killed on time and named. Best effort:
+    unreliable, never blocks, never raises. Created lazily in the thread that sends."""
+
+    def __init__(self, mailbox: Mailbox, peer: str) -> None:
+        self.mailbox, self.peer = mailbox, peer
+        self.sock: zmq.Socket[Any] | None = None
+        self.closed = False                 # after close() nothing is opened again (ctx.term() waits for every socket)
+
+    def send(self, kind: Kind, body: dict[str, Any]) -> None:
+        mb = self.mailbox
+        try:
+            if self.closed:
+                return
+            if self.sock is None:
+                assert mb.ctx is not None
+                self.sock = mb.ctx.socket(zmq.PUSH)
+                self.sock.setsockopt(zmq.LINGER, 0)
+                endpoint = mb.resolve(self.peer)
+                if endpoint.startswith("tcp://") and mb.curve_client:
+                    mb.curve_client(self.sock)
+                self.sock.connect(endpoint)
+            self.sock.send(encode(Envelope(kind=kind, body=body, src=mb.name, inc=mb.inc)), zmq.NOBLOCK)
+        except Exception as e:              # the heartbeat path still reports the case, later
+            log.debug("%s -> %s: %s not sent: %s", mb.name, self.peer, kind.value, e)
+
+    def close(self) -> None:
+        self.closed = True
+        if self.sock is not None:
+            self.sock.close(0)
+            self.sock = None
 
 
 class ControlServer:

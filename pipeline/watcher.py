@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .orphans import SUPERVISOR_ENV
 from .process import ProcessHandle, describe_exit
 from .restart import Backoff, FlappingDetector
 
@@ -44,7 +45,8 @@ class StageWatcher:
         self.inc += 1
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ, TMPDIR=str(self.tmp_dir), SE_OFFLINE="true", PYTHONUNBUFFERED="1",
-                   PYTHONPATH=PROJECT_ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""), **(extra_env or {}))
+                   PYTHONPATH=PROJECT_ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
+                   **{SUPERVISOR_ENV: str(os.getpid())}, **(extra_env or {}))       # the stage dies with us
         argv = [sys.executable, "-m", "pipeline.stage_main", str(self.run_dir), self.kind, self.name, str(self.inc)]
         self.proc = ProcessHandle(argv, env, self.log_dir / f"{self.name}.out", cwd=PROJECT_ROOT)
         pid = self.proc.spawn()

@@ -20,6 +20,7 @@ from pipeline.journal import AppendLog
 from pipeline.messages import Kind
 from pipeline.models import CaseResult, Status
 from pipeline.stage import Handler, Stage
+from pipeline.storage import fault_text
 
 from .writers import TaskReportMeta, write_all
 
@@ -51,7 +52,7 @@ class Aggregator(Stage):
     def __init__(self, name: str, inc: int, spec: Any) -> None:
         super().__init__(name, inc, spec)
         self.tasks: dict[str, TaskAgg] = {}
-        self.journal = AppendLog(Path(spec.run_dir) / "state" / "aggregator.journal")
+        self.journal = AppendLog(Path(spec.run_dir) / "state" / "aggregator.journal", on_error=self.storage_fault)
         self._unsynced = False
         self._last_partial = 0.0
         self._partial_every = 5.0
@@ -208,8 +209,9 @@ class Aggregator(Stage):
         agg.dirty = False
         try:
             return write_all(agg.report_dir, meta, list(agg.results.values()))
-        except Exception as e:
+        except Exception as e:                   # output errors never kill a run, but they make it fail loudly
             self.log.exception("writing reports for %s failed: %s", agg.task_id, e)
+            self.storage_fault(fault_text(e, agg.report_dir))
             return {}
 
     def _final_report(self, agg: TaskAgg, missing: list[tuple[Any, ...]]) -> None:
@@ -221,7 +223,7 @@ class Aggregator(Stage):
         agg.reported = True
         body = {"task_id": agg.task_id, "report_dir": str(agg.report_dir), "totals": totals,
                 "paths": {k: str(v) for k, v in paths.items()}, "missing": [list(k) for k in missing],
-                "by_kind": _by_kind(agg.results.values())}
+                "by_kind": _by_kind(agg.results.values()), "storage_faults": list(self.storage_faults)}
         self.mailbox.send("supervisor", Kind.TASK_REPORTED, body)
         if self.platform:
             self._forward(Kind.TASK_REPORTED, body, f"reported:{agg.task_id}")
@@ -243,7 +245,7 @@ class Aggregator(Stage):
             tmp.write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
             tmp.replace(path)
         except OSError as e:
-            self.log.warning("task %s: could not write %s: %s", agg.task_id, path, e)
+            self.storage_fault(fault_text(e, path))
 
     def on_stop(self) -> None:
         self.journal.sync()

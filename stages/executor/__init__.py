@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 from pipeline.codec import Envelope
 from pipeline.messages import Kind
 from pipeline.stage import Handler, Stage
+from pipeline.transport import Notifier
 
 from .context import RunSettings
 from .host import UnitWorker
@@ -39,6 +40,8 @@ class Executor(Stage):
             default_step_timeout=cfg["Pipeline"]["step-timeout"], webdriver=wd, devices=dict(self.spec.devices))
         device = dict(self.spec.devices.get(self.device_name, {}), name=self.device_name) if self.device_name else None
         self.worker = UnitWorker(self.name, settings, Path(self.spec.storage_root), device, fetch_file=self._fetcher())
+        self._deadline_notice = Notifier(self.mailbox, "supervisor")
+        self.worker.on_case_start = lambda started: self._deadline_notice.send(Kind.CASE_DEADLINE, started)
         self.mailbox.register_fd(self.worker.rfd)
         for kind in self.kinds:                # import keyword libraries now, not inside the first case's deadline
             try:
@@ -131,6 +134,8 @@ class Executor(Stage):
     def on_stop(self) -> None:
         if self.worker is not None:
             self.worker.close()
+        if getattr(self, "_deadline_notice", None) is not None:
+            self._deadline_notice.close()
 
     def stats(self) -> dict[str, Any]:
         base = super().stats()

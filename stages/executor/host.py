@@ -57,6 +57,7 @@ class UnitWorker:
         self.unit: dict[str, Any] | None = None          # the unit being run (a restarted scheduler adopts it)
         self.running: dict[str, Any] | None = None       # body of the last case.started
         self.step = ""
+        self.on_case_start: Callable[[dict[str, Any]], None] | None = None   # called in the case thread, first
 
     # -- thread side ----------------------------------------------------------------------------
     def _emit(self, kind: str, body: dict[str, Any]) -> None:
@@ -178,6 +179,11 @@ class UnitWorker:
                    "case_id": case["case_id"], "index": case["index"], "run_times": case["run_times"], "deadline_s": budget,
                    "started_ms": int(time.time() * 1000)}
         self.running = started
+        if self.on_case_start is not None:        # before any case code: the supervisor's clock starts now
+            try:
+                self.on_case_start(started)
+            except Exception as e:
+                log.debug("%s: case start notice failed: %s", self.name, e)
         self._emit("case.started", started)
         t0 = started["started_ms"]
         if skip_reason:
@@ -185,6 +191,7 @@ class UnitWorker:
         else:
             result = self._execute(unit, case, ctx, t0)
         result.taskId, result.collectionId = unit["task_id"], unit["collection_id"]
+        result.caseId = case["case_id"]          # the task's id, not the file's: a row is never filed elsewhere
         result.index, result.runTimes, result.executor = case["index"], case["run_times"], self.name
         if not result.endTime:
             result.endTime = int(time.time() * 1000)

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any, Protocol
 
+from pipeline.casecheck import check_case_id
 from pipeline.errors import SuiteError
 from pipeline.models import CaseType, Outcome, Status, engine_result
 from pipeline.suite import case_path, read_case, validate_task
@@ -54,9 +55,13 @@ def prepare_task(client: PackageSource, raw: dict[str, Any], data_root: Path, re
             if not path.is_file():
                 raise SuiteError(f"the package has no file for case {ref.caseId}", file=str(path))
             try:
-                names[ref.caseId] = str(read_case(path).get("caseName") or ref.caseId)
+                case = read_case(path)
             except SuiteError:
                 names[ref.caseId] = ref.caseId               # the executor reports the unreadable file as the case's error
+                continue
+            if raw.get("taskType") != "debug":               # a debug case is written by us from debugData
+                check_case_id(case, ref.caseId, str(path))
+            names[ref.caseId] = str(case.get("caseName") or ref.caseId)
     return {"task": task.to_dict(), "data_dir": str(data_dir), "report_dir": report_dir,
             "name": f"{task.taskType} {task_id}", "case_names": names}
 
@@ -102,7 +107,9 @@ def error_report(raw: dict[str, Any], reason: str, report_dir: str) -> ErrorRepo
         for ref in coll.get("testCaseList") or []:
             if not isinstance(ref, dict) or not isinstance(ref.get("caseId"), str):
                 continue
-            index = ref.get("index") if isinstance(ref.get("index"), int) and not isinstance(ref.get("index"), bool) else 1
+            index = ref.get("index")
+            if not isinstance(index, int) or isinstance(index, bool) or abs(index) > 2**31:   # 10**30 cannot travel
+                index = 1
             key = (coll["collectionId"], ref["caseId"], index)
             if key in seen:
                 continue

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from pipeline.codec import Envelope
 from pipeline.journal import AppendLog
+from pipeline.storage import short_of_space
 from pipeline.messages import Kind
 from pipeline.models import Outcome, Status, Task, disabled_reason
 from pipeline.stage import Handler, Stage
@@ -63,7 +64,9 @@ class Scheduler(RecoveryMixin, Stage):
         # Durable state: every accepted task and every settled attempt is journaled (fsync before ack), so a
         # restarted scheduler rebuilds its plan, adopts the units executors are still running, and re-sends
         # what the aggregator might not have got (it de-duplicates).
-        self.journal = AppendLog(Path(spec.run_dir) / "state" / "scheduler.journal")
+        self.journal = AppendLog(Path(spec.run_dir) / "state" / "scheduler.journal", on_error=self.storage_fault)
+        self.disk_short: str | None = None
+        self._disk_checked = -1e9
         self._unsynced = False
         self._replaying = False
         self.adopt_until = 0.0
@@ -166,7 +169,7 @@ class Scheduler(RecoveryMixin, Stage):
         b = env.body
         ex = self.executors.get(b["stage"])
         if ex is not None and ex.inc <= int(b["inc"]):
-            self._executor_lost(b["stage"], ex.inc, b["reason"])
+            self._executor_lost(b["stage"], ex.inc, b["reason"], victim=b.get("case"))
             del self.executors[b["stage"]]
 
     def on_task_stop(self, env: Envelope) -> None:
@@ -207,10 +210,22 @@ class Scheduler(RecoveryMixin, Stage):
         self._fail_stranded()
         self._dispatch()
 
+    def _disk_short(self, now: float) -> str | None:
+        """``[Pipeline] min-free-mb``: no new unit starts while storage or reports are short of space."""
+        if now - self._disk_checked >= 2.0:
+            self._disk_checked = now
+            was, self.disk_short = self.disk_short, short_of_space(
+                (self.spec.storage_root, self.spec.report_dir), float(self.spec.setting("Pipeline", "min-free-mb")))
+            if self.disk_short != was:
+                (self.log.warning if self.disk_short else self.log.info)("%s", self.disk_short or "disk space recovered; dispatching again")
+        return self.disk_short
+
     def _dispatch(self) -> None:
         if not self.queue or time.monotonic() < self.adopt_until:
             return
         now = time.monotonic()
+        if self._disk_short(now):
+            return
         retired = self._retired()            # executors a reload removes get no new work
         for ex in sorted((e for e in self.executors.values() if e.idle and e.unit is None and e.info.name not in retired),
                          key=lambda e: e.idle_since):
@@ -307,7 +322,7 @@ class Scheduler(RecoveryMixin, Stage):
                                unit.device, unit.setup_script, unit.teardown_script))
         self._maybe_finish(ts)
 
-    def _executor_lost(self, name: str, inc: int, reason: str) -> None:
+    def _executor_lost(self, name: str, inc: int, reason: str, victim: dict[str, Any] | None = None) -> None:
         ex = self.executors.get(name)
         if ex is None or ex.unit is None:
             return
@@ -316,8 +331,12 @@ class Scheduler(RecoveryMixin, Stage):
         if ts is None:
             return
         ts.in_flight -= 1
-        if ex.running is not None:
-            c = ex.running
+        running = ex.running
+        if running is None and victim is not None and any(      # its case.started never arrived (loop starved)
+                (c["case_id"], c["index"], c["run_times"]) == (victim["case_id"], victim["index"], victim["run_times"]) for c in unit.cases):
+            running = victim
+        if running is not None:
+            c = running
             st = ts.cases.get((unit.collection_id, c["case_id"], c["index"]))
             if st is not None and not any(a[0] == c["run_times"] for a in st.attempts):
                 self.log.warning("%s lost while running %s: %s", name, c["case_id"], reason)
@@ -447,7 +466,7 @@ class Scheduler(RecoveryMixin, Stage):
                      "oldest_wait_s": round(now - min(u.queued_at for u in self.queue), 3) if self.queue else 0.0,
                      "executors": {n: {"idle": e.idle, "unit": e.unit.unit_id if e.unit else None,
                                        "case": (e.running or {}).get("case_id")} for n, e in self.executors.items()},
-                     "quarantined": self.quarantine.snapshot(time.monotonic(), time.time())})
+                     "quarantined": self.quarantine.snapshot(time.monotonic(), time.time()), "disk_short": self.disk_short})
         return base
 
 

@@ -139,12 +139,14 @@ def final_statuses(rows: list[dict[str, Any]]) -> dict[tuple[str, str, int], int
     return {k: v["status"] for k, v in last.items()}
 
 
-def leftovers() -> list[str]:
-    return [" ".join(p.cmdline()[:3]) for p in engine_processes() if p.is_running()]
+def leftovers(tmp: Path | None = None) -> list[str]:
+    """Engine processes of runs under ``tmp`` (other engines on a shared machine are not ours to judge)."""
+    return [" ".join(p.cmdline()[:3]) for p in engine_processes(tmp) if p.is_running()]
 
 
-def kill_leftovers() -> None:
-    for p in engine_processes():
+def kill_leftovers(tmp: Path | None = None) -> None:
+    """Only those of runs under ``tmp``: never another engine's processes."""
+    for p in engine_processes(tmp):
         try:
             p.kill()
         except Exception:

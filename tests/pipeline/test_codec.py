@@ -13,16 +13,16 @@ from pipeline import codec
 from pipeline.codec import VERSION, Envelope, decode, encode
 from pipeline.errors import CodecError
 from pipeline.messages import REQUIRED, Kind
+from tests.bodies import TYPED_KINDS, valid_body, wrong_bodies
 
 UTC = dt.timezone.utc
 SENT = dt.datetime(2024, 5, 1, 12, 30, 15, 123456, tzinfo=UTC)
 
 
 def body_for(kind: Kind) -> dict[str, Any]:
-    """A body with every required field of ``kind`` (values of several msgpack types) plus one extra."""
-    values: list[Any] = ["s", 7, 1.5, True, None, [1, "x"], {"k": [1, 2]}, b"\x00bin"]
-    body = {key: values[i % len(values)] for i, key in enumerate(REQUIRED[kind])}
-    body["extra"] = {"nested": ["ok", 3]}
+    """A body with every field of ``kind`` (of its declared type) plus one extra of several msgpack types."""
+    body = valid_body(kind, optional=True)
+    body["extra"] = {"nested": ["ok", 3, 1.5, None, b"\x00bin"]}
     return body
 
 
@@ -97,7 +97,7 @@ def test_naive_datetime_is_refused_on_encode(where: str) -> None:
         encode(env)
 
 
-@pytest.mark.parametrize("value", [object(), {1, 2}, 2**70])
+@pytest.mark.parametrize("value", [object(), {1, 2}, {"n": 2**70, "bad": object()}])
 def test_unencodable_body_values_are_codec_errors(value: Any) -> None:
     with pytest.raises(CodecError, match="cannot encode unit.done from ?"):
         encode(Envelope(Kind.UNIT_DONE, {"unit_id": value}))
@@ -141,3 +141,32 @@ def test_fuzz_envelope_shaped_arrays(fields: list[Any], kind: Kind) -> None:
     except CodecError:
         return
     assert env.kind is kind and all(k in env.body for k in REQUIRED[kind])
+
+
+def test_integers_beyond_64_bits_travel_as_text_instead_of_failing_the_send() -> None:
+    body = {"unit_id": "u", "variables": {"id": 10**30, "neg": -(2**70), "ok": 2**64 - 1, "flag": True, "xs": [10**20, 1]}}
+    back = decode(encode(Envelope(kind=Kind.UNIT_DONE, body=body, src="executor-1", sent_at=SENT))).body
+    assert back["variables"] == {"id": str(10**30), "neg": str(-(2**70)), "ok": 2**64 - 1, "flag": True, "xs": [str(10**20), 1]}
+
+
+# -- issue 22 #5: a well-formed but wrongly typed body is a CodecError naming kind, sender and field ---------
+@pytest.mark.parametrize("kind, body, field", [
+    (Kind.CONFIG_RELOAD, {"generation": 1, "changed": 5}, "field changed must be a list of a string, got int 5"),
+    (Kind.CONFIG_RELOAD, {"generation": 1, "changed": ["Logging.level", 3]}, "field changed[1] must be a string"),
+    (Kind.TASK_REPORTED, {"task_id": "t", "report_dir": "r", "totals": None}, "field totals must be a map, got NoneType"),
+    (Kind.TASK_REPORTED, {"task_id": "t", "report_dir": "r", "totals": {"cases": 1}}, "field totals lacks field passed"),
+    (Kind.STAGE_HEARTBEAT, {"pid": 1, "state": "x", "current": {"deadline_s": "soon"}}, "field current.deadline_s must be"),
+    (Kind.STAGE_DIED, {"stage": "executor-1", "inc": True, "reason": "x"}, "field inc must be an int, got bool"),
+])
+def test_wrongly_typed_body_is_a_codec_error_naming_kind_sender_and_field(kind: Kind, body: dict[str, Any], field: str) -> None:
+    with pytest.raises(CodecError) as e:
+        decode(raw(kind=kind.value, src="mallory", body=body))
+    assert kind.value in str(e.value) and "'mallory'" in str(e.value) and field in str(e.value)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(TYPED_KINDS).flatmap(lambda k: st.tuples(st.just(k), wrong_bodies(k))))
+def test_fuzz_one_wrongly_typed_field_of_any_kind_is_refused_naming_it(case: Any) -> None:
+    kind, (body, key) = case
+    with pytest.raises(CodecError, match=rf"{kind.value} from 'fuzz': body field {key}\b"):
+        decode(raw(kind=kind.value, src="fuzz", body=body))

@@ -130,3 +130,16 @@ def test_fuzz_random_ini_text_only_raises_config_error(lines: list[str]) -> None
     except ConfigError:
         return
     assert set(cfg.values) == set(SCHEMA)
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.20", "::", "engine.example.com"])
+def test_tcp_off_loopback_without_curve_keys_is_refused_saying_how_to_make_keys(host: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        load_config_text(f"[Pipeline]\ntransport = tcp\ntcp-host = {host}\n", "c.ini")
+    assert "c.ini:[Pipeline]:curve-keys" in str(e.value) and "liuma-pipeline keys" in str(e.value) and host in str(e.value)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "::1", "127.0.0.2"])
+def test_tcp_on_loopback_without_keys_and_any_host_with_keys_load(host: str) -> None:
+    assert load_config_text(f"[Pipeline]\ntransport = tcp\ntcp-host = {host}\n").get("Pipeline", "tcp-host") == host
+    assert load_config_text(f"[Pipeline]\ntransport = tcp\ntcp-host = 0.0.0.0\ncurve-keys = k\n").get("Pipeline", "curve-keys") == "k"

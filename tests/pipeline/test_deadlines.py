@@ -51,3 +51,22 @@ def test_step_names_the_victim_and_finished_clears() -> None:
     t.finished("executor-1")
     t.finished("executor-1")                                   # idempotent
     assert t.get("executor-1") is None and t.expired(100.0) == []
+
+
+def test_same_case_reported_again_keeps_its_deadline_and_takes_the_better_label() -> None:
+    t = DeadlineTable()
+    t.started("executor-1", 0, "k (k#1, attempt 1)", 3.0, 0.0, now=10.0, key=("k", 1, 1), since=100.0, named=False)
+    t.started("executor-1", 0, "登录 (k#1, attempt 1)", 3.0, 0.5, now=11.0, key=("k", 1, 1), since=100.5)   # heartbeat
+    t.started("executor-1", 0, "k (k#1, attempt 1)", 3.0, 0.0, now=11.5, key=("k", 1, 1), since=100.0, named=False)  # late
+    r = t.get("executor-1")
+    assert r is not None and (r.case, r.deadline) == ("登录 (k#1, attempt 1)", 13.0)
+    assert [x.case for x in t.expired(13.0)] == ["登录 (k#1, attempt 1)"]
+
+
+def test_a_stale_nothing_running_report_does_not_clear_a_newer_case() -> None:
+    t = DeadlineTable()
+    t.started("executor-1", 0, "k", 3.0, 0.0, now=10.0, key=("k", 1, 1), since=100.0)
+    t.finished("executor-1", as_of=99.9)              # a heartbeat built before the case started
+    assert t.get("executor-1") is not None
+    t.finished("executor-1", as_of=100.2)
+    assert t.get("executor-1") is None

@@ -162,3 +162,16 @@ def test_random_names_never_escape_dest(tmp_path: Path, names: list[str]) -> Non
         assert path.resolve().is_relative_to(dest.resolve())
     everything = [p for p in base.rglob("*")]
     assert all(p == base / "jail" or p.is_relative_to(dest) for p in everything), everything
+
+
+def test_a_500_mib_zip_bomb_is_refused_by_default_before_anything_is_written(tmp_path: Path) -> None:
+    z = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(z, "w", zipfile.ZIP_DEFLATED) as zf:
+        with zf.open("c1/k1.json", "w", force_zip64=True) as f:
+            chunk = b"\0" * 2**20
+            for _ in range(500):
+                f.write(chunk)
+    assert z.stat().st_size < 5 * 2**20
+    with pytest.raises(SuiteError, match="bomb.zip"):
+        safe_extract(z, tmp_path / "out")
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*"))

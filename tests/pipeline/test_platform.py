@@ -242,3 +242,16 @@ def test_timeout_is_unavailable(platform: FakePlatform) -> None:
             slow.fetch_task()
     finally:
         platform.delay = 0.0
+
+
+def test_shared_token_store_encrypts_even_without_a_configured_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline.platform import shared_token_store
+    monkeypatch.delenv("LIUMA_SECRET_KEY", raising=False)
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "token").write_text("old-plain-token")            # an older engine's file still loads
+    assert shared_token_store(tmp_path).load() == "old-plain-token"
+    shared_token_store(tmp_path).save("tok-123456")
+    token_file, key_file = tmp_path / "state" / "token", tmp_path / "state" / "token.key"
+    assert token_file.read_text().startswith("enc:") and "tok-123456" not in token_file.read_text()
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600 and stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert shared_token_store(tmp_path).load() == "tok-123456"                # another stage, same key file

@@ -166,3 +166,11 @@ def test_final_block_counts_broken_apart_and_recaps_what_did_not_pass() -> None:
 def test_reason_is_one_line() -> None:
     b = dict(reported("a", 2), reason="first\n  second")
     assert case_line(b).endswith("— first second")
+
+
+def test_terminal_escapes_in_names_and_reasons_are_printed_escaped() -> None:
+    from pipeline.progress import case_line
+    line = case_line({"status": 1, "name": "evil\x1b]0;pwned\x07\x1b[2J", "case_id": "k\x9b", "collection_id": "c",
+                      "index": 1, "reason": "line1\r\nline2", "executor": "executor-1"})
+    assert not any(ord(ch) < 0x20 or 0x7f <= ord(ch) < 0xa0 for ch in line)
+    assert "evil\\x1b]0;pwned\\x07\\x1b[2J" in line and "k\\x9b" in line and "line1 line2" in line   # reason: one line

@@ -16,8 +16,8 @@ from pipeline.errors import SuiteError
 from pipeline.suite import case_path, load_suite, read_case, validate_task
 from stages.scheduler.plan import build_units
 
-API = {"caseId": "x", "caseName": "api case", "apiList": []}
-WEB = {"caseId": "x", "caseName": "web case", "optList": []}
+API = {"caseId": "k1", "caseName": "api case", "apiList": []}     # k1/k2: the ids task_json() gives them
+WEB = {"caseId": "k2", "caseName": "web case", "optList": []}
 APP = {"caseId": "x", "caseName": "app case", "optList": [], "appId": "com.x"}
 
 
@@ -73,7 +73,7 @@ def test_task_json_is_used_and_copied_without_itself(tmp_path: Path, data: Path)
     ({"taskId": "t"}, "testCollectionList", "missing or not a list"),
     ({"taskId": "../t", "testCollectionList": []}, "taskId", "unsafe taskId '../t'"),
     ({"taskId": "", "testCollectionList": []}, "taskId", "unsafe taskId ''"),
-    (task_json({}, maxThread=0), "maxThread", "must be >= 1, got 0"),
+    (task_json({}, maxThread=0), "maxThread", "must be between 1 and 1000, got 0"),
     (task_json({}, maxThread="2"), "maxThread", "must be a number, got '2'"),
     (task_json({}, maxThread=True), "maxThread", "must be a number, got True"),
     (task_json({}, priority=1.5), "priority", "must be a number"),
@@ -232,3 +232,79 @@ def test_errors_inside_a_zip_name_the_zip_and_entry(tmp_path: Path, data: Path, 
         load_suite(z, data)
     assert ei.value.file == str(tmp_path / file)
     assert listing(data) == set()
+
+
+# -- issue 22: values that cannot travel, absurd nesting, cycles, id mismatches, bad step types -------------------
+@pytest.mark.parametrize("task, field, message", [
+    (task_json({}, maxThread=10**30), "maxThread", "must be between 1 and 1000"),
+    (task_json({}, priority=10**30), "priority", "must be between"),
+    (task_json({"index": 10**30}), "testCollectionList[0].testCaseList[0].index", "must be between"),
+    (task_json({"priority": -10**30}), "testCollectionList[0].testCaseList[0].priority", "must be between"),
+    (task_json({}, timeout=0), "timeout", "must be a positive number of seconds"),
+    (task_json({}, timeout=-5), "timeout", "must be a positive number of seconds"),
+    (task_json({"timeout": -1}), "testCollectionList[0].testCaseList[0].timeout", "positive number of seconds"),
+    (task_json({"timeout": 0.0}), "testCollectionList[0].testCaseList[0].timeout", "positive number of seconds"),
+    (task_json({"timeout": float("nan")}), "testCollectionList[0].testCaseList[0].timeout", "NaN"),
+    (task_json({"timeout": float("inf")}), "testCollectionList[0].testCaseList[0].timeout", "must be between"),
+    (task_json({"caseId": "a", "dependencies": ["a"]}), "dependencies", "dependency cycle: a -> a"),
+    (task_json({"caseId": "a", "dependencies": ["b"]}, {"caseId": "b", "dependencies": ["a"]}), "dependencies",
+     "dependency cycle: a -> b -> a"),
+])
+def test_out_of_range_values_and_cycles_are_refused_naming_the_field(task: dict[str, Any], field: str, message: str) -> None:
+    with pytest.raises(SuiteError) as e:
+        validate_task(task, "/suites/s/task.json")
+    assert e.value.field == field and message in str(e.value) and "/suites/s/task.json" in str(e.value)
+
+
+def test_a_chain_of_dependencies_without_a_cycle_is_fine() -> None:
+    task = validate_task(task_json({"caseId": "a"}, {"caseId": "b", "dependencies": ["a"]},
+                                   {"caseId": "c", "dependencies": ["a", "b", "elsewhere"]}), "t.json")
+    assert [c.dependencies for c in task.collections()[0].cases()] == [[], ["a"], ["a", "b", "elsewhere"]]
+
+
+def test_deeply_nested_task_json_is_a_suite_error_not_a_traceback(tmp_path: Path, data: Path) -> None:
+    deep = "[" * 200_000 + "]" * 200_000
+    src = tree(tmp_path / "suite", {"task.json": '{"taskId": "t-1", "testCollectionList": [], "x": %s}' % deep})
+    with pytest.raises(SuiteError, match="nested too deeply"):
+        load_suite(src, data)
+    nested: Any = []
+    for _ in range(100):
+        nested = [nested]
+    with pytest.raises(SuiteError, match="nested deeper than 64 levels"):
+        validate_task(dict(task_json({}), debugData={"x": nested}), "t.json")
+
+
+def test_case_file_whose_case_id_differs_from_task_json_is_refused_naming_both(tmp_path: Path, data: Path) -> None:
+    src = tree(tmp_path / "suite", {"task.json": task_json({}), "c1/k1.json": dict(API, caseId="other")})
+    with pytest.raises(SuiteError) as e:
+        load_suite(src, data)
+    assert "c1/k1.json" in str(e.value) and "'other'" in str(e.value) and "'k1'" in str(e.value) and e.value.field == "caseId"
+
+
+@pytest.mark.parametrize("case, field", [
+    ({"apiList": [{"apiId": "s", "headers": "x=1"}]}, "apiList[0].headers"),
+    ({"apiList": [{"apiId": "s", "assertions": {"from": "resCode"}}]}, "apiList[0].assertions"),
+    ({"apiList": [{"apiId": "s", "assertions": ["resCode"]}]}, "apiList[0].assertions[0]"),
+    ({"apiList": [{"apiId": "s", "controller": ["x"]}]}, "apiList[0].controller"),
+    ({"apiList": ["GET /"]}, "apiList[0]"),
+    ({"apiList": {"a": 1}}, "apiList"),
+    ({"optList": [{"operationType": 5}]}, "optList[0].operationType"),
+    ({"optList": [{"operationType": "page", "operationData": {"url": "http://x"}}]}, "optList[0].operationData.url"),
+])
+def test_wrong_typed_step_fields_are_errors_naming_the_field(tmp_path: Path, case: dict[str, Any], field: str) -> None:
+    p = tmp_path / "k.json"
+    p.write_text(json.dumps(dict({"caseId": "k"}, **case)))
+    with pytest.raises(SuiteError) as e:
+        read_case(p)
+    assert e.value.field == field and str(p) in str(e.value) and "must be" in str(e.value)
+
+
+@pytest.mark.parametrize("key", ["setupScript", "teardownScript"])
+def test_collection_scripts_are_refused_not_silently_ignored(key: str) -> None:
+    task = task_json({})
+    task["testCollectionList"][0][key] = "print('never run')"
+    with pytest.raises(SuiteError) as e:
+        validate_task(task, "t.json")
+    assert e.value.field == f"testCollectionList[0].{key}" and "not supported" in str(e.value)
+    task["testCollectionList"][0][key] = ""
+    validate_task(task, "t.json")

@@ -300,3 +300,32 @@ def test_receiver_crashing_before_flush_acks_gets_the_message_again(d: Path, sen
 
 if __name__ == "__main__":
     receiver_main(Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3])
+
+
+def test_notifier_sends_from_another_thread_and_never_reopens_after_close(tmp_path: Path) -> None:
+    import threading
+
+    from pipeline.transport import Notifier
+    resolve = lambda name: f"ipc://{tmp_path / (name + '.sock')}"  # noqa: E731
+    sup, ex = Mailbox("supervisor", 0, resolve), Mailbox("executor-1", 3, resolve)
+    sup.start()
+    ex.start()
+    try:
+        n = Notifier(ex, "supervisor")
+        body = {"task_id": "t", "case_id": "k", "index": 1, "run_times": 1, "deadline_s": 3.0}
+        t = threading.Thread(target=n.send, args=(Kind.CASE_DEADLINE, body))
+        t.start()
+        t.join()
+        got = None
+        for _ in range(50):
+            sup.poll(100)
+            got = sup.recv_nowait()
+            if got:
+                break
+        assert got is not None and got.kind is Kind.CASE_DEADLINE and (got.src, got.inc) == ("executor-1", 3) and got.body == body
+        n.close()
+        n.send(Kind.CASE_DEADLINE, body)
+        assert n.sock is None
+    finally:
+        ex.close()
+        sup.close()

@@ -212,10 +212,19 @@ class _CaseRun:
         raw = controller.get("whetherExec")
         if not raw:
             return True
-        try:
+        try:                  # a condition that is not JSON is a broken case, not a reason to skip quietly
             conditions = _parse_json(raw, "条件控制器")
-            for cond in self.env.renderer.render(conditions if isinstance(conditions, list) else [conditions],
-                                                 step=self.env.step_name):
+            if isinstance(conditions, dict):
+                conditions = [conditions]
+            if not isinstance(conditions, list) or not all(isinstance(c, dict) for c in conditions):
+                raise PipelineError(f"条件控制器必须是对象或对象列表, 实际为: {escape(str(raw))[:80]}")
+        except PipelineError as e:
+            self.rec.error(f"步骤执行错误: {escape(str(e))}", e)
+            if truthy(controller.get("errorContinue")):
+                return False
+            raise _StopCase() from e
+        try:
+            for cond in self.env.renderer.render(conditions, step=self.env.step_name):
                 ok, message = compare(str(cond.get("assertion")), cond.get("target"), cond.get("expect"))
                 if not ok:
                     self.rec.skip(f"条件不满足，跳过执行: {escape(message)}")

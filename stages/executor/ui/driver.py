@@ -20,12 +20,19 @@ def set_command_timeout(driver: Any, seconds: float) -> None:
 
 def driver_lost(exc: BaseException, markers: Iterable[str]) -> bool:
     """True when ``exc`` means the session or the server behind it is gone (infrastructure, not the product):
-    a session error, a transport error, or a WebDriver error whose text carries one of ``markers``."""
-    if isinstance(exc, (InfrastructureError, InvalidSessionIdException)):
-        return True
-    if isinstance(exc, (urllib3.exceptions.HTTPError, ConnectionError)):
-        return True
-    if isinstance(exc, WebDriverException):
-        text = (exc.msg or str(exc)).lower()
-        return any(m in text for m in markers)
+    a session error, a transport error, or a WebDriver error whose text carries one of ``markers`` -- also
+    when it is the cause of another error (a custom operation's ``ScriptError`` wrapping "tab crashed")."""
+    markers = tuple(markers)
+    seen = 0
+    cur: BaseException | None = exc
+    while cur is not None and seen < 8:
+        if isinstance(cur, (InfrastructureError, InvalidSessionIdException)):
+            return True
+        if isinstance(cur, (urllib3.exceptions.HTTPError, ConnectionError)):
+            return True
+        if isinstance(cur, WebDriverException):
+            text = (cur.msg or str(cur)).lower()
+            if any(m in text for m in markers):
+                return True
+        cur, seen = cur.__cause__ or cur.__context__, seen + 1
     return False

@@ -50,7 +50,8 @@ _SOCKET_SUFFIX = len("/org.chromium.Chromium.XXXXXX/SingletonSocket")
 SUN_PATH_MAX = 107
 SCRATCH_PREFIX = "lmc-"
 _LOST_MARKERS = ("invalid session id", "chrome not reachable", "session deleted", "disconnected:",
-                 "no such session", "target crashed", "page crash", "unable to receive message from renderer")
+                 "no such session", "target crashed", "tab crashed", "page crash",
+                 "unable to receive message from renderer")
 
 
 class BrowserStartError(Exception):

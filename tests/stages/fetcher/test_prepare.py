@@ -6,7 +6,9 @@ from typing import Any
 
 import pytest
 
+from pipeline.codec import Envelope, decode, encode
 from pipeline.errors import SuiteError
+from pipeline.messages import Kind
 from pipeline.models import CaseResult
 from pipeline.platform_rows import platform_row, validate_platform_row
 from stages.fetcher.prepare import error_report, prepare_task
@@ -50,3 +52,39 @@ def test_error_report_rows_are_accepted_by_the_platform() -> None:
         assert validate_platform_row(row) == [] and row["status"] == 2
         assert "entry '../x' refused" in row["transactionList"][0]["log"]
     assert error_report({"taskId": "t-2", "testCollectionList": "nonsense"}, "bad", "r").results == []
+
+
+class Package:
+    """A downloaded package already on disk (the real download is tested with the fake platform)."""
+
+    def download_package(self, task: Any, dest_dir: Path) -> Path:
+        d = dest_dir / task["taskId"] / "c"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "a.json").write_text('{"caseId": "a", "caseName": "A", "apiList": []}')
+        return dest_dir / task["taskId"]
+
+
+@pytest.mark.parametrize("over, field", [({"maxThread": 10**30}, "maxThread"), ({"priority": 10**30}, "priority"),
+                                         ({"index": 10**30}, "testCollectionList[0].testCaseList[0].index")])
+def test_platform_task_with_an_integer_that_cannot_travel_is_reported_not_crashed_on(tmp_path: Path, over: dict[str, Any], field: str) -> None:
+    ref = {"index": over.pop("index", 1), "caseId": "a", "caseType": "API"}
+    raw = dict({"taskId": "t-big", "taskType": "run", "testCollectionList": [{"collectionId": "c", "testCaseList": [ref]}]}, **over)
+    with pytest.raises(SuiteError) as e:
+        prepare_task(Package(), raw, tmp_path, "reports")
+    assert e.value.field == field
+    rep = error_report(raw, str(e.value), "reports")
+    for body in rep.results:                               # the report itself can travel
+        assert decode(encode(Envelope(Kind.RESULT_RECORD, {"result": body}))).body["result"]["index"] == 1
+
+
+def test_platform_case_file_with_another_case_id_is_refused_naming_both(tmp_path: Path) -> None:
+    raw = {"taskId": "t-x", "taskType": "run", "testCollectionList": [{"collectionId": "c", "testCaseList": [
+        {"index": 1, "caseId": "b", "caseType": "API"}]}]}
+
+    class Other(Package):
+        def download_package(self, task: Any, dest_dir: Path) -> Path:
+            root = super().download_package(task, dest_dir)
+            (root / "c" / "a.json").rename(root / "c" / "b.json")      # file b.json says caseId "a"
+            return root
+    with pytest.raises(SuiteError, match="says caseId 'a' but task.json lists it as 'b'"):
+        prepare_task(Other(), raw, tmp_path, "reports")

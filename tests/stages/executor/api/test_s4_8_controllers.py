@@ -103,3 +103,17 @@ def test_result_fields(run_case: Run, mkstep: Mk) -> None:
     assert (result.caseId, result.caseType, result.caseName, result.caseDesc) == ("case-1", "API", "用例", "说明")
     assert (t["id"], t["name"], t["content"], t["description"], t["stepType"]) == ("x1", "健康", "/api/health", "d", "request-GET")
     assert result.inOut["config_vars"] == {"p": 1} and t["startTime"] >= result.startTime
+
+
+def test_condition_that_is_not_json_is_a_step_error_not_a_silent_skip(run_case: Run, mkstep: Mk) -> None:
+    steps = [mkstep("/api/health", apiName="bad", controller={"whetherExec": "[{target: x"}),
+             mkstep("/api/health", apiName="after")]
+    result = run_case(steps)
+    assert [t["name"] for t in result.transactionList] == ["bad"]
+    assert result.transactionList[0]["status"] == Status.ERROR and result.status == Status.ERROR
+    assert "条件控制器不是合法的JSON" in result.transactionList[0]["log"]
+    steps[0]["controller"]["errorContinue"] = "true"
+    steps[0]["controller"]["whetherExec"] = "5"
+    result = run_case(steps)
+    assert [t["status"] for t in result.transactionList] == [Status.ERROR, Status.PASS]
+    assert "条件控制器必须是对象或对象列表" in result.transactionList[0]["log"]

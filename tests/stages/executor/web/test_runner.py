@@ -204,3 +204,15 @@ def test_remote_webdriver(demo_url: str, tmp_path: Path, remote_driver: str) -> 
         w.close()
     r2 = Web(demo_url, tmp_path, RunSettings(webdriver={"options": "remote", "path": "/not/a/url"})).run()
     assert r2.status == 2 and "remote WebDriver URL" in logs(r2)
+
+
+def test_a_crashed_tab_is_a_lost_browser_not_a_case_error(demo_url: str, tmp_path: Path) -> None:
+    """chrome://crash kills the renderer ("tab crashed"), here inside a custom operation's user code."""
+    w = Web(demo_url, tmp_path)
+    try:
+        with pytest.raises(InfrastructureError, match="tab crashed"):
+            w.run(w.open(), op("browser", "自定义", trans="crash", code='driver.get("chrome://crash")'))
+        assert w.runner.slot(w.ctx).browser is None        # dropped: the next case starts a new one
+        assert w.run(w.open()).status == 0
+    finally:
+        w.close()
