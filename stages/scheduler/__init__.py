@@ -19,6 +19,7 @@ from pipeline.codec import Envelope
 from pipeline.journal import AppendLog
 from pipeline.messages import Kind
 from pipeline.models import Outcome, Status, Task
+from pipeline.suite import case_path, read_case
 from pipeline.stage import Handler, Stage
 
 from .plan import CaseState, TaskState, Unit, build_units, synthetic_result
@@ -26,6 +27,7 @@ from .policy import DispatchPolicy, ExecutorInfo, FifoPolicy
 from .quarantine import Quarantine
 from .recovery import RecoveryMixin
 from .retry import RetryPolicy
+from .routing import Router, Unroutable, registry_from_spec, unit_requirements
 
 __all__ = ["Scheduler", "STAGE"]
 
@@ -57,6 +59,7 @@ class Scheduler(RecoveryMixin, Stage):
                                      window=float(spec.setting("Retry", "quarantine-window")),
                                      probe=float(spec.setting("Retry", "quarantine-probe")))
         self.known: dict[str, ExecutorInfo] = {}        # every executor seen, alive or not (stranded-unit check)
+        self.router = Router(registry_from_spec(spec.devices), {e.device for e in spec.executor_specs() if e.device})
         self.tasks: dict[str, TaskState] = {}
         self.queue: list[Unit] = []
         self.executors: dict[str, ExecState] = {}
@@ -96,7 +99,7 @@ class Scheduler(RecoveryMixin, Stage):
         self.mailbox.send("aggregator", Kind.TASK_PLANNED, self._planned_body(ts))
         for st in disabled:
             self._settle(ts, st, Status.SKIP, Outcome.SKIPPED, st.ref.skipReason or "case disabled (enabled=false)")
-        for u in units:
+        for u in self._routed(ts, units):
             self._enqueue(u)
         self.log.info("task %s planned: %d cases in %d units", task.taskId, len(ts.cases), len(units))
         self._maybe_finish(ts)
@@ -113,6 +116,7 @@ class Scheduler(RecoveryMixin, Stage):
         if ex is None:
             ex = self.executors[env.src] = ExecState(ExecutorInfo(env.src, frozenset(b["kinds"]), b.get("device")), env.inc)
             self.known[env.src] = ex.info
+            self.router.announce(ex.info.device)
         if ex.unit is None and not b["idle"] and b.get("unit") and time.monotonic() < self.adopt_until + 30:
             self._adopt(ex, b["unit"])
         if ex.unit is None and b["idle"]:
@@ -223,6 +227,41 @@ class Scheduler(RecoveryMixin, Stage):
             ex.broke = False
             self.mailbox.send(ex.info.name, Kind.UNIT_RUN, unit.body(ts.data_dir, max(1.0, ts.deadline_left(time.monotonic()))))
 
+    def _routed(self, ts: TaskState, units: list[Unit]) -> list[Unit]:
+        """Give each APP unit its devices (routing.py); a unit no device can run ends at once: its cases are
+        reported as errors naming the requirement and the devices there are."""
+        out = []
+        for u in units:
+            if "APP" in u.kinds:
+                try:
+                    u.devices = self.router.resolve(unit_requirements(u.device, u.cases, self._case_reader(ts, u)))
+                except Unroutable as e:
+                    self.log.warning("task %s collection %s not run: %s", ts.task_id, u.collection_id, e)
+                    self._end_cases(ts, u, f"not run: {e}")
+                    continue
+            out.append(u)
+        return out
+
+    @staticmethod
+    def _case_reader(ts: TaskState, u: Unit) -> Any:
+        def read(case_id: str) -> dict[str, Any] | None:
+            try:
+                return read_case(case_path(Path(ts.data_dir), u.collection_id, case_id))
+            except Exception:            # noqa: BLE001 - the executor reports an unreadable case itself
+                return None
+        return read
+
+    def _end_cases(self, ts: TaskState, u: Unit, reason: str, outcome: Outcome = Outcome.ERROR) -> None:
+        """Final engine results for the unsettled cases of ``u`` (no retry: nothing would change)."""
+        for c in u.cases:
+            st = ts.cases[(u.collection_id, c["case_id"], c["index"])]
+            if st.final:
+                continue
+            self._settle(ts, st, Status.ERROR, outcome, reason)
+            if not st.final:
+                st.final = True
+                self._write(["final", ts.task_id, list(st.key)])
+
     def _allowed(self, unit: Unit) -> bool:
         ts = self.tasks[unit.task_id]
         if ts.in_flight >= max(1, ts.task.maxThread or 1):
@@ -237,7 +276,7 @@ class Scheduler(RecoveryMixin, Stage):
 
     def _others_can(self, unit: Unit, me: str) -> bool:
         now = time.monotonic()
-        return any(unit.kinds <= e.info.kinds for n, e in self.executors.items()
+        return any(self.policy.fits(unit, e.info) for n, e in self.executors.items()
                    if n != me and not self.quarantine.blocked(n, now))
 
     def _dep_state(self, ts: TaskState, case_id: str) -> str:
@@ -292,7 +331,7 @@ class Scheduler(RecoveryMixin, Stage):
             cases = [dict(c, run_times=ts.cases[(unit.collection_id, c["case_id"], c["index"])].next_run_times) for c in retry]
             self._enqueue(Unit(_new_id(), unit.task_id,
                                unit.collection_id, cases, dict(unit.variables), unit.priority, unit.order, avoid or unit.avoid,
-                               unit.device, unit.setup_script, unit.teardown_script))
+                               unit.device, unit.setup_script, unit.teardown_script, unit.devices))
         self._maybe_finish(ts)
 
     def _executor_lost(self, name: str, inc: int, reason: str) -> None:
@@ -318,7 +357,8 @@ class Scheduler(RecoveryMixin, Stage):
             self._give_up(ts, unit.collection_id, left, ts.stopped)
         elif left:
             self._enqueue(Unit(_new_id(), unit.task_id, unit.collection_id, left, dict(ex.variables or unit.variables),
-                               unit.priority, unit.order, name, unit.device, unit.setup_script, unit.teardown_script))
+                               unit.priority, unit.order, name, unit.device, unit.setup_script, unit.teardown_script,
+                               unit.devices))
         self._maybe_finish(ts)
 
     def _infra_failure(self, ex: ExecState, reason: str) -> None:
@@ -334,21 +374,14 @@ class Scheduler(RecoveryMixin, Stage):
         finishes instead of waiting for a device that keeps failing."""
         now = time.monotonic()
         for u in list(self.queue):
-            capable = [i for i in self.known.values() if u.kinds <= i.kinds]
+            capable = [i for i in self.known.values() if self.policy.fits(u, i)]
             if not capable or not all(self.quarantine.blocked(i.name, now) for i in capable):
                 continue
             held = [self.quarantine.held[i.name] for i in capable]
             reason = "no healthy device: " + "; ".join(f"{h.device} quarantined: {h.reason}" for h in held)
             self.queue.remove(u)
             ts = self.tasks[u.task_id]
-            for c in u.cases:
-                st = ts.cases[(u.collection_id, c["case_id"], c["index"])]
-                if st.final:
-                    continue
-                self._settle(ts, st, Status.ERROR, Outcome.BROKEN, reason)
-                if not st.final:
-                    st.final = True
-                    self._write(["final", ts.task_id, list(st.key)])
+            self._end_cases(ts, u, reason, Outcome.BROKEN)
             self.log.warning("unit %s (%d cases) not run: %s", u.unit_id, len(u.cases), reason)
             self._maybe_finish(ts)
 
@@ -419,6 +452,8 @@ class Scheduler(RecoveryMixin, Stage):
         self.retry.max_attempts = int(self.spec.setting("Retry", "max-attempts"))
         self.retry.retry_failures = bool(self.spec.setting("Retry", "retry-failures"))
         self.retry.budget = int(self.spec.setting("Retry", "budget"))
+        self.router.devices = registry_from_spec(self.spec.devices)
+        self.router.owned |= {e.device for e in self.spec.executor_specs() if e.device}
 
     def _retired(self) -> set[str]:
         return {e["name"] for e in self.spec.executors if e.get("retired")}

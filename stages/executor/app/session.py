@@ -74,7 +74,7 @@ class AppSession:
         except Exception as e:  # noqa: BLE001 - any start failure means the device is unusable now
             self.driver = None
             raise InfrastructureError(
-                f"设备[{self.device.name}]无法创建Appium会话 ({self.device.appium_url}): {_first_line(e)}") from e
+                f"设备[{self.device.name}]无法创建Appium会话 ({self.device.server}): {_first_line(e)}") from e
         self.start_seconds = time.monotonic() - t0
         self.starts += 1
         try:
@@ -82,7 +82,7 @@ class AppSession:
         except Exception as e:  # noqa: BLE001 - the server died right after creating the session
             self.driver = None
             raise InfrastructureError(
-                f"设备[{self.device.name}]会话刚创建即丢失 ({self.device.appium_url}): {_first_line(e)}") from e
+                f"设备[{self.device.name}]会话刚创建即丢失 ({self.device.server}): {_first_line(e)}") from e
 
     def _read_window(self) -> None:
         size = self.driver.get_window_size()

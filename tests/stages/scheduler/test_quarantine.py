@@ -158,7 +158,7 @@ def test_probe_due_device_takes_one_unit_and_a_pass_releases_it(tmp_path: Path) 
     assert sched.stats()["quarantined"] == {}
 
 
-def test_dying_while_running_counts_and_device_bound_units_move(tmp_path: Path) -> None:
+def test_dying_while_running_counts_and_only_unbound_units_move(tmp_path: Path) -> None:
     sched, fake = two_devices(tmp_path)
     submit(sched, coll("c1", *app("a1")), coll("c2", *app("a2"), deviceId="phone-a"),
            coll("c3", *app("b1"), deviceId="phone-b"))
@@ -173,13 +173,15 @@ def test_dying_while_running_counts_and_device_bound_units_move(tmp_path: Path) 
         sched.on_tick()
     assert [s.body["collection_id"] for s in runs(fake) if s.peer == "executor-1"] == ["c1", "c2"]
     assert sched.quarantine.held["executor-1"].reason == "executor-1 killed #2"
+    # c2 is bound to phone-a, now quarantined: it ends broken with the reason instead of moving to phone-b
+    a2 = [r for r in results(fake) if r["caseId"] == "a2"]
+    assert [(r["runTimes"], r["outcome"]) for r in a2] == [(1, "broken"), (2, "broken")]
+    assert a2[-1]["reason"] == "no healthy device: phone-a quarantined: executor-1 killed #2"
     play(sched, next(s for s in runs(fake) if s.peer == "executor-2"))
-    for _ in range(2):
-        sched.on_tick()
-        play(sched, runs(fake)[-1])
-    moved = runs(fake)[-2:]
-    assert sorted((s.peer, s.body["collection_id"], cases_of(s)[0]) for s in moved) == [
-        ("executor-2", "c1", ("a1", 2)), ("executor-2", "c2", ("a2", 2))]   # c2 was bound to phone-a
+    sched.on_tick()
+    moved = runs(fake)[-1]
+    assert (moved.peer, moved.body["collection_id"], cases_of(moved)) == ("executor-2", "c1", [("a1", 2)])
+    play(sched, moved)
     assert fake.of(Kind.TASK_FINISHED)
 
 
