@@ -184,22 +184,24 @@ class UnitWorker:
         return result
 
     def _execute(self, unit: dict[str, Any], case: dict[str, Any], ctx: RunContext, t0: int) -> CaseResult:
+        name = ""
         try:
             data = read_case(case_path(Path(unit["data_dir"]), unit["collection_id"], case["case_id"]))
-            self.current = dict(self.current or {}, name=str(data.get("caseName") or case["case_id"]))
+            name = str(data.get("caseName") or "")
+            self.current = dict(self.current or {}, name=name or case["case_id"])
             outcome = self.runner(case["case_type"]).run(data, ctx)
             res = outcome.result
             res.caseType = case["case_type"]
             return res
         except InfrastructureError as e:
-            return _engine_result(case, t0, Status.ERROR, Outcome.BROKEN, f"broken: {e}")
+            return _engine_result(case, t0, Status.ERROR, Outcome.BROKEN, f"broken: {e}", name)
         except Exception as e:   # a runner bug or unreadable case must not take the executor down
             if _looks_infrastructural(e):      # a driver/transport error a runner let through: still not the product's fault
-                return _engine_result(case, t0, Status.ERROR, Outcome.BROKEN, f"broken: {type(e).__name__}: {e}")
+                return _engine_result(case, t0, Status.ERROR, Outcome.BROKEN, f"broken: {type(e).__name__}: {e}", name)
             detail = "".join(traceback.format_exception_only(type(e), e)).strip()
             if self.settings.enable_stderr:
                 detail += "<br>" + traceback.format_exc().replace("\n", "<br>")
-            return _engine_result(case, t0, Status.ERROR, Outcome.ERROR, detail)
+            return _engine_result(case, t0, Status.ERROR, Outcome.ERROR, detail, name)
 
     # -- loop side ------------------------------------------------------------------------------
     def drain(self) -> list[Event]:
@@ -216,11 +218,13 @@ class UnitWorker:
                 return out
 
 
-def _engine_result(case: dict[str, Any], t0: int, status: Status, outcome: Outcome, reason: str) -> CaseResult:
-    """An attempt the runner could not produce a result for (ids are filled in by the caller)."""
+def _engine_result(case: dict[str, Any], t0: int, status: Status, outcome: Outcome, reason: str,
+                   name: str = "") -> CaseResult:
+    """An attempt the runner could not produce a result for (ids are filled in by the caller); it carries the
+    case's own name when its file could be read (the platform shows 未知 otherwise)."""
     return engine_result(task_id="", collection_id="", case_id=case["case_id"], case_type=case["case_type"],
                          index=case["index"], run_times=case["run_times"], status=status, outcome=outcome,
-                         reason=reason, started_ms=t0)
+                         reason=reason, started_ms=t0, case_name=name or str(case.get("name") or ""))
 
 
 def _looks_infrastructural(e: BaseException) -> bool:

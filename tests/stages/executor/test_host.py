@@ -131,10 +131,11 @@ class StubRunner:
 ])
 def test_runner_exceptions_become_results(tmp_path: Path, worker: UnitWorker, behaviour: str, status: Status, outcome: str, reason: str) -> None:
     data = tmp_path / "data"
-    write_cases(data, "c1", {"caseId": "k", "apiList": []})
+    write_cases(data, "c1", {"caseId": "k", "caseName": "下单", "apiList": []})
     worker.runners["API"] = StubRunner(behaviour)  # type: ignore[assignment]
     [fin] = finished(run(worker, unit(data, ("k", 1)))).values()
     assert (fin["status"], fin["outcome"], fin["result"]["reason"]) == (status, outcome, reason)
+    assert fin["name"] == ("stub" if behaviour == "ok" else "下单")         # an engine result keeps the case's name
 
 
 def test_unknown_case_type_is_an_error_result(tmp_path: Path, worker: UnitWorker) -> None:

@@ -288,6 +288,20 @@ def test_killed_server_makes_the_case_broken(tmp_path: Path) -> None:
         os.killpg(pid, 0)
 
 
+def test_screenshot_on_a_lost_session_is_broken_not_passed(tmp_path: Path) -> None:
+    """屏幕截图 is the step the session dies under: the attempt is broken, not a pass with a missing image."""
+    runner = AppRunner()
+    with AppiumServer() as server:
+        shared: dict[str, Any] = {}
+        ops = [op("view", "输入", {"element": by_id("username")}, {"text": "a"}),
+               op("system", "屏幕截图", data={"name": "home"}, trans="shot")]
+        ctx = make_ctx(tmp_path, fake_device(server.url), shared)
+        ctx.on_step = lambda name: server.stop() if name == "shot" else None
+        with pytest.raises(InfrastructureError, match="会话已丢失"):
+            runner.run(case(ops), ctx)
+        runner.close_shared(make_ctx(tmp_path, None, shared))
+
+
 def test_scroll_to_element_swipes_until_found_or_gives_up(android: Harness) -> None:
     result = android.run([
         op("view", "滑动到元素出现", {"element": by_id("item2")}, {"direction": "up"}),
