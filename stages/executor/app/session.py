@@ -62,6 +62,7 @@ class AppSession:
         self.window: tuple[int, int] = (0, 0)
         self.start_seconds = 0.0        # duration of the last session start (reported per device)
         self.starts = 0                 # sessions created so far (1 + recreations)
+        self.warmed = False             # started by the warm-up: the first case notes it once
 
     def start(self) -> None:
         """Open a new session with the registry's capabilities; an unreachable server is infrastructure."""
@@ -95,12 +96,22 @@ class AppSession:
             return f"设备[{self.device.name}]会话已创建 ({self.start_seconds * 1000:.0f}ms)"
         try:
             self._read_window()
+            if self.warmed:
+                self.warmed = False
+                return f"设备[{self.device.name}]会话已预热 ({self.start_seconds * 1000:.0f}ms, 不计入用例时间)"
             return ""
         except Exception as e:  # noqa: BLE001 - any failure of the cheap command means: try a new session
             reason = _first_line(e)
         self.quit()
         self.start()          # raises InfrastructureError when the device or server is really gone
         return f"设备[{self.device.name}]健康检查失败 ({reason}), 已重建会话"
+
+    def warm_up(self) -> float:
+        """Open the session before the executor announces credit (off every case deadline); seconds taken."""
+        if self.driver is None:
+            self.start()
+            self.warmed = True
+        return self.start_seconds
 
     def quit(self) -> None:
         """End the session; a dead server or session is fine here."""

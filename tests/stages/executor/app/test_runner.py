@@ -247,6 +247,29 @@ def test_session_is_reused_and_recreated_after_it_was_lost(android: Harness) -> 
     assert "健康检查失败" in result.transactionList[0]["log"] and "已重建会话" in result.transactionList[0]["log"]
 
 
+def test_warm_up_opens_the_session_before_the_first_case(android: Harness) -> None:
+    assert android.runner.warm_up(android.ctx()) > 0
+    assert android.session.starts == 1 and android.runner.warm_up(android.ctx()) == android.session.start_seconds
+    result = android.run([op("view", "输入", {"element": by_id("username")}, {"text": "a"})])
+    first = result.transactionList[0]["log"]
+    assert result.status == Status.PASS and android.session.starts == 1        # the case reused it
+    assert "会话已预热" in first and "会话已创建" not in first
+    again = android.run([op("view", "输入", {"element": by_id("username")}, {"text": "b"})])
+    assert "会话已" not in again.transactionList[0]["log"]                       # noted once
+    assert AppRunner().warm_up(make_ctx(android.tmp, None)) == 0.0            # no device: nothing to warm
+
+
+def test_warm_up_on_an_unreachable_server_raises_and_the_first_case_is_broken(tmp_path: Path) -> None:
+    from tests.appium_server import free_port
+    runner = AppRunner()
+    shared: dict[str, Any] = {}
+    device = fake_device(f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(InfrastructureError, match="无法创建Appium会话"):
+        runner.warm_up(make_ctx(tmp_path, device, shared))
+    with pytest.raises(InfrastructureError, match="无法创建Appium会话"):
+        runner.run(case([]), make_ctx(tmp_path, device, shared))
+
+
 def test_without_a_device_the_case_errors(tmp_path: Path) -> None:
     result = AppRunner().run(case([op("view", "单击", {"element": by_id("loginBtn")})]), make_ctx(tmp_path, None)).result
     assert result.status == Status.ERROR and len(result.transactionList) == 1
