@@ -17,12 +17,14 @@ class Kind(str, enum.Enum):
     # scheduler -> fetcher (platform mode: the slot is free again)
     TASK_RELEASED = "task.released"        # {task_id}
     # executor -> scheduler
-    EXECUTOR_STATUS = "executor.status"    # {kinds, device, idle, last_unit}
+    EXECUTOR_STATUS = "executor.status"    # {kinds, device, idle, last_unit, probe?: {ok, error}}
     CASE_STARTED = "case.started"          # {unit_id, task_id, collection_id, case_id, index, run_times, deadline_s, name}
     CASE_FINISHED = "case.finished"        # {unit_id, task_id, collection_id, case_id, index, run_times, status, outcome, variables}
-    UNIT_DONE = "unit.done"                # {unit_id}
+    UNIT_DONE = "unit.done"                # {unit_id, device_down?}  device_down: why the health ladder failed
     # scheduler -> executor
     UNIT_RUN = "unit.run"                  # {unit_id, task_id, collection_id, data_dir, cases, variables, reset}
+    # scheduler -> executor of a quarantined device: run the health ladder, answer with executor.status {probe}
+    DEVICE_PROBE = "device.probe"          # {device}
     # executor/scheduler -> aggregator
     RESULT_RECORD = "result.record"        # {result}
     TASK_PLANNED = "task.planned"          # {task_id, name, report_dir, expected, started_at, secrets}
@@ -54,6 +56,7 @@ REQUIRED: dict[Kind, tuple[str, ...]] = {
     Kind.CASE_FINISHED: ("unit_id", "task_id", "collection_id", "case_id", "index", "run_times", "status", "outcome"),
     Kind.UNIT_DONE: ("unit_id",),
     Kind.UNIT_RUN: ("unit_id", "task_id", "collection_id", "data_dir", "cases"),
+    Kind.DEVICE_PROBE: ("device",),
     Kind.RESULT_RECORD: ("result",),
     Kind.TASK_PLANNED: ("task_id", "report_dir"),
     Kind.TASK_FINISHED: ("task_id", "expected"),

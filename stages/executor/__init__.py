@@ -68,7 +68,12 @@ class Executor(Stage):
         self.state = "busy"
         self.worker.start_unit(env.body)
 
-    HANDLERS: ClassVar[dict[Kind, Handler]] = {Kind.UNIT_RUN: on_unit_run}
+    def on_device_probe(self, env: Envelope) -> None:
+        """Sent by the scheduler while this executor's device is quarantined and its probe is due."""
+        if self.worker is not None and self.worker.unit is None and self.worker.probe():
+            self.log.info("device %s: probing (health ladder)", self.device_name)
+
+    HANDLERS: ClassVar[dict[Kind, Handler]] = {Kind.UNIT_RUN: on_unit_run, Kind.DEVICE_PROBE: on_device_probe}
 
     def on_events(self, events: dict[Any, int]) -> None:
         assert self.worker is not None
@@ -83,6 +88,9 @@ class Executor(Stage):
                 self.heartbeat(force=True)
             elif kind == "ready":
                 self.send_status()
+            elif kind == "probe":
+                self.log.info("device %s probe: %s", self.device_name, "passed" if body["ok"] else body["error"])
+                self.send_status(probe=body)
             elif kind == "unit.done":
                 self.mailbox.send("scheduler", Kind.UNIT_DONE, body)
                 if self.worker is not None:
@@ -94,11 +102,13 @@ class Executor(Stage):
         if time.monotonic() - self._last_status >= self.hb_interval:
             self.send_status()
 
-    def send_status(self) -> None:
+    def send_status(self, probe: dict[str, Any] | None = None) -> None:
         self._last_status = time.monotonic()
         w = self.worker
         idle = w is not None and not w.busy() and w.unit is None
         body: dict[str, Any] = {"kinds": self.kinds, "device": self.device_name, "idle": idle, "last_unit": self.last_unit}
+        if probe is not None:
+            body["probe"] = probe
         if w is not None and w.unit is not None:
             body["unit"] = dict(w.unit, running=w.running)
         try:

@@ -14,7 +14,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable
 
-from pipeline.errors import InfrastructureError, PipelineError
+from pipeline.errors import DeviceDown, InfrastructureError, PipelineError
 from pipeline.models import CaseResult, Outcome, Status, engine_result
 from pipeline.suite import case_path, read_case
 
@@ -31,7 +31,7 @@ RUNNER_CLASSES = {
     "APP": "stages.executor.app:AppRunner",
 }
 
-Event = tuple[str, dict[str, Any]]       # ("case.started" | "case.finished" | "unit.done", body)
+Event = tuple[str, dict[str, Any]]       # ("case.started" | "case.finished" | "unit.done" | "ready" | "probe", body)
 
 
 class UnitWorker:
@@ -54,6 +54,7 @@ class UnitWorker:
         self.unit: dict[str, Any] | None = None          # the unit being run (a restarted scheduler adopts it)
         self.running: dict[str, Any] | None = None       # body of the last case.started
         self.step = ""
+        self.down = ""                # the device failed its health ladder in this unit (DeviceDown's message)
 
     # -- thread side ----------------------------------------------------------------------------
     def _emit(self, kind: str, body: dict[str, Any]) -> None:
@@ -108,6 +109,40 @@ class UnitWorker:
         self.thread.start()
         return True
 
+    def check(self, kinds: Any, ctx: RunContext) -> str:
+        """The health ladder of the runners that have one (APP: Appium ``/status``, session alive, new
+        session); "" when healthy, else why not."""
+        for r in (self.runners.get(k) for k in kinds):
+            if r is None or not hasattr(r, "check"):
+                continue
+            try:
+                note = r.check(ctx)  # type: ignore[attr-defined]
+                if note:
+                    log.info("%s: %s", self.name, note)
+            except DeviceDown as e:
+                return str(e)
+            except Exception as e:  # noqa: BLE001 - a check that cannot run says the device is not usable
+                return f"{type(e).__name__}: {e}"
+        return ""
+
+    def probe(self) -> bool:
+        """The quarantine probe, asked for by the scheduler: the ladder on the worker thread, answered with a
+        "probe" event. False when busy (the scheduler asks again on its schedule)."""
+        if self._active:
+            return False
+        self._active = True
+
+        def run() -> None:
+            error = "no runner to check"
+            try:
+                error = self.check(list(self.runners), self._ctx({"task_id": "", "collection_id": "", "data_dir": "."}, {}))
+            finally:
+                self._active = False
+                self._emit("probe", {"ok": not error, "error": error})
+        self.thread = threading.Thread(target=run, name="probe", daemon=True)
+        self.thread.start()
+        return True
+
     def reset_between_collections(self, ctx: RunContext) -> None:
         for r in self.runners.values():
             reset = getattr(r, "reset_shared", None)
@@ -141,6 +176,8 @@ class UnitWorker:
             self.reset_between_collections(ctx)
         self.last_collection = coll
         statuses: dict[str, int] = {}
+        self.down = self.check({c["case_type"] for c in unit["cases"]}, ctx)     # before the unit: cheap
+        broke = False
         try:
             for case in unit["cases"]:
                 if self.stopping:             # the executor is being stopped: leave the rest to the scheduler
@@ -148,11 +185,14 @@ class UnitWorker:
                 bad = [d for d in case.get("dependencies") or () if d in statuses and statuses[d] != Status.PASS]
                 result = self._run_case(unit, case, ctx, skip_reason=f"skipped: dependency {', '.join(bad)} did not pass" if bad else "")
                 statuses[case["case_id"]] = result.status
+                broke = broke or result.outcome == Outcome.BROKEN.value
+            if broke and not self.down and not self.stopping:   # a case broke: is the device still usable?
+                self.down = self.check({c["case_type"] for c in unit["cases"]}, ctx)
         finally:
             self.current = self.running = None
             if not self.stopping:             # an unfinished unit is re-queued by the scheduler when we die
                 self._active = False
-                self._emit("unit.done", {"unit_id": unit["unit_id"]})
+                self._emit("unit.done", {"unit_id": unit["unit_id"], "device_down": self.down})
 
     def _run_case(self, unit: dict[str, Any], case: dict[str, Any], ctx: RunContext, skip_reason: str) -> CaseResult:
         budget = float(case.get("timeout") or 300)
@@ -166,10 +206,14 @@ class UnitWorker:
         self.running = started
         self._emit("case.started", started)
         t0 = started["started_ms"]
+        down = bool(self.down)
         if skip_reason:
             result = _engine_result(case, t0, Status.SKIP, Outcome.SKIPPED, skip_reason)
+        elif down:                            # the ladder failed: no time spent on a device that is gone
+            result = _engine_result(case, t0, Status.ERROR, Outcome.BROKEN, f"broken: {self.down}", _case_name(unit, case))
         else:
             result = self._execute(unit, case, ctx, t0)
+            down = bool(self.down)
         result.taskId, result.collectionId = unit["task_id"], unit["collection_id"]
         result.index, result.runTimes, result.executor = case["index"], case["run_times"], self.name
         if not result.endTime:
@@ -180,7 +224,7 @@ class UnitWorker:
             result.outcome = Outcome.FLAKY.value
         self._emit("case.finished", dict(started, status=result.status, outcome=result.outcome,
                                          name=result.caseName, result=result.to_dict(), reason=result.reason or "",
-                                         variables=_plain(ctx.variables)))
+                                         variables=_plain(ctx.variables), device_down=down))
         return result
 
     def _execute(self, unit: dict[str, Any], case: dict[str, Any], ctx: RunContext, t0: int) -> CaseResult:
@@ -194,6 +238,8 @@ class UnitWorker:
             res.caseType = case["case_type"]
             return res
         except InfrastructureError as e:
+            if isinstance(e, DeviceDown):
+                self.down = str(e)
             return _engine_result(case, t0, Status.ERROR, Outcome.BROKEN, f"broken: {e}", name)
         except Exception as e:   # a runner bug or unreadable case must not take the executor down
             if _looks_infrastructural(e):      # a driver/transport error a runner let through: still not the product's fault
@@ -225,6 +271,14 @@ def _engine_result(case: dict[str, Any], t0: int, status: Status, outcome: Outco
     return engine_result(task_id="", collection_id="", case_id=case["case_id"], case_type=case["case_type"],
                          index=case["index"], run_times=case["run_times"], status=status, outcome=outcome,
                          reason=reason, started_ms=t0, case_name=name or str(case.get("name") or ""))
+
+
+def _case_name(unit: dict[str, Any], case: dict[str, Any]) -> str:
+    """The case's own name from its file ("" when unreadable: the result then says 未知)."""
+    try:
+        return str(read_case(case_path(Path(unit["data_dir"]), unit["collection_id"], case["case_id"])).get("caseName") or "")
+    except Exception:  # noqa: BLE001
+        return ""
 
 
 def _looks_infrastructural(e: BaseException) -> bool:

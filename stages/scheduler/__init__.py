@@ -18,10 +18,11 @@ from pathlib import Path
 from pipeline.codec import Envelope
 from pipeline.journal import AppendLog
 from pipeline.messages import Kind
-from pipeline.models import Outcome, Status, Task
+from pipeline.models import UNKNOWN, Outcome, Status, Task
 from pipeline.suite import case_path, read_case
 from pipeline.stage import Handler, Stage
 
+from .health import HealthMixin
 from .plan import CaseState, TaskState, Unit, build_units, synthetic_result
 from .policy import DispatchPolicy, ExecutorInfo, FifoPolicy
 from .quarantine import Quarantine
@@ -45,7 +46,7 @@ class ExecState:
     broke: bool = False                              # a case of the current unit was broken here
 
 
-class Scheduler(RecoveryMixin, Stage):
+class Scheduler(HealthMixin, RecoveryMixin, Stage):
     POLL_MS = 100
 
     def __init__(self, name: str, inc: int, spec: Any) -> None:
@@ -71,6 +72,7 @@ class Scheduler(RecoveryMixin, Stage):
         self._replaying = False
         self.adopt_until = 0.0
         self._synthetic: list[dict[str, Any]] = []
+        self._load_health()                              # quarantine survives a restart (health.py)
 
     def _planned_body(self, ts: TaskState) -> dict[str, Any]:
         return {"task_id": ts.task_id, "report_dir": ts.report_dir, "name": ts.name or ts.task_id,
@@ -121,6 +123,8 @@ class Scheduler(RecoveryMixin, Stage):
             self._adopt(ex, b["unit"])
         if ex.unit is None and b["idle"]:
             ex.idle = True
+        if b.get("probe"):
+            self._probe_answered(ex, b["probe"])
 
     def on_case_started(self, env: Envelope) -> None:
         """Sent by an executor as a case of its unit begins."""
@@ -144,11 +148,11 @@ class Scheduler(RecoveryMixin, Stage):
         if st is None:
             return
         if ex is not None and not any(a[0] == b["run_times"] for a in st.attempts):     # not a re-sent finish
-            if b["outcome"] == Outcome.BROKEN.value and not ts.stopped:
+            if b.get("device_down"):
+                self._device_down(ex, b.get("reason") or f"case {b['case_id']} broken: device down")
+            elif b["outcome"] == Outcome.BROKEN.value and not ts.stopped:
                 self._infra_failure(ex, b.get("reason") or f"case {b['case_id']} broken")
-            elif self.quarantine.succeeded(env.src):
-                self.log.warning("%s (device %s) passed its probe: out of quarantine", env.src, ex.info.device)
-        if b.get("name"):
+        if b.get("name") and b["name"] != UNKNOWN:       # an engine result of a case whose file was unreadable
             st.name = b["name"]
         self._record(ts, st, b["run_times"], int(b["status"]), b["outcome"], executor=env.src, variables=b.get("variables"))
 
@@ -159,6 +163,8 @@ class Scheduler(RecoveryMixin, Stage):
             return
         unit, ex.unit, ex.running = ex.unit, None, None
         ex.idle, ex.idle_since = True, time.monotonic()
+        if env.body.get("device_down"):
+            self._device_down(ex, env.body["device_down"])
         self._unit_left(unit, avoid=ex.info.name if ex.broke else None)
 
     def on_stage_died(self, env: Envelope) -> None:
@@ -198,6 +204,7 @@ class Scheduler(RecoveryMixin, Stage):
     def on_tick(self) -> None:
         self._expire_tasks()
         self._fail_stranded()
+        self._send_probes()
         self._dispatch()
 
     def _dispatch(self) -> None:
@@ -220,9 +227,6 @@ class Scheduler(RecoveryMixin, Stage):
                 self._maybe_finish(ts)
                 continue
             ts.in_flight += 1
-            if ex.info.name in self.quarantine.held:
-                self.quarantine.probing(ex.info.name)
-                self.log.warning("%s (device %s): probe due, giving it unit %s", ex.info.name, ex.info.device, unit.unit_id)
             ex.unit, ex.idle, ex.running, ex.done_in_unit, ex.variables = unit, False, None, set(), dict(unit.variables)
             ex.broke = False
             self.mailbox.send(ex.info.name, Kind.UNIT_RUN, unit.body(ts.data_dir, max(1.0, ts.deadline_left(time.monotonic()))))
@@ -368,6 +372,7 @@ class Scheduler(RecoveryMixin, Stage):
         if self.quarantine.broken(ex.info.name, ex.info.device, reason, time.monotonic()):
             self.log.warning("%s (device %s) quarantined: %s; probe in %.0f s", ex.info.name, ex.info.device,
                              reason, self.quarantine.probe)
+        self._save_health()
 
     def _fail_stranded(self) -> None:
         """Queued units that only quarantined executors could run end as broken with the reason, so the task
@@ -467,7 +472,8 @@ class Scheduler(RecoveryMixin, Stage):
         base.update({"queued_units": len(self.queue), "tasks": len([t for t in self.tasks.values() if not t.finished_sent]),
                      "executors": {n: {"idle": e.idle, "unit": e.unit.unit_id if e.unit else None,
                                        "case": (e.running or {}).get("case_id")} for n, e in self.executors.items()},
-                     "quarantined": self.quarantine.snapshot(time.monotonic(), time.time())})
+                     "quarantined": self.quarantine.snapshot(time.monotonic(), time.time()),
+                     "devices": self.devices_status()})
         return base
 
 

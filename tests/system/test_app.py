@@ -225,8 +225,10 @@ def test_only_device_unreachable_cases_end_broken_with_the_reason_and_the_run_fi
     finals = [d for d in details if d["final"]]
     assert len(finals) == 8 and all(d["outcome"] == "broken" for d in finals)
     stranded = [d for d in finals if d["reason"].startswith("no healthy device: phone-a quarantined: ")]
-    assert stranded and all("无法创建Appium会话" in d["reason"] for d in stranded)
-    assert all("Connection refused" in d["reason"] or "无法创建Appium会话" in d["reason"] for d in details)
+    unreachable = ("无法创建Appium会话", "Appium服务不可用")          # the ladder's rung 1 (/status) or 3 (new session)
+    assert stranded and all(any(u in d["reason"] for u in unreachable) for d in stranded)
+    assert all("Connection refused" in d["reason"] or any(u in d["reason"] for u in unreachable) for d in details)
+    assert {d["name"] for d in details} == {f"{c} {k}" for c in ("c1", "c2") for k in ("输入", "单击", "文本", "截图")}
     assert "8 cases: 0 passed, 0 failed, 8 error" in out
     assert not left_behind(tmp_path)
 

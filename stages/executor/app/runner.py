@@ -87,6 +87,13 @@ class AppRunner:
             return 0.0
         return self._session(device_from_context(ctx.device), ctx).warm_up()
 
+    def check(self, ctx: RunContext) -> str:
+        """The device's health ladder (``AppSession.check``), before each unit and as the quarantine probe;
+        raises ``DeviceDown`` when the device cannot be used."""
+        if not ctx.device:
+            return ""
+        return self._session(device_from_context(ctx.device), ctx).check()
+
     def close_shared(self, ctx: RunContext) -> None:
         session = ctx.shared.pop(SESSION_KEY, None)
         if isinstance(session, AppSession):

@@ -69,7 +69,7 @@ def test_api_unit_emits_events_in_order_with_ids_filled(tmp_path: Path, worker: 
         "t-1", "c1", "bad", 2, 1, "executor-7", "API")
     assert res.endTime >= res.startTime > 0 and res.transactionList
     assert fin["ok"]["variables"]["v"] == 1                      # the collection context travels back
-    assert events[-1][1] == {"unit_id": "u-1"} and worker.current is None and worker.running is None
+    assert events[-1][1] == {"unit_id": "u-1", "device_down": ""} and worker.current is None and worker.running is None
 
 
 def test_unreadable_case_file_becomes_an_error_result(tmp_path: Path, worker: UnitWorker, demo_url: str) -> None:
