@@ -378,8 +378,14 @@ class Scheduler(HealthMixin, RecoveryMixin, Stage):
         """Queued units that only quarantined executors could run end as broken with the reason, so the task
         finishes instead of waiting for a device that keeps failing."""
         now = time.monotonic()
+        if now < self.adopt_until:               # just restarted: executors have not all announced yet
+            return
+        retired = self._retired()
+        engine = {e.name: ExecutorInfo(e.name, frozenset(e.kinds), e.device) for e in self.spec.executor_specs()
+                  if e.name not in retired}       # configured but not announced yet: still capable
+        pool = list({**engine, **self.known}.values())
         for u in list(self.queue):
-            capable = [i for i in self.known.values() if self.policy.fits(u, i)]
+            capable = [i for i in pool if self.policy.fits(u, i) and i.name not in retired]
             if not capable or not all(self.quarantine.blocked(i.name, now) for i in capable):
                 continue
             held = [self.quarantine.held[i.name] for i in capable]
