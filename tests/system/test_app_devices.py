@@ -11,6 +11,7 @@ devices, each its own real Appium server: two android (phone-a, phone-b), one ap
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 from pathlib import Path
@@ -207,4 +208,31 @@ def test_quarantine_survives_a_scheduler_restart(tmp_path: Path, servers: dict[s
     assert len(on_a) == 3 and {d["outcome"] for d in on_a} == {"broken"}     # one collection, before the kill
     finals = [d for d in summary_details(tmp_path) if d["final"]]
     assert len(finals) == 9 and {d["executor"] for d in finals} == {executor_of("phone-b", two)}
+    assert not left_behind(tmp_path)
+
+
+def test_credentials_in_a_device_url_never_leave_the_engine(tmp_path: Path, servers: dict[str, AppiumServer]) -> None:
+    """A cloud-farm style ``https://user:key@host/wd/hub`` URL (here: nothing listens behind it) appears in
+    errors, logs, reports, platform rows, stdout and ``status`` only as ``******@``."""
+    secret = "Sup3rS3cretKey"
+    urls = {"phone-a": f"http://farmuser:{secret}@127.0.0.1:{free_port()}/wd/hub", "phone-b": servers["phone-b"].url}
+    suite = write_task_suite(tmp_path / "suite", [
+        (f"c{k}", None, [app_case(f"c{k}-1", f"c{k} 1", wait=1.0, deviceSystem="android")]) for k in (1, 2)])
+    proc = start_run(suite, config(tmp_path, urls))
+    try:
+        status = wait_until(lambda: (lambda st: st if (((st.get("queues") or {}).get("devices") or {}).get("phone-a") or {})
+                                     .get("state") == "quarantined" else None)(run_dir_status(tmp_path) or {}),
+                            60, "phone-a quarantined")
+        code, out, err = finish(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert code == 0, (out, err)                   # phone-b ran both collections in the end
+    text = json.dumps(status, ensure_ascii=False)
+    assert "farmuser:******" not in text and "******@127.0.0.1" in text     # status: device_info, last error
+    broken = [d for d in summary_details(tmp_path) if d["outcome"] == "broken"]
+    assert broken and all("phone-a" in d["reason"] for d in broken)
+    seen = [out, err, text] + [p.read_text(errors="replace") for p in (tmp_path / "reports").rglob("*") if p.is_file()]
+    seen += [p.read_text(errors="replace") for p in (tmp_path / "storage" / "log").rglob("*.log")]
+    assert not [s[max(0, s.find(secret) - 80):s.find(secret) + 20] for s in seen if secret in s]
     assert not left_behind(tmp_path)

@@ -10,9 +10,11 @@ they surface in the middle of a case (session gone, server unreachable, instrume
 """
 from __future__ import annotations
 
+import base64
 import json
 import time
 import urllib.request
+from urllib.parse import unquote, urlsplit, urlunsplit
 from typing import Any
 
 from appium import webdriver
@@ -112,9 +114,14 @@ class AppSession:
 
     def server_ready(self, timeout: float = 3.0) -> None:
         """Rung 1: the Appium server's ``/status`` answers ``ready``; raises ``DeviceDown`` otherwise."""
-        url = f"{self.device.appium_url}/status"
+        parts = urlsplit(self.device.appium_url)
+        url = urlunsplit((parts.scheme, self.device.server, f"{parts.path.rstrip('/')}/status", "", ""))
+        headers = {"Accept": "application/json"}
+        if parts.username is not None:        # a farm's https://user:key@host/wd/hub: the same credentials
+            auth = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+            headers["Authorization"] = "Basic " + base64.b64encode(auth).decode("ascii")
         try:
-            req = urllib.request.Request(url, headers={"Accept": "application/json"})
+            req = urllib.request.Request(url, headers=headers)
             with urllib.request.urlopen(req, timeout=timeout) as r:       # noqa: S310 - the configured server
                 body = json.loads(r.read() or b"{}")
         except Exception as e:  # noqa: BLE001 - refused, timed out, not JSON: the server is not usable

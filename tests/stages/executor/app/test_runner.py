@@ -347,3 +347,40 @@ def test_for_loop_and_coordinate_operations(android: Harness) -> None:
     assert result.status == Status.PASS, logs(result)
     assert android.session.driver.find_element("id", "loginBtn").get_attribute("clicks") == "3"
     assert android.session.driver.get_log("actions") == [gestures.double_tap(20, 211), gestures.long_press(20, 30, 500)]
+
+
+def test_status_check_sends_url_credentials_as_basic_auth_and_never_shows_them(tmp_path: Path) -> None:
+    """A farm URL ``http://user:key@host/wd/hub``: ``/status`` goes to ``host/wd/hub/status`` with the
+    credentials as Basic auth; a refusal names the server without them."""
+    import base64
+    import http.server
+    import threading
+
+    from pipeline.devices import Device
+    seen: list[tuple[str, str]] = []
+
+    class Farm(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            seen.append((self.path, self.headers.get("Authorization", "")))
+            ready = self.headers.get("Authorization") == "Basic " + base64.b64encode(b"farm user:k3y").decode()
+            body = b'{"value": {"ready": %s, "message": "auth?"}}' % (b"true" if ready else b"false")
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Farm)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        port = srv.server_address[1]
+        AppSession(Device("farm", "android", f"http://farm%20user:k3y@127.0.0.1:{port}/wd/hub")).server_ready()
+        assert seen[-1][0] == "/wd/hub/status"
+        with pytest.raises(InfrastructureError) as e:
+            AppSession(Device("farm", "android", f"http://farm%20user:wrong@127.0.0.1:{port}/wd/hub")).server_ready()
+        assert "未就绪" in str(e.value) and f"127.0.0.1:{port}/status" in str(e.value) and "wrong" not in str(e.value)
+    finally:
+        srv.shutdown()
+        srv.server_close()
