@@ -198,8 +198,11 @@ class UnitWorker:
         budget = float(case.get("timeout") or 300)
         ctx.deadline = time.monotonic() + budget
         self.step = ""
+        data = _read(unit, case)              # before case.started: a kill reported from then on names the case
+        name = str((data or {}).get("caseName") or "")
         self.current = {"case_id": case["case_id"], "index": case["index"], "run_times": case["run_times"],
-                        "task_id": unit["task_id"], "deadline_s": budget, "t0": time.monotonic(), "name": case["case_id"]}
+                        "task_id": unit["task_id"], "deadline_s": budget, "t0": time.monotonic(),
+                        "name": name or case["case_id"]}
         started = {"unit_id": unit["unit_id"], "task_id": unit["task_id"], "collection_id": unit["collection_id"],
                    "case_id": case["case_id"], "index": case["index"], "run_times": case["run_times"], "deadline_s": budget,
                    "started_ms": int(time.time() * 1000)}
@@ -210,9 +213,9 @@ class UnitWorker:
         if skip_reason:
             result = _engine_result(case, t0, Status.SKIP, Outcome.SKIPPED, skip_reason)
         elif down:                            # the ladder failed: no time spent on a device that is gone
-            result = _engine_result(case, t0, Status.ERROR, Outcome.BROKEN, f"broken: {self.down}", _case_name(unit, case))
+            result = _engine_result(case, t0, Status.ERROR, Outcome.BROKEN, f"broken: {self.down}", name)
         else:
-            result = self._execute(unit, case, ctx, t0)
+            result = self._execute(unit, case, ctx, t0, data)
             down = bool(self.down)
         result.taskId, result.collectionId = unit["task_id"], unit["collection_id"]
         result.index, result.runTimes, result.executor = case["index"], case["run_times"], self.name
@@ -227,12 +230,12 @@ class UnitWorker:
                                          variables=_plain(ctx.variables), device_down=down))
         return result
 
-    def _execute(self, unit: dict[str, Any], case: dict[str, Any], ctx: RunContext, t0: int) -> CaseResult:
-        name = ""
+    def _execute(self, unit: dict[str, Any], case: dict[str, Any], ctx: RunContext, t0: int,
+                 data: dict[str, Any] | None = None) -> CaseResult:
+        name = str((data or {}).get("caseName") or "")
         try:
-            data = read_case(case_path(Path(unit["data_dir"]), unit["collection_id"], case["case_id"]))
-            name = str(data.get("caseName") or "")
-            self.current = dict(self.current or {}, name=name or case["case_id"])
+            if data is None:                  # unreadable: read again for the error naming file and field
+                data = read_case(case_path(Path(unit["data_dir"]), unit["collection_id"], case["case_id"]))
             outcome = self.runner(case["case_type"]).run(data, ctx)
             res = outcome.result
             res.caseType = case["case_type"]
@@ -273,12 +276,12 @@ def _engine_result(case: dict[str, Any], t0: int, status: Status, outcome: Outco
                          reason=reason, started_ms=t0, case_name=name or str(case.get("name") or ""))
 
 
-def _case_name(unit: dict[str, Any], case: dict[str, Any]) -> str:
-    """The case's own name from its file ("" when unreadable: the result then says 未知)."""
+def _read(unit: dict[str, Any], case: dict[str, Any]) -> dict[str, Any] | None:
+    """The case's data, or None when it cannot be read (``_execute`` then reports why)."""
     try:
-        return str(read_case(case_path(Path(unit["data_dir"]), unit["collection_id"], case["case_id"])).get("caseName") or "")
+        return read_case(case_path(Path(unit["data_dir"]), unit["collection_id"], case["case_id"]))
     except Exception:  # noqa: BLE001
-        return ""
+        return None
 
 
 def _looks_infrastructural(e: BaseException) -> bool:
