@@ -19,7 +19,6 @@ from pipeline.codec import Envelope
 from pipeline.journal import AppendLog
 from pipeline.messages import Kind
 from pipeline.models import UNKNOWN, Outcome, Status, Task
-from pipeline.suite import case_path, read_case
 from pipeline.stage import Handler, Stage
 
 from .health import HealthMixin
@@ -28,7 +27,8 @@ from .policy import DispatchPolicy, ExecutorInfo, FifoPolicy
 from .quarantine import Quarantine
 from .recovery import RecoveryMixin
 from .retry import RetryPolicy
-from .routing import Router, Unroutable, registry_from_spec, unit_requirements
+from .routed import RoutingMixin
+from .routing import Router, registry_from_spec
 
 __all__ = ["Scheduler", "STAGE"]
 
@@ -46,7 +46,7 @@ class ExecState:
     broke: bool = False                              # a case of the current unit was broken here
 
 
-class Scheduler(HealthMixin, RecoveryMixin, Stage):
+class Scheduler(RoutingMixin, HealthMixin, RecoveryMixin, Stage):
     POLL_MS = 100
 
     def __init__(self, name: str, inc: int, spec: Any) -> None:
@@ -230,30 +230,6 @@ class Scheduler(HealthMixin, RecoveryMixin, Stage):
             ex.unit, ex.idle, ex.running, ex.done_in_unit, ex.variables = unit, False, None, set(), dict(unit.variables)
             ex.broke = False
             self.mailbox.send(ex.info.name, Kind.UNIT_RUN, unit.body(ts.data_dir, max(1.0, ts.deadline_left(time.monotonic()))))
-
-    def _routed(self, ts: TaskState, units: list[Unit]) -> list[Unit]:
-        """Give each APP unit its devices (routing.py); a unit no device can run ends at once: its cases are
-        reported as errors naming the requirement and the devices there are."""
-        out = []
-        for u in units:
-            if "APP" in u.kinds:
-                try:
-                    u.devices = self.router.resolve(unit_requirements(u.device, u.cases, self._case_reader(ts, u)))
-                except Unroutable as e:
-                    self.log.warning("task %s collection %s not run: %s", ts.task_id, u.collection_id, e)
-                    self._end_cases(ts, u, f"not run: {e}")
-                    continue
-            out.append(u)
-        return out
-
-    @staticmethod
-    def _case_reader(ts: TaskState, u: Unit) -> Any:
-        def read(case_id: str) -> dict[str, Any] | None:
-            try:
-                return read_case(case_path(Path(ts.data_dir), u.collection_id, case_id))
-            except Exception:            # noqa: BLE001 - the executor reports an unreadable case itself
-                return None
-        return read
 
     def _end_cases(self, ts: TaskState, u: Unit, reason: str, outcome: Outcome = Outcome.ERROR) -> None:
         """Final engine results for the unsettled cases of ``u`` (no retry: nothing would change)."""

@@ -13,7 +13,8 @@ from typing import Any, Iterator
 from tests.appium_server import FAKE_APPS, AppiumServer, free_port
 from tests.stages.executor.app.appcases import case, op
 
-__all__ = ["PHONES", "device_section", "HoldProxy", "start_servers", "app_case", "write_task_suite", "executor_of"]
+__all__ = ["PHONES", "device_section", "HoldProxy", "start_servers", "servers_fixture", "app_case", "write_task_suite",
+           "executor_of", "wait_until"]
 
 # name -> (platform, udid); executors are numbered by device name: ipad = executor-1, phone-a = 2, phone-b = 3
 PHONES = {"ipad": ("apple", "00008101-AB"), "phone-a": ("android", "emulator-5554"), "phone-b": ("android", "R58M")}
