@@ -182,6 +182,8 @@ class UnitWorker:
             for case in unit["cases"]:
                 if self.stopping:             # the executor is being stopped: leave the rest to the scheduler
                     break
+                if self.down:                 # the device failed its ladder: hand the unstarted rest back (unit.done
+                    break                     # says why; the scheduler holds the device and re-queues them elsewhere)
                 bad = [d for d in case.get("dependencies") or () if d in statuses and statuses[d] != Status.PASS]
                 result = self._run_case(unit, case, ctx, skip_reason=f"skipped: dependency {', '.join(bad)} did not pass" if bad else "")
                 statuses[case["case_id"]] = result.status
@@ -209,14 +211,11 @@ class UnitWorker:
         self.running = started
         self._emit("case.started", started)
         t0 = started["started_ms"]
-        down = bool(self.down)
         if skip_reason:
             result = _engine_result(case, t0, Status.SKIP, Outcome.SKIPPED, skip_reason)
-        elif down:                            # the ladder failed: no time spent on a device that is gone
-            result = _engine_result(case, t0, Status.ERROR, Outcome.BROKEN, f"broken: {self.down}", name)
         else:
             result = self._execute(unit, case, ctx, t0, data)
-            down = bool(self.down)
+        down = bool(self.down)                # DeviceDown in this case: the scheduler holds the device now
         result.taskId, result.collectionId = unit["task_id"], unit["collection_id"]
         result.index, result.runTimes, result.executor = case["index"], case["run_times"], self.name
         if not result.endTime:

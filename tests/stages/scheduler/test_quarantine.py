@@ -282,3 +282,18 @@ def test_a_re_sent_broken_finish_counts_once(tmp_path: Path) -> None:
     sched.on_case_finished(finished)
     sched.on_case_finished(finished)                     # at-least-once delivery: the same finish again
     assert sched.stats()["quarantined"] == {}
+
+
+def test_a_unit_handed_back_unrun_by_a_down_device_runs_elsewhere_without_an_attempt(tmp_path: Path) -> None:
+    sched, fake = two_devices(tmp_path)
+    submit(sched, coll("c1", *app("a1", "a2")), coll("c2", *app("b1")))
+    sched.on_tick()
+    on_a = next(s for s in runs(fake) if s.peer == "executor-1")
+    on_b = next(s for s in runs(fake) if s.peer == "executor-2")
+    sched.on_unit_done(envelope(Kind.UNIT_DONE, {"unit_id": on_a.body["unit_id"], "device_down": "Appium服务不可用"},
+                                src="executor-1"))
+    assert sched.stats()["devices"]["phone-a"]["state"] == "quarantined" and not results(fake)
+    play(sched, on_b)
+    sched.on_tick()
+    again = runs(fake)[-1]
+    assert again.peer == "executor-2" and cases_of(again) == [("a1", 1), ("a2", 1)]     # no attempt was used up
