@@ -312,6 +312,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     for t in st.get("tasks") or []:
         print(f"  task {t['task_id']} {t.get('name') or ''}: {t.get('results', 0)}/{t.get('cases') or '?'} results"
               + (" (finishing)" if t.get("finishing") else ""))
+    if q.get("devices"):
+        print(f"{'DEVICE':<14} {'EXECUTOR':<12} {'STATE':<12} {'NEXT PROBE':<11} LAST ERROR")
+    for dev, d in sorted((q.get("devices") or {}).items()):
+        nxt = f"in {d['next_probe_in_s']:.0f} s" if d.get("next_probe_in_s") is not None else "-"
+        when = time.strftime("%H:%M:%S ", time.localtime(d["last_error_at"])) if d.get("last_error_at") else ""
+        print(f"{dev:<14} {d.get('executor') or '-':<12} {d.get('state'):<12} {nxt:<11} {when}{d.get('last_error') or '-'}")
     for name, h in sorted((q.get("quarantined") or {}).items()):
         probe = "probe running" if h.get("probe_in_s") is None else f"probe in {h['probe_in_s']:.0f} s"
         since = time.strftime("%H:%M:%S", time.localtime(h.get("since") or 0))

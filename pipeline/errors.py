@@ -4,7 +4,7 @@ from __future__ import annotations
 
 __all__ = [
     "PipelineError", "ConfigError", "CodecError", "TransportError", "SendError", "ReceiveError",
-    "StageError", "SuiteError", "InfrastructureError",
+    "StageError", "SuiteError", "InfrastructureError", "DeviceDown",
 ]
 
 
@@ -54,3 +54,8 @@ class StageError(PipelineError):
 
 class InfrastructureError(PipelineError):
     """Not the product's fault: browser or device lost, driver crashed. The case is reported *broken*."""
+
+
+class DeviceDown(InfrastructureError):
+    """The last rung of a device's health ladder failed: its Appium server does not answer or no new session
+    can be made. The scheduler quarantines the device at once (no second broken case needed)."""

@@ -1,5 +1,5 @@
 """Logging: one rotating log per stage under ``<storage>/log/``, a dead-letter log, and a filter that
-redacts secrets (engine secret, token) from every record before it is written anywhere.
+redacts secrets (engine secret, token, credentials in URLs) from every record before it is written anywhere.
 
 ``[Logging] format = json`` writes one JSON object per line instead (for log shippers), always with the same
 keys: time, level, stage, task, case, attempt, event, message (``null`` when a line has none). Call sites
@@ -14,6 +14,8 @@ import logging.handlers
 import re
 from pathlib import Path
 from typing import Any, Iterable
+
+from pipeline.secrets import redact_urls
 
 __all__ = ["setup_logging", "RedactFilter", "JsonFormatter", "LIFECYCLE_FORMAT", "JSON_KEYS", "fields"]
 
@@ -63,11 +65,12 @@ class RedactFilter(logging.Filter):
         self.secrets = [s for s in secrets if s and len(s) >= 4]
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if self.secrets:
-            msg = record.getMessage()
-            for s in self.secrets:
-                msg = msg.replace(s, "******")
-            record.msg, record.args = msg, ()
+        msg = record.getMessage()
+        red = redact_urls(msg)
+        for s in self.secrets:
+            red = red.replace(s, "******")
+        if red != msg or record.args:
+            record.msg, record.args = red, ()
         return True
 
 

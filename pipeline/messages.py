@@ -19,14 +19,16 @@ class Kind(str, enum.Enum):
     # scheduler -> fetcher (platform mode: the slot is free again)
     TASK_RELEASED = "task.released"        # {task_id}
     # executor -> scheduler
-    EXECUTOR_STATUS = "executor.status"    # {kinds, device, idle, last_unit}
+    EXECUTOR_STATUS = "executor.status"    # {kinds, device, idle, last_unit, probe?: {ok, error}}
     # executor case thread -> supervisor, before the case runs (the deadline never depends on the victim's loop)
     CASE_DEADLINE = "case.deadline"        # {task_id, case_id, index, run_times, deadline_s, name}
     CASE_STARTED = "case.started"          # {unit_id, task_id, collection_id, case_id, index, run_times, deadline_s, name}
     CASE_FINISHED = "case.finished"        # {unit_id, task_id, collection_id, case_id, index, run_times, status, outcome, variables}
-    UNIT_DONE = "unit.done"                # {unit_id}
+    UNIT_DONE = "unit.done"                # {unit_id, device_down?}  device_down: why the health ladder failed
     # scheduler -> executor
     UNIT_RUN = "unit.run"                  # {unit_id, task_id, collection_id, data_dir, cases, variables, reset}
+    # scheduler -> executor of a quarantined device: run the health ladder, answer with executor.status {probe}
+    DEVICE_PROBE = "device.probe"          # {device}
     # executor/scheduler -> aggregator
     RESULT_RECORD = "result.record"        # {result}
     TASK_PLANNED = "task.planned"          # {task_id, name, report_dir, expected, started_at, secrets}
@@ -78,19 +80,22 @@ _TOTALS = Body({k: INT for k in ("cases", "passed", "failed", "error", "skipped"
 _CURRENT = Body({}, {"case": OPT_STR, "case_id": OPT_STR, "task_id": OPT_STR, "index": OPT_INT, "run_times": OPT_INT,
                      "step": OPT_STR, "deadline_s": OPT_NUM, "elapsed_s": OPT_NUM})
 _STAGE = {"stage": STR, "inc": INT, "reason": STR}
+_PROBE = Body({"ok": BOOL}, {"error": OPT_STR})
 _VICTIM = Body({"case_id": STR, "index": INT, "run_times": INT}, {"started_ms": INT})
 
 BODIES: dict[Kind, Body] = {
     Kind.TASK_SUBMIT: Body({"task": MAP, "data_dir": STR},
                            {"report_dir": OPT_STR, "source": OPT_STR, "name": OPT_STR, "case_names": OPT_MAP}),
     Kind.TASK_RELEASED: Body({"task_id": STR}),
-    Kind.EXECUTOR_STATUS: Body({"kinds": STRS, "idle": BOOL, "last_unit": OPT_STR}, {"device": OPT_STR, "unit": OPT_MAP}),
+    Kind.EXECUTOR_STATUS: Body({"kinds": STRS, "idle": BOOL, "last_unit": OPT_STR}, {"device": OPT_STR, "unit": OPT_MAP,
+                                                                                   "probe": (_PROBE,) + NONE}),
     Kind.CASE_STARTED: Body(dict(_CASE, deadline_s=NUM), {"started_ms": INT, "name": OPT_STR}),
     Kind.CASE_DEADLINE: Body({"task_id": STR, "case_id": STR, "index": INT, "run_times": INT, "deadline_s": NUM},
                              {"name": OPT_STR, "unit_id": STR, "collection_id": STR, "started_ms": INT}),
     Kind.CASE_FINISHED: Body(dict(_CASE, status=INT, outcome=STR),
                              {"deadline_s": NUM, "started_ms": INT, "name": OPT_STR, "reason": OPT_STR, "variables": OPT_MAP}),
-    Kind.UNIT_DONE: Body({"unit_id": STR}),
+    Kind.UNIT_DONE: Body({"unit_id": STR}, {"device_down": OPT_STR}),
+    Kind.DEVICE_PROBE: Body({"device": STR}),
     Kind.UNIT_RUN: Body({"unit_id": STR, "task_id": STR, "collection_id": STR, "data_dir": STR, "cases": (ListOf(MAP),)},
                         {"variables": OPT_MAP, "setup_script": OPT_STR, "teardown_script": OPT_STR, "reset": BOOL}),
     Kind.RESULT_RECORD: Body({"result": MAP}),

@@ -155,6 +155,8 @@ def engine_result(*, task_id: str, collection_id: str, case_id: str, case_type: 
     It carries one synthetic step ``{id: caseId, name: 未知, content: 未知}`` (§7.3) with ``reason`` as its log
     line, so the platform accepts the row (§10: no empty transactionList). ``started_ms`` is when the attempt
     began, when known, so a crashed or timed-out case shows how long it really ran."""
+    from pipeline.secrets import redact_urls
+    reason = redact_urls(reason)
     now_s = time.time()
     now = int(now_s * 1000)
     level = "Debug" if status == Status.SKIP else "Error"

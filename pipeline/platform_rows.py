@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from pipeline.models import UNKNOWN, CaseResult, CaseType, Status
+from pipeline.secrets import redact_urls
 
 __all__ = ["platform_row", "validate_platform_row", "MAX_API_CONTENT"]
 
@@ -48,6 +49,9 @@ def platform_row(result: CaseResult) -> dict[str, Any]:
 
 def _repair_step(step: dict[str, Any], case_type: str) -> dict[str, Any]:
     step = dict(step)
+    for key in ("log", "content"):            # a step log may quote a device farm's https://user:key@ URL
+        if isinstance(step.get(key), str):
+            step[key] = redact_urls(step[key])
     if step.get("screenShotList") is None:
         step["screenShotList"] = []
     if step.get("content") is None:

@@ -8,6 +8,7 @@ key readable by others is refused rather than silently used.
 from __future__ import annotations
 
 import os
+import re
 import stat
 from pathlib import Path
 from typing import Iterable
@@ -17,7 +18,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from pipeline.errors import ConfigError
 
 __all__ = ["ENV_VAR", "PREFIX", "DEFAULT_KEY_FILE", "MASK", "generate_key_file", "load_key", "encrypt", "decrypt",
-           "is_encrypted", "redact"]
+           "is_encrypted", "redact", "redact_urls", "url_secrets"]
 
 ENV_VAR = "LIUMA_SECRET_KEY"
 PREFIX = "enc:"
@@ -86,9 +87,34 @@ def decrypt(value: str, key: bytes | None = None) -> str:
         raise ConfigError("cannot decrypt an 'enc:' value: wrong key or damaged value") from e
 
 
+# ``scheme://user:key@`` (cloud device farms, Selenium grids): the userinfo part of any URL in a text
+_URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^\s/@'\"<>]+)@")
+
+
+def redact_urls(text: str) -> str:
+    """``https://user:key@host/wd/hub`` -> ``https://******@host/wd/hub`` for every URL in ``text``: the one
+    helper logs, error messages, reports, platform rows and ``status`` use for credentials in URLs."""
+    if "@" not in text or "://" not in text:
+        return text
+    return _URL_USERINFO.sub(lambda m: f"{m['scheme']}{MASK}@", text)
+
+
+def url_secrets(urls: Iterable[str]) -> list[str]:
+    """The credentials of each URL (``user:key``, and ``key`` alone), for writers that mask known values."""
+    out: list[str] = []
+    for url in urls:
+        m = _URL_USERINFO.search(url or "")
+        if m:
+            info = m["userinfo"]
+            out.append(info)
+            out.extend(part for part in info.split(":", 1)[1:] if part)
+    return out
+
+
 def redact(text: str, secrets: Iterable[str]) -> str:
     """Replace every occurrence of each secret (at least 4 characters long) with ``******``; longest first so
-    a secret containing another is masked whole."""
+    a secret containing another is masked whole. Credentials in URLs are masked too (``redact_urls``)."""
+    text = redact_urls(text)
     for secret in sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True):
         text = text.replace(secret, MASK)
     return text

@@ -34,6 +34,7 @@ from .ops import COMMANDS as OPS_COMMANDS, Operations
 from .orphans import end_leftovers
 from .process import describe_exit, set_child_subreaper
 from .restart import Backoff, FlappingDetector
+from .secrets import redact_urls
 from .supervisor_reload import ReloadMixin
 from .topology import RunSpec, endpoint_resolver
 from .transport import ControlServer, Mailbox
@@ -411,8 +412,9 @@ class Supervisor(ReloadMixin):
                        else f"{Path(str(wd.get('binary') or 'chromium')).name} ({wd.get('options') or 'headless'})")
         device = entry.get("device")
         dev = self.spec.devices.get(device) if device else None
-        return {"kinds": kinds, "browser": browser, "device": device,
-                "device_info": {k: v for k, v in (dev or {}).items() if "password" not in k and "secret" not in k} or None}
+        return {"kinds": kinds, "browser": redact_urls(browser) if browser else None, "device": device,
+                "device_info": {k: redact_urls(str(v)) for k, v in (dev or {}).items()
+                                if "password" not in k and "secret" not in k} or None}
 
     def write_status(self, now: float, final: bool = False) -> None:
         data = self.status(now)

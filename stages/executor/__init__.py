@@ -80,7 +80,14 @@ class Executor(Stage):
         self.worker.hold(env.body.get("task_id"))
         self.log.info("no new case starts for %s: %s", env.body.get("task_id") or "any task", env.body.get("reason"))
 
-    HANDLERS: ClassVar[dict[Kind, Handler]] = {Kind.UNIT_RUN: on_unit_run, Kind.TASK_STOP: on_task_stop}
+    def on_device_probe(self, env: Envelope) -> None:
+        """Sent by the scheduler while this executor's device is quarantined and its probe is due."""
+        if self.worker is not None and self.worker.unit is None and self.worker.probe():
+            self.log.info("device %s: probing (health ladder)", self.device_name)
+
+
+    HANDLERS: ClassVar[dict[Kind, Handler]] = {Kind.UNIT_RUN: on_unit_run, Kind.TASK_STOP: on_task_stop,
+                                                 Kind.DEVICE_PROBE: on_device_probe}
 
     def on_events(self, events: dict[Any, int]) -> None:
         assert self.worker is not None
@@ -95,6 +102,9 @@ class Executor(Stage):
                 self.heartbeat(force=True)
             elif kind == "ready":
                 self.send_status()
+            elif kind == "probe":
+                self.log.info("device %s probe: %s", self.device_name, "passed" if body["ok"] else body["error"])
+                self.send_status(probe=body)
             elif kind == "unit.done":
                 self.mailbox.send("scheduler", Kind.UNIT_DONE, body)
                 if self.worker is not None:
@@ -106,11 +116,13 @@ class Executor(Stage):
         if time.monotonic() - self._last_status >= self.hb_interval:
             self.send_status()
 
-    def send_status(self) -> None:
+    def send_status(self, probe: dict[str, Any] | None = None) -> None:
         self._last_status = time.monotonic()
         w = self.worker
         idle = w is not None and not w.busy() and w.unit is None
         body: dict[str, Any] = {"kinds": self.kinds, "device": self.device_name, "idle": idle, "last_unit": self.last_unit}
+        if probe is not None:
+            body["probe"] = probe
         if w is not None and w.unit is not None:
             body["unit"] = dict(w.unit, running=w.running)
         try:

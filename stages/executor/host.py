@@ -16,7 +16,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable
 
-from pipeline.errors import InfrastructureError, PipelineError
+from pipeline.errors import DeviceDown, InfrastructureError, PipelineError
 from pipeline.models import CaseResult, Outcome, Status, engine_result
 from pipeline.suite import case_path, read_case
 
@@ -33,7 +33,7 @@ RUNNER_CLASSES = {
     "APP": "stages.executor.app:AppRunner",
 }
 
-Event = tuple[str, dict[str, Any]]       # ("case.started" | "case.finished" | "unit.done", body)
+Event = tuple[str, dict[str, Any]]       # ("case.started" | "case.finished" | "unit.done" | "ready" | "probe", body)
 
 
 class UnitWorker:
@@ -58,6 +58,7 @@ class UnitWorker:
         self.running: dict[str, Any] | None = None       # body of the last case.started
         self.step = ""
         self.on_case_start: Callable[[dict[str, Any]], None] | None = None   # called in the case thread, first
+        self.down = ""                # the device failed its health ladder in this unit (DeviceDown's message)
 
     # -- thread side ----------------------------------------------------------------------------
     def _emit(self, kind: str, body: dict[str, Any]) -> None:
@@ -119,6 +120,40 @@ class UnitWorker:
         self.thread.start()
         return True
 
+    def check(self, kinds: Any, ctx: RunContext) -> str:
+        """The health ladder of the runners that have one (APP: Appium ``/status``, session alive, new
+        session); "" when healthy, else why not."""
+        for r in (self.runners.get(k) for k in kinds):
+            if r is None or not hasattr(r, "check"):
+                continue
+            try:
+                note = r.check(ctx)  # type: ignore[attr-defined]
+                if note:
+                    log.info("%s: %s", self.name, note)
+            except DeviceDown as e:
+                return str(e)
+            except Exception as e:  # noqa: BLE001 - a check that cannot run says the device is not usable
+                return f"{type(e).__name__}: {e}"
+        return ""
+
+    def probe(self) -> bool:
+        """The quarantine probe, asked for by the scheduler: the ladder on the worker thread, answered with a
+        "probe" event. False when busy (the scheduler asks again on its schedule)."""
+        if self._active:
+            return False
+        self._active = True
+
+        def run() -> None:
+            error = "no runner to check"
+            try:
+                error = self.check(list(self.runners), self._ctx({"task_id": "", "collection_id": "", "data_dir": "."}, {}))
+            finally:
+                self._active = False
+                self._emit("probe", {"ok": not error, "error": error})
+        self.thread = threading.Thread(target=run, name="probe", daemon=True)
+        self.thread.start()
+        return True
+
     def reset_between_collections(self, ctx: RunContext) -> None:
         for r in self.runners.values():
             reset = getattr(r, "reset_shared", None)
@@ -152,6 +187,8 @@ class UnitWorker:
             self.reset_between_collections(ctx)
         self.last_collection = coll
         statuses: dict[str, int] = {}
+        self.down = self.check({c["case_type"] for c in unit["cases"]}, ctx)     # before the unit: cheap
+        broke = False
         try:
             for case in unit["cases"]:
                 if self.stopping:             # the executor is being stopped: leave the rest to the scheduler
@@ -160,21 +197,29 @@ class UnitWorker:
                     log.info("%s: stop asked; case %s and the rest of unit %s not started", self.name,
                              case["case_id"], unit["unit_id"][:8])
                     break
+                if self.down:                 # the device failed its ladder: hand the unstarted rest back (unit.done
+                    break                     # says why; the scheduler holds the device and re-queues them elsewhere)
                 bad = [d for d in case.get("dependencies") or () if d in statuses and statuses[d] != Status.PASS]
                 result = self._run_case(unit, case, ctx, skip_reason=f"skipped: dependency {', '.join(bad)} did not pass" if bad else "")
                 statuses[case["case_id"]] = result.status
+                broke = broke or result.outcome == Outcome.BROKEN.value
+            if broke and not self.down and not self.stopping:   # a case broke: is the device still usable?
+                self.down = self.check({c["case_type"] for c in unit["cases"]}, ctx)
         finally:
             self.current = self.running = None
             if not self.stopping:             # an unfinished unit is re-queued by the scheduler when we die
                 self._active = False
-                self._emit("unit.done", {"unit_id": unit["unit_id"]})
+                self._emit("unit.done", {"unit_id": unit["unit_id"], "device_down": self.down})
 
     def _run_case(self, unit: dict[str, Any], case: dict[str, Any], ctx: RunContext, skip_reason: str) -> CaseResult:
         budget = float(case.get("timeout") or 300)
         ctx.deadline = time.monotonic() + budget
         self.step = ""
+        data = _read(unit, case)              # before case.started: a kill reported from then on names the case
+        name = str((data or {}).get("caseName") or "")
         self.current = {"case_id": case["case_id"], "index": case["index"], "run_times": case["run_times"],
-                        "task_id": unit["task_id"], "deadline_s": budget, "t0": time.monotonic(), "name": case["case_id"]}
+                        "task_id": unit["task_id"], "deadline_s": budget, "t0": time.monotonic(),
+                        "name": name or case["case_id"]}
         started = {"unit_id": unit["unit_id"], "task_id": unit["task_id"], "collection_id": unit["collection_id"],
                    "case_id": case["case_id"], "index": case["index"], "run_times": case["run_times"], "deadline_s": budget,
                    "started_ms": int(time.time() * 1000)}
@@ -189,7 +234,8 @@ class UnitWorker:
         if skip_reason:
             result = _engine_result(case, t0, Status.SKIP, Outcome.SKIPPED, skip_reason)
         else:
-            result = self._execute(unit, case, ctx, t0)
+            result = self._execute(unit, case, ctx, t0, data)
+        down = bool(self.down)                # DeviceDown in this case: the scheduler holds the device now
         result.taskId, result.collectionId = unit["task_id"], unit["collection_id"]
         result.caseId = case["case_id"]          # the task's id, not the file's: a row is never filed elsewhere
         result.index, result.runTimes, result.executor = case["index"], case["run_times"], self.name
@@ -203,26 +249,30 @@ class UnitWorker:
             result.reason = failure_reason(result.transactionList)     # the one line `run` prints for it
         self._emit("case.finished", dict(started, status=result.status, outcome=result.outcome,
                                          name=result.caseName, result=result.to_dict(), reason=result.reason or "",
-                                         variables=_plain(ctx.variables)))
+                                         variables=_plain(ctx.variables), device_down=down))
         return result
 
-    def _execute(self, unit: dict[str, Any], case: dict[str, Any], ctx: RunContext, t0: int) -> CaseResult:
+    def _execute(self, unit: dict[str, Any], case: dict[str, Any], ctx: RunContext, t0: int,
+                 data: dict[str, Any] | None = None) -> CaseResult:
+        name = str((data or {}).get("caseName") or "")
         try:
-            data = read_case(case_path(Path(unit["data_dir"]), unit["collection_id"], case["case_id"]))
-            self.current = dict(self.current or {}, name=str(data.get("caseName") or case["case_id"]))
+            if data is None:                  # unreadable: read again for the error naming file and field
+                data = read_case(case_path(Path(unit["data_dir"]), unit["collection_id"], case["case_id"]))
             outcome = self.runner(case["case_type"]).run(data, ctx)
             res = outcome.result
             res.caseType = case["case_type"]
             return res
         except InfrastructureError as e:
-            return _engine_result(case, t0, Status.ERROR, Outcome.BROKEN, f"broken: {e}")
+            if isinstance(e, DeviceDown):
+                self.down = str(e)
+            return _engine_result(case, t0, Status.ERROR, Outcome.BROKEN, f"broken: {e}", name)
         except Exception as e:   # a runner bug or unreadable case must not take the executor down
             if _looks_infrastructural(e):      # a driver/transport error a runner let through: still not the product's fault
-                return _engine_result(case, t0, Status.ERROR, Outcome.BROKEN, f"broken: {type(e).__name__}: {e}")
+                return _engine_result(case, t0, Status.ERROR, Outcome.BROKEN, f"broken: {type(e).__name__}: {e}", name)
             detail = "".join(traceback.format_exception_only(type(e), e)).strip()
             if self.settings.enable_stderr:
                 detail += "<br>" + traceback.format_exc().replace("\n", "<br>")
-            return _engine_result(case, t0, Status.ERROR, Outcome.ERROR, detail)
+            return _engine_result(case, t0, Status.ERROR, Outcome.ERROR, detail, name)
 
     # -- loop side ------------------------------------------------------------------------------
     def drain(self) -> list[Event]:
@@ -239,11 +289,21 @@ class UnitWorker:
                 return out
 
 
-def _engine_result(case: dict[str, Any], t0: int, status: Status, outcome: Outcome, reason: str) -> CaseResult:
-    """An attempt the runner could not produce a result for (ids are filled in by the caller)."""
+def _engine_result(case: dict[str, Any], t0: int, status: Status, outcome: Outcome, reason: str,
+                   name: str = "") -> CaseResult:
+    """An attempt the runner could not produce a result for (ids are filled in by the caller); it carries the
+    case's own name when its file could be read (the platform shows 未知 otherwise)."""
     return engine_result(task_id="", collection_id="", case_id=case["case_id"], case_type=case["case_type"],
                          index=case["index"], run_times=case["run_times"], status=status, outcome=outcome,
-                         reason=reason, started_ms=t0)
+                         reason=reason, started_ms=t0, case_name=name or str(case.get("name") or ""))
+
+
+def _read(unit: dict[str, Any], case: dict[str, Any]) -> dict[str, Any] | None:
+    """The case's data, or None when it cannot be read (``_execute`` then reports why)."""
+    try:
+        return read_case(case_path(Path(unit["data_dir"]), unit["collection_id"], case["case_id"]))
+    except Exception:  # noqa: BLE001
+        return None
 
 
 _LOG_PREFIX = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)? - \w+ - ")

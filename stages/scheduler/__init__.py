@@ -19,14 +19,17 @@ from pipeline.codec import Envelope
 from pipeline.journal import AppendLog
 from pipeline.storage import short_of_space
 from pipeline.messages import Kind
-from pipeline.models import Outcome, Status, Task, disabled_reason
+from pipeline.models import UNKNOWN, Outcome, Status, Task, disabled_reason
 from pipeline.stage import Handler, Stage
 
+from .health import HealthMixin
 from .plan import CaseState, TaskState, Unit, build_units, synthetic_result
 from .policy import DispatchPolicy, ExecutorInfo, FifoPolicy
 from .quarantine import Quarantine
 from .recovery import RecoveryMixin
 from .retry import RetryPolicy
+from .routed import RoutingMixin
+from .routing import Router, registry_from_spec
 
 __all__ = ["Scheduler", "STAGE"]
 
@@ -44,7 +47,7 @@ class ExecState:
     broke: bool = False                              # a case of the current unit was broken here
 
 
-class Scheduler(RecoveryMixin, Stage):
+class Scheduler(RoutingMixin, HealthMixin, RecoveryMixin, Stage):
     POLL_MS = 100
 
     def __init__(self, name: str, inc: int, spec: Any) -> None:
@@ -58,6 +61,7 @@ class Scheduler(RecoveryMixin, Stage):
                                      window=float(spec.setting("Retry", "quarantine-window")),
                                      probe=float(spec.setting("Retry", "quarantine-probe")))
         self.known: dict[str, ExecutorInfo] = {}        # every executor seen, alive or not (stranded-unit check)
+        self.router = Router(registry_from_spec(spec.devices), {e.device for e in spec.executor_specs() if e.device})
         self.tasks: dict[str, TaskState] = {}
         self.queue: list[Unit] = []
         self.executors: dict[str, ExecState] = {}
@@ -72,6 +76,7 @@ class Scheduler(RecoveryMixin, Stage):
         self.adopt_until = 0.0
         self._synthetic: list[dict[str, Any]] = []
         self.stop_all: dict[str, Any] | None = None    # the engine is stopping: a task planned from now on is stopped too
+        self._load_health()                              # quarantine survives a restart (health.py)
 
     def _planned_body(self, ts: TaskState) -> dict[str, Any]:
         return {"task_id": ts.task_id, "report_dir": ts.report_dir, "name": ts.name or ts.task_id,
@@ -101,7 +106,7 @@ class Scheduler(RecoveryMixin, Stage):
         self.mailbox.send("aggregator", Kind.TASK_PLANNED, self._planned_body(ts))
         for st in disabled:
             self._settle(ts, st, Status.SKIP, Outcome.SKIPPED, disabled_reason(st.ref.skipReason))
-        for u in units:
+        for u in self._routed(ts, units):
             self._enqueue(u)
         self.log.info("task %s planned: %d cases in %d units", task.taskId, len(ts.cases), len(units))
         if self.stop_all is not None:                  # submitted while the engine stops: nothing of it runs
@@ -120,10 +125,13 @@ class Scheduler(RecoveryMixin, Stage):
         if ex is None:
             ex = self.executors[env.src] = ExecState(ExecutorInfo(env.src, frozenset(b["kinds"]), b.get("device")), env.inc)
             self.known[env.src] = ex.info
+            self.router.announce(ex.info.device)
         if ex.unit is None and not b["idle"] and b.get("unit") and time.monotonic() < self.adopt_until + 30:
             self._adopt(ex, b["unit"])
         if ex.unit is None and b["idle"]:
             ex.idle = True
+        if b.get("probe"):
+            self._probe_answered(ex, b["probe"])
 
     def on_case_started(self, env: Envelope) -> None:
         """Sent by an executor as a case of its unit begins."""
@@ -147,11 +155,11 @@ class Scheduler(RecoveryMixin, Stage):
         if st is None:
             return
         if ex is not None and not any(a[0] == b["run_times"] for a in st.attempts):     # not a re-sent finish
-            if b["outcome"] == Outcome.BROKEN.value and not ts.stopped:
+            if b.get("device_down"):
+                self._device_down(ex, b.get("reason") or f"case {b['case_id']} broken: device down")
+            elif b["outcome"] == Outcome.BROKEN.value and not ts.stopped:
                 self._infra_failure(ex, b.get("reason") or f"case {b['case_id']} broken")
-            elif self.quarantine.succeeded(env.src):
-                self.log.warning("%s (device %s) passed its probe: out of quarantine", env.src, ex.info.device)
-        if b.get("name"):
+        if b.get("name") and b["name"] != UNKNOWN:       # an engine result of a case whose file was unreadable
             st.name = b["name"]
         self._record(ts, st, b["run_times"], int(b["status"]), b["outcome"], executor=env.src, variables=b.get("variables"))
 
@@ -162,6 +170,8 @@ class Scheduler(RecoveryMixin, Stage):
             return
         unit, ex.unit, ex.running = ex.unit, None, None
         ex.idle, ex.idle_since = True, time.monotonic()
+        if env.body.get("device_down"):
+            self._device_down(ex, env.body["device_down"])
         self._unit_left(unit, avoid=ex.info.name if ex.broke else None)
 
     def on_stage_died(self, env: Envelope) -> None:
@@ -208,6 +218,7 @@ class Scheduler(RecoveryMixin, Stage):
     def on_tick(self) -> None:
         self._expire_tasks()
         self._fail_stranded()
+        self._send_probes()
         self._dispatch()
 
     def _disk_short(self, now: float) -> str | None:
@@ -242,12 +253,20 @@ class Scheduler(RecoveryMixin, Stage):
                 self._maybe_finish(ts)
                 continue
             ts.in_flight += 1
-            if ex.info.name in self.quarantine.held:
-                self.quarantine.probing(ex.info.name)
-                self.log.warning("%s (device %s): probe due, giving it unit %s", ex.info.name, ex.info.device, unit.unit_id)
             ex.unit, ex.idle, ex.running, ex.done_in_unit, ex.variables = unit, False, None, set(), dict(unit.variables)
             ex.broke = False
             self.mailbox.send(ex.info.name, Kind.UNIT_RUN, unit.body(ts.data_dir, max(1.0, ts.deadline_left(time.monotonic()))))
+
+    def _end_cases(self, ts: TaskState, u: Unit, reason: str, outcome: Outcome = Outcome.ERROR) -> None:
+        """Final engine results for the unsettled cases of ``u`` (no retry: nothing would change)."""
+        for c in u.cases:
+            st = ts.cases[(u.collection_id, c["case_id"], c["index"])]
+            if st.final:
+                continue
+            self._settle(ts, st, Status.ERROR, outcome, reason)
+            if not st.final:
+                st.final = True
+                self._write(["final", ts.task_id, list(st.key)])
 
     def _allowed(self, unit: Unit) -> bool:
         ts = self.tasks[unit.task_id]
@@ -263,7 +282,7 @@ class Scheduler(RecoveryMixin, Stage):
 
     def _others_can(self, unit: Unit, me: str) -> bool:
         now = time.monotonic()
-        return any(unit.kinds <= e.info.kinds for n, e in self.executors.items()
+        return any(self.policy.fits(unit, e.info) for n, e in self.executors.items()
                    if n != me and not self.quarantine.blocked(n, now))
 
     def _dep_state(self, ts: TaskState, case_id: str) -> str:
@@ -319,7 +338,7 @@ class Scheduler(RecoveryMixin, Stage):
             cases = [dict(c, run_times=ts.cases[(unit.collection_id, c["case_id"], c["index"])].next_run_times) for c in retry]
             self._enqueue(Unit(_new_id(), unit.task_id,
                                unit.collection_id, cases, dict(unit.variables), unit.priority, unit.order, avoid or unit.avoid,
-                               unit.device, unit.setup_script, unit.teardown_script))
+                               unit.device, unit.setup_script, unit.teardown_script, unit.devices))
         self._maybe_finish(ts)
 
     def _executor_lost(self, name: str, inc: int, reason: str, victim: dict[str, Any] | None = None) -> None:
@@ -349,7 +368,8 @@ class Scheduler(RecoveryMixin, Stage):
             self._give_up(ts, unit.collection_id, left, ts.stopped)
         elif left:
             self._enqueue(Unit(_new_id(), unit.task_id, unit.collection_id, left, dict(ex.variables or unit.variables),
-                               unit.priority, unit.order, name, unit.device, unit.setup_script, unit.teardown_script))
+                               unit.priority, unit.order, name, unit.device, unit.setup_script, unit.teardown_script,
+                               unit.devices))
         self._maybe_finish(ts)
 
     def _infra_failure(self, ex: ExecState, reason: str) -> None:
@@ -359,27 +379,27 @@ class Scheduler(RecoveryMixin, Stage):
         if self.quarantine.broken(ex.info.name, ex.info.device, reason, time.monotonic()):
             self.log.warning("%s (device %s) quarantined: %s; probe in %.0f s", ex.info.name, ex.info.device,
                              reason, self.quarantine.probe)
+        self._save_health()
 
     def _fail_stranded(self) -> None:
         """Queued units that only quarantined executors could run end as broken with the reason, so the task
         finishes instead of waiting for a device that keeps failing."""
         now = time.monotonic()
+        if now < self.adopt_until:               # just restarted: executors have not all announced yet
+            return
+        retired = self._retired()
+        engine = {e.name: ExecutorInfo(e.name, frozenset(e.kinds), e.device) for e in self.spec.executor_specs()
+                  if e.name not in retired}       # configured but not announced yet: still capable
+        pool = list({**engine, **self.known}.values())
         for u in list(self.queue):
-            capable = [i for i in self.known.values() if u.kinds <= i.kinds]
+            capable = [i for i in pool if self.policy.fits(u, i) and i.name not in retired]
             if not capable or not all(self.quarantine.blocked(i.name, now) for i in capable):
                 continue
             held = [self.quarantine.held[i.name] for i in capable]
             reason = "no healthy device: " + "; ".join(f"{h.device} quarantined: {h.reason}" for h in held)
             self.queue.remove(u)
             ts = self.tasks[u.task_id]
-            for c in u.cases:
-                st = ts.cases[(u.collection_id, c["case_id"], c["index"])]
-                if st.final:
-                    continue
-                self._settle(ts, st, Status.ERROR, Outcome.BROKEN, reason)
-                if not st.final:
-                    st.final = True
-                    self._write(["final", ts.task_id, list(st.key)])
+            self._end_cases(ts, u, reason, Outcome.BROKEN)
             self.log.warning("unit %s (%d cases) not run: %s", u.unit_id, len(u.cases), reason)
             self._maybe_finish(ts)
 
@@ -450,6 +470,8 @@ class Scheduler(RecoveryMixin, Stage):
         self.retry.max_attempts = int(self.spec.setting("Retry", "max-attempts"))
         self.retry.retry_failures = bool(self.spec.setting("Retry", "retry-failures"))
         self.retry.budget = int(self.spec.setting("Retry", "budget"))
+        self.router.devices = registry_from_spec(self.spec.devices)
+        self.router.owned |= {e.device for e in self.spec.executor_specs() if e.device}
 
     def _retired(self) -> set[str]:
         return {e["name"] for e in self.spec.executors if e.get("retired")}
@@ -466,7 +488,8 @@ class Scheduler(RecoveryMixin, Stage):
                      "oldest_wait_s": round(now - min(u.queued_at for u in self.queue), 3) if self.queue else 0.0,
                      "executors": {n: {"idle": e.idle, "unit": e.unit.unit_id if e.unit else None,
                                        "case": (e.running or {}).get("case_id")} for n, e in self.executors.items()},
-                     "quarantined": self.quarantine.snapshot(time.monotonic(), time.time()), "disk_short": self.disk_short})
+                     "quarantined": self.quarantine.snapshot(time.monotonic(), time.time()), "disk_short": self.disk_short,
+                     "devices": self.devices_status()})
         return base
 
 

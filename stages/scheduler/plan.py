@@ -49,10 +49,11 @@ class Unit:
     priority: int = 0
     order: tuple[int, int] = (0, 0)         # (collection order, position) for a stable FIFO
     avoid: str | None = None                # executor that broke on this work last time
-    device: str | None = None
+    device: str | None = None               # the collection's deviceId, as planned
     setup_script: str = ""
     teardown_script: str = ""
     queued_at: float = 0.0                  # monotonic time it (last) entered the queue: liuma_queue_oldest_wait_seconds
+    devices: frozenset[str] | None = None   # APP: the devices it may run on (routing.py); None = any executor of its kinds
 
     @property
     def kinds(self) -> set[str]:

@@ -20,20 +20,26 @@ class ExecutorInfo:
 
 
 class DispatchPolicy(Protocol):
+    def fits(self, unit: Unit, ex: ExecutorInfo) -> bool:
+        """True when ``ex`` can run ``unit`` at all (case types, device binding)."""
+
     def next_for(self, ex: ExecutorInfo, queue: list[Unit], allowed: Callable[[Unit], bool], others_can: Callable[[Unit], bool]) -> Unit | None:
         """Remove and return the unit ``ex`` should run next, or None."""
 
 
 class FifoPolicy:
     """The queue is kept sorted (task priority, plan order) by the scheduler; take the first unit this
-    executor may run. A unit that broke an executor avoids it when another executor could take it;
-    device-bound APP units go to their device when it exists."""
+    executor may run. An APP unit runs only on a device routing gave it (``Unit.devices``, resolved when the
+    task was planned), never elsewhere: binding does not depend on which executor asks first. A unit that
+    broke an executor avoids it when another executor could take it."""
+
+    @staticmethod
+    def fits(unit: Unit, ex: ExecutorInfo) -> bool:
+        return unit.kinds <= ex.kinds and (unit.devices is None or ex.device in unit.devices)
 
     def next_for(self, ex: ExecutorInfo, queue: list[Unit], allowed: Callable[[Unit], bool], others_can: Callable[[Unit], bool]) -> Unit | None:
         for i, u in enumerate(queue):
-            if not u.kinds <= ex.kinds or not allowed(u):
-                continue
-            if u.device and "APP" in u.kinds and ex.device and u.device != ex.device and others_can(u):
+            if not self.fits(u, ex) or not allowed(u):
                 continue
             if u.avoid == ex.name and others_can(u):
                 continue

@@ -13,13 +13,14 @@ from typing import Any
 from pipeline.messages import Kind
 
 from .plan import Unit, build_units
+from .routing import Unroutable, unit_requirements
 
 __all__ = ["RecoveryMixin"]
 
 
 class RecoveryMixin:
     """Needs from the host class: journal, tasks, queue, spec, mailbox, log, hb_interval, default_timeout,
-    _enqueue, _maybe_finish, _planned_body, _plan."""
+    _enqueue, _maybe_finish, _planned_body, _plan, _routed, router, _case_reader."""
 
     def on_start(self) -> None:
         self._replaying = True
@@ -85,7 +86,7 @@ class RecoveryMixin:
             if ts.finished_sent:
                 continue
             units, _, _ = build_units(ts.task, self.default_timeout, list(self.spec.tags))
-            for u in units:
+            for u in self._routed(ts, units):
                 u.cases = [dict(c, run_times=ts.cases[(u.collection_id, c["case_id"], c["index"])].next_run_times)
                            for c in u.cases if not ts.cases[(u.collection_id, c["case_id"], c["index"])].final]
                 if u.cases:
@@ -105,6 +106,13 @@ class RecoveryMixin:
                 if not u.cases:
                     self.queue.remove(u)
         unit = Unit(body["unit_id"], ts.task_id, body["collection_id"], list(body["cases"]), dict(body.get("variables") or {}))
+        coll = next((c for c in ts.task.collections() if c.collectionId == unit.collection_id), None)
+        if "APP" in unit.kinds and coll is not None:          # its retries stay bound to the same devices
+            unit.device = coll.deviceId
+            try:
+                unit.devices = self.router.resolve(unit_requirements(unit.device, unit.cases, self._case_reader(ts, unit)))
+            except Unroutable:
+                unit.devices = frozenset({ex.info.device}) if ex.info.device else None
         ex.unit, ex.idle, ex.running = unit, False, body.get("running")
         ex.done_in_unit = set()
         ts.in_flight += 1

@@ -82,3 +82,29 @@ def test_bad_env_key() -> None:
 ])
 def test_redact(text: str, secrets: list[str], expected: str) -> None:
     assert redact(text, secrets) == expected
+
+
+@pytest.mark.parametrize("text, want", [
+    ("设备[x]无法创建Appium会话 (https://user:k3y@hub.example:443/wd/hub): boom",
+     "设备[x]无法创建Appium会话 (https://******@hub.example:443/wd/hub): boom"),
+    ("remote http://grid:pw@127.0.0.1:4444 and https://u:p@h/x", "remote http://******@127.0.0.1:4444 and https://******@h/x"),
+    ("'https://token@h/x'", "'https://******@h/x'"),
+    ("no credentials http://127.0.0.1:4723/status, mail a@b.c", "no credentials http://127.0.0.1:4723/status, mail a@b.c"),
+])
+def test_redact_urls(text: str, want: str) -> None:
+    from pipeline.secrets import redact_urls
+    assert redact_urls(text) == want
+
+
+def test_url_secrets_and_redact_mask_url_credentials() -> None:
+    from pipeline.secrets import redact, url_secrets
+    assert url_secrets(["https://farm:s3cr3t@h/wd/hub", "http://127.0.0.1:4723"]) == ["farm:s3cr3t", "s3cr3t"]
+    assert redact("at https://farm:s3cr3t@h/wd/hub", []) == "at https://******@h/wd/hub"
+
+
+def test_log_filter_masks_url_credentials(tmp_path: Path) -> None:
+    import logging
+
+    from pipeline.log import RedactFilter
+    record = logging.LogRecord("x", logging.WARNING, __file__, 1, "lost %s", ("https://u:key1@h/wd/hub",), None)
+    assert RedactFilter([]).filter(record) and record.getMessage() == "lost https://******@h/wd/hub"

@@ -99,9 +99,10 @@ def window(d: dict[str, Any]) -> tuple[float, float]:
     return start, start + float(d["time"].get("duration", 0))
 
 
-def session_ms(rows: list[dict[str, Any]]) -> list[int]:
-    """Session start times the runner noted in first-step logs ("设备[x]会话已创建 (NNms)")."""
-    return [int(m) for r in rows for m in re.findall(r"会话已创建 \((\d+)ms\)", r["transactionList"][0]["log"])]
+def session_ms(rows: list[dict[str, Any]], note: str = "会话已(?:创建|预热)") -> list[int]:
+    """Session start times the runner noted in first-step logs ("设备[x]会话已创建 (NNms)" inside the case,
+    "设备[x]会话已预热 (NNms, 不计入用例时间)" when the warm-up made it before the first case)."""
+    return [int(m) for r in rows for m in re.findall(note + r" \((\d+)ms", r["transactionList"][0]["log"])]
 
 
 def left_behind(tmp: Path) -> list[Any]:
@@ -146,6 +147,7 @@ def test_two_devices_run_app_cases_in_parallel_one_executor_each(tmp_path: Path,
     assert overlap > 2 * WAIT_S, spans
     starts = session_ms(rows)
     assert len(starts) == 2, starts                   # one session per device, reused by the unit's four cases
+    assert session_ms(rows, "会话已预热") == starts     # both made by the warm-up, before the first case
     print(f"\ntwo devices: wall {wall:.1f} s, device spans {a1 - a0:.1f} s / {b1 - b0:.1f} s overlapping "
           f"{overlap:.1f} s, session start {starts} ms")
     assert not left_behind(tmp_path)
@@ -225,8 +227,10 @@ def test_only_device_unreachable_cases_end_broken_with_the_reason_and_the_run_fi
     finals = [d for d in details if d["final"]]
     assert len(finals) == 8 and all(d["outcome"] == "broken" for d in finals)
     stranded = [d for d in finals if d["reason"].startswith("no healthy device: phone-a quarantined: ")]
-    assert stranded and all("无法创建Appium会话" in d["reason"] for d in stranded)
-    assert all("Connection refused" in d["reason"] or "无法创建Appium会话" in d["reason"] for d in details)
+    unreachable = ("无法创建Appium会话", "Appium服务不可用")          # the ladder's rung 1 (/status) or 3 (new session)
+    assert stranded and all(any(u in d["reason"] for u in unreachable) for d in stranded)
+    assert all("Connection refused" in d["reason"] or any(u in d["reason"] for u in unreachable) for d in details)
+    assert {d["name"] for d in details} == {f"{c} {k}" for c in ("c1", "c2") for k in ("输入", "单击", "文本", "截图")}
     assert "8 cases: 0 passed, 0 failed, 0 error, 8 broken" in out      # broken counted apart from error
     assert not left_behind(tmp_path)
 

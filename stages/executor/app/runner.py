@@ -78,6 +78,22 @@ class AppRunner:
         _attach_notes(result.transactionList, rec.sep, before, after)
         return CaseOutcome(result, params)
 
+    def warm_up(self, ctx: RunContext) -> float:
+        """Like the browser executor's: create the device's session on the worker thread before the executor
+        announces credit, so the first case does not pay it (10-30 s on a real phone) inside its deadline.
+        Raises ``InfrastructureError`` when the device cannot be reached (the host logs it; the first case
+        tries again and is broken if it still cannot)."""
+        if not ctx.device:
+            return 0.0
+        return self._session(device_from_context(ctx.device), ctx).warm_up()
+
+    def check(self, ctx: RunContext) -> str:
+        """The device's health ladder (``AppSession.check``), before each unit and as the quarantine probe;
+        raises ``DeviceDown`` when the device cannot be used."""
+        if not ctx.device:
+            return ""
+        return self._session(device_from_context(ctx.device), ctx).check()
+
     def close_shared(self, ctx: RunContext) -> None:
         session = ctx.shared.pop(SESSION_KEY, None)
         if isinstance(session, AppSession):

@@ -3,12 +3,18 @@
 The executor process that owns a device keeps its ``AppSession`` in ``ctx.shared`` across the cases of a
 unit. Before each case ``ensure_healthy`` runs a cheap command (window size, which the view operations need
 anyway); if it fails the session is recreated once, and if that fails too the case is *broken*
-(``InfrastructureError``), never a product failure. ``is_session_lost`` recognises the same conditions when
+(``DeviceDown``, an ``InfrastructureError``: the scheduler quarantines the device), never a product failure.
+``check`` is the whole ladder run before each unit and as the quarantine probe: the server's ``/status``
+first (answers in milliseconds, or is refused at once when the server is gone), then the session. ``is_session_lost`` recognises the same conditions when
 they surface in the middle of a case (session gone, server unreachable, instrumentation crashed).
 """
 from __future__ import annotations
 
+import base64
+import json
 import time
+import urllib.request
+from urllib.parse import unquote, urlsplit, urlunsplit
 from typing import Any
 
 from appium import webdriver
@@ -16,7 +22,7 @@ from appium.options.common.base import AppiumOptions
 from appium.webdriver.client_config import AppiumClientConfig
 from selenium.common.exceptions import UnknownMethodException, WebDriverException
 
-from pipeline.errors import InfrastructureError
+from pipeline.errors import DeviceDown, InfrastructureError
 from stages.executor.app.devices import Device
 from stages.executor.ui.driver import driver_lost, set_command_timeout
 
@@ -62,6 +68,7 @@ class AppSession:
         self.window: tuple[int, int] = (0, 0)
         self.start_seconds = 0.0        # duration of the last session start (reported per device)
         self.starts = 0                 # sessions created so far (1 + recreations)
+        self.warmed = False             # started by the warm-up: the first case notes it once
 
     def start(self) -> None:
         """Open a new session with the registry's capabilities; an unreachable server is infrastructure."""
@@ -73,16 +80,16 @@ class AppSession:
             self.driver = webdriver.Remote(self.device.appium_url, options=options, client_config=config)
         except Exception as e:  # noqa: BLE001 - any start failure means the device is unusable now
             self.driver = None
-            raise InfrastructureError(
-                f"设备[{self.device.name}]无法创建Appium会话 ({self.device.appium_url}): {_first_line(e)}") from e
+            raise DeviceDown(
+                f"设备[{self.device.name}]无法创建Appium会话 ({self.device.server}): {_first_line(e)}") from e
         self.start_seconds = time.monotonic() - t0
         self.starts += 1
         try:
             self._read_window()
         except Exception as e:  # noqa: BLE001 - the server died right after creating the session
             self.driver = None
-            raise InfrastructureError(
-                f"设备[{self.device.name}]会话刚创建即丢失 ({self.device.appium_url}): {_first_line(e)}") from e
+            raise DeviceDown(
+                f"设备[{self.device.name}]会话刚创建即丢失 ({self.device.server}): {_first_line(e)}") from e
 
     def _read_window(self) -> None:
         size = self.driver.get_window_size()
@@ -95,12 +102,56 @@ class AppSession:
             return f"设备[{self.device.name}]会话已创建 ({self.start_seconds * 1000:.0f}ms)"
         try:
             self._read_window()
+            if self.warmed:
+                self.warmed = False
+                return f"设备[{self.device.name}]会话已预热 ({self.start_seconds * 1000:.0f}ms, 不计入用例时间)"
             return ""
         except Exception as e:  # noqa: BLE001 - any failure of the cheap command means: try a new session
             reason = _first_line(e)
         self.quit()
         self.start()          # raises InfrastructureError when the device or server is really gone
         return f"设备[{self.device.name}]健康检查失败 ({reason}), 已重建会话"
+
+    def server_ready(self, timeout: float = 3.0) -> None:
+        """Rung 1: the Appium server's ``/status`` answers ``ready``; raises ``DeviceDown`` otherwise."""
+        parts = urlsplit(self.device.appium_url)
+        url = urlunsplit((parts.scheme, self.device.server, f"{parts.path.rstrip('/')}/status", "", ""))
+        headers = {"Accept": "application/json"}
+        if parts.username is not None:        # a farm's https://user:key@host/wd/hub: the same credentials
+            auth = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+            headers["Authorization"] = "Basic " + base64.b64encode(auth).decode("ascii")
+        try:
+            req = urllib.request.Request(url, headers=headers)
+            with urllib.request.urlopen(req, timeout=timeout) as r:       # noqa: S310 - the configured server
+                body = json.loads(r.read() or b"{}")
+        except Exception as e:  # noqa: BLE001 - refused, timed out, not JSON: the server is not usable
+            raise DeviceDown(f"设备[{self.device.name}]的Appium服务不可用 ({self.device.server}/status): "
+                             f"{_first_line(e)}") from e
+        value = body.get("value") if isinstance(body, dict) else None
+        if isinstance(value, dict) and value.get("ready") is False:
+            raise DeviceDown(f"设备[{self.device.name}]的Appium服务未就绪 ({self.device.server}/status): "
+                             f"{value.get('message') or 'ready=false'}")
+
+    def check(self) -> str:
+        """The health ladder: server ``/status``, then session alive, else a new session. Returns a note
+        ("" when all was fine); raises ``DeviceDown`` when the device is not usable."""
+        self.server_ready()
+        if self.driver is not None:
+            try:
+                self._read_window()
+                return ""
+            except Exception:  # noqa: BLE001 - rung 2 failed: try a new session
+                self.quit()
+        self.start()
+        self.warmed = True                # made before the case's deadline started, like the warm-up's
+        return f"设备[{self.device.name}]会话已创建 ({self.start_seconds * 1000:.0f}ms)"
+
+    def warm_up(self) -> float:
+        """Open the session before the executor announces credit (off every case deadline); seconds taken."""
+        if self.driver is None:
+            self.start()
+            self.warmed = True
+        return self.start_seconds
 
     def quit(self) -> None:
         """End the session; a dead server or session is fine here."""

@@ -286,11 +286,15 @@ class StepEngine:
         raise _Stop()
 
     def _screenshot(self) -> str:
-        """Take, save and attach a screenshot; a failure is logged, never masks the step's own result."""
+        """Take, save and attach a screenshot. A failure is logged and never masks the step's own result,
+        except a lost driver: that is the attempt's real outcome (*broken*), so it propagates."""
         try:
             png = self.catalog.screenshot_png()
             shot_id, path = save_screenshot(png, self.options.image_dir)
         except Exception as e:  # noqa: BLE001
+            lost = self.catalog.translate_error(e)
+            if lost is not None:
+                raise lost from e
             self.rec.debug(f"截图失败: {_describe(e)}")
             return ""
         self.rec.screenshot(shot_id)

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.errors import InfrastructureError
+from pipeline.errors import DeviceDown, InfrastructureError
 from pipeline.models import CaseResult, Status
 from stages.executor.context import CaseOutcome, RunContext, RunSettings
 from stages.executor.host import Event, UnitWorker
@@ -69,7 +69,7 @@ def test_api_unit_emits_events_in_order_with_ids_filled(tmp_path: Path, worker: 
         "t-1", "c1", "bad", 2, 1, "executor-7", "API")
     assert res.endTime >= res.startTime > 0 and res.transactionList
     assert fin["ok"]["variables"]["v"] == 1                      # the collection context travels back
-    assert events[-1][1] == {"unit_id": "u-1"} and worker.current is None and worker.running is None
+    assert events[-1][1] == {"unit_id": "u-1", "device_down": ""} and worker.current is None and worker.running is None
 
 
 def test_unreadable_case_file_becomes_an_error_result(tmp_path: Path, worker: UnitWorker, demo_url: str) -> None:
@@ -131,10 +131,11 @@ class StubRunner:
 ])
 def test_runner_exceptions_become_results(tmp_path: Path, worker: UnitWorker, behaviour: str, status: Status, outcome: str, reason: str) -> None:
     data = tmp_path / "data"
-    write_cases(data, "c1", {"caseId": "k", "apiList": []})
+    write_cases(data, "c1", {"caseId": "k", "caseName": "下单", "apiList": []})
     worker.runners["API"] = StubRunner(behaviour)  # type: ignore[assignment]
     [fin] = finished(run(worker, unit(data, ("k", 1)))).values()
     assert (fin["status"], fin["outcome"], fin["result"]["reason"]) == (status, outcome, reason)
+    assert fin["name"] == ("stub" if behaviour == "ok" else "下单")         # an engine result keeps the case's name
 
 
 def test_unknown_case_type_is_an_error_result(tmp_path: Path, worker: UnitWorker) -> None:
@@ -179,3 +180,44 @@ def test_a_held_task_starts_no_further_case_of_its_unit(tmp_path: Path, worker: 
     assert [k for k, _ in run(worker, unit(data, ("a", 1)))] == ["case.started", "case.finished", "unit.done"]
     worker.hold(None)                                    # the engine stops: nothing more starts, the unit ends as done
     assert run(worker, unit(data, ("a", 1), ("b", 1), uid="u-2")) == [("unit.done", {"unit_id": "u-2"})]
+
+
+class DeviceRunner(StubRunner):
+    """A device runner whose health ladder the test breaks: before the unit (``down_before``) or inside
+    the case named ``down_in`` (its session start fails)."""
+
+    def __init__(self, down_before: bool = False, down_in: str = "") -> None:
+        super().__init__("ok")
+        self.down_before, self.down_in, self.ran = down_before, down_in, []  # type: ignore[var-annotated]
+
+    def check(self, ctx: RunContext) -> str:
+        if self.down_before:
+            raise DeviceDown("设备[phone-a]的Appium服务不可用")
+        return ""
+
+    def run(self, case: dict[str, Any], ctx: RunContext) -> CaseOutcome:
+        self.ran.append(case["caseId"])
+        if case["caseId"] == self.down_in:
+            raise DeviceDown("设备[phone-a]无法创建Appium会话")
+        return super().run(case, ctx)
+
+
+def test_a_failed_ladder_before_the_unit_hands_it_back_unrun(tmp_path: Path, worker: UnitWorker) -> None:
+    data = tmp_path / "data"
+    write_cases(data, "c1", {"caseId": "k1"}, {"caseId": "k2"})
+    runner = worker.runners["API"] = DeviceRunner(down_before=True)  # type: ignore[assignment]
+    events = run(worker, unit(data, ("k1", 1), ("k2", 1)))
+    assert events == [("unit.done", {"unit_id": "u-1", "device_down": "设备[phone-a]的Appium服务不可用"})]
+    assert runner.ran == []
+
+
+def test_device_down_inside_a_case_breaks_it_and_hands_the_rest_back(tmp_path: Path, worker: UnitWorker) -> None:
+    data = tmp_path / "data"
+    write_cases(data, "c1", {"caseId": "k1"}, {"caseId": "k2", "caseName": "第二"}, {"caseId": "k3"})
+    runner = worker.runners["API"] = DeviceRunner(down_in="k2")  # type: ignore[assignment]
+    events = run(worker, unit(data, ("k1", 1), ("k2", 1), ("k3", 1)))
+    fin = finished(events)
+    assert runner.ran == ["k1", "k2"] and set(fin) == {"k1", "k2"}
+    assert (fin["k1"]["outcome"], fin["k1"]["device_down"]) == ("passed", False)
+    assert (fin["k2"]["outcome"], fin["k2"]["device_down"], fin["k2"]["name"]) == ("broken", True, "第二")
+    assert events[-1] == ("unit.done", {"unit_id": "u-1", "device_down": "设备[phone-a]无法创建Appium会话"})

@@ -10,7 +10,8 @@ from stages.scheduler.retry import RetryPolicy
 
 
 def unit(uid: str, kinds: tuple[str, ...] = ("API",), device: str | None = None, avoid: str | None = None) -> Unit:
-    return Unit(uid, "t", "c", [{"case_id": f"k{i}", "case_type": k} for i, k in enumerate(kinds)], device=device, avoid=avoid)
+    return Unit(uid, "t", "c", [{"case_id": f"k{i}", "case_type": k} for i, k in enumerate(kinds)], avoid=avoid,
+                devices=frozenset({device}) if device else None)
 
 
 @pytest.mark.parametrize("ex, queue, others_can, picked", [
@@ -19,7 +20,10 @@ def unit(uid: str, kinds: tuple[str, ...] = ("API",), device: str | None = None,
     (ExecutorInfo("e1", frozenset({"API"})), [unit("a", avoid="e1"), unit("b")], True, "b"),
     (ExecutorInfo("e1", frozenset({"API"})), [unit("a", avoid="e1")], False, "a"),           # nobody else: take it back
     (ExecutorInfo("e1", frozenset({"APP"}), "pixel"), [unit("x", ("APP",), "iphone"), unit("y", ("APP",), "pixel")], True, "y"),
-    (ExecutorInfo("e1", frozenset({"APP"}), "pixel"), [unit("x", ("APP",), "iphone")], False, "x"),
+    (ExecutorInfo("e1", frozenset({"APP"}), "pixel"), [unit("x", ("APP",), "iphone")], False, None),   # bound: never elsewhere
+    (ExecutorInfo("e1", frozenset({"APP"}), "pixel"), [unit("x", ("APP",), "pixel", avoid="e1")], False, "x"),  # nobody else owns pixel
+    (ExecutorInfo("e1", frozenset({"APP"}), "pixel"), [unit("x", ("APP",))], True, "x"),             # devices None: any APP executor
+    (ExecutorInfo("e1", frozenset({"API"})), [unit("x", ("APP",))], True, None),
 ])
 def test_fifo_policy(ex: ExecutorInfo, queue: list[Unit], others_can: bool, picked: str | None) -> None:
     before = [u.unit_id for u in queue]

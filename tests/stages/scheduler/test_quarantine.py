@@ -34,21 +34,64 @@ def test_n_failures_in_a_window_hold_the_executor(after: int, window: float, tim
         assert (h.device, h.reason, h.since, h.probe_at) == ("phone-a", f"lost #{held_at}", times[held_at], times[held_at] + 60)
 
 
-def test_probe_cycle_blocks_until_due_then_one_unit_decides() -> None:
+def test_probe_cycle_blocks_until_probe_passes() -> None:
     q = Quarantine(after=2, window=300.0, probe=60.0)
     q.broken("e", "phone-a", "first", 0.0)
     assert q.broken("e", "phone-a", "second", 10.0)
-    assert q.blocked("e", 10.0) and q.blocked("e", 69.9) and not q.blocked("e", 70.0)
-    assert not q.broken("e", "phone-a", "rest of its unit", 11.0)         # held, not probing: nothing changes
-    assert not q.succeeded("e") and q.held["e"].reason == "second"        # a pass that is not the probe releases nothing
-    q.probing("e")
-    assert q.blocked("e", 1e9) and q.snapshot(80.0, 1000.0)["e"]["probe_in_s"] is None
-    assert q.broken("e", "phone-a", "probe failed", 80.0)                 # a failed probe holds it again at once
+    assert q.blocked("e", 10.0) and not q.probe_due("e", 69.9) and q.probe_due("e", 70.0)
+    assert not q.broken("e", "phone-a", "rest of its unit", 11.0)         # held: nothing changes
+    assert q.held["e"].reason == "second"
+    q.probe_sent("e", 70.0)
+    assert q.blocked("e", 75.0) and not q.probe_due("e", 129.0) and q.probe_due("e", 130.0)   # unanswered: again
+    assert q.snapshot(80.0, 1000.0)["e"]["probe_in_s"] is None
+    assert not q.probe_result("e", False, "probe failed", 80.0)           # a failed probe keeps it, new error
     h = q.held["e"]
-    assert (h.reason, h.since, h.probe_at) == ("probe failed", 80.0, 140.0) and not h.probing
-    q.probing("e")
-    assert q.succeeded("e") and "e" not in q.held and not q.blocked("e", 150.0)
+    assert (h.reason, h.since, h.probe_at, h.probing, h.probes) == ("probe failed", 10.0, 140.0, False, 1)
+    assert q.probe_result("e", True, "", 140.0) and "e" not in q.held and not q.blocked("e", 150.0)
     assert not q.broken("e", "phone-a", "one after release", 151.0)      # the failure history was cleared
+    assert not q.probe_result("e", True, "", 152.0)                      # an answer nobody waits for
+
+
+def test_device_down_holds_at_once_even_with_counting_off() -> None:
+    q = Quarantine(after=0, window=300.0, probe=5.0)
+    assert not q.broken("e", "phone-a", "one broken case", 1.0)
+    assert q.hold("e", "phone-a", "无法创建Appium会话 (https://u:k@farm/wd/hub)", 2.0)
+    assert not q.hold("e", "phone-a", "again", 3.0) and q.held["e"].probe_at == 7.0   # schedule kept
+    assert q.held["e"].reason == "无法创建Appium会话 (https://******@farm/wd/hub)"
+
+
+def test_state_survives_a_restart(tmp_path: Path) -> None:
+    q = Quarantine(after=1, window=300.0, probe=60.0)
+    q.broken("executor-3", "phone-a", "session lost", 100.0)
+    q.broken("executor-1", "phone-b", "x", 100.0)
+    q.probe_result("executor-1", True, "", 101.0)
+    q.save(tmp_path / "q.json", now=130.0, wall_now=5000.0)
+    # a new scheduler, 20 s later on the wall clock and with another monotonic origin
+    r = Quarantine(after=1, window=300.0, probe=60.0)
+    assert r.load(tmp_path / "q.json", now=7.0, wall_now=5020.0) == ""
+    h = r.held["executor-3"]
+    assert (h.device, h.reason) == ("phone-a", "session lost") and round(h.since, 3) == -43.0
+    assert round(h.probe_at, 3) == 17.0                                   # 10 s of its 60 s left
+    assert set(r.held) == {"executor-3"} and r.last_error["executor-1"][0] == "x"
+    assert Quarantine().load(tmp_path / "none.json", 0.0, 0.0) == ""
+    (tmp_path / "bad.json").write_text("{nope")
+    assert "bad.json" in Quarantine().load(tmp_path / "bad.json", 0.0, 0.0)
+
+
+def test_device_rows_for_status() -> None:
+    q = Quarantine(after=1, window=300.0, probe=60.0)
+    assert q.device_state("executor-1", "phone-a", 10.0, 1000.0) == {
+        "executor": "executor-1", "device": "phone-a", "state": "healthy", "last_error": None, "last_error_at": None,
+        "since": None, "next_probe_at": None, "next_probe_in_s": None}
+    q.hold("executor-1", "phone-a", "down", 10.0)
+    row = q.device_state("executor-1", "phone-a", 40.0, 1030.0)
+    assert (row["state"], row["last_error"], row["since"], row["next_probe_in_s"], row["next_probe_at"]) == (
+        "quarantined", "down", 1000.0, 30.0, 1060.0)
+    q.probe_sent("executor-1", 70.0)
+    assert q.device_state("executor-1", "phone-a", 71.0, 1061.0)["state"] == "probing"
+    q.probe_result("executor-1", True, "", 72.0)
+    row = q.device_state("executor-1", "phone-a", 73.0, 1063.0)
+    assert (row["state"], row["last_error"]) == ("healthy", "down")      # the last error stays visible
 
 
 def test_snapshot_for_status() -> None:
@@ -143,22 +186,49 @@ def test_only_device_quarantined_cases_end_broken_with_the_reason_and_the_task_f
     assert len(fin.body["expected"]) == 7
 
 
-def test_probe_due_device_takes_one_unit_and_a_pass_releases_it(tmp_path: Path) -> None:
+def probe_answer(sched: Scheduler, name: str, dev: str, ok: bool, error: str = "") -> None:
+    sched.on_executor_status(envelope(Kind.EXECUTOR_STATUS, {"kinds": ["APP"], "device": dev, "idle": True, "last_unit": "",
+                                                             "probe": {"ok": ok, "error": error}}, src=name))
+
+
+def test_device_down_holds_then_probes_on_schedule_and_a_passing_probe_readmits(tmp_path: Path) -> None:
     sched, fake = two_devices(tmp_path)
-    submit(sched, coll("c1", *app("a1", "a2")), coll("c2", *app("b1")), coll("c3", *app("d1")), coll("c4", *app("e1")))
+    submit(sched, coll("c1", *app("a1", "a2")), coll("c2", *app("b1")), coll("c3", *app("d1")))
     sched.on_tick()
     on_a = next(s for s in runs(fake) if s.peer == "executor-1")
-    play(sched, on_a, {"a1": "broken", "a2": "broken"})
-    assert "executor-1" in sched.quarantine.held
+    c = on_a.body["cases"][0]
+    start(sched, "executor-1", on_a.body, c)
+    sched.on_case_finished(envelope(Kind.CASE_FINISHED, {
+        "unit_id": on_a.body["unit_id"], "task_id": "t1", "collection_id": "c1", "case_id": "a1", "index": 1, "run_times": 1,
+        "status": 2, "outcome": "broken", "reason": "broken: 设备[phone-a]无法创建Appium会话", "device_down": True,
+        "variables": {}}, src="executor-1"))
+    assert sched.stats()["devices"]["phone-a"]["state"] == "quarantined"      # one case was enough: the ladder failed
+    assert (tmp_path / "state" / "quarantine.json").exists()
+    sched.on_unit_done(envelope(Kind.UNIT_DONE, {"unit_id": on_a.body["unit_id"], "device_down": "still down"}, src="executor-1"))
+    sched.on_tick()
+    assert not fake.of(Kind.DEVICE_PROBE) and all(s.peer != "executor-1" for s in runs(fake)[2:])
     sched.quarantine.held["executor-1"].probe_at = 0.0        # the probe time has come
     sched.on_tick()
-    probe = runs(fake)[-1]
-    assert probe.peer == "executor-1" and sched.stats()["quarantined"]["executor-1"]["probe_in_s"] is None
-    play(sched, probe)
-    assert sched.stats()["quarantined"] == {}
+    [probe] = fake.of(Kind.DEVICE_PROBE)
+    assert probe.peer == "executor-1" and probe.body == {"device": "phone-a"}
+    assert sched.stats()["devices"]["phone-a"]["state"] == "probing"
+    sched.on_tick()
+    assert len(fake.of(Kind.DEVICE_PROBE)) == 1                               # not again while it is unanswered
+    probe_answer(sched, "executor-1", "phone-a", False, "设备[phone-a]的Appium服务不可用")
+    row = sched.stats()["devices"]["phone-a"]
+    assert (row["state"], row["last_error"]) == ("quarantined", "设备[phone-a]的Appium服务不可用") and row["next_probe_in_s"] > 50
+    # a restarted scheduler still holds it
+    again, _ = make(tmp_path)
+    assert again.stats()["devices"]["phone-a"]["state"] == "quarantined"
+    sched.quarantine.held["executor-1"].probe_at = 0.0
+    sched.on_tick()
+    probe_answer(sched, "executor-1", "phone-a", True)
+    assert sched.stats()["devices"]["phone-a"]["state"] == "healthy" and sched.stats()["quarantined"] == {}
+    sched.on_tick()
+    assert any(s.peer == "executor-1" for s in runs(fake)[2:])                 # it gets work again
 
 
-def test_dying_while_running_counts_and_device_bound_units_move(tmp_path: Path) -> None:
+def test_dying_while_running_counts_and_only_unbound_units_move(tmp_path: Path) -> None:
     sched, fake = two_devices(tmp_path)
     submit(sched, coll("c1", *app("a1")), coll("c2", *app("a2"), deviceId="phone-a"),
            coll("c3", *app("b1"), deviceId="phone-b"))
@@ -173,13 +243,15 @@ def test_dying_while_running_counts_and_device_bound_units_move(tmp_path: Path) 
         sched.on_tick()
     assert [s.body["collection_id"] for s in runs(fake) if s.peer == "executor-1"] == ["c1", "c2"]
     assert sched.quarantine.held["executor-1"].reason == "executor-1 killed #2"
+    # c2 is bound to phone-a, now quarantined: it ends broken with the reason instead of moving to phone-b
+    a2 = [r for r in results(fake) if r["caseId"] == "a2"]
+    assert [(r["runTimes"], r["outcome"]) for r in a2] == [(1, "broken"), (2, "broken")]
+    assert a2[-1]["reason"] == "no healthy device: phone-a quarantined: executor-1 killed #2"
     play(sched, next(s for s in runs(fake) if s.peer == "executor-2"))
-    for _ in range(2):
-        sched.on_tick()
-        play(sched, runs(fake)[-1])
-    moved = runs(fake)[-2:]
-    assert sorted((s.peer, s.body["collection_id"], cases_of(s)[0]) for s in moved) == [
-        ("executor-2", "c1", ("a1", 2)), ("executor-2", "c2", ("a2", 2))]   # c2 was bound to phone-a
+    sched.on_tick()
+    moved = runs(fake)[-1]
+    assert (moved.peer, moved.body["collection_id"], cases_of(moved)) == ("executor-2", "c1", [("a1", 2)])
+    play(sched, moved)
     assert fake.of(Kind.TASK_FINISHED)
 
 
@@ -210,3 +282,18 @@ def test_a_re_sent_broken_finish_counts_once(tmp_path: Path) -> None:
     sched.on_case_finished(finished)
     sched.on_case_finished(finished)                     # at-least-once delivery: the same finish again
     assert sched.stats()["quarantined"] == {}
+
+
+def test_a_unit_handed_back_unrun_by_a_down_device_runs_elsewhere_without_an_attempt(tmp_path: Path) -> None:
+    sched, fake = two_devices(tmp_path)
+    submit(sched, coll("c1", *app("a1", "a2")), coll("c2", *app("b1")))
+    sched.on_tick()
+    on_a = next(s for s in runs(fake) if s.peer == "executor-1")
+    on_b = next(s for s in runs(fake) if s.peer == "executor-2")
+    sched.on_unit_done(envelope(Kind.UNIT_DONE, {"unit_id": on_a.body["unit_id"], "device_down": "Appium服务不可用"},
+                                src="executor-1"))
+    assert sched.stats()["devices"]["phone-a"]["state"] == "quarantined" and not results(fake)
+    play(sched, on_b)
+    sched.on_tick()
+    again = runs(fake)[-1]
+    assert again.peer == "executor-2" and cases_of(again) == [("a1", 1), ("a2", 1)]     # no attempt was used up

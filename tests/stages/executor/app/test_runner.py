@@ -247,6 +247,29 @@ def test_session_is_reused_and_recreated_after_it_was_lost(android: Harness) -> 
     assert "健康检查失败" in result.transactionList[0]["log"] and "已重建会话" in result.transactionList[0]["log"]
 
 
+def test_warm_up_opens_the_session_before_the_first_case(android: Harness) -> None:
+    assert android.runner.warm_up(android.ctx()) > 0
+    assert android.session.starts == 1 and android.runner.warm_up(android.ctx()) == android.session.start_seconds
+    result = android.run([op("view", "输入", {"element": by_id("username")}, {"text": "a"})])
+    first = result.transactionList[0]["log"]
+    assert result.status == Status.PASS and android.session.starts == 1        # the case reused it
+    assert "会话已预热" in first and "会话已创建" not in first
+    again = android.run([op("view", "输入", {"element": by_id("username")}, {"text": "b"})])
+    assert "会话已" not in again.transactionList[0]["log"]                       # noted once
+    assert AppRunner().warm_up(make_ctx(android.tmp, None)) == 0.0            # no device: nothing to warm
+
+
+def test_warm_up_on_an_unreachable_server_raises_and_the_first_case_is_broken(tmp_path: Path) -> None:
+    from tests.appium_server import free_port
+    runner = AppRunner()
+    shared: dict[str, Any] = {}
+    device = fake_device(f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(InfrastructureError, match="无法创建Appium会话"):
+        runner.warm_up(make_ctx(tmp_path, device, shared))
+    with pytest.raises(InfrastructureError, match="无法创建Appium会话"):
+        runner.run(case([]), make_ctx(tmp_path, device, shared))
+
+
 def test_without_a_device_the_case_errors(tmp_path: Path) -> None:
     result = AppRunner().run(case([op("view", "单击", {"element": by_id("loginBtn")})]), make_ctx(tmp_path, None)).result
     assert result.status == Status.ERROR and len(result.transactionList) == 1
@@ -288,6 +311,20 @@ def test_killed_server_makes_the_case_broken(tmp_path: Path) -> None:
         os.killpg(pid, 0)
 
 
+def test_screenshot_on_a_lost_session_is_broken_not_passed(tmp_path: Path) -> None:
+    """屏幕截图 is the step the session dies under: the attempt is broken, not a pass with a missing image."""
+    runner = AppRunner()
+    with AppiumServer() as server:
+        shared: dict[str, Any] = {}
+        ops = [op("view", "输入", {"element": by_id("username")}, {"text": "a"}),
+               op("system", "屏幕截图", data={"name": "home"}, trans="shot")]
+        ctx = make_ctx(tmp_path, fake_device(server.url), shared)
+        ctx.on_step = lambda name: server.stop() if name == "shot" else None
+        with pytest.raises(InfrastructureError, match="会话已丢失"):
+            runner.run(case(ops), ctx)
+        runner.close_shared(make_ctx(tmp_path, None, shared))
+
+
 def test_scroll_to_element_swipes_until_found_or_gives_up(android: Harness) -> None:
     result = android.run([
         op("view", "滑动到元素出现", {"element": by_id("item2")}, {"direction": "up"}),
@@ -310,3 +347,40 @@ def test_for_loop_and_coordinate_operations(android: Harness) -> None:
     assert result.status == Status.PASS, logs(result)
     assert android.session.driver.find_element("id", "loginBtn").get_attribute("clicks") == "3"
     assert android.session.driver.get_log("actions") == [gestures.double_tap(20, 211), gestures.long_press(20, 30, 500)]
+
+
+def test_status_check_sends_url_credentials_as_basic_auth_and_never_shows_them(tmp_path: Path) -> None:
+    """A farm URL ``http://user:key@host/wd/hub``: ``/status`` goes to ``host/wd/hub/status`` with the
+    credentials as Basic auth; a refusal names the server without them."""
+    import base64
+    import http.server
+    import threading
+
+    from pipeline.devices import Device
+    seen: list[tuple[str, str]] = []
+
+    class Farm(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            seen.append((self.path, self.headers.get("Authorization", "")))
+            ready = self.headers.get("Authorization") == "Basic " + base64.b64encode(b"farm user:k3y").decode()
+            body = b'{"value": {"ready": %s, "message": "auth?"}}' % (b"true" if ready else b"false")
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Farm)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        port = srv.server_address[1]
+        AppSession(Device("farm", "android", f"http://farm%20user:k3y@127.0.0.1:{port}/wd/hub")).server_ready()
+        assert seen[-1][0] == "/wd/hub/status"
+        with pytest.raises(InfrastructureError) as e:
+            AppSession(Device("farm", "android", f"http://farm%20user:wrong@127.0.0.1:{port}/wd/hub")).server_ready()
+        assert "未就绪" in str(e.value) and f"127.0.0.1:{port}/status" in str(e.value) and "wrong" not in str(e.value)
+    finally:
+        srv.shutdown()
+        srv.server_close()

@@ -221,6 +221,19 @@ def test_lost_driver_raises_infrastructure_error(tmp_path: Path) -> None:
         run([op("page", "丢失")], tmp_path)
 
 
+def test_a_screenshot_failing_on_a_lost_driver_propagates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def lost(self: Any) -> bytes:
+        raise Lost("gone")
+    monkeypatch.setattr(FakeCatalog, "screenshot_png", lost)
+    with pytest.raises(InfrastructureError):
+        run([op("page", "动作")], tmp_path, every=True)
+    def full(self: Any) -> bytes:
+        raise OSError("disk full")
+    monkeypatch.setattr(FakeCatalog, "screenshot_png", full)
+    result, _, _ = run([op("page", "动作")], tmp_path, every=True)   # any other failure: logged, the step still passes
+    assert result.status == 0 and "截图失败" in result.transactionList[0]["log"]
+
+
 def test_screenshot_every_step(tmp_path: Path) -> None:
     result, _, _ = run([op("page", "动作"), op("page", "动作")], tmp_path, every=True)
     assert [len(t["screenShotList"]) for t in result.transactionList] == [1, 1]

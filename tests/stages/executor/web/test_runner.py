@@ -151,6 +151,19 @@ def test_lost_browser_raises_infrastructure_error(demo_url: str, tmp_path: Path)
         w.close()
 
 
+def test_screenshot_on_a_lost_browser_is_broken_not_passed(demo_url: str, tmp_path: Path) -> None:
+    w = Web(demo_url, tmp_path)
+    try:
+        w.run(w.open())
+        browser = w.runner.slot(w.ctx).browser
+        assert browser is not None
+        browser.driver.quit()                      # the session is gone behind the case's back
+        with pytest.raises(InfrastructureError, match="浏览器已丢失"):
+            w.run(op("browser", "屏幕截图", name="x"), start=False)
+    finally:
+        w.close()
+
+
 def test_screenshot_every_step_and_on_step(demo_url: str, tmp_path: Path) -> None:
     w = Web(demo_url, tmp_path, RunSettings(screenshot_every_step=True))
     try:
