@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import bisect
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 from pathlib import Path
@@ -336,9 +336,8 @@ class Scheduler(RoutingMixin, HealthMixin, RecoveryMixin, Stage):
             self._give_up(ts, unit.collection_id, retry, ts.stopped)
         elif retry:
             cases = [dict(c, run_times=ts.cases[(unit.collection_id, c["case_id"], c["index"])].next_run_times) for c in retry]
-            self._enqueue(Unit(_new_id(), unit.task_id,
-                               unit.collection_id, cases, dict(unit.variables), unit.priority, unit.order, avoid or unit.avoid,
-                               unit.device, unit.setup_script, unit.teardown_script, unit.devices))
+            self._enqueue(replace(unit, unit_id=_new_id(), cases=cases, variables=dict(unit.variables),
+                                  avoid=avoid or unit.avoid))
         self._maybe_finish(ts)
 
     def _executor_lost(self, name: str, inc: int, reason: str, victim: dict[str, Any] | None = None) -> None:
@@ -367,9 +366,8 @@ class Scheduler(RoutingMixin, HealthMixin, RecoveryMixin, Stage):
         if left and ts.stopped:                      # a stopped task's executor was killed: nothing runs again
             self._give_up(ts, unit.collection_id, left, ts.stopped)
         elif left:
-            self._enqueue(Unit(_new_id(), unit.task_id, unit.collection_id, left, dict(ex.variables or unit.variables),
-                               unit.priority, unit.order, name, unit.device, unit.setup_script, unit.teardown_script,
-                               unit.devices))
+            self._enqueue(replace(unit, unit_id=_new_id(), cases=left, variables=dict(ex.variables or unit.variables),
+                                  avoid=name))
         self._maybe_finish(ts)
 
     def _infra_failure(self, ex: ExecState, reason: str) -> None:

@@ -52,8 +52,8 @@ class Unit:
     device: str | None = None               # the collection's deviceId, as planned
     setup_script: str = ""
     teardown_script: str = ""
-    queued_at: float = 0.0                  # monotonic time it (last) entered the queue: liuma_queue_oldest_wait_seconds
     devices: frozenset[str] | None = None   # APP: the devices it may run on (routing.py); None = any executor of its kinds
+    queued_at: float = 0.0                  # monotonic time it (last) entered the queue: liuma_queue_oldest_wait_seconds
 
     @property
     def kinds(self) -> set[str]:

@@ -179,7 +179,7 @@ def test_a_held_task_starts_no_further_case_of_its_unit(tmp_path: Path, worker: 
     worker.hold("other-task")                            # another task's stop does not concern this unit
     assert [k for k, _ in run(worker, unit(data, ("a", 1)))] == ["case.started", "case.finished", "unit.done"]
     worker.hold(None)                                    # the engine stops: nothing more starts, the unit ends as done
-    assert run(worker, unit(data, ("a", 1), ("b", 1), uid="u-2")) == [("unit.done", {"unit_id": "u-2"})]
+    assert run(worker, unit(data, ("a", 1), ("b", 1), uid="u-2")) == [("unit.done", {"unit_id": "u-2", "device_down": ""})]
 
 
 class DeviceRunner(StubRunner):
