@@ -290,8 +290,10 @@ class Scheduler(RecoveryMixin, Stage):
             self._give_up(ts, unit.collection_id, retry, ts.stopped)
         elif retry:
             cases = [dict(c, run_times=ts.cases[(unit.collection_id, c["case_id"], c["index"])].next_run_times) for c in retry]
+            # a retried case starts from the collection's variables reached so far, as the original's rerun round
+            variables = ts.variables.get(unit.collection_id) or unit.variables
             self._enqueue(Unit(_new_id(), unit.task_id,
-                               unit.collection_id, cases, dict(unit.variables), unit.priority, unit.order, avoid or unit.avoid,
+                               unit.collection_id, cases, dict(variables), unit.priority, unit.order, avoid or unit.avoid,
                                unit.device, unit.setup_script, unit.teardown_script))
         self._maybe_finish(ts)
 
@@ -317,7 +319,8 @@ class Scheduler(RecoveryMixin, Stage):
         if left and ts.stopped:                      # a stopped task's executor was killed: nothing runs again
             self._give_up(ts, unit.collection_id, left, ts.stopped)
         elif left:
-            self._enqueue(Unit(_new_id(), unit.task_id, unit.collection_id, left, dict(ex.variables or unit.variables),
+            variables = ts.variables.get(unit.collection_id) or ex.variables or unit.variables
+            self._enqueue(Unit(_new_id(), unit.task_id, unit.collection_id, left, dict(variables),
                                unit.priority, unit.order, name, unit.device, unit.setup_script, unit.teardown_script))
         self._maybe_finish(ts)
 

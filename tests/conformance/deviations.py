@@ -43,6 +43,14 @@ DEVIATIONS: tuple[Deviation, ...] = (
     Deviation("equalsdict-json", "`equalsDict` reads `{…}` text as JSON first",
               grid=lambda n, c, a, e, o, u: c == "equalsDict" and o == "error"
               and any(isinstance(v, str) and "true" in v for v in (a, e))),
+    Deviation("strict-templates", "**Unresolved placeholders are errors**",
+              cases=frozenset({"fn-unknown", "tpl-missing"})),
+    Deviation("embedded-json", "**Embedded dicts/lists are inserted as JSON text**",
+              cases=frozenset({"tpl-raw-obj", "tpl-query-obj", "tpl-json-obj", "tpl-header-obj"})),
+    Deviation("loop-rendered-per-iteration", "A looped step is rendered afresh in every iteration",
+              cases=frozenset({"ctl-for-assert"})),
+    Deviation("fractional-waits", "Fractional `sleepBeforeRun`/`sleepAfterRun`",
+              cases=frozenset({"ctl-sleep-frac"})),
 )
 
 

@@ -30,6 +30,11 @@ class Oracle:
     python: Path        # the venv's interpreter
     tree: Path          # the extracted engine tree (read-only template: copy it before running startup.py)
 
+    @property
+    def answers(self) -> Path:
+        """Where the original's answers to a corpus are cached (keyed by the corpus hash by the caller)."""
+        return self.tree.parent.parent / "answers"
+
 
 def locate_tarball() -> Path | None:
     """``$LIUMA_ORACLE_TARBALL``, else the shared oracle directory next to the worktrees."""
