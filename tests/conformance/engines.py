@@ -23,7 +23,6 @@ from tests.fakeplatform import ENGINE_CODE, ENGINE_SECRET, FakePlatform
 __all__ = ["Task", "run_oracle", "run_ours"]
 
 ROOT = Path(__file__).resolve().parents[2]
-BIN = ROOT / "bin" / "liuma-pipeline"
 Task = tuple[dict[str, Any], dict[str, dict[str, Any]]]     # (task object, {caseId: case JSON})
 
 
@@ -96,15 +95,17 @@ def _write_package(task: Mapping[str, Any], cases: Mapping[str, Mapping[str, Any
     return root
 
 
-def run_ours(tasks: Sequence[Task], scratch: Path, timeout: float = 400.0) -> dict[str, list[dict[str, Any]]]:
+def run_ours(tasks: Sequence[Task], scratch: Path, timeout: float = 400.0,
+             root: Path = ROOT) -> dict[str, list[dict[str, Any]]]:
+    """``root``: the checkout whose engine runs (another checkout measures a before/after)."""
     from tests.system.engine import write_config
     ours = scratch / "ours"
     config = write_config(ours)
     out: dict[str, list[dict[str, Any]]] = {}
     for task, cases in tasks:
         package = _write_package(task, cases, ours / "packages" / task["taskId"])
-        proc = subprocess.run([str(BIN), "run", str(package), "--config", str(config), "--progress", "plain",
-                               "--api-workers", "4"], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run([str(root / "bin" / "liuma-pipeline"), "run", str(package), "--config", str(config),
+                               "--progress", "plain", "--api-workers", "4"], cwd=root, capture_output=True, text=True, timeout=timeout)
         report = ours / "reports" / task["taskId"] / "results.json"
         if not report.is_file():
             raise RuntimeError(f"our engine wrote no results for task {task['taskId']} (exit {proc.returncode}):\n"
