@@ -12,6 +12,7 @@ import json
 from typing import Any, Iterable
 
 from stages.executor.common.assertion import ALIASES, COMPARATORS
+from tests.conformance.corpus_web import web_collections
 from tests.conformance.target import DATA
 
 __all__ = ["build", "tasks", "fingerprint"]
@@ -280,7 +281,7 @@ def _reruns() -> list[Collection]:
     ])]
 
 
-SECTIONS = {"s4.6-comparators": _comparators, "s4.3-templates": _templates, "s4.2-bodies": _bodies,
+SECTIONS = {"s4.6-comparators": _comparators, "s5-web-keywords": web_collections, "s4.3-templates": _templates, "s4.2-bodies": _bodies,
             "s4.5-s4.7-s8-relations-scripts-functions": _relations, "s4.8-controllers-sessions": _controllers,
             "s7.4-reruns": _reruns}
 
@@ -302,7 +303,8 @@ def _task(task_id: str, collections: Iterable[Collection], *, rerun: bool = Fals
     cols, cases = [], {}
     for cid, items in collections:
         cols.append({"collectionId": cid, "deviceId": None,
-                     "testCaseList": [{"index": i + 1, "caseId": c["caseId"], "caseType": "API"} for i, c in enumerate(items)]})
+                     "testCaseList": [{"index": i + 1, "caseId": c["caseId"], "caseType": "WEB" if "optList" in c else "API"}
+                                      for i, c in enumerate(items)]})
         cases.update({c["caseId"]: c for c in items})
     return {"taskId": task_id, "taskType": "run", "maxThread": 1 if serial else max(1, len(cols)), "reRun": rerun,
             "testCollectionList": cols, "debugData": None}, cases

@@ -31,7 +31,10 @@ _TRIMMED_ONLY = {"大于", "大于等于", "小于", "小于等于", "在...之�
 
 DEVIATIONS: tuple[Deviation, ...] = (
     Deviation("equals-both-texts", "`equals` compares the text of **both** sides",
-              grid=lambda n, c, a, e, o, u: c == "equals" and not isinstance(e, str)),
+              grid=lambda n, c, a, e, o, u: c == "equals" and not isinstance(e, str),
+              cases=frozenset({"w-size-equals"})),
+    Deviation("list-text-unquoted", "`[a, b]` list text keeps unquoted items",
+              cases=frozenset({"w-isin"})),
     Deviation("notequal-negation", "`notEqual` is the negation of `equals`",
               grid=lambda n, c, a, e, o, u: c == "notEqual"),
     Deviation("listlen-strict", "`listLenLessThan` is strict `<`",

@@ -104,8 +104,9 @@ def run_ours(tasks: Sequence[Task], scratch: Path, timeout: float = 400.0,
     out: dict[str, list[dict[str, Any]]] = {}
     for task, cases in tasks:
         package = _write_package(task, cases, ours / "packages" / task["taskId"])
+        web = any(ref["caseType"] == "WEB" for c in task["testCollectionList"] for ref in c["testCaseList"])
         proc = subprocess.run([str(root / "bin" / "liuma-pipeline"), "run", str(package), "--config", str(config),
-                               "--progress", "plain", "--api-workers", "4"], cwd=root, capture_output=True, text=True, timeout=timeout)
+                               "--progress", "plain", "--api-workers", "4", "--browsers", "1" if web else "0"], cwd=root, capture_output=True, text=True, timeout=timeout)
         report = ours / "reports" / task["taskId"] / "results.json"
         if not report.is_file():
             raise RuntimeError(f"our engine wrote no results for task {task['taskId']} (exit {proc.returncode}):\n"

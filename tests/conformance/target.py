@@ -1,5 +1,6 @@
 """The system under test that conformance cases call: one instance per engine, on 127.0.0.1.
 
+- ``/page``, ``/page2``: a small static site for the WEB keyword cases;
 - ``GET /data``: a fixed JSON document of typed values (numbers, numeric text, lists, dicts, null, booleans,
   empty, unicode) that comparator cases assert on;
 - ``ANY /echo...``: the request as JSON (method, path, query, lower-cased headers, body text, parsed JSON,
@@ -32,6 +33,20 @@ DATA: dict[str, Any] = {
 }
 
 
+PAGES = {
+    "/page": """<!doctype html><html><head><meta charset="utf-8"><title>流马页面</title></head><body>
+<h1 id="h" style="height: 40px; margin: 0">标题</h1>
+<input id="name" name="name" value="">
+<button id="go" onclick="document.getElementById('out').textContent='hi '+document.getElementById('name').value">go</button>
+<div id="out" class="box" style="color: rgb(255, 0, 0)">none</div>
+<input type="checkbox" id="cb" checked> <input id="dis" disabled>
+<a id="lnk" href="/page2">next</a> <div id="hidden" style="display:none">h</div>
+</body></html>""",
+    "/page2": """<!doctype html><html><head><meta charset="utf-8"><title>第二页</title></head><body>
+<p id="p">second</p></body></html>""",
+}
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
@@ -49,12 +64,22 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(data)
 
+    def _html(self, text: str) -> None:
+        data = text.encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
     def _route(self) -> None:
         n = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(n) if n else b""
         url = urlsplit(self.path)
         path = url.path
         target: Target = self.server.target  # type: ignore[attr-defined]
+        if path in PAGES:
+            return self._html(PAGES[path])
         if path == "/data":
             return self._send(200, DATA)
         if path.startswith("/status/"):
