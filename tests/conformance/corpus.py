@@ -269,6 +269,48 @@ def _controllers() -> list[Collection]:
     return [("ctl", cases), ("ses", sessions)]
 
 
+# -- more of §8 and §4.8: every built-in with literal arguments, every comparator as a condition -----------
+
+_FUNCS = [
+    ("indexof", "{{@indexof([5, 6, 7], 1)}}", "6"), ("keyof2", '{{@keyof({"k": [1, 2]}, k)}}', "[1, 2]"),
+    ("mapdumps", '{{@map_dumps({"a": 1})}}', '{"a": 1}'), ("arrdumps", "{{@array_dumps([1, 2])}}", "[1, 2]"),
+    ("b64dec", "{{@b64decode_toStr(YWJj)}}", "abc"), ("substing1", "{{@substing(abcdef, 2)}}", "cde"),
+    ("replace2", "{{@replace(a-b-c, -, +)}}", "a+b+c"), ("pinyin2", "{{@pinyin(流马)}}", "liuma"),
+    ("arith2", "{{@arithmetic((2+3)*4)}}", "20"), ("arith3", "{{@arithmetic(7/2)}}", "3.5"),
+    ("extractfn", "{{@extract(abc)}}", "abc"), ("quoted", "{{@replace('hello', 'l', 'L')}}", "heLLo"),
+    ("lenofstr", "{{@lenof([a, b])}}", "2"), ("timenone", "{{@current_time(none)}}", None),
+    ("dateshift", "{{@date_shift(1)}}", None), ("faker-name", "{{@name()}}", None), ("faker-int", "{{@random_int(1, 1)}}", "1"),
+    ("legacy-param", "{{$p}}", "pv"), ("param-list-index", "{{arr[1]}}", "2"), ("twoph", "{{p}}-{{p}}", "pv-pv"),
+    ("fn-of-param", "{{@replace({{p}}, v, w)}}", "pw"), ("spaces", "{{ p }}", "pv"),
+]
+
+
+def _more() -> list[Collection]:
+    params = {"p": {"type": "String", "value": "pv"}, "arr": {"type": "JSONArray", "value": "[1, 2, 3]"},
+              "n": {"type": "Int", "value": "200"}, "flag": {"type": "Boolean", "value": "true"}}
+    funcs = []
+    for name, template, expect in _FUNCS:
+        check_ = check("$.query.v", "notEmpty", "") if expect is None else check("$.query.v", "equals", expect)
+        funcs.append(case(f"fx-{name}", [step("s1", "/echo", query={"v": template}, assertions=[check_])], params=params))
+    conds = []
+    targets = [("{{n}}", "200"), ("{{flag}}", "true"), ("{{arr}}", "2"), ("hello", "ell"), ("", "")]
+    for i, cid in enumerate(COMPARATORS):
+        target, expect = targets[i % len(targets)]
+        cond = json.dumps([{"target": target, "assertion": cid, "expect": expect}])
+        conds.append(case(f"cond-{i:02d}", [step("s1", "/echo", controller={"whetherExec": cond}), step("s2", "/echo")],
+                          params=params))
+    # only loops that end by their condition: one that runs until its timeout has a time-dependent length
+    for i, (cid, target, expect) in enumerate([("isLessThan", "{{w}}", "3"), ("equalsNumber", "{{w}}", "0"),
+                                               ("isLessThanOrEqualTo", "{{w}}", "1"), ("isIn", "{{w}}", "[0, 1]")]):
+        loop = json.dumps({"type": "WHILE", "num": 1, "target": target, "assertion": cid, "expect": expect, "timeout": 4000})
+        conds.append(case(f"while-{i}", [
+            step("s0", "/echo", controller={"post": [{"name": "postScript", "index": 1, "value": "sys_put('w', 0)"}]}),
+            step("s1", "/echo", controller={"loopExec": loop, "post": [{"name": "postScript", "index": 1,
+                                                                       "value": "sys_put('w', sys_get('w') + 1)"}]})],
+            params=params))
+    return [("fx", funcs), ("cond", conds)]
+
+
 # -- §7.4 reruns ---------------------------------------------------------------------------------------------
 
 def _reruns() -> list[Collection]:
@@ -283,7 +325,7 @@ def _reruns() -> list[Collection]:
 
 SECTIONS = {"s4.6-comparators": _comparators, "s5-web-keywords": web_collections, "s4.3-templates": _templates, "s4.2-bodies": _bodies,
             "s4.5-s4.7-s8-relations-scripts-functions": _relations, "s4.8-controllers-sessions": _controllers,
-            "s7.4-reruns": _reruns}
+            "s8-s4.8-functions-conditions": _more, "s7.4-reruns": _reruns}
 
 
 def _resolve(obj: Any, base: str) -> Any:
