@@ -28,7 +28,7 @@ def main() -> None:
     cached = oracle.answers / f"{corpus.fingerprint()}.json"
     if not cached.is_file():
         with Target() as target:
-            answer = run_oracle(oracle, corpus.tasks(target.url), scratch)
+            answer = run_oracle(oracle, corpus.tasks(target.url), scratch, before_attempt=target.reset)
         cached.parent.mkdir(parents=True, exist_ok=True)
         cached.write_text(json.dumps(answer, ensure_ascii=False))
     theirs = json.loads(cached.read_text())

@@ -150,6 +150,11 @@ class Target:
         self._server.target = self  # type: ignore[attr-defined]
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True, name="conformance-target")
 
+    def reset(self) -> None:
+        """Forget the flaky endpoint's counters (a new run of the same corpus)."""
+        with self.lock:
+            self.hits.clear()
+
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}"

@@ -34,7 +34,7 @@ def answers(oracle, tmp_path_factory) -> dict[str, Any]:
         theirs = json.loads(cached.read_text())
     else:
         with Target() as target:
-            theirs = run_oracle(oracle, corpus.tasks(target.url), scratch)
+            theirs = run_oracle(oracle, corpus.tasks(target.url), scratch, before_attempt=target.reset)
         cached.parent.mkdir(parents=True, exist_ok=True)
         cached.write_text(json.dumps(theirs, ensure_ascii=False))
     oracle_s = time.monotonic() - started
