@@ -6,9 +6,11 @@ for a mismatch, and raises ``ComparisonError`` for a comparison that cannot be m
 callers record that as a step *error*, not a failure. Every id and alias of the platform is accepted; the
 Chinese aliases that the platform stores with a leading space are accepted with and without it.
 
-Deliberate differences from the original (docs/case-language.md): ``equals`` stringifies both sides,
-``notEqual`` is the negation of ``equals``, ``listLenLessThan`` is a strict "<", and ``[a, b]`` list text
-keeps unquoted items instead of chopping their first and last characters.
+Outcomes match the original 1.4.1 cell by cell wherever it passes or fails (tests/conformance/
+test_comparator_grid.py runs both). Deliberate differences (docs/case-language.md): ``equals`` stringifies
+both sides, ``notEqual`` is the negation of ``equals``, ``listLenLessThan`` is a strict "<", ``[a, b]`` list
+text keeps unquoted items, JSON dict text is read as JSON; and where the original raised a type error,
+numbers and non-text expects are searched as text.
 """
 from __future__ import annotations
 
