@@ -254,6 +254,7 @@ def _controllers() -> list[Collection]:
                                     step("s2", "/echo")]),
         case("ctl-timeout", [step("s1", "/slow", controller={"timeout": "0.5"})]),
         case("ctl-timeout-ok", [step("s1", "/echo", controller={"timeout": "5"})]),
+        case("ctl-timeout-frac", [step("s1", "/echo", controller={"timeout": "2.5"})]),
         case("ctl-sleep", [step("s1", "/echo", controller={"sleepBeforeRun": "1", "sleepAfterRun": "0"})]),
         case("ctl-sleep-frac", [step("s1", "/echo", controller={"sleepBeforeRun": "0.2"})]),
         case("ctl-assert-then-rel", [step("s1", "/data", assertions=[check("$.int", "equals", "201")], relations=[relation("x", "$.nothere")])]),

@@ -53,7 +53,7 @@ DEVIATIONS: tuple[Deviation, ...] = (
     Deviation("loop-rendered-per-iteration", "A looped step is rendered afresh in every iteration",
               cases=frozenset({"ctl-for-assert"})),
     Deviation("fractional-waits", "Fractional `sleepBeforeRun`/`sleepAfterRun`",
-              cases=frozenset({"ctl-sleep-frac"})),
+              cases=frozenset({"ctl-sleep-frac", "ctl-timeout-frac"})),
 )
 
 
