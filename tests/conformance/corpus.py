@@ -368,6 +368,8 @@ def tasks(base_url: str) -> list[tuple[dict[str, Any], dict[str, Case]]]:
 
 
 def fingerprint() -> str:
-    """A hash of the corpus (with a placeholder base URL), for caching the original's answer."""
-    text = json.dumps(tasks("http://base"), sort_keys=True, ensure_ascii=False)
+    """A hash of the corpus (with a placeholder base URL) and of what the target serves, for caching the
+    original's answer."""
+    from tests.conformance.target import PAGES
+    text = json.dumps([tasks("http://base"), DATA, PAGES], sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
