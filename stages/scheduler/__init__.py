@@ -336,7 +336,9 @@ class Scheduler(RoutingMixin, HealthMixin, RecoveryMixin, Stage):
             self._give_up(ts, unit.collection_id, retry, ts.stopped)
         elif retry:
             cases = [dict(c, run_times=ts.cases[(unit.collection_id, c["case_id"], c["index"])].next_run_times) for c in retry]
-            self._enqueue(replace(unit, unit_id=_new_id(), cases=cases, variables=dict(unit.variables),
+            # a retried case starts from the collection's variables reached so far, as the original's rerun round
+            variables = ts.variables.get(unit.collection_id) or unit.variables
+            self._enqueue(replace(unit, unit_id=_new_id(), cases=cases, variables=dict(variables),
                                   avoid=avoid or unit.avoid))
         self._maybe_finish(ts)
 
@@ -366,8 +368,8 @@ class Scheduler(RoutingMixin, HealthMixin, RecoveryMixin, Stage):
         if left and ts.stopped:                      # a stopped task's executor was killed: nothing runs again
             self._give_up(ts, unit.collection_id, left, ts.stopped)
         elif left:
-            self._enqueue(replace(unit, unit_id=_new_id(), cases=left, variables=dict(ex.variables or unit.variables),
-                                  avoid=name))
+            variables = ts.variables.get(unit.collection_id) or ex.variables or unit.variables
+            self._enqueue(replace(unit, unit_id=_new_id(), cases=left, variables=dict(variables), avoid=name))
         self._maybe_finish(ts)
 
     def _infra_failure(self, ex: ExecState, reason: str) -> None:

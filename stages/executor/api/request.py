@@ -71,8 +71,7 @@ class Prepared:
         elif self.body_type == "form-urlencoded" and self.body:
             out["data"] = urlencode(self.body)
         elif self.body_type == "form-data":
-            out["data"] = {k: v if isinstance(v, (str, bytes)) else json.dumps(v, ensure_ascii=False)
-                           for k, v in (self.body or {}).items()} or None
+            out["data"] = {k: _form_field(v) for k, v in (self.body or {}).items()} or None
         elif self.body_type in ("text", "xml", "html") and self.body not in (None, ""):
             out["data"] = self.body if isinstance(self.body, bytes) else str(self.body).encode("utf-8")
         if self.files:
@@ -220,6 +219,17 @@ def prepare(c: Collected, render: Render, fetch: Fetch, *, default_timeout: floa
     query = parts["query"] or {}
     return Prepared(method=c.method, url=url, headers=headers, query=query, body_type=kind, body=body,
                     files=files, proxies=proxies, timeout=timeout, verify=verify, stream=stream), refs
+
+
+def _form_field(value: Any) -> Any:
+    """A form-data field as the original sent it: Boolean rows as ``True``/``False``, a JSONArray row as one
+    field per item (the HTTP library repeats the name); a JSONObject row is sent as JSON text (the original sent
+    its keys as repeated fields, docs/case-language.md)."""
+    if isinstance(value, (str, bytes, list)):
+        return value
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
 
 
 def _header_text(value: Any) -> str:

@@ -28,9 +28,14 @@ class TemplateError(PipelineError):
 
 
 def to_text(value: Any) -> str:
-    """How a value reads when embedded in text."""
+    """How a value reads when embedded in text: booleans and null in their JSON spelling (``true``/``null``),
+    as the original, which rendered on the JSON text of the data."""
     if isinstance(value, str):
         return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     if isinstance(value, (dict, list, tuple)):

@@ -393,6 +393,24 @@ def test_stop_skips_queued_work_and_finishes_after_running_units(tmp_path: Path)
     assert fin.body["stopped"] == "engine stopping"
 
 
+def test_rerun_round_starts_from_the_collection_variables_reached(tmp_path: Path) -> None:
+    """LiuMa reRun: a failed case runs again with the context the collection reached (a token extracted by a
+    later case included), not the variables its unit started with (conformance corpus rr-flaky)."""
+    sched, fake = make(tmp_path)
+    submit(sched, coll("c1", "a", "b", variables={"v": 0}), reRun=True)
+    executor(sched, "executor-1")
+    sched._dispatch()
+    s = runs(fake)[0]
+    a, b = s.body["cases"]
+    finish(sched, "executor-1", s.body, a, Status.FAIL, variables={"v": 0, "n": 1})
+    finish(sched, "executor-1", s.body, b, variables={"v": 0, "n": 1, "token": "tk"})
+    done(sched, "executor-1", s.body)
+    sched._dispatch()
+    rerun = runs(fake)[-1]
+    assert cases_of(rerun) == [("a", 2)]
+    assert rerun.body["variables"] == {"v": 0, "n": 1, "token": "tk"}
+
+
 def test_stop_with_a_pending_retry_still_finishes(tmp_path: Path) -> None:
     """A failed case waiting for its rerun keeps its failure when the task is stopped; the task finishes."""
     sched, fake = make(tmp_path)

@@ -1,6 +1,8 @@
 """Reference §4.2: URL/REST/query/headers, every body type, files, sessions, proxies, verify/stream, timeout."""
 from __future__ import annotations
 
+from urllib.parse import parse_qs
+
 import json
 import time
 from pathlib import Path
@@ -63,6 +65,15 @@ def test_form_data_fields_and_file_rows(run_case: Run, mkstep: Mk) -> None:
     assert got["headers"]["Content-Type"].startswith("multipart/form-data; boundary=")   # user header removed
     assert 'name="title"\r\n\r\nt1' in got["body"]
     assert 'name="upload"; filename="upload"' in got["body"] and "hello file" in got["body"]
+
+
+def test_form_data_typed_rows_as_the_original_sent_them(run_case: Run, mkstep: Mk) -> None:
+    """Boolean rows read True/False, a JSONArray row repeats its field per item, a JSONObject row is JSON text."""
+    form = [{"name": "b", "value": "true", "type": "Boolean"}, {"name": "arr", "value": "[1, 2]", "type": "JSONArray"},
+            {"name": "obj", "value": '{"k": 1}', "type": "JSONObject"}, {"name": "i", "value": "7", "type": "Int"}]
+    s = mkstep("/api/echo", "POST", body={"type": "form-data", "form": form})
+    got = echo(run_case([s]))
+    assert parse_qs(got["body"]) == {"b": ["True"], "arr": ["1", "2"], "obj": ['{"k": 1}'], "i": ["7"]}
 
 
 @pytest.mark.parametrize("kind", ["text", "xml", "html"])

@@ -12,7 +12,8 @@ from stages.executor.common.variables import Variables
 
 @pytest.fixture()
 def renderer() -> Renderer:
-    v = Variables({"token": "abc", "n": 5, "lst": [1, 2, 3], "d": {"a": [{"x": 7}, {"x": 8}]}, "flag": True},
+    v = Variables({"token": "abc", "n": 5, "lst": [1, 2, 3], "d": {"a": [{"x": 7}, {"x": 8}]}, "flag": True,
+                   "off": False, "nothing": None},
                   {"pageSize": 20, "n": 99, "name": "admin"})
     return Renderer(v, FunctionLibrary(variables=v))
 
@@ -21,6 +22,7 @@ def renderer() -> Renderer:
     ("{{n}}", 5), ("{{ n }}", 5), ("n={{n}}", "n=5"), ("{{flag}}", True), ("{{lst}}", [1, 2, 3]),
     ("{{d.a[0].x}}", 7), ("{{d.a[*].x}}", [7, 8]), ("{{lst[1]}}", 2), ("{{$n}}", 99), ("{{pageSize}}", 20),
     ("{{@lenof({{lst}})}}", 3), ("list={{lst}}", "list=[1, 2, 3]"), ("{{@arithmetic(2*{{n}})}}", 10),
+    ("f={{flag}}", "f=true"), ("f={{off}}", "f=false"), ("x{{nothing}}", "xnull"), ("{{nothing}}", None),
     ("no placeholder", "no placeholder"), ("{{ unclosed", "{{ unclosed"), ("a }} b", "a }} b"),
 ])
 def test_render_strings(renderer: Renderer, template: str, wanted: Any) -> None:

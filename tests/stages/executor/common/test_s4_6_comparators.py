@@ -17,10 +17,13 @@ CASES: list[tuple[str, Any, Any, bool]] = [
     ("equalIgnoreCase", "AbC", "aBc", True), ("equalIgnoreCase", "abc", "abd", False),
     ("notEqual", 200, "201", True), ("notEqual", 200, "200", False),
     ("contains", "hello world", "wor", True), ("contains", [1, 2, 3], "2", True), ("contains", 12345, "34", True),
+    ("contains", ["alice", "bob"], "ali", True), ("contains", {"sid": "abc"}, "abc", True),   # the text form
+    ("contains", None, "None", False),
     ("contains", "hello", "xyz", False),
     ("notContains", "hello", "[xyz, abc]", True), ("notContains", "hello", "ol", False),   # trap: 'l' in hello
     ("notContains", "hello", "[ol]", True),
-    ("containsOnly", "aab", "ab", True), ("containsOnly", [1, 2], "[1, 2, 3]", True), ("containsOnly", "abc", "ab", False),
+    ("containsOnly", "aab", "ab", True), ("containsOnly", [1, 2], "[2, 1]", True), ("containsOnly", "abc", "ab", False),
+    ("containsOnly", [1, 2], "[1, 2, 3]", False),   # both directions: every expect item must be present too
     ("isNone", None, "", True), ("isNone", "null", "", True), ("isNone", "NONE", "", True), ("isNone", "x", "", False),
     ("notEmpty", "a", "", True), ("notEmpty", [], "", False), ("empty", "", "", True), ("empty", {"a": 1}, "", False),
     ("isTrue", True, "", True), ("isTrue", "true", "", True), ("isTrue", 1, "", False), ("isTrue", "yes", "", False),
@@ -30,11 +33,14 @@ CASES: list[tuple[str, Any, Any, bool]] = [
     ("isInt", "12345", "", True), ("isInt", "12a", "", False),
     ("isLetter", "abc", "", True), ("isLetter", "ab1", "", False), ("isLower", "abc", "", True), ("isLower", "aBc", "", False),
     ("isUpper", "ABC", "", True), ("isUpper", "AbC", "", False),
-    ("startWith", "hello", "he", True), ("startWith", "hello", "lo", False), ("startWith", [1, 2], "1", True),
+    ("startWith", "hello", "he", True), ("startWith", "hello", "lo", False), ("startWith", ["a", "b"], "a", True),
+    ("startWith", [1, 2], "1", False),   # first item compared as it is, as in the original
     ("endWith", "hello", "lo", True), ("endWith", "hello", "he", False),
     ("isIn", "a", "abc", True), ("isIn", "ab", "abc", False),   # trap: characters of expect
     ("isIn", "ab", '["ab", "cd"]', True), ("isIn", 2, "[1, 2]", True),
-    ("isNotIn", "z", "abc", True), ("isNotIn", "a", "abc", False),
+    ("isIn", 0, "200", False),   # exact item equality: 0 is not the character "0"
+    ("isNotIn", "z", "abc", True), ("isNotIn", "a", "abc", False), ("isNotIn", 0, "[1, 2]", True),
+    ("notContains", [1, 2, 3], "200", True),   # the characters "2", "0" are not the numbers 2, 0
     ("isZero", "0", "", True), ("isZero", 0.0, "", True), ("isZero", 1, "", False),
     ("isNotZero", "2", "", True), ("isNotZero", 0, "", False),
     ("isPositive", 3, "", True), ("isPositive", -1, "", False), ("isNegative", -2.5, "", True), ("isNegative", 0, "", False),
@@ -97,13 +103,22 @@ def test_mismatch_message_format() -> None:
 
 
 @pytest.mark.parametrize("cid,actual,expect", [
-    ("isGreaterThan", "abc", "1"), ("isLessThan", 1, "x"), ("equalsNumber", "one", 1), ("notEmpty", None, ""),
-    ("empty", 5, ""), ("isInt", 123, ""), ("isPositive", "3", ""), ("equalsList", "abc", "[1]"),
-    ("equalsDict", "[1]", "{}"), ("isBetween", 1, "[1]"), ("isGreaterThan", True, "0"),
+    ("isGreaterThan", "abc", "1"), ("isLessThan", 1, "x"), ("equalsNumber", [1], 1), ("notEmpty", None, ""),
+    ("empty", 5, ""), ("isInt", 123, ""), ("isPositive", "3", ""), ("equalsList", True, "[1]"),
+    ("equalsDict", "{bad}", "{}"), ("isBetween", 1, "[1]"), ("isGreaterThan", True, "0"), ("isBetween", 1, "[3, 1]"),
 ])
 def test_type_errors_raise_comparison_error(cid: str, actual: Any, expect: Any) -> None:
     with pytest.raises(ComparisonError):
         compare(cid, actual, expect)
+
+
+@pytest.mark.parametrize("cid,actual,expect", [
+    ("equalsNumber", "one", 1), ("equalsNumber", " 5 ", "5"), ("equalsList", "abc", "[1]"), ("equalsList", 200, "200"),
+    ("equalsDict", "[1]", "{}"), ("equalsDict", 200, "{'a': 1}"), ("listLenEqual", [], "x"),
+])
+def test_conversion_failures_are_plain_failures(cid: str, actual: Any, expect: Any) -> None:
+    """As in the original: a value that does not convert is compared as it is and simply differs."""
+    assert compare(cid, actual, expect)[0] is False
 
 
 def test_unknown_comparator_is_an_error_naming_it() -> None:
