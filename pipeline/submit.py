@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import signal
 import sys
 import time
 import uuid
@@ -83,6 +84,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
         return int(reply.get("errno") or 1)
     task_id = reply["task_id"]
     renamed = f" (task id {reply['renamed_from']} was already used)" if reply.get("renamed_from") else ""
+    # Ctrl-C must reach us even when started with SIGINT ignored (a background job of a non-interactive shell)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:                                     # from here on a Ctrl-C leaves the queued task to the engine
         print(f"liuma-pipeline: task {task_id} queued: {len(body['case_names'])} case(s){renamed}", flush=True)
         if not args.wait:

@@ -202,7 +202,8 @@ def test_an_all_skipped_run_is_no_success_unless_every_case_was_disabled(tmp_pat
 
 @pytest.mark.parametrize("how", ["SIGTERM", "stop"])
 def test_sigterm_and_stop_command_take_the_same_stop_path(tmp_path: Path, demo_url: str, how: str) -> None:
-    suite = write_suite(tmp_path / "suite", {"c1": [api_case("slow", demo_url, "/api/slow?ms=1500"),
+    # the slow case outlasts a `stop` CLI start on a loaded machine, and ends within the stop grace (5 s)
+    suite = write_suite(tmp_path / "suite", {"c1": [api_case("slow", demo_url, "/api/slow?ms=3500"),
                                                     api_case("next", demo_url, "/api/health")]})
     cfg = write_config(tmp_path, api_workers=1, browsers=0)
     proc = start_run(suite, cfg)
