@@ -76,6 +76,7 @@ def test_sigkill_of_browser_executor_mid_case_is_broken_reaped_and_retried(tmp_p
         drivers = [p for p in tree if p.name() == "chromedriver"]
         browsers = [p for p in tree if "chrom" in p.name() and p not in drivers]
         assert drivers and browsers, [p.name() for p in tree]         # the case really runs in a browser
+        browsers = [p for p in browsers if _live(p)]                  # a helper that just exited has no cmdline
         profiles = {a.split("=", 1)[1] for p in browsers for a in p.cmdline() if a.startswith("--user-data-dir=")}
         assert profiles and all(str(tmp_path) in d and os.path.isdir(d) for d in profiles), profiles
         scratch = {p.environ().get("TMPDIR", "") for p in browsers} - {""}     # a short TMPDIR outside the run
@@ -109,3 +110,10 @@ def test_sigkill_of_browser_executor_mid_case_is_broken_reaped_and_retried(tmp_p
     assert proc.returncode == 0, (out, err)                             # the retry passed: flaky, not failed
     assert not _run_processes(tmp_path) and not _orphan_drivers(tmp_path)
     assert not [d for d in scratch if os.path.exists(d)]                # swept by the fresh executor
+
+
+def _live(p: psutil.Process) -> bool:
+    try:
+        return p.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
