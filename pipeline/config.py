@@ -1,6 +1,6 @@
 """config.ini -> frozen, typed settings. Keeps LiuMa's sections (Platform, Engine, Header, WebDriver,
 RunSetting) so an existing engine's file works, and adds the pipeline's own (Pipeline, Logging, Retention,
-Retry, Upload, Device:<name>). Unknown sections or keys and bad values raise ``ConfigError`` naming file,
+Retry, Upload, Evidence, Device:<name>). Unknown sections or keys and bad values raise ``ConfigError`` naming file,
 section and key. Values are read once; reload re-reads and validates before anything changes.
 """
 from __future__ import annotations
@@ -84,6 +84,9 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[str], Any], Any]]] = {
               "quarantine-after": (_pos_int, 2), "quarantine-window": (_pos_float, 300.0),
               "quarantine-probe": (_pos_float, 60.0)},
     "Upload": {"batch-size": (_pos_int, 20), "interval": (_pos_float, 3.0)},
+    # failure evidence per WEB/APP attempt (pipeline/evidence.py): which attempts keep their bundle, and its cap
+    "Evidence": {"keep": (_choice("failure", "first-retry", "always", "never"), "failure"),
+                 "max-mb": (_pos_float, 25.0)},
 }
 FREE_SECTIONS = ("Header",)            # every key is an HTTP header for platform calls (reference §1.1)
 DEVICE_PREFIX = "Device:"              # one section per device, parsed by the APP executor's registry

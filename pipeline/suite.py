@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import SuiteError
+from .evidence import check_keep
 from .models import CaseType, Task
 from .package import safe_extract
 
@@ -86,6 +87,11 @@ def validate_task(raw: Any, source: str) -> Task:
     for key, typ in (("maxThread", int), ("priority", int), ("timeout", (int, float))):
         if raw.get(key) is not None and (not isinstance(raw[key], typ) or isinstance(raw[key], bool)):
             raise SuiteError(f"must be a number, got {raw[key]!r}", file=source, field=key)
+    if raw.get("evidence") not in (None, ""):
+        try:
+            raw = dict(raw, evidence=check_keep(raw["evidence"]))
+        except ValueError as e:
+            raise SuiteError(str(e), file=source, field="evidence") from None
     if raw.get("maxThread") is None:
         raw = dict(raw, maxThread=1)
     if raw["maxThread"] < 1:
