@@ -221,7 +221,9 @@ class Scheduler(RecoveryMixin, Stage):
                 self.log.warning("%s (device %s): probe due, giving it unit %s", ex.info.name, ex.info.device, unit.unit_id)
             ex.unit, ex.idle, ex.running, ex.done_in_unit, ex.variables = unit, False, None, set(), dict(unit.variables)
             ex.broke = False
-            self.mailbox.send(ex.info.name, Kind.UNIT_RUN, unit.body(ts.data_dir, max(1.0, ts.deadline_left(time.monotonic()))))
+            body = unit.body(ts.data_dir, max(1.0, ts.deadline_left(time.monotonic())))
+            body.update(report_dir=ts.report_dir, evidence=ts.task.evidence)     # where and what evidence to keep
+            self.mailbox.send(ex.info.name, Kind.UNIT_RUN, body)
 
     def _allowed(self, unit: Unit) -> bool:
         ts = self.tasks[unit.task_id]
