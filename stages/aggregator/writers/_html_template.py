@@ -24,6 +24,9 @@ main{flex:1;display:flex;min-height:0}
 .step{border-top:1px solid #eee;padding:4px 0}.log{font-family:monospace;font-size:12px;white-space:normal;background:#fafafa;padding:4px;margin:4px 0;max-height:320px;overflow:auto;word-break:break-all}
 .err{color:#cf222e}.shot img{max-width:240px;max-height:160px;border:1px solid #ccc;margin:4px 4px 0 0}
 .muted{color:#888}
+.ev{border-top:1px dashed #ccc;margin-top:6px;padding-top:4px}.ev video{max-width:100%;max-height:360px;margin:4px 0}
+.ev iframe{width:100%;height:320px;border:1px solid #ccc}.evt{border-collapse:collapse;font-size:12px;width:100%}
+.evt td,.evt th{border:1px solid #eee;padding:2px 4px;text-align:left;word-break:break-all}.lv-error td{color:#cf222e}.lv-warning td{color:#9a6700}
 </style></head>
 <body>
 <header>
@@ -72,6 +75,22 @@ var pending=false;
 list.addEventListener("scroll",function(){if(!pending){pending=true;requestAnimationFrame(function(){pending=false;render();});}});
 window.addEventListener("resize",render);
 spacer.addEventListener("click",function(e){var r=e.target.closest(".row");if(r){sel=+r.getAttribute("data-i");show(cases[sel]);render();}});
+function evidence(ev){
+  var h="<div class='ev'><b>evidence</b> ";
+  ev.files.forEach(function(f){h+="<a href='"+esc(f.u)+"' target='_blank'>"+esc(f.n)+"</a> <span class='muted'>"+Math.ceil(f.b/1024)+" KB</span> ";});
+  ev.notes.forEach(function(n){h+="<div class='muted'>"+esc(n)+"</div>";});
+  ev.files.forEach(function(f){
+    if(f.k==="video")h+="<div><video controls preload='metadata' src='"+esc(f.u)+"'></video></div>";
+    if(f.k==="dom")h+="<details><summary>DOM "+esc(f.n)+"</summary><iframe sandbox src='"+esc(f.u)+"'></iframe></details>";
+  });
+  if(ev.console.length){h+="<details><summary>console ("+ev.console.length+")</summary><table class='evt'><tr><th>time</th><th>level</th><th>text</th><th>source</th></tr>";
+    ev.console.forEach(function(r){h+="<tr class='lv-"+esc(r.level)+"'><td>"+esc(new Date(r.time).toISOString().slice(11,23))+"</td><td>"+esc(r.level)+"</td><td>"+esc(r.text)+"</td><td>"+esc(r.source)+"</td></tr>";});
+    h+="</table></details>";}
+  if(ev.network.length){h+="<details><summary>network ("+ev.network.length+")</summary><table class='evt'><tr><th>method</th><th>url</th><th>status</th><th>time</th><th>bytes</th></tr>";
+    ev.network.forEach(function(r){h+="<tr><td>"+esc(r.m)+"</td><td>"+esc(r.u)+"</td><td>"+esc(r.s||r.err)+"</td><td>"+fmt(Math.round(r.t))+"</td><td>"+esc(r.b)+"</td></tr>";});
+    h+="</table></details>";}
+  return h+"</div>";
+}
 function show(c){
   var h="<h2>"+esc(c.n)+"</h2><div class='muted'>"+esc(c.c)+" / "+esc(c.id)+" #"+c.i+" "+esc(c.t)+"</div>";
   c.a.forEach(function(a){
@@ -85,6 +104,7 @@ function show(c){
       s.img.forEach(function(p){h+="<a class='shot' href='"+esc(p)+"' target='_blank'><img loading='lazy' src='"+esc(p)+"' alt='screenshot'></a>";});
       h+="</div>";
     });
+    if(a.ev)h+=evidence(a.ev);
     h+="</div>";
   });
   var d=document.getElementById("detail");d.innerHTML=h;d.scrollTop=0;

@@ -91,8 +91,16 @@ def _attempt(meta: TaskReportMeta, r: CaseResult, report_dir: Path) -> dict[str,
             "err": step_error(t) if status in (1, 2) else "",
             "img": [_rel(p, report_dir) for p in step_screenshots(meta, t)],
         })
-    return {"r": to_int(r.runTimes, 1), "o": outcome_of(r), "s": to_int(r.startTime), "d": _ms(r),
-            "why": r.reason, "x": r.executor, "steps": steps}
+    out = {"r": to_int(r.runTimes, 1), "o": outcome_of(r), "s": to_int(r.startTime), "d": _ms(r),
+           "why": r.reason, "x": r.executor, "steps": steps}
+    ev = r.evidence if isinstance(r.evidence, dict) else {}
+    if ev.get("files") or ev.get("notes"):
+        base = quote(str(ev.get("dir") or ""))
+        out["ev"] = {"files": [{"u": f"{base}/{quote(str(f.get('name')))}", "n": str(f.get("name")), "k": str(f.get("kind")),
+                                "b": to_int(f.get("bytes"))} for f in ev.get("files") or [] if isinstance(f, dict)],
+                     "notes": [str(n) for n in ev.get("notes") or []],
+                     "console": ev.get("console") or [], "network": ev.get("network") or []}
+    return out
 
 
 def _rel(path: Path, report_dir: Path) -> str:

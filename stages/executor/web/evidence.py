@@ -31,6 +31,7 @@ __all__ = ["WebRecorder", "ENGINE_VERSION"]
 log = logging.getLogger("stages.executor.web.evidence")
 ENGINE_VERSION = "0.1.0"
 CONSOLE_LIMIT = 5000
+SUMMARY_ROWS = 100          # console/network rows carried on the result for report.html (the files hold all)
 SCREENCAST = {"format": "jpeg", "quality": 60, "maxWidth": 1280, "maxHeight": 1024, "everyNthFrame": 1}
 DOM_TIMEOUT_S = 2.0
 
@@ -140,7 +141,8 @@ class WebRecorder:
         if not keep:
             return {}
         b = self.bundle
-        if self.client is not None or self.console or self.network.done:
+        har: dict[str, Any] = {"log": {"entries": []}}
+        if self.session:                           # DevTools was attached: console and network were recorded
             b.add("console.json", "console", json.dumps(self.console, ensure_ascii=False, indent=1).encode("utf-8"))
             comment = f"{self.network.dropped} requests not recorded (limit {self.network.limit})" if self.network.dropped else ""
             with self._lock:
@@ -155,7 +157,13 @@ class WebRecorder:
             b.add("video.webm", "video", lambda path: _encode(frames, ended, path))
         elif self.session:
             b.note("video not recorded: the browser sent no screencast frame")
-        return b.save(self.spec)
+        saved = b.save(self.spec)
+        if saved.get("files"):
+            saved["console"] = [dict(r, text=r["text"][:500]) for r in self.console[:SUMMARY_ROWS]]
+            saved["network"] = [{"m": e["request"]["method"], "u": e["request"]["url"][:500], "s": e["response"]["status"],
+                                 "t": e["time"], "b": e["response"]["bodySize"], "err": e["response"].get("_error", "")}
+                                for e in har["log"]["entries"][:SUMMARY_ROWS]]
+        return saved
 
     def _dom(self) -> None:
         """The DOM of every frame (one file each), read through DevTools so the WebDriver state (current frame
