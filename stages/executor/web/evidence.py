@@ -26,7 +26,7 @@ from stages.executor.web.cdp import CdpClient, CdpError, browser_ws_url
 from stages.executor.web.har import NETWORK_EVENTS, NetworkLog, har_document
 from stages.executor.web.video import FrameBuffer, VideoError, encode_webm
 
-__all__ = ["WebRecorder", "ENGINE_VERSION"]
+__all__ = ["WebRecorder", "DevtoolsTap", "ENGINE_VERSION"]
 
 log = logging.getLogger("stages.executor.web.evidence")
 ENGINE_VERSION = "0.1.0"
@@ -36,8 +36,76 @@ SCREENCAST = {"format": "jpeg", "quality": 60, "maxWidth": 1280, "maxHeight": 10
 DOM_TIMEOUT_S = 2.0
 
 
+TAP_KEY = "web.evidence.tap"     # ctx.shared: the DevTools connection of the collection's browser
+
+
+class DevtoolsTap:
+    """The DevTools connection of one browser, kept while the browser lives (a reused browser pays the connect,
+    attach and screencast start once, not per case). Events go to the attempt's recorder (``sink``); between
+    attempts frames are acknowledged and dropped. Execution contexts (for the DOM of every frame) are tracked
+    across attempts, since the browser announces them only when a frame loads."""
+
+    def __init__(self, browser: Browser) -> None:
+        self.browser = browser
+        self.sink: WebRecorder | None = None
+        self.contexts: dict[int, dict[str, Any]] = {}
+        self.session = ""
+        self.video_error = ""
+        driver = browser.driver
+        self.client = CdpClient(browser_ws_url(dict(driver.capabilities)), self._event)
+        try:
+            target = driver.current_window_handle       # chromedriver's window handle is the DevTools target id
+            self.session = str(self.client.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"])
+            for method in ("Runtime.enable", "Log.enable", "Network.enable"):
+                self.client.send(method, {}, self.session)
+            try:
+                self.client.send("Page.startScreencast", SCREENCAST, self.session)
+            except CdpError as e:
+                self.video_error = _text(e)
+        except Exception:
+            self.client.close()
+            raise
+
+    @classmethod
+    def of(cls, browser: Browser, ctx: RunContext) -> DevtoolsTap:
+        tap = ctx.shared.get(TAP_KEY)
+        if isinstance(tap, DevtoolsTap) and tap.browser is browser and not tap.client.closed:
+            return tap
+        if isinstance(tap, DevtoolsTap):
+            tap.client.close()
+        ctx.shared.pop(TAP_KEY, None)
+        tap = cls(browser)
+        ctx.shared[TAP_KEY] = tap
+        return tap
+
+    @staticmethod
+    def drop(ctx: RunContext) -> None:
+        """Close the collection's tap (the browser is being quit)."""
+        tap = ctx.shared.pop(TAP_KEY, None)
+        if isinstance(tap, DevtoolsTap):
+            tap.client.close()
+
+    def _event(self, method: str, p: dict[str, Any], session: str) -> None:
+        if session != self.session:
+            return
+        if method == "Page.screencastFrame":
+            self.client.post("Page.screencastFrameAck", {"sessionId": p.get("sessionId")}, self.session)
+        elif method == "Runtime.executionContextCreated":
+            ctx = p.get("context") or {}
+            aux = ctx.get("auxData") or {}
+            if aux.get("isDefault"):
+                self.contexts[int(ctx.get("id", 0))] = {"frame": aux.get("frameId"), "origin": ctx.get("origin")}
+        elif method == "Runtime.executionContextDestroyed":
+            self.contexts.pop(int(p.get("executionContextId", 0)), None)
+        elif method == "Runtime.executionContextsCleared":
+            self.contexts.clear()
+        sink = self.sink
+        if sink is not None:
+            sink.event(method, p)
+
+
 class WebRecorder:
-    """One per recorded attempt: ``start`` when the case has its browser, ``finish`` before it is released."""
+    """One per recorded attempt: ``begin`` when the case has its browser, ``end`` before it is released."""
 
     def __init__(self, browser: Browser, spec: EvidenceSpec) -> None:
         self.browser, self.spec = browser, spec
@@ -46,9 +114,7 @@ class WebRecorder:
         self.console: list[dict[str, Any]] = []
         self.network = NetworkLog()
         self.frames = FrameBuffer(max(1, int(spec.max_mb * 2**20)))
-        self.contexts: dict[int, dict[str, Any]] = {}
-        self.client: CdpClient | None = None
-        self.session = ""
+        self.tap: DevtoolsTap | None = None
         self._lock = threading.Lock()
         self.log_path = Path(browser.driver_log) if browser.driver_log else None
         self.log_offset = _size(self.log_path)
@@ -60,11 +126,17 @@ class WebRecorder:
         spec = ctx.evidence
         if spec.task_report_dir is None or not may_record(spec.keep, spec.attempt):
             return None
+        rec = cls(browser, spec)
         try:
-            return cls.start(browser, spec)
-        except Exception as e:  # noqa: BLE001 - recording never fails a case
-            log.warning("evidence recorder not started: %s", _text(e))
-            return None
+            rec.tap = DevtoolsTap.of(browser, ctx)
+            if rec.tap.video_error:
+                rec.bundle.note(f"video not recorded: {rec.tap.video_error}")
+            rec.tap.sink = rec
+        except Exception as e:  # noqa: BLE001 - no DevTools: the bundle says so, the case goes on
+            ctx.shared.pop(TAP_KEY, None)
+            rec.tap = None
+            rec.bundle.note(f"console, network and video not recorded: {_text(e)}")
+        return rec
 
     @staticmethod
     def end(recorder: WebRecorder | None, ctx: RunContext, outcome: str) -> None:
@@ -79,55 +151,18 @@ class WebRecorder:
             log.warning("evidence not kept: %s", _text(e))
             ctx.evidence_result = {"dir": "", "files": [], "notes": [f"evidence not kept: {_text(e)}"]}
 
-    @classmethod
-    def start(cls, browser: Browser, spec: EvidenceSpec) -> WebRecorder:
-        rec = cls(browser, spec)
-        try:
-            rec._attach()
-        except Exception as e:  # noqa: BLE001 - no DevTools: the bundle says so, the case goes on
-            rec.bundle.note(f"console, network and video not recorded: {_text(e)}")
-            rec._close()
-        return rec
-
-    def _attach(self) -> None:
-        driver = self.browser.driver
-        url = browser_ws_url(dict(driver.capabilities))
-        self.client = CdpClient(url, self._event)
-        target = driver.current_window_handle          # chromedriver's window handle is the DevTools target id
-        self.session = str(self.client.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"])
-        for method in ("Runtime.enable", "Log.enable", "Network.enable"):
-            self.client.send(method, {}, self.session)
-        try:
-            self.client.send("Page.startScreencast", SCREENCAST, self.session)
-        except CdpError as e:
-            self.bundle.note(f"video not recorded: {_text(e)}")
-
     # -- events (reader thread) ------------------------------------------------------------------------------
-    def _event(self, method: str, p: dict[str, Any], session: str) -> None:
-        if session != self.session:
-            return
+    def event(self, method: str, p: dict[str, Any]) -> None:
         if method == "Page.screencastFrame":
-            if self.client is not None:
-                self.client.post("Page.screencastFrameAck", {"sessionId": p.get("sessionId")}, self.session)
             when = float((p.get("metadata") or {}).get("timestamp") or time.time())
             with self._lock:
                 self.frames.add(when, base64.b64decode(p.get("data") or ""))
         elif method in NETWORK_EVENTS:
             with self._lock:
                 self.network.event(method, p)
-        elif method == "Runtime.executionContextCreated":
-            ctx = p.get("context") or {}
-            aux = ctx.get("auxData") or {}
-            if aux.get("isDefault"):
-                self.contexts[int(ctx.get("id", 0))] = {"frame": aux.get("frameId"), "origin": ctx.get("origin")}
-        elif method == "Runtime.executionContextDestroyed":
-            self.contexts.pop(int(p.get("executionContextId", 0)), None)
-        elif method == "Runtime.executionContextsCleared":
-            self.contexts.clear()
         elif method in ("Runtime.consoleAPICalled", "Runtime.exceptionThrown", "Log.entryAdded"):
-            row = _console_row(method, p)
             if len(self.console) < CONSOLE_LIMIT:
-                self.console.append(row)
+                self.console.append(_console_row(method, p))
 
     # -- end of the attempt ----------------------------------------------------------------------------------
     def finish(self, keep: bool, failed: bool) -> dict[str, Any]:
@@ -142,7 +177,7 @@ class WebRecorder:
             return {}
         b = self.bundle
         har: dict[str, Any] = {"log": {"entries": []}}
-        if self.session:                           # DevTools was attached: console and network were recorded
+        if self.tap is not None:                   # DevTools was attached: console and network were recorded
             b.add("console.json", "console", json.dumps(self.console, ensure_ascii=False, indent=1).encode("utf-8"))
             comment = f"{self.network.dropped} requests not recorded (limit {self.network.limit})" if self.network.dropped else ""
             with self._lock:
@@ -155,8 +190,8 @@ class WebRecorder:
             if dropped:
                 b.note(f"video starts late: the first {dropped} of {total} frames were dropped to stay within max-mb")
             b.add("video.webm", "video", lambda path: _encode(frames, ended, path))
-        elif self.session:
-            b.note("video not recorded: the browser sent no screencast frame")
+        elif self.tap is not None and not self.tap.video_error:
+            b.note("video not recorded: the browser sent no screencast frame (nothing was painted)")
         saved = b.save(self.spec)
         if saved.get("files"):
             saved["console"] = [dict(r, text=r["text"][:500]) for r in self.console[:SUMMARY_ROWS]]
@@ -169,13 +204,14 @@ class WebRecorder:
         """The DOM of every frame (one file each), read through DevTools so the WebDriver state (current frame
         or window) is left as the case left it; WebDriver's page_source when there is no DevTools."""
         pages: list[tuple[str, str]] = []
-        if self.client is not None and not self.client.closed and self.contexts:
-            self.client.timeout = DOM_TIMEOUT_S
-            for cid, info in sorted(self.contexts.items()):
+        tap = self.tap
+        if tap is not None and not tap.client.closed and tap.contexts:
+            tap.client.timeout = DOM_TIMEOUT_S
+            for cid, info in sorted(tap.contexts.items()):
                 try:
-                    res = self.client.send("Runtime.evaluate", {
+                    res = tap.client.send("Runtime.evaluate", {
                         "expression": "[location.href, document.documentElement ? document.documentElement.outerHTML : '']",
-                        "contextId": cid, "returnByValue": True}, self.session)
+                        "contextId": cid, "returnByValue": True}, tap.session)
                     href, html = (res.get("result") or {}).get("value") or ["", ""]
                     pages.append((str(href), str(html)))
                 except CdpError as e:
@@ -184,7 +220,7 @@ class WebRecorder:
             try:
                 driver = self.browser.driver
                 pages.append((str(driver.current_url), str(driver.page_source)))
-                if self.client is None:
+                if tap is None:
                     self.bundle.note("DOM: only the current frame (no DevTools endpoint for the other frames)")
             except Exception as e:  # noqa: BLE001 - an open alert, a lost session
                 self.bundle.note(f"DOM not read: {_text(e)}")
@@ -211,19 +247,8 @@ class WebRecorder:
         b.add("chromedriver.log", "driver-log", data)
 
     def _close(self) -> None:
-        client, self.client = self.client, None
-        if client is None:
-            return
-        if self.session and not client.closed:
-            for method, params, session in (("Page.stopScreencast", {}, self.session),
-                                            ("Target.detachFromTarget", {"sessionId": self.session}, "")):
-                try:
-                    client.timeout = 1.0
-                    client.send(method, params, session)
-                except CdpError:
-                    break
-        client.close()
-        self.client_error = client.error
+        if self.tap is not None and self.tap.sink is self:
+            self.tap.sink = None          # the connection stays for the browser's next attempt
 
 
 def _encode(frames: list[tuple[float, bytes]], ended: float, path: Path) -> None:

@@ -20,7 +20,7 @@ from stages.executor.context import CaseOutcome, RunContext
 from stages.executor.ui.engine import EngineOptions, StepEngine, opt_list
 from stages.executor.web.browser import BrowserConfig, BrowserStartError, start_browser
 from stages.executor.web.catalog import WebCatalog
-from stages.executor.web.evidence import WebRecorder
+from stages.executor.web.evidence import DevtoolsTap, WebRecorder
 from stages.executor.web.session import SHARED_KEY, BrowserSlot, NoBrowserError
 
 __all__ = ["WebRunner"]
@@ -99,6 +99,7 @@ class WebRunner:
 
     def close_shared(self, ctx: RunContext) -> None:
         """Quit the collection's browser and delete its profile (between collections and at shutdown)."""
+        DevtoolsTap.drop(ctx)
         slot = ctx.shared.pop(SHARED_KEY, None)
         if isinstance(slot, BrowserSlot):
             slot.close()
