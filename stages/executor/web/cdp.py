@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import threading
+import urllib.parse
 import urllib.request
 from typing import Any, Callable
 
@@ -26,14 +27,20 @@ class CdpError(Exception):
     """No DevTools endpoint, a closed socket, or an error answer to a command."""
 
 
-def browser_ws_url(capabilities: dict[str, Any], timeout: float = 2.0) -> str:
-    """The browser-level DevTools WebSocket of a session, from its capabilities; CdpError if there is none."""
+def browser_ws_url(capabilities: dict[str, Any], remote_url: str = "", timeout: float = 2.0) -> str:
+    """The browser-level DevTools WebSocket of a session, from its capabilities; CdpError if there is none.
+    ``remote_url``: the remote WebDriver end; its browser's ``debuggerAddress`` (bound to that machine's
+    loopback) is only usable when that end runs on this machine."""
     cdp = capabilities.get("se:cdp")
     if isinstance(cdp, str) and cdp.startswith("ws"):
         return cdp
     address = (capabilities.get("goog:chromeOptions") or {}).get("debuggerAddress")
     if not address:
         raise CdpError("the WebDriver end reports no DevTools endpoint (no se:cdp, no debuggerAddress)")
+    host = urllib.parse.urlsplit(remote_url).hostname if remote_url else None
+    if host is not None and host not in ("127.0.0.1", "localhost", "::1"):
+        raise CdpError(f"the remote end {host} offers no se:cdp, and its browser's DevTools ({address}) listens on "
+                       "that machine's loopback only")
     try:
         with urllib.request.urlopen(f"http://{address}/json/version", timeout=timeout) as resp:
             return str(json.loads(resp.read())["webSocketDebuggerUrl"])

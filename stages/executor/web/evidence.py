@@ -52,7 +52,8 @@ class DevtoolsTap:
         self.session = ""
         self.video_error = ""
         driver = browser.driver
-        self.client = CdpClient(browser_ws_url(dict(driver.capabilities)), self._event)
+        remote = browser.config.driver_path if browser.config.mode == "remote" else ""
+        self.client = CdpClient(browser_ws_url(dict(driver.capabilities), remote), self._event)
         try:
             target = driver.current_window_handle       # chromedriver's window handle is the DevTools target id
             self.session = str(self.client.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"])

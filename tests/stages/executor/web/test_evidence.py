@@ -16,8 +16,11 @@ from referencing import Registry, Resource
 
 from pipeline.models import CaseResult
 from stages.executor.common.evidence import EvidenceSpec
+from stages.executor.context import RunSettings
 from stages.executor.web import video
+from stages.executor.web.cdp import CdpError, browser_ws_url
 from tests.stages.executor.web.conftest import Web, logs, op
+from tests.stages.executor.web.test_runner import remote_driver  # noqa: F401  (a chromedriver as remote end)
 
 pytestmark = pytest.mark.browser
 HAR_SCHEMA = Path(__file__).resolve().parents[3] / "fixtures" / "har-schema"
@@ -173,3 +176,23 @@ def test_recorder_failure_is_a_note_never_the_result(w: Web, tmp_path: Path, mon
     assert r.status == 1 and [t["status"] for t in r.transactionList][-1] == 1     # the assertion failure, as without
     assert "video.webm" not in [f["name"] for f in ev["files"]] and "console.json" in [f["name"] for f in ev["files"]]
     assert any("ffmpeg is not installed" in n for n in ev["notes"]), ev["notes"]
+
+
+def test_remote_end_keeps_what_it_allows_and_says_what_not(demo_url: str, tmp_path: Path, remote_driver: str) -> None:  # noqa: F811
+    w = Web(demo_url, tmp_path, RunSettings(webdriver={"options": "remote", "path": remote_driver}))
+    try:
+        r, ev = run(w, tmp_path, "failure", *failing(w))
+    finally:
+        w.close()
+    assert r.status == 1
+    kinds = {f["kind"] for f in ev["files"]}
+    assert {"console", "har", "dom", "video"} <= kinds and "driver-log" not in kinds     # DevTools on this machine
+    assert "chromedriver log not available through a remote WebDriver end" in ev["notes"]
+
+
+def test_remote_end_elsewhere_without_se_cdp_is_refused_with_a_reason() -> None:
+    caps = {"goog:chromeOptions": {"debuggerAddress": "localhost:9222"}}
+    with pytest.raises(CdpError, match="offers no se:cdp"):
+        browser_ws_url(caps, "http://grid.example:4444/wd/hub")
+    assert browser_ws_url({"se:cdp": "ws://grid.example:4444/session/1/se/cdp"}, "http://grid.example:4444") \
+        == "ws://grid.example:4444/session/1/se/cdp"
