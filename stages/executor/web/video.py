@@ -62,8 +62,8 @@ def encode_webm(frames: list[tuple[float, bytes]], end: float, out: Path, timeou
         lines.append(f"file {len(frames) - 1:06d}.jpg")       # the concat demuxer drops the last duration otherwise
         (work / "list.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
         cmd = [ffmpeg, "-hide_banner", "-loglevel", "error", "-y", "-f", "concat", "-safe", "0", "-i", str(work / "list.txt"),
-               "-vf", "scale=trunc(iw/2)*2:trunc(ih/2)*2,fps=10", "-c:v", "libvpx", "-b:v", "600k", "-crf", "12",
-               "-deadline", "realtime", "-cpu-used", "8", "-pix_fmt", "yuv420p", "-an", str(out)]
+               "-vf", "scale=trunc(iw/2)*2:trunc(ih/2)*2,fps=10", "-c:v", "libvpx", "-b:v", "800k", "-threads", "1",
+               "-deadline", "realtime", "-cpu-used", "16", "-pix_fmt", "yuv420p", "-an", str(out)]
         try:
             proc = subprocess.run(cmd, cwd=work, capture_output=True, timeout=timeout, check=False)
         except subprocess.TimeoutExpired as e:
