@@ -32,7 +32,8 @@ log = logging.getLogger("stages.executor.web.evidence")
 ENGINE_VERSION = "0.1.0"
 CONSOLE_LIMIT = 5000
 SUMMARY_ROWS = 100          # console/network rows carried on the result for report.html (the files hold all)
-SCREENCAST = {"format": "jpeg", "quality": 60, "maxWidth": 1280, "maxHeight": 1024, "everyNthFrame": 1}
+# ~800 px wide at quality 50: readable text at a fraction of the browser's JPEG cost (bench/evidence.py)
+SCREENCAST = {"format": "jpeg", "quality": 50, "maxWidth": 800, "maxHeight": 800, "everyNthFrame": 1}
 DOM_TIMEOUT_S = 2.0
 
 
@@ -156,8 +157,9 @@ class WebRecorder:
     def event(self, method: str, p: dict[str, Any]) -> None:
         if method == "Page.screencastFrame":
             when = float((p.get("metadata") or {}).get("timestamp") or time.time())
+            data = str(p.get("data") or "")          # kept base64: decoded only for a bundle that is kept
             with self._lock:
-                self.frames.add(when, base64.b64decode(p.get("data") or ""))
+                self.frames.add(when, data, len(data) * 3 // 4)
         elif method in NETWORK_EVENTS:
             with self._lock:
                 self.network.event(method, p)
@@ -190,7 +192,7 @@ class WebRecorder:
         if frames:
             if dropped:
                 b.note(f"video starts late: the first {dropped} of {total} frames were dropped to stay within max-mb")
-            b.add("video.webm", "video", lambda path: _encode(frames, ended, path))
+            b.add("video.webm", "video", lambda path: _encode([(t, base64.b64decode(d)) for t, d in frames], ended, path))
         elif self.tap is not None and not self.tap.video_error:
             b.note("video not recorded: the browser sent no screencast frame (nothing was painted)")
         saved = b.save(self.spec)

@@ -11,6 +11,7 @@ import subprocess
 import tempfile
 from collections import deque
 from pathlib import Path
+from typing import Any
 
 __all__ = ["FrameBuffer", "encode_webm", "VideoError", "FFMPEG"]
 
@@ -27,18 +28,19 @@ class FrameBuffer:
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
-        self.frames: deque[tuple[float, bytes]] = deque()
+        self.frames: deque[tuple[float, Any]] = deque()
         self.bytes = 0
         self.dropped = 0
         self.total = 0
 
-    def add(self, when: float, jpeg: bytes) -> None:
+    def add(self, when: float, jpeg: Any, size: int | None = None) -> None:
+        """``jpeg``: the frame (bytes, or still base64 text with its decoded ``size``)."""
         self.frames.append((when, jpeg))
-        self.bytes += len(jpeg)
+        self.bytes += len(jpeg) if size is None else size
         self.total += 1
         while self.bytes > self.max_bytes and len(self.frames) > 1:
             _, old = self.frames.popleft()
-            self.bytes -= len(old)
+            self.bytes -= len(old) if isinstance(old, bytes) else len(old) * 3 // 4
             self.dropped += 1
 
 
