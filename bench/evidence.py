@@ -23,7 +23,7 @@ from stages.executor.common.evidence import EvidenceSpec  # noqa: E402
 from stages.executor.context import RunContext  # noqa: E402
 from stages.executor.web import WebRunner  # noqa: E402
 
-MODES = ("never", "failure", "always")
+MODES = ("never", "failure", "failure-no-video", "always")     # failure-no-video: [Evidence] video = false
 
 
 def run_mode(base: str, mode: str) -> tuple[float, list[int]]:
@@ -33,13 +33,15 @@ def run_mode(base: str, mode: str) -> tuple[float, list[int]]:
     ctx = RunContext(task_id="bench", collection_id="c", storage_root=tmp, data_dir=tmp)
     sizes: list[int] = []
     try:
-        ctx.evidence = EvidenceSpec(keep=mode, task_report_dir=tmp / "reports" / "bench", collection_id="c", case_id="w")
+        keep, video = mode.replace("-no-video", ""), not mode.endswith("-no-video")
+        ctx.evidence = EvidenceSpec(keep=keep, task_report_dir=tmp / "reports" / "bench", collection_id="c", case_id="w",
+                                    video=video)
         ctx.deadline = time.monotonic() + 60
         runner.run(make_case(base, 0), ctx)                  # browser start, not measured
         t0 = time.monotonic()
         for i in range(CASES):
-            ctx.evidence = EvidenceSpec(keep=mode, task_report_dir=tmp / "reports" / "bench", collection_id="c",
-                                        case_id=f"c{i}", index=i + 1, attempt=1)
+            ctx.evidence = EvidenceSpec(keep=keep, task_report_dir=tmp / "reports" / "bench", collection_id="c",
+                                        case_id=f"c{i}", index=i + 1, attempt=1, video=video)
             ctx.evidence_result = {}
             ctx.deadline = time.monotonic() + 60
             res = runner.run(make_case(base, i), ctx).result
@@ -90,7 +92,7 @@ def main() -> None:
         for mode in MODES:
             med = statistics.median(walls[mode])
             per = f", bundle {statistics.median(sizes[mode]) / 1024:.0f} KB per attempt" if sizes[mode] else ", nothing kept"
-            print(f"  keep = {mode:<8} {med:6.2f} s  ({med / CASES * 1000:5.0f} ms/case, {100 * (med / never - 1):+5.1f} % vs never){per}"
+            print(f"  keep = {mode:<16} {med:6.2f} s  ({med / CASES * 1000:5.0f} ms/case, {100 * (med / never - 1):+5.1f} % vs never){per}"
                   f"   runs: {', '.join(f'{w:.2f}' for w in walls[mode])}")
         files = failing_bundle(base)
         wall = files.pop("(case wall ms)")

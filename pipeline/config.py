@@ -86,7 +86,7 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[str], Any], Any]]] = {
     "Upload": {"batch-size": (_pos_int, 20), "interval": (_pos_float, 3.0)},
     # failure evidence per WEB/APP attempt (pipeline/evidence.py): which attempts keep their bundle, and its cap
     "Evidence": {"keep": (_choice("failure", "first-retry", "always", "never"), "failure"),
-                 "max-mb": (_pos_float, 25.0)},
+                 "max-mb": (_pos_float, 25.0), "video": (_bool, True)},
 }
 FREE_SECTIONS = ("Header",)            # every key is an HTTP header for platform calls (reference §1.1)
 DEVICE_PREFIX = "Device:"              # one section per device, parsed by the APP executor's registry

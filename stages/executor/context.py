@@ -34,6 +34,7 @@ class RunSettings:
     devices: dict[str, dict[str, Any]] = field(default_factory=dict)  # [Device:<name>] sections
     evidence_keep: str = "never"           # [Evidence] keep (tests and benches opt in); a task may override it
     evidence_max_mb: float = 25.0
+    evidence_video: bool = True
     report_dir: str = ""                   # [Pipeline] report-dir, when a unit does not name its own
 
 

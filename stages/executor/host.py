@@ -194,7 +194,7 @@ class UnitWorker:
         return EvidenceSpec(keep=str(unit.get("evidence") or self.settings.evidence_keep), max_mb=self.settings.evidence_max_mb,
                             task_report_dir=Path(report_dir) / unit["task_id"] if report_dir and unit.get("task_id") else None,
                             collection_id=unit["collection_id"], case_id=case["case_id"], index=int(case["index"]),
-                            attempt=int(case["run_times"]))
+                            attempt=int(case["run_times"]), video=self.settings.evidence_video)
 
     def _execute(self, unit: dict[str, Any], case: dict[str, Any], ctx: RunContext, t0: int) -> CaseResult:
         try:

@@ -14,6 +14,7 @@ TASK = {"taskId": "t1", "testCollectionList": []}
 def test_defaults_and_values() -> None:
     cfg = load_config_text("")
     assert cfg.get("Evidence", "keep") == "failure" and cfg.get("Evidence", "max-mb") == 25.0
+    assert cfg.get("Evidence", "video") is True
     cfg = load_config_text("[Evidence]\nkeep = First-Retry\nmax-mb = 2.5\n")
     assert cfg.get("Evidence", "keep") == "first-retry" and cfg.get("Evidence", "max-mb") == 2.5
 
@@ -22,7 +23,8 @@ def test_defaults_and_values() -> None:
     ("[Evidence]\nkeep = sometimes\n", "keep", "expected one of failure, first-retry, always, never"),
     ("[Evidence]\nmax-mb = -1\n", "max-mb", "must be >= 0"),
     ("[Evidence]\nmax-mb = lots\n", "max-mb", "bad value 'lots'"),
-    ("[Evidence]\nvideo = yes\n", "video", "unknown key (known: keep, max-mb)"),
+    ("[Evidence]\nvideo = maybe\n", "video", "expected true/false"),
+    ("[Evidence]\naudio = yes\n", "audio", "unknown key (known: keep, max-mb, video)"),
 ])
 def test_bad_settings_name_section_and_key(text: str, key: str, message: str) -> None:
     with pytest.raises(ConfigError) as e:

@@ -32,6 +32,7 @@ class EvidenceSpec:
     case_id: str = ""
     index: int = 0
     attempt: int = 1
+    video: bool = True                       # [Evidence] video: the screen recording (the costly part)
 
 
 @dataclass

@@ -52,6 +52,7 @@ class DevtoolsTap:
         self.contexts: dict[int, dict[str, Any]] = {}
         self.session = ""
         self.video_error = ""
+        self.casting = False
         driver = browser.driver
         remote = browser.config.driver_path if browser.config.mode == "remote" else ""
         self.client = CdpClient(browser_ws_url(dict(driver.capabilities), remote), self._event)
@@ -60,10 +61,6 @@ class DevtoolsTap:
             self.session = str(self.client.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"])
             for method in ("Runtime.enable", "Log.enable", "Network.enable"):
                 self.client.send(method, {}, self.session)
-            try:
-                self.client.send("Page.startScreencast", SCREENCAST, self.session)
-            except CdpError as e:
-                self.video_error = _text(e)
         except Exception:
             self.client.close()
             raise
@@ -79,6 +76,16 @@ class DevtoolsTap:
         tap = cls(browser)
         ctx.shared[TAP_KEY] = tap
         return tap
+
+    def screencast(self) -> None:
+        """Start the screencast once (it runs while the browser lives; frames come only on repaints)."""
+        if self.casting or self.video_error:
+            return
+        try:
+            self.client.send("Page.startScreencast", SCREENCAST, self.session)
+            self.casting = True
+        except CdpError as e:
+            self.video_error = _text(e)
 
     @staticmethod
     def drop(ctx: RunContext) -> None:
@@ -131,7 +138,9 @@ class WebRecorder:
         rec = cls(browser, spec)
         try:
             rec.tap = DevtoolsTap.of(browser, ctx)
-            if rec.tap.video_error:
+            if spec.video:
+                rec.tap.screencast()
+            if spec.video and rec.tap.video_error:
                 rec.bundle.note(f"video not recorded: {rec.tap.video_error}")
             rec.tap.sink = rec
         except Exception as e:  # noqa: BLE001 - no DevTools: the bundle says so, the case goes on
@@ -156,6 +165,8 @@ class WebRecorder:
     # -- events (reader thread) ------------------------------------------------------------------------------
     def event(self, method: str, p: dict[str, Any]) -> None:
         if method == "Page.screencastFrame":
+            if not self.spec.video:
+                return
             when = float((p.get("metadata") or {}).get("timestamp") or time.time())
             data = str(p.get("data") or "")          # kept base64: decoded only for a bundle that is kept
             with self._lock:
@@ -193,7 +204,7 @@ class WebRecorder:
             if dropped:
                 b.note(f"video starts late: the first {dropped} of {total} frames were dropped to stay within max-mb")
             b.add("video.webm", "video", lambda path: _encode([(t, base64.b64decode(d)) for t, d in frames], ended, path))
-        elif self.tap is not None and not self.tap.video_error:
+        elif self.tap is not None and self.spec.video and not self.tap.video_error:
             b.note("video not recorded: the browser sent no screencast frame (nothing was painted)")
         saved = b.save(self.spec)
         if saved.get("files"):

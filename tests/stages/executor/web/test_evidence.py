@@ -31,9 +31,10 @@ NOISE = ("console.log('info " + MARK + "'); console.warn('warn " + MARK + "'); c
          "var x = new XMLHttpRequest(); x.open('GET', '/api/status/418?tag=" + MARK + "', false); x.send();")
 
 
-def run(w: Web, tmp: Path, keep: str, *ops: dict[str, Any], attempt: int = 1, max_mb: float = 25.0) -> tuple[CaseResult, dict[str, Any]]:
+def run(w: Web, tmp: Path, keep: str, *ops: dict[str, Any], attempt: int = 1, max_mb: float = 25.0,
+        video: bool = True) -> tuple[CaseResult, dict[str, Any]]:
     w.ctx.evidence = EvidenceSpec(keep=keep, max_mb=max_mb, task_report_dir=tmp / "reports" / "task-web",
-                                  collection_id="col-1", case_id="case-1", index=1, attempt=attempt)
+                                  collection_id="col-1", case_id="case-1", index=1, attempt=attempt, video=video)
     w.ctx.evidence_result = {}
     return w.run(*ops), w.ctx.evidence_result
 
@@ -158,6 +159,16 @@ def test_always_and_never(w: Web, tmp_path: Path) -> None:
     assert r.status == 0 and ev["files"]
     r, ev = run(w, tmp_path, "never", *failing(w), attempt=2)
     assert r.status == 1 and ev == {}
+
+
+def test_video_off_keeps_the_rest(demo_url: str, tmp_path: Path) -> None:
+    w = Web(demo_url, tmp_path)                    # a fresh browser: no screencast was ever started on it
+    try:
+        r, ev = run(w, tmp_path, "failure", *failing(w), video=False)
+    finally:
+        w.close()
+    assert r.status == 1 and ev["notes"] == []
+    assert {f["kind"] for f in ev["files"]} == {"console", "har", "dom", "dom-index", "driver-log"}
 
 
 def test_size_bound_leaves_parts_out_with_a_note(w: Web, tmp_path: Path) -> None:
