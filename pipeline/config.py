@@ -1,6 +1,6 @@
 """config.ini -> frozen, typed settings. Keeps LiuMa's sections (Platform, Engine, Header, WebDriver,
 RunSetting) so an existing engine's file works, and adds the pipeline's own (Pipeline, Logging, Retention,
-Retry, Upload, Metrics, Device:<name>). Unknown sections or keys and bad values raise ``ConfigError`` naming file,
+Retry, Upload, Metrics, Evidence, Device:<name>). Unknown sections or keys and bad values raise ``ConfigError`` naming file,
 section and key. Values are read once; reload re-reads and validates before anything changes.
 """
 from __future__ import annotations
@@ -101,6 +101,9 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[str], Any], Any]]] = {
               "quarantine-after": (_pos_int, 2), "quarantine-window": (_pos_float, 300.0),
               "quarantine-probe": (_pos_float, 60.0)},
     "Upload": {"batch-size": (_pos_int, 20), "interval": (_pos_float, 3.0)},
+    # failure evidence per WEB/APP attempt (pipeline/evidence.py): which attempts keep their bundle, and its cap
+    "Evidence": {"keep": (_choice("failure", "first-retry", "always", "never"), "failure"),
+                 "max-mb": (_pos_float, 25.0), "video": (_bool, True)},
 }
 # -- operations (issue 20): log format, metrics/health endpoint ---------------------------------------------
 def _listen(v: str) -> str:

@@ -129,6 +129,9 @@ class CaseResult(_Record):
     executor: str = ""
     tags: list[str] = field(default_factory=list)
     inOut: dict[str, Any] = field(default_factory=dict)   # {"config_vars": params, "export_vars": context}
+    # failure evidence kept for this attempt (pipeline.evidence): {"dir": "attachments/<case>/<attempt>",
+    # "files": [{"name", "kind", "bytes"}], "notes": [what was not recorded, and why]}; empty = none kept
+    evidence: dict[str, Any] = field(default_factory=dict)
 
     PLATFORM_KEYS: ClassVar[tuple[str, ...]] = (
         "status", "startTime", "endTime", "collectionId", "caseId", "caseType", "caseName", "caseDesc",
@@ -233,6 +236,7 @@ class Task(_Record):
     createTime: str = ""
     priority: int = 0
     timeout: int = 3600
+    evidence: str = ""                # [Evidence] keep for this task (pipeline.evidence); "" = the engine's
 
     def collections(self) -> list[TestCollection]:
         return [TestCollection.from_dict(c) for c in self.testCollectionList]

@@ -14,6 +14,7 @@ from typing import Any
 
 from .casecheck import check_case_id, check_depth, check_steps, find_cycle
 from .errors import SuiteError
+from .evidence import check_keep
 from .models import CaseType, Task
 from .package import safe_extract
 from .storage import follow_umask
@@ -121,6 +122,11 @@ def validate_task(raw: Any, source: str) -> Task:
             raise SuiteError(f"must be a number, got {_short(raw[key])}", file=source, field=key)
         if raw.get(key) is not None:
             _check_range(key, raw[key], source, "")
+    if raw.get("evidence") not in (None, ""):
+        try:
+            raw = dict(raw, evidence=check_keep(raw["evidence"]))
+        except ValueError as e:
+            raise SuiteError(str(e), file=source, field="evidence") from None
     if raw.get("maxThread") is None:
         raw = dict(raw, maxThread=1)
     seen: set[tuple[str, str, int]] = set()

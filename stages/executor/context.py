@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Protocol
 
 from pipeline.models import CaseResult
+from stages.executor.common.evidence import EvidenceSpec
 
 __all__ = ["RunSettings", "RunContext", "CaseOutcome", "CaseRunner", "FileFetcher"]
 
@@ -31,6 +32,10 @@ class RunSettings:
     default_step_timeout: float = 60.0     # seconds for an HTTP call / WebDriver command when the case sets none
     webdriver: dict[str, Any] = field(default_factory=dict)   # [WebDriver] section, parsed
     devices: dict[str, dict[str, Any]] = field(default_factory=dict)  # [Device:<name>] sections
+    evidence_keep: str = "never"           # [Evidence] keep (tests and benches opt in); a task may override it
+    evidence_max_mb: float = 25.0
+    evidence_video: bool = True
+    report_dir: str = ""                   # [Pipeline] report-dir, when a unit does not name its own
 
 
 @dataclass(slots=True)
@@ -50,6 +55,8 @@ class RunContext:
     on_step: Callable[[str], None] = lambda name: None   # host reports "now running step <name>" (timeouts name it)
     executor_name: str = ""
     device: dict[str, Any] | None = None    # APP executors: the device registry entry they own
+    evidence: EvidenceSpec = field(default_factory=EvidenceSpec)     # this attempt's policy (set by the host)
+    evidence_result: dict[str, Any] = field(default_factory=dict)   # what the runner kept -> CaseResult.evidence
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()

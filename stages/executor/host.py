@@ -20,6 +20,7 @@ from pipeline.errors import DeviceDown, InfrastructureError, PipelineError
 from pipeline.models import CaseResult, Outcome, Status, engine_result
 from pipeline.suite import case_path, read_case
 
+from .common.evidence import EvidenceSpec
 from .context import CaseRunner, RunContext, RunSettings
 
 __all__ = ["UnitWorker", "RUNNER_CLASSES", "Event"]
@@ -231,11 +232,14 @@ class UnitWorker:
                 log.debug("%s: case start notice failed: %s", self.name, e)
         self._emit("case.started", started)
         t0 = started["started_ms"]
+        ctx.evidence, ctx.evidence_result = self._evidence(unit, case), {}
         if skip_reason:
             result = _engine_result(case, t0, Status.SKIP, Outcome.SKIPPED, skip_reason)
         else:
             result = self._execute(unit, case, ctx, t0, data)
         down = bool(self.down)                # DeviceDown in this case: the scheduler holds the device now
+        if ctx.evidence_result:                  # kept by the runner, also when the attempt became broken
+            result.evidence = ctx.evidence_result
         result.taskId, result.collectionId = unit["task_id"], unit["collection_id"]
         result.caseId = case["case_id"]          # the task's id, not the file's: a row is never filed elsewhere
         result.index, result.runTimes, result.executor = case["index"], case["run_times"], self.name
@@ -251,6 +255,15 @@ class UnitWorker:
                                          name=result.caseName, result=result.to_dict(), reason=result.reason or "",
                                          variables=_plain(ctx.variables), device_down=down))
         return result
+
+    def _evidence(self, unit: dict[str, Any], case: dict[str, Any]) -> EvidenceSpec:
+        """The attempt's evidence policy: the task's ``evidence`` over ``[Evidence] keep``; bundles go to
+        ``<report-dir>/<taskId>/`` (the unit's report dir: the one the aggregator writes the task's reports to)."""
+        report_dir = unit.get("report_dir") or self.settings.report_dir
+        return EvidenceSpec(keep=str(unit.get("evidence") or self.settings.evidence_keep), max_mb=self.settings.evidence_max_mb,
+                            task_report_dir=Path(report_dir) / unit["task_id"] if report_dir and unit.get("task_id") else None,
+                            collection_id=unit["collection_id"], case_id=case["case_id"], index=int(case["index"]),
+                            attempt=int(case["run_times"]), video=self.settings.evidence_video)
 
     def _execute(self, unit: dict[str, Any], case: dict[str, Any], ctx: RunContext, t0: int,
                  data: dict[str, Any] | None = None) -> CaseResult:

@@ -255,7 +255,9 @@ class Scheduler(RoutingMixin, HealthMixin, RecoveryMixin, Stage):
             ts.in_flight += 1
             ex.unit, ex.idle, ex.running, ex.done_in_unit, ex.variables = unit, False, None, set(), dict(unit.variables)
             ex.broke = False
-            self.mailbox.send(ex.info.name, Kind.UNIT_RUN, unit.body(ts.data_dir, max(1.0, ts.deadline_left(time.monotonic()))))
+            body = unit.body(ts.data_dir, max(1.0, ts.deadline_left(time.monotonic())))
+            body.update(report_dir=ts.report_dir, evidence=ts.task.evidence)     # where and what evidence to keep
+            self.mailbox.send(ex.info.name, Kind.UNIT_RUN, body)
 
     def _end_cases(self, ts: TaskState, u: Unit, reason: str, outcome: Outcome = Outcome.ERROR) -> None:
         """Final engine results for the unsettled cases of ``u`` (no retry: nothing would change)."""

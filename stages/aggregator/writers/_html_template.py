@@ -54,6 +54,9 @@ details>summary{cursor:pointer;color:#57606a}
  body.open #detail{display:block}#back{display:inline-block;margin-bottom:4px}
  .rr{grid-template-columns:1fr}.shot img{max-width:46vw}
 }
+.ev{border-top:1px dashed #ccc;margin-top:6px;padding-top:4px}.ev video{max-width:100%;max-height:360px;margin:4px 0}
+.ev iframe{width:100%;height:320px;border:1px solid #ccc}.evt{border-collapse:collapse;font-size:12px;width:100%}
+.evt td,.evt th{border:1px solid #eee;padding:2px 4px;text-align:left;word-break:break-all}.lv-error td{color:#cf222e}.lv-warning td{color:#9a6700}
 </style></head>
 <body>
 <header>
@@ -167,6 +170,22 @@ function open(i,push){
   var c=cases[i],tok=++openTok;sel=i;
   block(c.k).then(function(b){if(tok===openTok)show(i,b[c.j],push);},function(e){det.textContent="cannot read this case's details: "+e;});
 }
+function evidence(ev){
+  var h="<div class='ev'><b>evidence</b> ";
+  ev.files.forEach(function(f){h+="<a href='"+esc(f.u)+"' target='_blank'>"+esc(f.n)+"</a> <span class='muted'>"+Math.ceil(f.b/1024)+" KB</span> ";});
+  ev.notes.forEach(function(n){h+="<div class='muted'>"+esc(n)+"</div>";});
+  ev.files.forEach(function(f){
+    if(f.k==="video")h+="<div><video controls preload='metadata' src='"+esc(f.u)+"'></video></div>";
+    if(f.k==="dom")h+="<details><summary>DOM "+esc(f.n)+"</summary><iframe sandbox src='"+esc(f.u)+"'></iframe></details>";
+  });
+  if(ev.console.length){h+="<details><summary>console ("+ev.console.length+")</summary><table class='evt'><tr><th>time</th><th>level</th><th>text</th><th>source</th></tr>";
+    ev.console.forEach(function(r){h+="<tr class='lv-"+esc(r.level)+"'><td>"+esc(new Date(r.time).toISOString().slice(11,23))+"</td><td>"+esc(r.level)+"</td><td>"+esc(r.text)+"</td><td>"+esc(r.source)+"</td></tr>";});
+    h+="</table></details>";}
+  if(ev.network.length){h+="<details><summary>network ("+ev.network.length+")</summary><table class='evt'><tr><th>method</th><th>url</th><th>status</th><th>time</th><th>bytes</th></tr>";
+    ev.network.forEach(function(r){h+="<tr><td>"+esc(r.m)+"</td><td>"+esc(r.u)+"</td><td>"+esc(r.s||r.err)+"</td><td>"+fmt(Math.round(r.t))+"</td><td>"+esc(r.b)+"</td></tr>";});
+    h+="</table></details>";}
+  return h+"</div>";
+}
 function show(i,atts,push){
   var c=cases[i],k=key(c);shots=[];
   var h="<button id='back'>\u2190 back</button><h2>"+esc(c.n)+"</h2><div class='muted'>"+esc(c.c)+" / "+esc(c.id)+" #"+c.i+" \u00b7 "+esc(c.t)+
@@ -175,6 +194,7 @@ function show(i,atts,push){
     h+="<div class='att'><div class='ah'><b class='o-"+a.o+"'>attempt "+a.r+": "+a.o+"</b><span class='muted'>"+fmt(a.d)+" \u00b7 "+esc(a.x||"")+" \u00b7 "+esc(new Date(a.s).toLocaleString())+"</span></div>";
     if(a.why)h+="<div class='err'>"+esc(a.why)+"</div>";
     a.steps.forEach(function(s){h+=stepHtml(s);});
+    if(a.ev)h+=evidence(a.ev);
     h+="</div>";
   });
   det.innerHTML=h;det.scrollTop=0;document.body.classList.add("open");

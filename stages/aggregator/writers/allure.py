@@ -106,9 +106,31 @@ def _result(meta: TaskReportMeta, out: Path, r: CaseResult, parent: str, report_
         "start": to_int(r.startTime), "stop": max(to_int(r.endTime), to_int(r.startTime)),
         "steps": steps, "labels": labels, "links": [],
         "parameters": [{"name": "attempt", "value": str(r.runTimes), "excluded": True}],
-        "attachments": [_text_attachment(out, rid, "log", f"log: {r.caseName} (attempt {r.runTimes})", _case_log(r))],
+        "attachments": [_text_attachment(out, rid, "log", f"log: {r.caseName} (attempt {r.runTimes})", _case_log(r))]
+        + _evidence(out, rid, r),
     }
     return doc
+
+
+_EVIDENCE_TYPES = {".webm": "video/webm", ".mp4": "video/mp4", ".har": "application/json", ".json": "application/json",
+                   ".html": "text/html", ".xml": "text/xml", ".log": "text/plain"}
+
+
+def _evidence(out: Path, rid: str, r: CaseResult) -> list[dict[str, str]]:
+    """The attempt's evidence bundle (``<report_dir>/<ev.dir>/``) copied in as attachments, notes as one text."""
+    ev = r.evidence if isinstance(r.evidence, dict) else {}
+    found = []
+    for f in ev.get("files") or []:
+        name = str(f.get("name") or "") if isinstance(f, dict) else ""
+        ext = Path(name).suffix.lower()
+        if not name or ext not in _EVIDENCE_TYPES or f.get("kind") == "dom-index":
+            continue
+        source = f"{uuid.uuid5(_NS, f'{rid}|evidence|{name}')}-attachment{ext}"
+        if _copy(out.parent / str(ev.get("dir")) / name, out / source):
+            found.append({"name": name, "source": source, "type": _EVIDENCE_TYPES[ext]})
+    if ev.get("notes"):
+        found.append(_text_attachment(out, rid, "evidence-notes", "evidence notes", "\n".join(map(str, ev["notes"]))))
+    return found
 
 
 def _trace(r: CaseResult) -> str:

@@ -158,8 +158,16 @@ def _attempt(meta: TaskReportMeta, r: CaseResult) -> dict[str, Any]:
         if isinstance(detail.get("export_vars"), dict) and detail["export_vars"]:
             step["ex"] = detail["export_vars"]
         steps.append(step)
-    return {"r": to_int(r.runTimes, 1), "o": outcome_of(r), "s": to_int(r.startTime), "d": _ms(r),
-            "why": r.reason, "x": r.executor, "steps": steps}
+    out = {"r": to_int(r.runTimes, 1), "o": outcome_of(r), "s": to_int(r.startTime), "d": _ms(r),
+           "why": r.reason, "x": r.executor, "steps": steps}
+    ev = r.evidence if isinstance(r.evidence, dict) else {}
+    if ev.get("files") or ev.get("notes"):
+        base = quote(str(ev.get("dir") or ""))
+        out["ev"] = {"files": [{"u": f"{base}/{quote(str(f.get('name')))}", "n": str(f.get("name")), "k": str(f.get("kind")),
+                                "b": to_int(f.get("bytes"))} for f in ev.get("files") or [] if isinstance(f, dict)],
+                     "notes": [str(n) for n in ev.get("notes") or []],
+                     "console": ev.get("console") or [], "network": ev.get("network") or []}
+    return out
 
 
 def _check(v: dict[str, Any]) -> dict[str, Any]:

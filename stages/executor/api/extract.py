@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.errors import PipelineError
@@ -28,6 +28,7 @@ class Exchange:
     res_data: Any                 # parsed JSON, else text
     res_bytes: bytes
     res_cookies: str              # k1=v1;k2=v2
+    timings: dict[str, Any] = field(default_factory=dict)   # phases requests measures (step.timing_phases)
 
 
 def source_value(ex: Exchange, source: str) -> Any:

@@ -142,7 +142,8 @@ def send(env: StepEnv, request: Prepared, controller: dict[str, Any]) -> Exchang
         after()
         what = f"请求超时({request.timeout:g}秒)" if isinstance(e, requests.Timeout) else "请求发送失败"
         raise RequestError(f"{what}: {type(e).__name__}: {e}") from e
-    env.recorder.set_during((time.perf_counter() - started) * 1000)
+    total_ms = (time.perf_counter() - started) * 1000
+    env.recorder.set_during(total_ms)
     after()
     headers = dict(response.headers)
     try:
@@ -154,7 +155,21 @@ def send(env: StepEnv, request: Prepared, controller: dict[str, Any]) -> Exchang
     sent = response.request
     return Exchange(req_headers=dict(sent.headers), req_query=request.query, req_body=request.sent_body(),
                     status=response.status_code, res_headers=headers, res_data=data, res_bytes=content,
-                    res_cookies=";".join(f"{k}={v}" for k, v in response.cookies.items()))
+                    res_cookies=";".join(f"{k}={v}" for k, v in response.cookies.items()),
+                    timings=timing_phases(response, total_ms))
+
+
+def timing_phases(response: requests.Response, total_ms: float) -> dict[str, Any]:
+    """The phases requests can tell apart (it measures no DNS/connect/TLS split): per hop, request sent to
+    response headers parsed (``Response.elapsed``); then the final body read; the total as ``during``."""
+    hops = [*response.history, response]
+    out: dict[str, Any] = {"total_ms": round(total_ms, 3),
+                           "headers_ms": round(response.elapsed.total_seconds() * 1000, 3),
+                           "redirects": [{"url": h.url, "status": h.status_code,
+                                          "headers_ms": round(h.elapsed.total_seconds() * 1000, 3)} for h in hops[:-1]]}
+    spent = sum(h.elapsed.total_seconds() * 1000 for h in hops)
+    out["body_ms"] = round(max(0.0, total_ms - spent), 3)      # the last body read (and the client's own time)
+    return out
 
 
 def _loggable(kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -222,7 +237,7 @@ def run_block(env: StepEnv, step: dict[str, Any], collected: Collected) -> None:
     env.exchange = send(env, request, controller)
     ex = env.exchange
     env.recorder.detail["req_resps"][0]["response"] = {"status_code": ex.status, "headers": ex.res_headers,
-                                                       "body": _safe(ex.res_data)}
+                                                       "body": _safe(ex.res_data), "timings": ex.timings}
     passed = assert_all(env, step.get("assertions"))
     relate(env, step.get("relations"))
     run_items(env, controller.get("post") or [], "后置", request)

@@ -14,6 +14,7 @@ from typing import Any, Mapping
 
 from pipeline.errors import InfrastructureError
 from stages.executor.app.catalog import AppCatalog
+from stages.executor.app.evidence import AppRecorder
 from stages.executor.app.devices import SECTION_PREFIX, Device, parse_device
 from stages.executor.app.session import SESSION_KEY, AppSession, is_session_lost
 from stages.executor.common.functions import FunctionLibrary
@@ -59,6 +60,7 @@ class AppRunner:
         app_id, activity = str(case.get("appId") or ""), str(case.get("activity") or "") or None
         after: list[str] = []
         lost = False
+        recorder = AppRecorder.begin(session, ctx)
         try:
             before.append(session.open_app(app_id, activity))
             self._engine(case, ctx, rec, params, AppCatalog(session, ctx.settings.default_step_timeout)).run(
@@ -72,6 +74,8 @@ class AppRunner:
                 raise InfrastructureError(f"设备[{device.name}]会话已丢失: {type(e).__name__}: {e}") from e
             rec.error(escape(f"启动应用失败: {type(e).__name__}: {getattr(e, 'msg', None) or e}"), e)
         finally:
+            AppRecorder.end(recorder, ctx, "broken" if lost else "error" if rec.any_error else
+                            "failed" if rec.any_fail else "passed", lost=lost)
             if not lost:          # nothing to stop on a lost session, and no time to waste on a dead server
                 after.append(self._close_app(session, app_id))
         result = rec.finish(_meta(case))

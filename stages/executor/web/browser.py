@@ -130,6 +130,7 @@ class Browser:
     initial_rect: dict[str, int] = field(default_factory=dict)    # restored when the browser is reset
     scratch_dir: str | None = None    # short TMPDIR given to chromedriver/Chromium when ours is too long
     budget: float = -1.0              # page-load/script timeout last set (WebCatalog.prepare skips equal ones)
+    driver_log: str | None = None     # chromedriver --log-path (inside profile_dir), for the evidence bundle
 
     def pids(self) -> list[int]:
         """chromedriver's pid (local mode only), for memory measurement and reaping."""
@@ -180,17 +181,20 @@ def build_options(config: BrowserConfig, profile_dir: str | None) -> Options:
     return opts
 
 
-def start_browser(config: BrowserConfig, command_timeout: float = 60.0) -> Browser:
-    """Start Chromium as configured; the WebDriver HTTP client never waits longer than ``command_timeout``."""
+def start_browser(config: BrowserConfig, command_timeout: float = 60.0, driver_log: bool = False) -> Browser:
+    """Start Chromium as configured; the WebDriver HTTP client never waits longer than ``command_timeout``.
+    ``driver_log``: a local chromedriver writes its log into the profile dir (read by the evidence recorder)."""
     profile = None if config.mode == "remote" else tempfile.mkdtemp(prefix="liuma-chrome-")
     scratch = None if config.mode == "remote" else short_tmpdir()
+    log_path = os.path.join(profile, "chromedriver.log") if profile and driver_log else None
     t0 = time.monotonic()
     try:
         opts = build_options(config, profile)
         if config.mode == "remote":
             driver: WebDriver = webdriver.Remote(command_executor=config.driver_path, options=opts)
         else:
-            driver = webdriver.Chrome(service=Service(config.driver_path, env=driver_env(scratch)), options=opts)
+            service = Service(config.driver_path, env=driver_env(scratch), log_output=log_path)
+            driver = webdriver.Chrome(service=service, options=opts)
     except (WebDriverException, OSError, ValueError, urllib3.exceptions.HTTPError) as e:
         for path in (profile, scratch):
             if path:
@@ -200,7 +204,7 @@ def start_browser(config: BrowserConfig, command_timeout: float = 60.0) -> Brows
     set_command_timeout(driver, command_timeout)
     observe_local("browser_start_seconds", time.monotonic() - t0)     # liuma_browser_start_seconds
     browser = Browser(driver=driver, config=config, profile_dir=profile, started_in=time.monotonic() - t0,
-                      scratch_dir=scratch)
+                      scratch_dir=scratch, driver_log=log_path)
     try:
         browser.initial_rect = dict(driver.get_window_rect())
     except WebDriverException:

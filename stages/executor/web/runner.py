@@ -20,6 +20,7 @@ from stages.executor.context import CaseOutcome, RunContext
 from stages.executor.ui.engine import EngineOptions, StepEngine, opt_list
 from stages.executor.web.browser import BrowserConfig, BrowserStartError, start_browser
 from stages.executor.web.catalog import WebCatalog
+from stages.executor.web.evidence import DevtoolsTap, WebRecorder
 from stages.executor.web.session import SHARED_KEY, BrowserSlot, NoBrowserError
 
 __all__ = ["WebRunner"]
@@ -47,18 +48,22 @@ class WebRunner:
         slot = self.slot(ctx)
         reuse = self._reuse(ctx)
         healthy = False
+        recorder: WebRecorder | None = None
         try:
             browser = self._acquire(case, ctx, renderer, rec, slot, reuse)
             if browser is not None:
+                recorder = WebRecorder.begin(browser, ctx)
                 catalog = WebCatalog(browser, ctx.settings.default_step_timeout)
                 options = EngineOptions(image_dir=ctx.image_dir, deadline=ctx.deadline,
                                         screenshot_every_step=ctx.settings.screenshot_every_step, on_step=ctx.on_step)
                 StepEngine(catalog, rec, variables, renderer, options).run(opt_list(case, rec))
                 healthy = not rec.any_error
         except InfrastructureError:
+            WebRecorder.end(recorder, ctx, "broken")
             slot.close()
             raise
         finally:
+            WebRecorder.end(recorder, ctx, "error" if rec.any_error else "failed" if rec.any_fail else "passed")
             slot.release(close=_flag(case.get("closeDriver"), True), healthy=healthy, reuse=reuse)
         result = rec.finish({"caseId": case_id, "caseName": case.get("caseName"), "caseDesc": case.get("comment")})
         result.caseType = self.case_type
@@ -73,7 +78,7 @@ class WebRunner:
             return 0.0
         try:
             slot.browser = start_browser(BrowserConfig.from_settings(ctx.settings.webdriver, {}),
-                                         ctx.settings.default_step_timeout + 5.0)
+                                         ctx.settings.default_step_timeout + 5.0, driver_log=_driver_log(ctx))
         except BrowserStartError:
             return 0.0
         slot.starts += 1
@@ -94,6 +99,7 @@ class WebRunner:
 
     def close_shared(self, ctx: RunContext) -> None:
         """Quit the collection's browser and delete its profile (between collections and at shutdown)."""
+        DevtoolsTap.drop(ctx)
         slot = ctx.shared.pop(SHARED_KEY, None)
         if isinstance(slot, BrowserSlot):
             slot.close()
@@ -124,7 +130,7 @@ class WebRunner:
                 raise BrowserStartError(f"driverSetting 必须是对象, 实际为 {type(setting).__name__}")
             config = BrowserConfig.from_settings(ctx.settings.webdriver, renderer.render(setting, step="driverSetting"))
             command_timeout = max(1.0, min(ctx.settings.default_step_timeout, ctx.remaining())) + 5.0
-            browser = slot.acquire(config, start, reuse, command_timeout)
+            browser = slot.acquire(config, start, reuse, command_timeout, driver_log=_driver_log(ctx))
         except NoBrowserError as e:
             rec.error(escape(str(e)))
             return None
@@ -132,6 +138,12 @@ class WebRunner:
             rec.error(escape(f"浏览器启动失败: {e}"), e)
             return None
         return browser
+
+
+def _driver_log(ctx: RunContext) -> bool:
+    """Start chromedriver with a log file unless evidence is off for this task and the engine (the browser may
+    serve a later attempt, e.g. the first retry, that keeps its bundle)."""
+    return ctx.evidence.keep != "never" or ctx.settings.evidence_keep != "never"
 
 
 def _flag(value: Any, default: bool) -> bool:

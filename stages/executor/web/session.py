@@ -41,7 +41,8 @@ class BrowserSlot:
     starts: int = 0          # new browsers started for this collection (tests and bench read it)
     resets: int = 0
 
-    def acquire(self, config: BrowserConfig, start: bool, reuse: bool, command_timeout: float) -> Browser:
+    def acquire(self, config: BrowserConfig, start: bool, reuse: bool, command_timeout: float,
+                driver_log: bool = False) -> Browser:
         """The browser for a case; raises NoBrowserError or BrowserStartError."""
         if not start:
             if self.browser is None or not self.open:
@@ -51,7 +52,7 @@ class BrowserSlot:
             self.resets += 1
         else:
             self.close()
-            self.browser = start_browser(config, command_timeout)
+            self.browser = start_browser(config, command_timeout, driver_log)
             self.starts += 1
         self.open = True
         return self.browser

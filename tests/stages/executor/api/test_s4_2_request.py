@@ -191,3 +191,13 @@ def test_request_log_lines_have_the_viewer_markers(run_case: Run, mkstep: Mk) ->
     assert "【响应信息】:<br>响应码: 200<br>响应头: " in log and "<br><b>响应体: {" in log
     assert json.loads(log.split("<b>响应体: ")[1].split("</b>")[0])["json"] == {"a": "<b>"}
     assert len(parts) >= 3
+
+
+def test_timing_phases_of_the_exchange(run_case: Run, mkstep: Mk) -> None:
+    result = run_case([mkstep("/api/slow", query={"ms": "300"})])
+    assert result.status == Status.PASS
+    t = result.transactionList[0]["detail"]["req_resps"][0]["response"]["timings"]
+    assert set(t) == {"total_ms", "headers_ms", "body_ms", "redirects"} and t["redirects"] == []
+    assert t["headers_ms"] >= 300 - 5                  # the server slept 300 ms before sending its headers
+    assert t["total_ms"] >= t["headers_ms"] and t["body_ms"] >= 0
+    assert result.transactionList[0]["during"] == int(t["total_ms"]) or abs(result.transactionList[0]["during"] - t["total_ms"]) < 1

@@ -1,0 +1,86 @@
+"""One attempt's evidence bundle: the parts a recorder produced, written under the task's report directory.
+
+Shared by the WEB and APP recorders. ``Bundle.save`` writes ``<report-dir>/<taskId>/attachments/<case>/<attempt>/``
+(pipeline.evidence.bundle_dir) and returns what goes on the attempt's result (``CaseResult.evidence``): the
+files with kind and size, and notes on what was not recorded. ``[Evidence] max-mb`` bounds the directory:
+parts are written in the order they were added (small logs first, the video last) and a part that would
+pass the bound is left out with a note. Saving never raises: a write error becomes a note.
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from pipeline.evidence import bundle_dir
+
+__all__ = ["Bundle", "EvidenceSpec"]
+
+log = logging.getLogger("stages.executor.evidence")
+
+
+@dataclass(frozen=True, slots=True)
+class EvidenceSpec:
+    """What the host tells a runner about the attempt: the policy in force and where bundles go."""
+
+    keep: str = "never"
+    max_mb: float = 25.0
+    task_report_dir: Path | None = None      # <report-dir>/<taskId>; None = nowhere to keep a bundle
+    collection_id: str = ""
+    case_id: str = ""
+    index: int = 0
+    attempt: int = 1
+    video: bool = True                       # [Evidence] video: the screen recording (the costly part)
+
+
+@dataclass
+class Bundle:
+    """Parts are bytes, or a callable writing the part itself to the given path (the video encoder)."""
+
+    parts: list[tuple[str, str, bytes | Callable[[Path], None]]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, name: str, kind: str, data: bytes | Callable[[Path], None]) -> None:
+        self.parts.append((name, kind, data))
+
+    def note(self, text: str) -> None:
+        log.info("evidence: %s", text)
+        self.notes.append(text)
+
+    def save(self, spec: EvidenceSpec) -> dict[str, Any]:
+        if spec.task_report_dir is None:
+            return {"dir": "", "files": [], "notes": self.notes + ["no report directory: bundle not kept"]}
+        rel = bundle_dir(spec.collection_id, spec.case_id, spec.index, spec.attempt)
+        target = spec.task_report_dir / rel
+        budget = int(spec.max_mb * 2**20)
+        files: list[dict[str, Any]] = []
+        try:
+            if target.exists():                       # a previous run of the same taskId: not this attempt's
+                shutil.rmtree(target)
+            target.mkdir(parents=True)
+        except OSError as e:
+            return {"dir": "", "files": [], "notes": self.notes + [f"bundle not written: {e}"]}
+        used = 0
+        for name, kind, data in self.parts:
+            path = target / name
+            try:
+                if callable(data):
+                    data(path)
+                    size = path.stat().st_size
+                else:
+                    size = len(data)
+                    if used + size <= budget:
+                        path.write_bytes(data)
+                if used + size > budget:
+                    path.unlink(missing_ok=True)
+                    self.note(f"{name} left out: {size / 2**20:.1f} MB would pass [Evidence] max-mb = {spec.max_mb:g}")
+                    continue
+            except Exception as e:  # noqa: BLE001 - a recorder/encoder failure is a note, never the case's result
+                path.unlink(missing_ok=True)
+                self.note(f"{name} not written: {type(e).__name__}: {e}")
+                continue
+            used += size
+            files.append({"name": name, "kind": kind, "bytes": size})
+        return {"dir": rel, "files": files, "notes": list(self.notes)}

@@ -1,0 +1,113 @@
+"""Failure evidence end to end through ``bin/liuma-pipeline run``: real stages, real headless Chromium, the demo
+site. The default ``[Evidence] keep = failure`` keeps a bundle for each failing attempt (and none for a passing
+case) under ``<report-dir>/<taskId>/attachments/<case>/<attempt>/``; results.json lists it, report.html links
+it relatively (its video plays from the report), Allure gets it as attachments; a task's ``evidence`` overrides
+the engine's mode."""
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.remote.webdriver import WebDriver
+
+from tests.system.engine import results, start_run, write_config
+from tests.system.suites import write_suite
+from tests.system.test_web_crash import _op, web_case
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+
+def _suite(tmp: Path, demo_url: str, **task: Any) -> Path:
+    fail = web_case("fail", "fails", demo_url, _op("browser", "执行脚本", script="console.error('evidence-sys')"),
+                    _op("page", "单击", ("ID", "page2-link")))       # the title assertion then fails on page 2
+    ok = web_case("ok", "passes", demo_url)
+    suite = write_suite(tmp / "suite", {"web": [fail, ok]}, max_thread=1, rerun=True)   # a failure is retried once
+    if task:
+        raw = json.loads((suite / "task.json").read_text())
+        (suite / "task.json").write_text(json.dumps(dict(raw, **task)))
+    return suite
+
+
+def _run(tmp: Path, suite: Path) -> dict[tuple[str, int], dict[str, Any]]:
+    """Run the suite; each attempt's evidence as report.html carries it (results.json is the platform's body:
+    it stays exactly as before, without evidence)."""
+    cfg = write_config(tmp, api_workers=0, browsers=1)
+    proc = start_run(suite, cfg)
+    out, err = proc.communicate(timeout=240)
+    assert proc.returncode == 1, (out, err)                       # one case failed
+    assert all("evidence" not in r for r in results(tmp))
+    page = (tmp / "reports" / "t-1" / "report.html").read_text(encoding="utf-8")
+    data = json.loads(page.split('<script id="report-data" type="application/json">', 1)[1].split("</script>", 1)[0])
+    return {(c["id"], a["r"]): a.get("ev", {}) for c in data["cases"] for a in c["a"]}
+
+
+@pytest.fixture(scope="module")
+def driver() -> Iterator[WebDriver]:
+    profile = tempfile.mkdtemp(prefix="evidence-chrome-")
+    opts = Options()
+    for arg in ("--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={profile}", "--window-size=1280,800"):
+        opts.add_argument(arg)
+    drv = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+    try:
+        yield drv
+    finally:
+        drv.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def test_failing_attempts_keep_bundles_linked_from_every_report(tmp_path: Path, demo_url: str, driver: WebDriver) -> None:
+    by = _run(tmp_path, _suite(tmp_path, demo_url))
+    task_dir = tmp_path / "reports" / "t-1"
+    assert set(by) == {("fail", 1), ("fail", 2), ("ok", 1)}
+    assert by[("ok", 1)] == {}
+    for attempt in (1, 2):
+        ev = by[("fail", attempt)]
+        assert {f["k"] for f in ev["files"]} == {"console", "har", "dom", "dom-index", "driver-log", "video"}, ev
+        assert all(f["u"].startswith(f"attachments/fail%40web.1/{attempt}/") for f in ev["files"]), ev
+        assert all((task_dir / "attachments" / "fail@web.1" / str(attempt) / f["n"]).is_file() for f in ev["files"])
+        assert any("evidence-sys" in row["text"] for row in ev["console"])
+        assert any(row["u"].endswith("/page2.html") and row["s"] == 200 for row in ev["network"])
+    assert sorted(p.name for p in (task_dir / "attachments").iterdir()) == ["fail@web.1"]
+
+    allure = [json.loads(p.read_text()) for p in (task_dir / "allure-results").glob("*-result.json")]
+    failed = [d for d in allure if d["name"] == "fails"]
+    assert len(failed) == 2
+    for doc in failed:
+        types = {a["type"] for a in doc["attachments"]}
+        assert {"video/webm", "application/json", "text/html", "text/plain"} <= types, doc["attachments"]
+        assert all((task_dir / "allure-results" / a["source"]).is_file() for a in doc["attachments"])
+
+    driver.get((task_dir / "report.html").as_uri())
+    end = time.monotonic() + 10
+    while driver.execute_script("return document.body.getAttribute('data-ready')") != "1":
+        assert time.monotonic() < end, "report never rendered"
+        time.sleep(0.05)
+    driver.execute_script("Array.from(document.querySelectorAll('#spacer .row')).find(r => r.innerText.includes('fails')).click()")
+    driver.set_script_timeout(20)
+    media = driver.execute_async_script("""
+        const done = arguments[arguments.length - 1];
+        const vs = Array.from(document.querySelectorAll('#detail video'));
+        if (!vs.length) return done({error: 'no video element'});
+        const v = vs[0];
+        const ready = () => done({n: vs.length, duration: v.duration, w: v.videoWidth, src: v.getAttribute('src'),
+                                  frames: document.querySelectorAll('#detail iframe[sandbox]').length,
+                                  tables: document.querySelectorAll('#detail table.evt').length});
+        if (v.readyState >= 1) ready(); else { v.onloadedmetadata = ready; v.onerror = () => done({error: 'video error'}); v.load(); }""")
+    assert "error" not in media and media["n"] == 2 and media["duration"] > 0 and media["w"] > 0, media
+    assert media["src"].startswith("attachments/") and media["frames"] >= 2 and media["tables"] >= 4, media
+
+
+def test_task_evidence_first_retry_keeps_only_the_retry(tmp_path: Path, demo_url: str) -> None:
+    by = _run(tmp_path, _suite(tmp_path, demo_url, evidence="first-retry"))
+    assert by[("fail", 1)] == {} and by[("ok", 1)] == {}
+    assert by[("fail", 2)]["files"] and by[("fail", 2)]["notes"] == []
+    attempts = list((tmp_path / "reports" / "t-1" / "attachments").glob("*/*"))
+    assert [p.relative_to(tmp_path / "reports" / "t-1").as_posix() for p in attempts] == ["attachments/fail@web.1/2"]
