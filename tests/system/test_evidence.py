@@ -5,9 +5,11 @@ it relatively (its video plays from the report), Allure gets it as attachments; 
 the engine's mode."""
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import tempfile
+import zlib
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -45,8 +47,14 @@ def _run(tmp: Path, suite: Path) -> dict[tuple[str, int], dict[str, Any]]:
     assert proc.returncode == 1, (out, err)                       # one case failed
     assert all("evidence" not in r for r in results(tmp))
     page = (tmp / "reports" / "t-1" / "report.html").read_text(encoding="utf-8")
-    data = json.loads(page.split('<script id="report-data" type="application/json">', 1)[1].split("</script>", 1)[0])
-    return {(c["id"], a["r"]): a.get("ev", {}) for c in data["cases"] for a in c["a"]}
+    index = json.loads(_script(page, "report-data"))
+    blocks = [json.loads(zlib.decompress(base64.b64decode(b))) for b in json.loads(_script(page, "report-details"))]
+    return {(c["id"], a["r"]): a.get("ev", {}) for c in index["cases"] for a in blocks[c["k"]][c["j"]]}
+
+
+def _script(page: str, element_id: str) -> str:
+    """The JSON text of report.html's ``<script id=...>`` element (the page's index or its compressed details)."""
+    return page.split(f'<script type="application/json" id="{element_id}">', 1)[1].split("</script>", 1)[0]
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +83,9 @@ def test_failing_attempts_keep_bundles_linked_from_every_report(tmp_path: Path, 
         assert all((task_dir / "attachments" / "fail@web.1" / str(attempt) / f["n"]).is_file() for f in ev["files"])
         assert any("evidence-sys" in row["text"] for row in ev["console"])
         assert any(row["u"].endswith("/page2.html") and row["s"] == 200 for row in ev["network"])
-    assert sorted(p.name for p in (task_dir / "attachments").iterdir()) == ["fail@web.1"]
+    # one bundle directory, for the failing case only; beside it the reports' copies of the screenshots
+    assert sorted(p.name for p in (task_dir / "attachments").iterdir() if p.is_dir()) == ["fail@web.1"]
+    assert all(p.suffix == ".png" for p in (task_dir / "attachments").iterdir() if p.is_file())
 
     allure = [json.loads(p.read_text()) for p in (task_dir / "allure-results").glob("*-result.json")]
     failed = [d for d in allure if d["name"] == "fails"]

@@ -126,7 +126,7 @@ def _evidence(out: Path, rid: str, r: CaseResult) -> list[dict[str, str]]:
         if not name or ext not in _EVIDENCE_TYPES or f.get("kind") == "dom-index":
             continue
         source = f"{uuid.uuid5(_NS, f'{rid}|evidence|{name}')}-attachment{ext}"
-        if _copy(out.parent / str(ev.get("dir")) / name, out / source):
+        if place(out.parent / str(ev.get("dir")) / name, out / source):
             found.append({"name": name, "source": source, "type": _EVIDENCE_TYPES[ext]})
     if ev.get("notes"):
         found.append(_text_attachment(out, rid, "evidence-notes", "evidence notes", "\n".join(map(str, ev["notes"]))))
