@@ -4,6 +4,10 @@ Each ``result.record`` is journaled (append + fsync) *before* it is acknowledged
 its result key (taskId, collectionId, caseId, index, runTimes), so a re-sent result is never counted twice
 and an aggregator crash loses nothing: on restart the journal is replayed. Reports are rewritten
 incrementally while the task runs and finally once the scheduler's list of expected results is complete.
+
+Reports are built on a separate thread (``report_thread``): this stage's loop only journals, de-duplicates,
+acks and hands each new attempt over, so report writing never stalls ingest; each attempt's part of every
+format is rendered once (``writers.builder``), so the cost per case stays flat however large the task.
 """
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import datetime as dt
 import json
 import os
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -21,7 +26,8 @@ from pipeline.messages import Kind
 from pipeline.models import CaseResult, Status
 from pipeline.stage import Handler, Stage
 
-from .writers import TaskReportMeta, write_all
+from .report_thread import ReportThread
+from .writers import TaskReportMeta
 
 __all__ = ["Aggregator", "STAGE", "ENGINE_VERSION"]
 
@@ -43,6 +49,8 @@ class TaskAgg:
     waiting_since: float | None = None
     cases: int | None = None
     stopped: str | None = None
+    final: Future[dict[str, Path]] | None = None          # the report thread's answer to the final write
+    missing: list[tuple[Any, ...]] = field(default_factory=list)
 
 
 class Aggregator(Stage):
@@ -53,8 +61,9 @@ class Aggregator(Stage):
         self.tasks: dict[str, TaskAgg] = {}
         self.journal = AppendLog(Path(spec.run_dir) / "state" / "aggregator.journal")
         self._unsynced = False
-        self._last_partial = 0.0
-        self._partial_every = 5.0
+        self._last_meta = 0.0
+        self._ingest_max = 0.0
+        self.reports = ReportThread(self.log)
         from pipeline.platform import engine_secret
         self.secrets = [s for s in (spec.setting("Engine", "engine-secret"), engine_secret(spec), spec.headers.get("token", "")) if s]
         # platform mode: every result and every task.reported is forwarded to the uploader; a forward counts
@@ -71,6 +80,12 @@ class Aggregator(Stage):
         self.journal.open()
         if n:
             self.log.info("rebuilt state from %d journal records (%d tasks)", n, len(self.tasks))
+        self.reports.start()
+        for agg in self.tasks.values():
+            if not agg.reported:
+                self._open_reports(agg)
+                for res in agg.results.values():
+                    self.reports.add(agg.task_id, res)
         self.mailbox.on_ack = self._acked
         if self.platform:
             for agg in self.tasks.values():
@@ -113,6 +128,11 @@ class Aggregator(Stage):
         Kind.TASK_PLANNED: on_task_planned, Kind.RESULT_RECORD: on_result_record, Kind.TASK_FINISHED: on_task_finished,
     }
 
+    def dispatch(self, env: Envelope) -> None:
+        t0 = time.perf_counter()
+        super().dispatch(env)
+        self._ingest_max = max(self._ingest_max, time.perf_counter() - t0)   # stats: what a result waits for
+
     def _journal(self, rec: list[Any]) -> None:
         if self._apply(rec, replay=False):
             self.journal.append(rec)
@@ -132,6 +152,7 @@ class Aggregator(Stage):
                                                         Path(body["report_dir"]) / body["task_id"], body.get("started_at") or time.time())
             agg.cases = body.get("cases")
             if not replay:
+                self._open_reports(agg)
                 self._write_metadata(agg)
             return True
         if kind == "result":
@@ -139,11 +160,15 @@ class Aggregator(Stage):
             agg = self.tasks.get(res.taskId)
             if agg is None:
                 agg = self.tasks[res.taskId] = TaskAgg(res.taskId, res.taskId, Path(self.spec.report_dir) / res.taskId, time.time())
+                if not replay:
+                    self._open_reports(agg)
             if res.key in agg.results:
                 return False
             agg.results[res.key] = res
             agg.dirty = True
             if not replay:
+                if agg.final is None and not agg.reported:
+                    self.reports.add(agg.task_id, res)
                 self._announce(res)
                 if self.platform:
                     self._forward_result(res)
@@ -181,38 +206,38 @@ class Aggregator(Stage):
         for agg in self.tasks.values():
             if agg.reported or agg.expected is None:
                 continue
+            if agg.final is not None:
+                if agg.final.done():
+                    self._final_report(agg, agg.final.result())
+                continue
             missing = [k for k in agg.expected if k not in agg.results]
             if missing:
                 agg.waiting_since = agg.waiting_since or now
                 if now - agg.waiting_since < MISSING_GRACE_S:
                     continue
                 self.log.error("task %s: %d expected results never arrived: %s", agg.task_id, len(missing), missing[:10])
-            self._final_report(agg, missing)
-        if now - self._last_partial >= self._partial_every:
-            self._last_partial = now
+            agg.missing = missing
+            agg.final = self.reports.final(agg.task_id, self._meta(agg, final=True).finished_at)
+        if now - self._last_meta >= 5.0:
+            self._last_meta = now
             for agg in self.tasks.values():
                 if agg.dirty and not agg.reported:
-                    t0 = time.monotonic()
-                    self._write(agg, final=False)
+                    agg.dirty = False
                     self._write_metadata(agg)
-                    self._partial_every = max(5.0, 3 * (time.monotonic() - t0))
 
-    def _write(self, agg: TaskAgg, *, final: bool) -> dict[str, Path]:
-        meta = TaskReportMeta(
+    def _meta(self, agg: TaskAgg, *, final: bool) -> TaskReportMeta:
+        return TaskReportMeta(
             task_id=agg.task_id, task_name=agg.name,
             started_at=dt.datetime.fromtimestamp(agg.started_at, dt.timezone.utc).astimezone(),
             finished_at=dt.datetime.fromtimestamp(agg.finished_at, dt.timezone.utc).astimezone() if final and agg.finished_at else None,
             engine_version=ENGINE_VERSION, engine_code=self.spec.setting("Engine", "engine-code") or "local",
             secrets=tuple(self.secrets), storage_root=Path(self.spec.storage_root))
-        agg.dirty = False
-        try:
-            return write_all(agg.report_dir, meta, list(agg.results.values()))
-        except Exception as e:
-            self.log.exception("writing reports for %s failed: %s", agg.task_id, e)
-            return {}
 
-    def _final_report(self, agg: TaskAgg, missing: list[tuple[Any, ...]]) -> None:
-        paths = self._write(agg, final=True)
+    def _open_reports(self, agg: TaskAgg) -> None:
+        self.reports.open(agg.task_id, agg.report_dir, self._meta(agg, final=False))
+
+    def _final_report(self, agg: TaskAgg, paths: dict[str, Path]) -> None:
+        missing = agg.missing
         totals = _totals(agg.results.values())
         self._write_metadata(agg, final=True)
         self.journal.append(["reported", agg.task_id])
@@ -244,12 +269,15 @@ class Aggregator(Stage):
             self.log.warning("task %s: could not write %s: %s", agg.task_id, path, e)
 
     def on_stop(self) -> None:
+        self.reports.stop()
         self.journal.sync()
         self.journal.close()
 
     def stats(self) -> dict[str, Any]:
         base = super().stats()
         base["results"] = sum(len(a.results) for a in self.tasks.values())
+        base["reports"] = {"backlog": self.reports.backlog(), "ingest_max_ms": round(self._ingest_max * 1000, 1),
+                           **self.reports.stats}
         base["tasks"] = [{"task_id": a.task_id, "name": a.name, "cases": a.cases, "results": len(a.results),
                           "started_at": a.started_at, "finishing": a.expected is not None}
                          for a in self.tasks.values() if not a.reported]

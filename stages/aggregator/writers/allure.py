@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.models import CaseResult, Status
 from stages.aggregator.writers._common import (
-    ATTACH_DIR, Redactor, group_attempts, html_log_to_text, outcome_of, prepare, step_error, step_ms,
+    ATTACH_DIR, Redactor, dumps, group_attempts, html_log_to_text, outcome_of, prepare, step_error, step_ms,
     step_screenshots,
     strip_log_prefix, to_int, write_if_changed,
 )
@@ -81,7 +81,7 @@ CATEGORIES = [
 
 
 def _dump(path: Path, doc: Any) -> None:
-    write_if_changed(path, json.dumps(doc, ensure_ascii=False, default=str))
+    write_if_changed(path, dumps(doc))
 
 
 def _result(meta: TaskReportMeta, out: Path, r: CaseResult, parent: str, report_dir: Path) -> dict[str, Any]:
