@@ -22,7 +22,7 @@ from .curve import mailbox_options
 from .deadlines import DeadlineTable
 from .log import LIFECYCLE_FORMAT
 from .messages import Kind
-from .process import describe_exit, set_child_subreaper
+from .process import describe_exit, helper_pids, set_child_subreaper, stop_launcher, use_launcher
 from .restart import Backoff, FlappingDetector
 from .supervisor_reload import ReloadMixin
 from .topology import RunSpec, endpoint_resolver
@@ -66,6 +66,7 @@ class Supervisor(ReloadMixin):
     # -- setup ------------------------------------------------------------------------------------
     def start(self) -> None:
         set_child_subreaper()
+        self._start_launcher()
         self.run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.run_dir.chmod(0o700)
         self.mailbox.start()
@@ -81,6 +82,16 @@ class Supervisor(ReloadMixin):
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGHUP, self._on_sighup)
+
+    def _start_launcher(self) -> None:
+        """``[Pipeline] launcher = fork``: stages forked from one preloaded interpreter (pipeline/launcher.py)."""
+        if self.spec.config["Pipeline"].get("launcher", "exec") != "fork":
+            return
+        from .watcher import PROJECT_ROOT
+        try:
+            use_launcher(True, Path(self.spec.storage_root) / "log" / "launcher.out", PROJECT_ROOT)
+        except OSError as e:
+            log.warning("launcher not started (%s): stages are exec'ed", e)
 
     def _add_watcher(self, kind: str, name: str) -> StageWatcher:
         cfg = self.spec.config["Pipeline"]
@@ -206,7 +217,7 @@ class Supervisor(ReloadMixin):
     def _sweep_orphans(self) -> None:
         """We are the subreaper: orphans of dead stages are our children now. Kill and reap those that are
         not a live stage process."""
-        live = {w.proc.pid for w in self.watchers.values() if w.proc and w.proc.poll() is None}
+        live = {w.proc.pid for w in self.watchers.values() if w.proc and w.proc.poll() is None} | helper_pids()
         me = psutil.Process()
         victims = []
         for p in me.children(recursive=False):
@@ -305,6 +316,7 @@ class Supervisor(ReloadMixin):
                 w.proc.kill()
             if w.proc:
                 w.proc.kill()           # the group may outlive its leader
+        stop_launcher()
         self._sweep_orphans()
         self.write_status(time.monotonic(), final=True)
         self.control.close()
