@@ -72,7 +72,7 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[str], Any], Any]]] = {
         "curve-keys": (_str, ""), "heartbeat-interval": (_pos_float, 1.0), "heartbeat-timeout": (_pos_float, 15.0),
         "restart-backoff-cap": (_pos_float, 60.0), "restart-max": (_pos_int, 5), "restart-window": (_pos_float, 60.0),
         "strict-templates": (_bool, True), "faker-locale": (_str, "zh_CN"), "screenshot-every-step": (_bool, False),
-        "step-timeout": (_pos_float, 60.0), "launcher": (_choice("exec", "fork"), "exec"),
+        "step-timeout": (_pos_float, 60.0), "launcher": (_choice("exec", "fork"), "fork"),
     },
     "Logging": {"level": (_choice("debug", "info", "warning", "error"), "info"), "file-size": (_pos_int, 10),
                 "backup-count": (_pos_int, 5), "archive-days": (_pos_int, 30)},

@@ -41,7 +41,7 @@ import traceback
 __all__ = ["main", "PRELOAD"]
 
 PR_SET_PDEATHSIG = 1
-PRELOAD = ("zmq", "msgpack", "psutil", "requests", "urllib3", "jsonpath_ng", "orjson",
+PRELOAD = ("zmq", "msgpack", "psutil", "requests", "urllib3", "jsonpath_ng", "orjson", "setproctitle",
            "pipeline.stage", "pipeline.stage_main", "pipeline.transport", "pipeline.codec", "pipeline.journal",
            "stages.fetcher", "stages.scheduler", "stages.executor", "stages.aggregator", "stages.uploader",
            "stages.janitor", "selenium.webdriver")
@@ -69,6 +69,11 @@ def _run_stage(req: dict, supervisor: int) -> None:
     code = 1
     try:
         os.setsid()
+        try:        # first, while environ is untouched (setproctitle finds the argv area through it)
+            import setproctitle
+            setproctitle.setproctitle(" ".join(req["argv"]))
+        except ImportError:
+            pass
         end = time.monotonic() + 5.0
         while os.getppid() != supervisor and time.monotonic() < end:     # re-parented once the middle exits
             time.sleep(0.001)
@@ -88,8 +93,10 @@ def _run_stage(req: dict, supervisor: int) -> None:
         import tempfile
         tempfile.tempdir = None
         argv = req["argv"]
-        # argv is [python, "-m", "pipeline.stage_main", *args]: run that module's main in this process
+        # argv is [python, "-m", "pipeline.stage_main", *args]: run that module's main in this process, under
+        # the same command line (set above: ps, pgrep and the tests' process checks see a stage)
         sys.argv = [argv[2], *argv[3:]]
+
         from pipeline import stage_main
         code = stage_main.main(argv[3:])
     except SystemExit as e:
@@ -133,6 +140,7 @@ def _fork_stage(req: dict) -> int:
 
 
 def main() -> int:
+    """``python -m pipeline.launcher RUN_DIR`` (the run directory only names whose launcher this is in ps)."""
     supervisor = os.getppid()
     _pdeathsig(signal.SIGKILL)
     if os.getppid() != supervisor:
@@ -146,6 +154,7 @@ def main() -> int:
         try:
             req = json.loads(line)
             reply = {"pid": _fork_stage(req)}
+            print(f"launcher {os.getpid()}: forked {' '.join(req['argv'][4:])} as pid {reply['pid']}", file=sys.stderr, flush=True)
         except Exception as e:
             reply = {"error": f"{type(e).__name__}: {e}"}
         out.write(json.dumps(reply) + "\n")

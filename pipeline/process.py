@@ -37,14 +37,14 @@ def describe_exit(code: int | None) -> str:
 class Launcher:
     """The supervisor's side of :mod:`pipeline.launcher`: started once, asked for one stage per line."""
 
-    def __init__(self, log_path: Path, cwd: str | None) -> None:
+    def __init__(self, log_path: Path, cwd: str | None, run_dir: str = "") -> None:
         import sys
         self.log_path, self.cwd = log_path, cwd
         log_path.parent.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ, PYTHONUNBUFFERED="1", SE_OFFLINE="true",
                    PYTHONPATH=(cwd or ".") + os.pathsep + os.environ.get("PYTHONPATH", ""))
         with open(log_path, "ab") as out:
-            self.popen = subprocess.Popen([sys.executable, "-m", "pipeline.launcher"], env=env, cwd=cwd,
+            self.popen = subprocess.Popen([sys.executable, "-m", "pipeline.launcher", run_dir], env=env, cwd=cwd,
                                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=out,
                                           start_new_session=True)
         ready = self._reply(60.0)
@@ -86,13 +86,13 @@ class Launcher:
             self.popen.wait()
 
 
-def use_launcher(enabled: bool, log_path: Path, cwd: str | None) -> None:
+def use_launcher(enabled: bool, log_path: Path, cwd: str | None, run_dir: str = "") -> None:
     """Start stages through a preloaded launcher (``[Pipeline] launcher = fork``) or not (``exec``). The
     launcher needs this process to be a child subreaper (Linux); without it stages are exec'ed as before."""
     global _LAUNCHER
     stop_launcher()
     if enabled and _subreaper_ok():
-        _LAUNCHER = Launcher(log_path, cwd)
+        _LAUNCHER = Launcher(log_path, cwd, run_dir)
 
 
 def stop_launcher() -> None:

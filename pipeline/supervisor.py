@@ -89,7 +89,7 @@ class Supervisor(ReloadMixin):
             return
         from .watcher import PROJECT_ROOT
         try:
-            use_launcher(True, Path(self.spec.storage_root) / "log" / "launcher.out", PROJECT_ROOT)
+            use_launcher(True, Path(self.spec.storage_root) / "log" / "launcher.out", PROJECT_ROOT, str(self.run_dir))
         except OSError as e:
             log.warning("launcher not started (%s): stages are exec'ed", e)
 

@@ -63,6 +63,7 @@ class Aggregator(Stage):
         self._unsynced = False
         self._last_meta = 0.0
         self._ingest_max = 0.0
+        self._ingest_n = self._ingest_slow = 0
         self.reports = ReportThread(self.log)
         from pipeline.platform import engine_secret
         self.secrets = [s for s in (spec.setting("Engine", "engine-secret"), engine_secret(spec), spec.headers.get("token", "")) if s]
@@ -131,7 +132,11 @@ class Aggregator(Stage):
     def dispatch(self, env: Envelope) -> None:
         t0 = time.perf_counter()
         super().dispatch(env)
-        self._ingest_max = max(self._ingest_max, time.perf_counter() - t0)   # stats: what a result waits for
+        took = time.perf_counter() - t0                 # stats: what handling one message took (stalls show here)
+        self._ingest_max = max(self._ingest_max, took)
+        self._ingest_n += 1
+        if took > 0.05:
+            self._ingest_slow += 1
 
     def _journal(self, rec: list[Any]) -> None:
         if self._apply(rec, replay=False):
@@ -277,6 +282,7 @@ class Aggregator(Stage):
         base = super().stats()
         base["results"] = sum(len(a.results) for a in self.tasks.values())
         base["reports"] = {"backlog": self.reports.backlog(), "ingest_max_ms": round(self._ingest_max * 1000, 1),
+                           "ingested": self._ingest_n, "ingest_over_50ms": self._ingest_slow,
                            **self.reports.stats}
         base["tasks"] = [{"task_id": a.task_id, "name": a.name, "cases": a.cases, "results": len(a.results),
                           "started_at": a.started_at, "finishing": a.expected is not None}

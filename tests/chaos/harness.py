@@ -139,12 +139,13 @@ def final_statuses(rows: list[dict[str, Any]]) -> dict[tuple[str, str, int], int
     return {k: v["status"] for k, v in last.items()}
 
 
-def leftovers() -> list[str]:
-    return [" ".join(p.cmdline()[:3]) for p in engine_processes() if p.is_running()]
+def leftovers(tmp: Path) -> list[str]:
+    """Stage processes of this test's runs (under ``tmp``) still alive; other engines on the machine are not ours."""
+    return [" ".join(p.cmdline()[:3]) for p in engine_processes(tmp) if p.is_running()]
 
 
-def kill_leftovers() -> None:
-    for p in engine_processes():
+def kill_leftovers(tmp: Path) -> None:
+    for p in engine_processes(tmp):
         try:
             p.kill()
         except Exception:

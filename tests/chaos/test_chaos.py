@@ -48,6 +48,6 @@ def test_chaos_run_loses_nothing_duplicates_nothing_and_matches_a_calm_run(tmp_p
         assert sum(1 for k in wild.kills if k[2] == "SIGKILL") == 8
         assert sum(wild.restarts.values()) >= 8
         assert wild.restarts.get("janitor", 0) >= 1            # the SIGSTOPped janitor was found hung and replaced
-        assert not leftovers()
+        assert not leftovers(tmp_path)
     finally:
-        kill_leftovers()
+        kill_leftovers(tmp_path)

@@ -74,6 +74,13 @@ def write_if_changed(path: Path, data: str | bytes) -> bool:
     return True
 
 
+def write_new(path: Path, data: str | bytes) -> None:
+    """Plain write of a file nobody reads before the run ends (an Allure result of a new attempt): no temp
+    file, no rename, no comparison. A crash mid-write is repaired by the rewrite after the journal replay."""
+    with open(path, "wb") as fh:
+        fh.write(data.encode("utf-8") if isinstance(data, str) else data)
+
+
 def _replace_into(path: Path, raw: bytes) -> None:
     """atomic_write without fsync and without creating the directory (the caller made it)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")

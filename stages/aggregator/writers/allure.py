@@ -84,7 +84,8 @@ def _dump(path: Path, doc: Any) -> None:
     write_if_changed(path, dumps(doc))
 
 
-def _result(meta: TaskReportMeta, out: Path, r: CaseResult, parent: str, report_dir: Path) -> dict[str, Any]:
+def _result(meta: TaskReportMeta, out: Path, r: CaseResult, parent: str, report_dir: Path,
+            write: Any = write_if_changed) -> dict[str, Any]:
     rid = str(uuid.uuid5(_NS, "|".join(map(str, (r.taskId or meta.task_id, *r.key[1:])))))
     outcome = outcome_of(r)
     steps = [_step(meta, out, rid, i, t, report_dir) for i, t in enumerate(r.transactionList) if isinstance(t, dict)]
@@ -106,7 +107,7 @@ def _result(meta: TaskReportMeta, out: Path, r: CaseResult, parent: str, report_
         "start": to_int(r.startTime), "stop": max(to_int(r.endTime), to_int(r.startTime)),
         "steps": steps, "labels": labels, "links": [],
         "parameters": [{"name": "attempt", "value": str(r.runTimes), "excluded": True}],
-        "attachments": [_text_attachment(out, rid, "log", f"log: {r.caseName} (attempt {r.runTimes})", _case_log(r))],
+        "attachments": [_text_attachment(out, rid, "log", f"log: {r.caseName} (attempt {r.runTimes})", _case_log(r), write)],
     }
     return doc
 
@@ -125,9 +126,9 @@ def _case_log(r: CaseResult) -> str:
     return "\n".join(parts)
 
 
-def _text_attachment(out: Path, rid: str, key: str, name: str, text: str) -> dict[str, str]:
+def _text_attachment(out: Path, rid: str, key: str, name: str, text: str, write: Any = write_if_changed) -> dict[str, str]:
     source = f"{uuid.uuid5(_NS, f'{rid}|{key}')}-attachment.txt"
-    write_if_changed(out / source, text)
+    write(out / source, text)
     return {"name": name, "source": source, "type": "text/plain"}
 
 

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from pipeline.models import CaseResult
 from stages.aggregator.writers import allure, html, junit, summary
 from stages.aggregator.writers._common import (
-    Redactor, atomic_write, case_identity, dumps, outcome_of, to_int, xml_safe,
+    Redactor, atomic_write, case_identity, dumps, outcome_of, to_int, write_new, xml_safe,
 )
 from stages.aggregator.writers._html_template import TEMPLATE
 from stages.aggregator.writers.attachments import link_attachments
@@ -88,8 +88,8 @@ class ReportBuilder:
         r = self.red.result(result)
         meta = self.meta
         link_attachments(self.report_dir, meta, [r])
-        doc = allure._result(meta, self.allure_dir, r, meta.task_name, self.report_dir)
-        allure._dump(self.allure_dir / f"{doc['uuid']}-result.json", doc)
+        doc = allure._result(meta, self.allure_dir, r, meta.task_name, self.report_dir, write=write_new)
+        write_new(self.allure_dir / f"{doc['uuid']}-result.json", dumps(doc))
         ident = case_identity(r)
         self.containers.setdefault(r.collectionId, {}).setdefault(ident, []).append(
             (to_int(r.runTimes), doc["uuid"], doc["start"], doc["stop"]))
