@@ -57,7 +57,7 @@ class ReportThread:
     def final(self, task_id: str, finished_at: datetime | None) -> Future[dict[str, Path]]:
         """Write the task's final reports once everything queued before is in; the builder is dropped after."""
         fut: Future[dict[str, Path]] = Future()
-        self._q.put(("final", task_id, finished_at, fut))
+        self._q.put(("final", task_id, finished_at, fut, time.monotonic()))
         return fut
 
     def backlog(self) -> int:
@@ -113,6 +113,8 @@ class ReportThread:
                 self.log.exception("writing reports for %s failed: %s", task_id, e)
                 paths = {}
             self.stats["final_s"] = round(time.monotonic() - t0, 3)
+            self.log.info("final reports of %s: %d attempts; waited %.2f s for the attempts queued before, wrote in %.2f s",
+                          task_id, len(b), t0 - cmd[4], self.stats["final_s"])
             fut.set_result(paths)
 
     def _maybe_partial(self, *, idle: bool) -> None:
