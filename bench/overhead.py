@@ -133,7 +133,8 @@ def main() -> None:
         print(f"{res['cases']:>6} {res['wall']:>7.2f} {res['startup']:>7.2f}s {res['first_dispatch_ms']:>7.0f}ms "
               f"{res['span']:>7.2f}s {res['reports']:>7.2f}s {res['reports'] / res['span']:>7.0%} {res['shutdown']:>7.2f}s "
               f"{res['rate']:>8.0f} {res['cpu']:>6.1f} {agg.get('ingest_max_ms', float('nan')):>8.1f}ms "
-              f"({agg.get('ingest_over_50ms', '?')} of {agg.get('ingested', '?')} > 50 ms)", flush=True)
+              f"({agg.get('ingest_over_50ms', '?')} of {agg.get('ingested', '?')} > 50 ms; tick max {agg.get('tick_max_ms', '?')} ms)",
+              flush=True)
     last = results[-1]
     print(f"\nmax RSS per stage (MB), {last['cases']}-case run:")
     print("  " + ", ".join(f"{k} {v:.0f}" for k, v in sorted(last["mem"].items())))

@@ -51,6 +51,7 @@ class TaskAgg:
     stopped: str | None = None
     final: Future[dict[str, Path]] | None = None          # the report thread's answer to the final write
     missing: list[tuple[Any, ...]] = field(default_factory=list)
+    counts: _Counts = field(default_factory=lambda: _Counts())
 
 
 class Aggregator(Stage):
@@ -64,6 +65,7 @@ class Aggregator(Stage):
         self._last_meta = 0.0
         self._ingest_max = 0.0
         self._ingest_n = self._ingest_slow = 0
+        self._tick_max = 0.0
         self.reports = ReportThread(self.log)
         from pipeline.platform import engine_secret
         self.secrets = [s for s in (spec.setting("Engine", "engine-secret"), engine_secret(spec), spec.headers.get("token", "")) if s]
@@ -170,6 +172,7 @@ class Aggregator(Stage):
             if res.key in agg.results:
                 return False
             agg.results[res.key] = res
+            agg.counts.add(res)
             agg.dirty = True
             if not replay:
                 if agg.final is None and not agg.reported:
@@ -207,6 +210,11 @@ class Aggregator(Stage):
 
     # -- reports ----------------------------------------------------------------------------------
     def on_tick(self) -> None:
+        t0 = time.perf_counter()
+        self._on_tick()
+        self._tick_max = max(self._tick_max, time.perf_counter() - t0)      # stats: the loop's own bookkeeping
+
+    def _on_tick(self) -> None:
         now = time.monotonic()
         for agg in self.tasks.values():
             if agg.reported or agg.expected is None:
@@ -263,7 +271,7 @@ class Aggregator(Stage):
         meta = {"taskId": agg.task_id, "name": agg.name, "status": status, "create_time": iso(agg.started_at),
                 "update_time": iso(time.time()), "finish_time": iso(agg.finished_at) if final and agg.finished_at else None,
                 "stop_reason": agg.stopped if final else None, "cases": agg.cases,
-                "counts": _totals(agg.results.values()), "report_dir": str(agg.report_dir)}
+                "counts": agg.counts.totals(), "report_dir": str(agg.report_dir)}
         path = Path(self.spec.storage_root) / "data" / agg.task_id / "metadata.json"
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -283,11 +291,45 @@ class Aggregator(Stage):
         base["results"] = sum(len(a.results) for a in self.tasks.values())
         base["reports"] = {"backlog": self.reports.backlog(), "ingest_max_ms": round(self._ingest_max * 1000, 1),
                            "ingested": self._ingest_n, "ingest_over_50ms": self._ingest_slow,
+                           "tick_max_ms": round(self._tick_max * 1000, 1),
                            **self.reports.stats}
         base["tasks"] = [{"task_id": a.task_id, "name": a.name, "cases": a.cases, "results": len(a.results),
                           "started_at": a.started_at, "finishing": a.expected is not None}
                          for a in self.tasks.values() if not a.reported]
         return base
+
+
+_STATUS_KEY = {Status.PASS: "passed", Status.FAIL: "failed", Status.ERROR: "error", Status.SKIP: "skipped"}
+
+
+class _Counts:
+    """:func:`_totals` kept up to date per attempt (O(1) each), so the running task's metadata, written from
+    the stage's loop every few seconds, costs nothing per case however large the task."""
+
+    def __init__(self) -> None:
+        self.last: dict[tuple[str, str, int], CaseResult] = {}
+        self.t = {"cases": 0, "attempts": 0, "passed": 0, "failed": 0, "error": 0, "skipped": 0, "flaky": 0, "broken": 0}
+
+    def _count(self, r: CaseResult, sign: int) -> None:
+        if r.outcome in ("flaky", "broken"):
+            self.t[r.outcome] += sign
+        self.t[_STATUS_KEY[Status(r.status)]] += sign
+
+    def add(self, r: CaseResult) -> None:
+        self.t["attempts"] += 1
+        k = (r.collectionId, r.caseId, r.index)
+        old = self.last.get(k)
+        if old is None:
+            self.t["cases"] += 1
+        elif r.runTimes <= old.runTimes:
+            return
+        else:
+            self._count(old, -1)
+        self.last[k] = r
+        self._count(r, +1)
+
+    def totals(self) -> dict[str, int]:
+        return dict(self.t)
 
 
 def _totals(results: Any) -> dict[str, int]:

@@ -189,3 +189,17 @@ def test_partial_reports_are_written_off_the_stage_loop(tmp_path: Path) -> None:
     doc = json.loads(path.read_text(encoding="utf-8"))
     assert (doc["finished"], doc["stat"]["testcases"]["total"], doc["stat"]["testcases"]["failed"]) == (False, 2, 1)
     agg.on_stop()
+
+
+@pytest.mark.parametrize("order", [0, 1, 2])
+def test_running_counts_equal_the_totals_in_any_order(order: int) -> None:
+    import random
+    from stages.aggregator import _Counts
+    rows = [r("k1", 1, Status.FAIL, "failed"), r("k1", 2, Status.PASS, "flaky"), r("k2", 1, Status.ERROR, "broken"),
+            r("k3", 1, Status.SKIP, "skipped"), r("k4", 1, Status.FAIL, "failed"), r("k4", 2, Status.FAIL, "failed"),
+            r("k5", 1, Status.PASS, "passed")]
+    random.Random(order).shuffle(rows)
+    c = _Counts()
+    for row in rows:
+        c.add(row)
+    assert c.totals() == _totals(rows)
