@@ -10,7 +10,10 @@ through every stage. Prints, per size, the phases of the run measured in one go:
 plus total CPU over every process of the run, the aggregator's longest single message handling (what
 report writing could stall ingest by), memory per stage (max RSS) and message rates per hop.
 
-    python bench/overhead.py [--sizes 1000 10000 50000] [--workers 2]
+    python bench/overhead.py [--sizes 1000 10000 50000] [--workers 2] [--against CHECKOUT]
+
+``--against`` runs another checkout of the engine (e.g. ``git archive <commit>`` unpacked) on the same
+suites, interleaved with this one, so before/after figures come from one run on one machine state.
 """
 from __future__ import annotations
 
@@ -78,7 +81,7 @@ def _log_time(path: Path, pattern: str) -> float | None:
     return dt.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp() if m else None
 
 
-def run(cases: int, workers: int, extra_ini: str = "") -> dict:
+def run(cases: int, workers: int, extra_ini: str = "", root: Path = ROOT) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         t = Path(tmp)
         suite = noop_suite(t / "suite", cases)
@@ -94,7 +97,7 @@ def run(cases: int, workers: int, extra_ini: str = "") -> dict:
         ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         start_epoch = time.time()
         t0 = time.perf_counter()
-        r = subprocess.run([str(ROOT / "bin" / "liuma-pipeline"), "run", str(suite), "--config", str(cfg)],
+        r = subprocess.run([str(root / "bin" / "liuma-pipeline"), "run", str(suite), "--config", str(cfg)],
                            capture_output=True, text=True)
         wall = time.perf_counter() - t0
         ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -121,20 +124,24 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="*", default=[1000, 10000, 50000])
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--ini", default="", help="extra [Pipeline] lines, e.g. 'launcher = fork' (\\n separated)")
+    ap.add_argument("--against", type=Path, default=None, help="another checkout to run side by side")
     args = ap.parse_args()
     extra = args.ini.replace("\\n", "\n") + ("\n" if args.ini else "")
-    print(f"{'cases':>6} {'wall s':>7} {'start-up':>8} {'plan->1st':>9} {'running':>8} {'reports':>8} {'rep/run':>8} "
+    print(f"{'engine':>7} {'cases':>6} {'wall s':>7} {'start-up':>8} {'plan->1st':>9} {'running':>8} {'reports':>8} {'rep/run':>8} "
           f"{'shutdown':>8} {'cases/s':>8} {'CPU s':>6} {'ingest max':>10}")
     results = []
+    variants = [("this", ROOT)] + ([("against", args.against.resolve())] if args.against else [])
     for n in args.sizes:
-        res = run(n, args.workers, extra)
-        results.append(res)
-        agg = (res["stats"].get("aggregator") or {}).get("reports") or {}
-        print(f"{res['cases']:>6} {res['wall']:>7.2f} {res['startup']:>7.2f}s {res['first_dispatch_ms']:>7.0f}ms "
-              f"{res['span']:>7.2f}s {res['reports']:>7.2f}s {res['reports'] / res['span']:>7.0%} {res['shutdown']:>7.2f}s "
-              f"{res['rate']:>8.0f} {res['cpu']:>6.1f} {agg.get('ingest_max_ms', float('nan')):>8.1f}ms "
-              f"({agg.get('ingest_over_50ms', '?')} of {agg.get('ingested', '?')} > 50 ms; tick max {agg.get('tick_max_ms', '?')} ms)",
-              flush=True)
+        for label, root in variants:
+            res = run(n, args.workers, extra, root)
+            if label == "this":
+                results.append(res)
+            agg = (res["stats"].get("aggregator") or {}).get("reports") or {}
+            print(f"{label:>7} {res['cases']:>6} {res['wall']:>7.2f} {res['startup']:>7.2f}s {res['first_dispatch_ms']:>7.0f}ms "
+                  f"{res['span']:>7.2f}s {res['reports']:>7.2f}s {res['reports'] / res['span']:>7.0%} {res['shutdown']:>7.2f}s "
+                  f"{res['rate']:>8.0f} {res['cpu']:>6.1f} {agg.get('ingest_max_ms', float('nan')):>8.1f}ms "
+                  f"({agg.get('ingest_over_50ms', '?')} of {agg.get('ingested', '?')} > 50 ms; tick max {agg.get('tick_max_ms', '?')} ms)",
+                  flush=True)
     last = results[-1]
     print(f"\nmax RSS per stage (MB), {last['cases']}-case run:")
     print("  " + ", ".join(f"{k} {v:.0f}" for k, v in sorted(last["mem"].items())))

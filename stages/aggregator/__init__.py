@@ -251,7 +251,7 @@ class Aggregator(Stage):
 
     def _final_report(self, agg: TaskAgg, paths: dict[str, Path]) -> None:
         missing = agg.missing
-        totals = _totals(agg.results.values())
+        totals = agg.counts.totals()
         self._write_metadata(agg, final=True)
         self.journal.append(["reported", agg.task_id])
         self.journal.sync()
