@@ -98,7 +98,7 @@ def run(cases: int, workers: int, extra_ini: str = "", root: Path = ROOT) -> dic
         start_epoch = time.time()
         t0 = time.perf_counter()
         r = subprocess.run([str(root / "bin" / "liuma-pipeline"), "run", str(suite), "--config", str(cfg)],
-                           capture_output=True, text=True)
+                           capture_output=True, text=True, cwd=str(root))      # -m puts the cwd first on sys.path
         wall = time.perf_counter() - t0
         ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         stop.set()
