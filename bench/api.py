@@ -2,8 +2,9 @@
 
     python bench/api.py [--runs 5] [--no-hrun]
 
-Workloads: 200 one-step API cases, and 50 cases x 4 steps, each step a GET with two checks (status code and
-a JSON field) against the demo server (separate process, HTTP/1.1 keep-alive). Every contender is timed as a
+Workloads: 300 one-step API cases, and 50 cases x 4 steps, each step a GET with two checks (status code and
+a JSON field) against the demo server (separate process, HTTP/1.1 keep-alive). The engine runs with its
+stages forked from the preloaded launcher (the default) and, side by side, exec'ed (``launcher = exec``). Every contender is timed as a
 whole process, start to exit. HttpRunner is installed into bench/.venv-hrun by this script on first use.
 """
 from __future__ import annotations
@@ -104,19 +105,22 @@ def main() -> None:
                PATH=f"{HRUN_VENV / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}")   # hrun calls black by name
     rows = []
     try:
-        for label, cases, steps, colls in (("200 cases x 1 step", 200, 1, 20), ("50 cases x 4 steps", 50, 4, 10)):
+        for label, cases, steps, colls in (("300 cases x 1 step", 300, 1, 20), ("50 cases x 4 steps", 50, 4, 10)):
             with tempfile.TemporaryDirectory() as tmp:
                 t = Path(tmp)
                 suite = liuma_suite(t / "suite", url, cases, steps, colls)
-                cfg = t / "config.ini"
-                cfg.write_text(f"[Pipeline]\nstorage-root = {t / 'storage'}\nreport-dir = {t / 'reports'}\n"
-                               f"api-workers = {args.workers}\nbrowsers = 0\n[Logging]\nlevel = warning\n")
+                cfgs = {}
+                for mode in ("fork", "exec"):
+                    cfgs[mode] = t / f"config-{mode}.ini"
+                    cfgs[mode].write_text(f"[Pipeline]\nstorage-root = {t / 'storage'}\nreport-dir = {t / 'reports'}\n"
+                                          f"api-workers = {args.workers}\nbrowsers = 0\nlauncher = {mode}\n[Logging]\nlevel = warning\n")
                 plain = t / "plain.py"
                 plain.write_text(PLAIN)
-                times: dict[str, list[float]] = {"liuma-pipeline": [], "requests loop": [], "hrun": []}
+                times: dict[str, list[float]] = {"liuma-pipeline": [], "exec": [], "requests loop": [], "hrun": []}
                 hdir = hrun_suite(t / "hrun", url, cases, steps) if hrun else None
                 for _ in range(args.runs):
-                    times["liuma-pipeline"].append(timed([str(ROOT / "bin" / "liuma-pipeline"), "run", str(suite), "--config", str(cfg)], ROOT))
+                    times["liuma-pipeline"].append(timed([str(ROOT / "bin" / "liuma-pipeline"), "run", str(suite), "--config", str(cfgs["fork"])], ROOT))
+                    times["exec"].append(timed([str(ROOT / "bin" / "liuma-pipeline"), "run", str(suite), "--config", str(cfgs["exec"])], ROOT))
                     times["requests loop"].append(timed([PY, str(plain), url, str(cases * steps)], t))
                     if hrun and hdir:
                         times["hrun"].append(timed([str(hrun), str(hdir)], t / "hrun", env))
@@ -126,11 +130,12 @@ def main() -> None:
         server.terminate()
         server.wait()
     print(f"\nmedian wall time of {args.runs} runs, process start to exit ({args.workers} API workers)")
-    print(f"{'workload':<22} {'liuma-pipeline':>15} {'requests loop':>14} {'hrun 4.3.5':>11} {'vs loop':>8} {'hrun/ours':>10}")
+    print(f"{'workload':<22} {'liuma-pipeline':>15} {'(exec)':>8} {'requests loop':>14} {'hrun 4.3.5':>11} {'vs loop':>8} "
+          f"{'exec/loop':>10} {'hrun/ours':>10}")
     for label, med in rows:
-        ours, loop, h = med["liuma-pipeline"], med["requests loop"], med.get("hrun")
-        print(f"{label:<22} {ours:>14.2f}s {loop:>13.2f}s {(f'{h:.2f}s' if h else 'n/a'):>11} {ours / loop:>7.2f}x "
-              f"{(f'{h / ours:.2f}x' if h else 'n/a'):>10}")
+        ours, ex, loop, h = med["liuma-pipeline"], med["exec"], med["requests loop"], med.get("hrun")
+        print(f"{label:<22} {ours:>14.2f}s {ex:>7.2f}s {loop:>13.2f}s {(f'{h:.2f}s' if h else 'n/a'):>11} {ours / loop:>7.2f}x "
+              f"{ex / loop:>9.2f}x {(f'{h / ours:.2f}x' if h else 'n/a'):>10}")
     print("targets: ours <= 1.3 x requests loop; hrun/ours >= 3")
 
 

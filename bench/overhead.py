@@ -1,10 +1,19 @@
-"""Engine overhead: 1,000 and 5,000 no-op cases (API cases without steps: ~20 µs of runner work) through
-every stage. Prints cases/s, time from plan to first dispatch, wall time, memory per stage (max RSS) and
-message rates per hop (frames pushed, from each stage's counters). Then the cost of being scraped: pairs of
-runs without and with ``[Metrics] listen`` and a client fetching ``/metrics`` every second (interleaved,
-medians), and the scrape's own latency (an upper bound of the supervisor CPU it takes, per second).
+"""Engine overhead: 1,000 / 10,000 / 50,000 no-op cases (API cases without steps: ~20 µs of runner work)
+through every stage. Prints, per size, the phases of the run measured in one go:
 
-    python bench/overhead.py [--sizes 1000 5000] [--workers 2] [--scrape-size 2000] [--scrape-pairs 3]
+  start-up      process start -> the scheduler planned the task (interpreters, imports, stages ready)
+  plan->1st     task planned -> first case started
+  running       first case started -> last case ended (cases/s is over this span)
+  reports       last case ended -> the aggregator reported the task (every report format written)
+  shutdown      task reported -> the ``run`` process exited
+
+plus total CPU over every process of the run, the aggregator's longest single message handling (what
+report writing could stall ingest by), memory per stage (max RSS) and message rates per hop.
+
+    python bench/overhead.py [--sizes 1000 10000 50000] [--workers 2] [--against CHECKOUT]
+
+``--against`` runs another checkout of the engine (e.g. ``git archive <commit>`` unpacked) on the same
+suites, interleaved with this one, so before/after figures come from one run on one machine state.
 """
 from __future__ import annotations
 
@@ -12,13 +21,11 @@ import argparse
 import datetime as dt
 import json
 import re
+import resource
 import subprocess
 import tempfile
-import socket
-import statistics
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import psutil
@@ -65,131 +72,87 @@ def sample(run_root: Path, stop: threading.Event, mem: dict[str, float], stats: 
         time.sleep(0.1)
 
 
-def scraper(port: int, stop: threading.Event, every: float, took: list[float]) -> None:
-    """GET /metrics every ``every`` seconds, as Prometheus would; record each request's latency."""
-    while not stop.wait(every):
-        t0 = time.perf_counter()
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-                r.read()
-            took.append(time.perf_counter() - t0)
-        except OSError:
-            pass                       # not listening yet / already gone
+def _log_time(path: Path, pattern: str) -> float | None:
+    """Epoch seconds of the first log line matching ``pattern`` (the logs' local-time stamps)."""
+    try:
+        m = re.search(r"^(\S+ \S+) \w+ " + pattern, path.read_text(encoding="utf-8"), re.M)
+    except OSError:
+        return None
+    return dt.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp() if m else None
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def run(cases: int, workers: int, scrape_every: float | None = None) -> dict:
+def run(cases: int, workers: int, extra_ini: str = "", root: Path = ROOT) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         t = Path(tmp)
         suite = noop_suite(t / "suite", cases)
         (t / "run").mkdir()
         cfg = t / "config.ini"
-        port = free_port()
-        metrics = f"[Metrics]\nlisten = 127.0.0.1:{port}\n" if scrape_every else ""
         cfg.write_text(f"[Pipeline]\nstorage-root = {t / 'storage'}\nreport-dir = {t / 'reports'}\nrun-dir = {t / 'run'}\n"
-                       f"api-workers = {workers}\nbrowsers = 0\nheartbeat-interval = 0.5\n[Logging]\nlevel = info\n" + metrics)
+                       f"api-workers = {workers}\nbrowsers = 0\nheartbeat-interval = 0.5\n{extra_ini}[Logging]\nlevel = info\n")
         mem: dict[str, float] = {}
         stats: dict[str, dict] = {}
         stop = threading.Event()
         th = threading.Thread(target=sample, args=(t / "run", stop, mem, stats), daemon=True)
         th.start()
-        scrapes: list[float] = []
-        if scrape_every:
-            threading.Thread(target=scraper, args=(port, stop, scrape_every, scrapes), daemon=True).start()
+        ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        start_epoch = time.time()
         t0 = time.perf_counter()
-        r = subprocess.run([str(ROOT / "bin" / "liuma-pipeline"), "run", str(suite), "--config", str(cfg)],
-                           capture_output=True, text=True)
+        r = subprocess.run([str(root / "bin" / "liuma-pipeline"), "run", str(suite), "--config", str(cfg)],
+                           capture_output=True, text=True, cwd=str(root))      # -m puts the cwd first on sys.path
         wall = time.perf_counter() - t0
+        ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         stop.set()
         th.join()
         if r.returncode != 0:
             raise SystemExit(r.stderr[-2000:])
         rows = json.loads((t / "reports" / "noop" / "results.json").read_text())["caseResultList"]
-        starts = sorted(x["startTime"] for x in rows)
-        ends = sorted(x["endTime"] for x in rows)
-        log = (t / "storage" / "log" / "scheduler.log").read_text()
-        m = re.search(r"^(\S+ \S+) INFO stage.scheduler: task noop planned", log, re.M)
-        planned = dt.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp() * 1000 if m else starts[0]
-        span = (ends[-1] - starts[0]) / 1000
+        first = min(x["startTime"] for x in rows) / 1000
+        last = max(x["endTime"] for x in rows) / 1000
+        logs = t / "storage" / "log"
+        planned = _log_time(logs / "scheduler.log", r"stage.scheduler: task noop planned") or first
+        reported = _log_time(logs / "aggregator.log", r"stage.aggregator: task noop reported") or last
+        span = last - first
+        cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
         return {"cases": len(rows), "wall": wall, "span": span, "rate": len(rows) / span if span else 0,
-                "first_dispatch_ms": starts[0] - planned, "mem": mem, "stats": stats, "scrapes": scrapes}
-
-
-def render_cost(n: int = 2000) -> float:
-    """CPU seconds the supervisor spends rendering one /metrics answer, in this process (no network): the
-    metrics of a busy engine (every label combination populated, 50 stages with restarts)."""
-    import sys
-    sys.path.insert(0, str(ROOT))
-    from prometheus_client import CollectorRegistry, generate_latest
-    from pipeline.metrics import EngineMetrics
-    em = EngineMetrics()
-    for i in range(5000):
-        em.on_case({"task_id": f"t{i % 7}", "case_id": f"c{i}", "collection_id": "x", "index": 1, "runTimes": 1,
-                    "outcome": ("passed", "failed", "broken")[i % 3], "elapsed_ms": i % 900, "case_type": ("API", "WEB", "APP")[i % 3]})
-    em.set_restarts({f"executor-{i}": i for i in range(50)})
-    reg = CollectorRegistry(auto_describe=False)
-    reg.register(em)
-    t0 = time.process_time()
-    for _ in range(n):
-        generate_latest(reg)
-    return (time.process_time() - t0) / n
-
-
-def scrape_cost(cases: int, workers: int, pairs: int) -> None:
-    """Throughput without and with a scrape every second, in interleaved pairs (the machine's drift hits both)."""
-    plain, scraped, took = [], [], []
-    for _ in range(pairs):
-        plain.append(run(cases, workers)["rate"])
-        res = run(cases, workers, scrape_every=1.0)
-        scraped.append(res["rate"])
-        took += res["scrapes"]
-    a, b = statistics.median(plain), statistics.median(scraped)
-    print(f"\nscraping /metrics every second, {cases} no-op cases, {pairs} interleaved pairs (median cases/s):")
-    print(f"  without: {a:.0f} cases/s  ({', '.join(f'{x:.0f}' for x in plain)})")
-    print(f"  with:    {b:.0f} cases/s  ({', '.join(f'{x:.0f}' for x in scraped)})")
-    print(f"  ratio with/without: {b / a:.3f}  (cost {100 * (1 - b / a):+.1f} %; run-to-run spread of the pairs above)")
-    if took:
-        lat = statistics.median(took)
-        print(f"  one scrape: median {1000 * lat:.2f} ms, max {1000 * max(took):.2f} ms over {len(took)} scrapes "
-              f"-> at most {100 * lat:.2f} % of one core at 1 scrape/s")
-    cpu = render_cost()
-    print(f"  rendering one answer: {1000 * cpu:.3f} ms CPU in the supervisor -> {100 * cpu:.3f} % of one core "
-          f"(the supervisor loop's share of the GIL) at 1 scrape/s")
-    print("target: scraping every second costs < 1 % of the no-op case throughput")
+                "startup": planned - start_epoch, "first_dispatch_ms": (first - planned) * 1000,
+                "reports": reported - last, "shutdown": start_epoch + wall - reported, "cpu": cpu,
+                "mem": mem, "stats": stats}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--sizes", type=int, nargs="*", default=[1000, 5000])
+    ap.add_argument("--sizes", type=int, nargs="*", default=[1000, 10000, 50000])
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--scrape-size", type=int, default=2000, help="cases per run of the scrape comparison (0: skip it)")
-    ap.add_argument("--scrape-pairs", type=int, default=3)
+    ap.add_argument("--ini", default="", help="extra [Pipeline] lines, e.g. 'launcher = fork' (\\n separated)")
+    ap.add_argument("--against", type=Path, default=None, help="another checkout to run side by side")
     args = ap.parse_args()
-    print(f"{'cases':>6} {'wall s':>7} {'run s':>6} {'cases/s':>8} {'ms/case':>8} {'plan->1st dispatch':>19}")
+    extra = args.ini.replace("\\n", "\n") + ("\n" if args.ini else "")
+    print(f"{'engine':>7} {'cases':>6} {'wall s':>7} {'start-up':>8} {'plan->1st':>9} {'running':>8} {'reports':>8} {'rep/run':>8} "
+          f"{'shutdown':>8} {'cases/s':>8} {'CPU s':>6} {'ingest max':>10}")
     results = []
+    variants = [("this", ROOT)] + ([("against", args.against.resolve())] if args.against else [])
     for n in args.sizes:
-        res = run(n, args.workers)
-        results.append(res)
-        print(f"{res['cases']:>6} {res['wall']:>7.2f} {res['span']:>6.2f} {res['rate']:>8.0f} {1000 / res['rate']:>8.2f} "
-              f"{res['first_dispatch_ms']:>16.0f} ms")
-    if not results:                  # --sizes with no value: only the scrape comparison
-        scrape_cost(args.scrape_size, args.workers, args.scrape_pairs)
-        return
+        for label, root in variants:
+            res = run(n, args.workers, extra, root)
+            if label == "this":
+                results.append(res)
+            agg = (res["stats"].get("aggregator") or {}).get("reports") or {}
+            print(f"{label:>7} {res['cases']:>6} {res['wall']:>7.2f} {res['startup']:>7.2f}s {res['first_dispatch_ms']:>7.0f}ms "
+                  f"{res['span']:>7.2f}s {res['reports']:>7.2f}s {res['reports'] / res['span']:>7.0%} {res['shutdown']:>7.2f}s "
+                  f"{res['rate']:>8.0f} {res['cpu']:>6.1f} {agg.get('ingest_max_ms', float('nan')):>8.1f}ms "
+                  f"({agg.get('ingest_over_50ms', '?')} of {agg.get('ingested', '?')} > 50 ms; tick max {agg.get('tick_max_ms', '?')} ms)",
+                  flush=True)
     last = results[-1]
     print(f"\nmax RSS per stage (MB), {last['cases']}-case run:")
     print("  " + ", ".join(f"{k} {v:.0f}" for k, v in sorted(last["mem"].items())))
+    agg = (last["stats"].get("aggregator") or {}).get("reports") or {}
+    print(f"aggregator report thread, {last['cases']}-case run (last heartbeat): {agg}")
     print(f"frames pushed per hop, {last['cases']}-case run (includes acks, statuses, heartbeats; rate over the run span):")
     for src, st in sorted(last["stats"].items()):
         for dst, n in sorted((st.get("sent_to") or {}).items()):
             print(f"  {src:>11} -> {dst:<11} {n:>7}  {n / last['span']:>8.0f}/s")
-    print("targets: >= 1000 no-op cases/s (<= 1 ms per case); first dispatch < 1 s after the plan")
-    if args.scrape_size:
-        scrape_cost(args.scrape_size, args.workers, args.scrape_pairs)
+    print("targets: >= 2,500 no-op cases/s at 50,000; reports <= 10 % of running at 10,000 and 50,000; "
+          "first dispatch < 1 s after the plan; ingest never blocked > 50 ms")
 
 
 if __name__ == "__main__":

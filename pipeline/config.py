@@ -87,7 +87,7 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[str], Any], Any]]] = {
         "curve-keys": (_str, ""), "heartbeat-interval": (_pos_float, 1.0), "heartbeat-timeout": (_pos_float, 15.0),
         "restart-backoff-cap": (_pos_float, 60.0), "restart-max": (_pos_int, 5), "restart-window": (_pos_float, 60.0),
         "strict-templates": (_bool, True), "faker-locale": (_str, "zh_CN"), "screenshot-every-step": (_bool, False),
-        "step-timeout": (_gt0_float, 60.0), "min-free-mb": (_pos_float, 0.0),
+        "step-timeout": (_gt0_float, 60.0), "launcher": (_choice("exec", "fork"), "fork"), "min-free-mb": (_pos_float, 0.0),
         # reports, logs and copied case files carry whatever a case carries: private unless shared on purpose
         "umask": (_umask, 0o077),
     },

@@ -8,7 +8,9 @@ import subprocess
 import time
 from pathlib import Path
 
-__all__ = ["ProcessHandle", "describe_exit", "set_child_subreaper"]
+__all__ = ["ProcessHandle", "describe_exit", "set_child_subreaper", "use_launcher", "stop_launcher", "helper_pids"]
+
+_LAUNCHER: "Launcher | None" = None
 
 
 def set_child_subreaper() -> None:
@@ -32,17 +34,138 @@ def describe_exit(code: int | None) -> str:
     return f"exit code {code}"
 
 
+class Launcher:
+    """The supervisor's side of :mod:`pipeline.launcher`: started once, asked for one stage per line."""
+
+    def __init__(self, log_path: Path, cwd: str | None, run_dir: str = "") -> None:
+        import sys
+        self.log_path, self.cwd = log_path, cwd
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ, PYTHONUNBUFFERED="1", SE_OFFLINE="true",
+                   PYTHONPATH=(cwd or ".") + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        with open(log_path, "ab") as out:
+            self.popen = subprocess.Popen([sys.executable, "-m", "pipeline.launcher", run_dir], env=env, cwd=cwd,
+                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=out,
+                                          start_new_session=True)
+        ready = self._reply(60.0)
+        if "ready" not in ready:
+            raise OSError(f"launcher did not start: {ready}")
+        self.preload_failed = ready.get("preload_failed") or []
+
+    def _reply(self, timeout: float) -> dict:
+        import json
+        import select
+        assert self.popen.stdout is not None
+        r, _, _ = select.select([self.popen.stdout], [], [], timeout)
+        line = self.popen.stdout.readline() if r else b""
+        if not line:
+            raise OSError(f"launcher pid {self.popen.pid} gave no answer ({describe_exit(self.popen.poll())})")
+        return json.loads(line)
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def fork(self, argv: list[str], env: dict[str, str], log_path: Path, cwd: str | None) -> int:
+        import json
+        assert self.popen.stdin is not None
+        req = {"argv": argv, "env": env, "log": str(log_path), "cwd": cwd, "supervisor": os.getpid()}
+        self.popen.stdin.write((json.dumps(req) + "\n").encode())
+        self.popen.stdin.flush()
+        reply = self._reply(30.0)
+        if "pid" not in reply:
+            raise OSError(f"launcher could not start {argv[3:5]}: {reply.get('error')}")
+        return int(reply["pid"])
+
+    def close(self) -> None:
+        try:
+            if self.popen.stdin:
+                self.popen.stdin.close()
+            self.popen.wait(timeout=2)
+        except (OSError, subprocess.TimeoutExpired):
+            self.popen.kill()
+            self.popen.wait()
+
+
+def use_launcher(enabled: bool, log_path: Path, cwd: str | None, run_dir: str = "") -> None:
+    """Start stages through a preloaded launcher (``[Pipeline] launcher = fork``) or not (``exec``). The
+    launcher needs this process to be a child subreaper (Linux); without it stages are exec'ed as before."""
+    global _LAUNCHER
+    stop_launcher()
+    if enabled and _subreaper_ok():
+        _LAUNCHER = Launcher(log_path, cwd, run_dir)
+
+
+def stop_launcher() -> None:
+    global _LAUNCHER
+    if _LAUNCHER is not None:
+        _LAUNCHER.close()
+        _LAUNCHER = None
+
+
+def helper_pids() -> set[int]:
+    """Our own helper children that are not stages (the orphan sweep must leave them alone)."""
+    return {_LAUNCHER.popen.pid} if _LAUNCHER is not None and _LAUNCHER.alive() else set()
+
+
+def _subreaper_ok() -> bool:
+    try:
+        import ctypes
+        flag = ctypes.c_int(0)
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(37, ctypes.byref(flag), 0, 0, 0)   # PR_GET_CHILD_SUBREAPER
+        return flag.value == 1
+    except (OSError, AttributeError):
+        return False
+
+
+class _Forked:
+    """A stage forked by the launcher and re-parented to us: waited for by pid, like ``Popen``."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:             # reaped elsewhere (it must have exited)
+                self.returncode = -signal.SIGKILL
+                return self.returncode
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        end = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if end is not None and time.monotonic() > end:
+                raise subprocess.TimeoutExpired(str(self.pid), timeout or 0)
+            time.sleep(0.01)
+        return self.returncode       # type: ignore[return-value]
+
+
 class ProcessHandle:
     """A spawned stage process. ``pid == pgid`` because it leads its own session."""
 
     def __init__(self, argv: list[str], env: dict[str, str], log_path: Path, cwd: str | None = None) -> None:
         self.argv, self.env, self.log_path, self.cwd = argv, env, log_path, cwd
-        self.popen: subprocess.Popen[bytes] | None = None
+        self.popen: subprocess.Popen[bytes] | _Forked | None = None
         self.started_at = 0.0
         self.term_sent_at: float | None = None
 
     def spawn(self) -> int:
+        """The one place a stage process starts: forked by the preloaded launcher when one is in use (see
+        :mod:`pipeline.launcher`), else ``exec``'ed; either way in its own session and waited for by us."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        if _LAUNCHER is not None and _LAUNCHER.alive():
+            try:
+                self.popen = _Forked(_LAUNCHER.fork(self.argv, self.env, self.log_path, self.cwd))
+                self.started_at = time.monotonic()
+                self.term_sent_at = None
+                return self.popen.pid
+            except (OSError, ValueError) as e:
+                import logging
+                logging.getLogger("pipeline.process").warning("launcher failed (%s): exec'ing %s instead", e, self.argv[3:5])
         with open(self.log_path, "ab") as out:
             self.popen = subprocess.Popen(self.argv, env=self.env, cwd=self.cwd, stdin=subprocess.DEVNULL,
                                           stdout=out, stderr=subprocess.STDOUT, start_new_session=True)

@@ -32,7 +32,7 @@ from .log import LIFECYCLE_FORMAT
 from .messages import Kind
 from .ops import COMMANDS as OPS_COMMANDS, Operations
 from .orphans import end_leftovers
-from .process import describe_exit, set_child_subreaper
+from .process import describe_exit, helper_pids, set_child_subreaper, stop_launcher, use_launcher
 from .restart import Backoff, FlappingDetector
 from .secrets import redact_urls
 from .supervisor_reload import ReloadMixin
@@ -90,6 +90,7 @@ class Supervisor(ReloadMixin):
             log.warning("UNAUTHENTICATED TRANSPORT: transport = tcp on %s without CURVE keys: any local user can forge "
                         "messages to the stages (e.g. end a run as passed). Create keys with `liuma-pipeline keys` and set "
                         "[Pipeline] curve-keys, or use transport = ipc.", self.spec.setting("Pipeline", "tcp-host"))
+        self._start_launcher()
         self.run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.run_dir.chmod(0o700)
         self.mailbox.start()
@@ -103,6 +104,16 @@ class Supervisor(ReloadMixin):
         for w in self.watchers.values():
             self._spawn(w, now)
         self.ops.start()
+
+    def _start_launcher(self) -> None:
+        """``[Pipeline] launcher = fork``: stages forked from one preloaded interpreter (pipeline/launcher.py)."""
+        if self.spec.config["Pipeline"].get("launcher", "exec") != "fork":
+            return
+        from .watcher import PROJECT_ROOT
+        try:
+            use_launcher(True, Path(self.spec.storage_root) / "log" / "launcher.out", PROJECT_ROOT, str(self.run_dir))
+        except OSError as e:
+            log.warning("launcher not started (%s): stages are exec'ed", e)
 
     def _add_watcher(self, kind: str, name: str) -> StageWatcher:
         cfg = self.spec.config["Pipeline"]
@@ -261,7 +272,7 @@ class Supervisor(ReloadMixin):
     def _sweep_orphans(self) -> None:
         """We are the subreaper: orphans of dead stages are our children now. Kill and reap those that are
         not a live stage process."""
-        live = {w.proc.pid for w in self.watchers.values() if w.proc and w.proc.poll() is None}
+        live = {w.proc.pid for w in self.watchers.values() if w.proc and w.proc.poll() is None} | helper_pids()
         me = psutil.Process()
         victims = []
         for p in me.children(recursive=False):
@@ -374,6 +385,7 @@ class Supervisor(ReloadMixin):
                 w.proc.kill()
             if w.proc:
                 w.proc.kill()           # the group may outlive its leader
+        stop_launcher()
         self._sweep_orphans()
         self.write_status(time.monotonic(), final=True)
         self.ops.close()

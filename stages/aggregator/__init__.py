@@ -4,6 +4,10 @@ Each ``result.record`` is journaled (append + fsync) *before* it is acknowledged
 its result key (taskId, collectionId, caseId, index, runTimes), so a re-sent result is never counted twice
 and an aggregator crash loses nothing: on restart the journal is replayed. Reports are rewritten
 incrementally while the task runs and finally once the scheduler's list of expected results is complete.
+
+Reports are built on a separate thread (``report_thread``): this stage's loop only journals, de-duplicates,
+acks and hands each new attempt over, so report writing never stalls ingest; each attempt's part of every
+format is rendered once (``writers.builder``), so the cost per case stays flat however large the task.
 """
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import datetime as dt
 import json
 import os
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -22,7 +27,8 @@ from pipeline.models import CaseResult, Status
 from pipeline.stage import Handler, Stage
 from pipeline.storage import fault_text
 
-from .writers import TaskReportMeta, write_all
+from .report_thread import ReportThread
+from .writers import TaskReportMeta
 
 __all__ = ["Aggregator", "STAGE", "ENGINE_VERSION"]
 
@@ -44,6 +50,9 @@ class TaskAgg:
     waiting_since: float | None = None
     cases: int | None = None
     stopped: str | None = None
+    final: Future[dict[str, Path]] | None = None          # the report thread's answer to the final write
+    missing: list[tuple[Any, ...]] = field(default_factory=list)
+    counts: _Counts = field(default_factory=lambda: _Counts())
 
 
 class Aggregator(Stage):
@@ -54,8 +63,11 @@ class Aggregator(Stage):
         self.tasks: dict[str, TaskAgg] = {}
         self.journal = AppendLog(Path(spec.run_dir) / "state" / "aggregator.journal", on_error=self.storage_fault)
         self._unsynced = False
-        self._last_partial = 0.0
-        self._partial_every = 5.0
+        self._last_meta = 0.0
+        self._ingest_max = 0.0
+        self._ingest_n = self._ingest_slow = 0
+        self._tick_max = 0.0
+        self.reports = ReportThread(self.log)
         from pipeline.platform import engine_secret
         from pipeline.secrets import url_secrets
         self.secrets = [s for s in (spec.setting("Engine", "engine-secret"), engine_secret(spec), spec.headers.get("token", "")) if s]
@@ -75,6 +87,12 @@ class Aggregator(Stage):
         self.journal.open()
         if n:
             self.log.info("rebuilt state from %d journal records (%d tasks)", n, len(self.tasks))
+        self.reports.start()
+        for agg in self.tasks.values():
+            if not agg.reported:
+                self._open_reports(agg)
+                for res in agg.results.values():
+                    self.reports.add(agg.task_id, res)
         self.mailbox.on_ack = self._acked
         if self.platform:
             for agg in self.tasks.values():
@@ -117,6 +135,15 @@ class Aggregator(Stage):
         Kind.TASK_PLANNED: on_task_planned, Kind.RESULT_RECORD: on_result_record, Kind.TASK_FINISHED: on_task_finished,
     }
 
+    def dispatch(self, env: Envelope) -> None:
+        t0 = time.perf_counter()
+        super().dispatch(env)
+        took = time.perf_counter() - t0                 # stats: what handling one message took (stalls show here)
+        self._ingest_max = max(self._ingest_max, took)
+        self._ingest_n += 1
+        if took > 0.05:
+            self._ingest_slow += 1
+
     def _journal(self, rec: list[Any]) -> None:
         if self._apply(rec, replay=False):
             self.journal.append(rec)
@@ -136,6 +163,7 @@ class Aggregator(Stage):
                                                         Path(body["report_dir"]) / body["task_id"], body.get("started_at") or time.time())
             agg.cases = body.get("cases")
             if not replay:
+                self._open_reports(agg)
                 self._write_metadata(agg)
             return True
         if kind == "result":
@@ -143,11 +171,16 @@ class Aggregator(Stage):
             agg = self.tasks.get(res.taskId)
             if agg is None:
                 agg = self.tasks[res.taskId] = TaskAgg(res.taskId, res.taskId, Path(self.spec.report_dir) / res.taskId, time.time())
+                if not replay:
+                    self._open_reports(agg)
             if res.key in agg.results:
                 return False
             agg.results[res.key] = res
+            agg.counts.add(res)
             agg.dirty = True
             if not replay:
+                if agg.final is None and not agg.reported:
+                    self.reports.add(agg.task_id, res)
                 self._announce(res)
                 if self.platform:
                     self._forward_result(res)
@@ -181,9 +214,20 @@ class Aggregator(Stage):
 
     # -- reports ----------------------------------------------------------------------------------
     def on_tick(self) -> None:
+        t0 = time.perf_counter()
+        self._on_tick()
+        self._tick_max = max(self._tick_max, time.perf_counter() - t0)      # stats: the loop's own bookkeeping
+
+    def _on_tick(self) -> None:
         now = time.monotonic()
+        while self.reports.faults:              # report writes that failed on the report thread: loud, on this one
+            self.storage_fault(self.reports.faults.pop(0))
         for agg in self.tasks.values():
             if agg.reported or agg.expected is None:
+                continue
+            if agg.final is not None:
+                if agg.final.done():
+                    self._final_report(agg, agg.final.result())
                 continue
             missing = [k for k in agg.expected if k not in agg.results]
             if missing:
@@ -191,35 +235,31 @@ class Aggregator(Stage):
                 if now - agg.waiting_since < MISSING_GRACE_S:
                     continue
                 self.log.error("task %s: %d expected results never arrived: %s", agg.task_id, len(missing), missing[:10])
-            self._final_report(agg, missing)
-        if now - self._last_partial >= self._partial_every:
-            self._last_partial = now
+            agg.missing = missing
+            final_meta = self._meta(agg, final=True)
+            agg.final = self.reports.final(agg.task_id, final_meta.finished_at, final_meta.stop_reason)
+        if now - self._last_meta >= 5.0:
+            self._last_meta = now
             for agg in self.tasks.values():
                 if agg.dirty and not agg.reported:
-                    t0 = time.monotonic()
-                    self._write(agg, final=False)
+                    agg.dirty = False
                     self._write_metadata(agg)
-                    self._partial_every = max(5.0, 3 * (time.monotonic() - t0))
 
-    def _write(self, agg: TaskAgg, *, final: bool) -> dict[str, Path]:
-        meta = TaskReportMeta(
+    def _meta(self, agg: TaskAgg, *, final: bool) -> TaskReportMeta:
+        return TaskReportMeta(
             task_id=agg.task_id, task_name=agg.name,
             started_at=dt.datetime.fromtimestamp(agg.started_at, dt.timezone.utc).astimezone(),
             finished_at=dt.datetime.fromtimestamp(agg.finished_at, dt.timezone.utc).astimezone() if final and agg.finished_at else None,
             engine_version=ENGINE_VERSION, engine_code=self.spec.setting("Engine", "engine-code") or "local",
             secrets=tuple(self.secrets), storage_root=Path(self.spec.storage_root),
             stop_reason=agg.stopped if final else None)
-        agg.dirty = False
-        try:
-            return write_all(agg.report_dir, meta, list(agg.results.values()))
-        except Exception as e:                   # output errors never kill a run, but they make it fail loudly
-            self.log.exception("writing reports for %s failed: %s", agg.task_id, e)
-            self.storage_fault(fault_text(e, agg.report_dir))
-            return {}
 
-    def _final_report(self, agg: TaskAgg, missing: list[tuple[Any, ...]]) -> None:
-        paths = self._write(agg, final=True)
-        totals = _totals(agg.results.values())
+    def _open_reports(self, agg: TaskAgg) -> None:
+        self.reports.open(agg.task_id, agg.report_dir, self._meta(agg, final=False))
+
+    def _final_report(self, agg: TaskAgg, paths: dict[str, Path]) -> None:
+        missing = agg.missing
+        totals = agg.counts.totals()
         self._write_metadata(agg, final=True)
         self.journal.append(["reported", agg.task_id])
         self.journal.sync()
@@ -240,7 +280,7 @@ class Aggregator(Stage):
         meta = {"taskId": agg.task_id, "name": agg.name, "status": status, "create_time": iso(agg.started_at),
                 "update_time": iso(time.time()), "finish_time": iso(agg.finished_at) if final and agg.finished_at else None,
                 "stop_reason": agg.stopped if final else None, "cases": agg.cases,
-                "counts": _totals(agg.results.values()), "report_dir": str(agg.report_dir)}
+                "counts": agg.counts.totals(), "report_dir": str(agg.report_dir)}
         path = Path(self.spec.storage_root) / "data" / agg.task_id / "metadata.json"
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -251,16 +291,54 @@ class Aggregator(Stage):
             self.storage_fault(fault_text(e, path))
 
     def on_stop(self) -> None:
+        self.reports.stop()
         self.journal.sync()
         self.journal.close()
 
     def stats(self) -> dict[str, Any]:
         base = super().stats()
         base["results"] = sum(len(a.results) for a in self.tasks.values())
+        base["reports"] = {"backlog": self.reports.backlog(), "ingest_max_ms": round(self._ingest_max * 1000, 1),
+                           "ingested": self._ingest_n, "ingest_over_50ms": self._ingest_slow,
+                           "tick_max_ms": round(self._tick_max * 1000, 1),
+                           **self.reports.stats}
         base["tasks"] = [{"task_id": a.task_id, "name": a.name, "cases": a.cases, "results": len(a.results),
                           "started_at": a.started_at, "finishing": a.expected is not None}
                          for a in self.tasks.values() if not a.reported]
         return base
+
+
+_STATUS_KEY = {Status.PASS: "passed", Status.FAIL: "failed", Status.ERROR: "error", Status.SKIP: "skipped"}
+
+
+class _Counts:
+    """:func:`_totals` kept up to date per attempt (O(1) each), so the running task's metadata, written from
+    the stage's loop every few seconds, costs nothing per case however large the task."""
+
+    def __init__(self) -> None:
+        self.last: dict[tuple[str, str, int], CaseResult] = {}
+        self.t = {"cases": 0, "attempts": 0, "passed": 0, "failed": 0, "error": 0, "skipped": 0, "flaky": 0, "broken": 0}
+
+    def _count(self, r: CaseResult, sign: int) -> None:
+        if r.outcome in ("flaky", "broken"):
+            self.t[r.outcome] += sign
+        self.t[_STATUS_KEY[Status(r.status)]] += sign
+
+    def add(self, r: CaseResult) -> None:
+        self.t["attempts"] += 1
+        k = (r.collectionId, r.caseId, r.index)
+        old = self.last.get(k)
+        if old is None:
+            self.t["cases"] += 1
+        elif r.runTimes <= old.runTimes:
+            return
+        else:
+            self._count(old, -1)
+        self.last[k] = r
+        self._count(r, +1)
+
+    def totals(self) -> dict[str, int]:
+        return dict(self.t)
 
 
 def _totals(results: Any) -> dict[str, int]:

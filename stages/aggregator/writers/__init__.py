@@ -8,6 +8,9 @@ Contract every writer keeps (the aggregator calls them repeatedly while a run pr
 - each file is written to a temp sibling and moved into place with ``os.replace``: a crash mid-run leaves
   the previous complete file, and file names are deterministic so a rewrite replaces instead of adding.
 
+The aggregator does not call the batch functions while a run progresses: ``builder.ReportBuilder`` renders each
+case's part of every format once, when it arrives, and assembles the files from those parts (same output).
+
 Formats: ``summary.json`` (HttpRunner go-v5 dialect), ``results.json`` (LiuMa ``result/upload`` body),
 ``junit.xml`` (Surefire flaky elements), ``allure-results/``, ``report.html`` (self-contained). Screenshots are
 brought into ``attachments/`` first and every format links there relatively: the directory is the report.
@@ -48,26 +51,17 @@ class TaskReportMeta:
 def write_all(report_dir: Path, meta: TaskReportMeta, results: Sequence[CaseResult]) -> dict[str, Path]:
     """Write every format into ``report_dir``; returns ``{format name: path written}``.
 
-    Secrets are masked once here and the writers get the masked rows, so the cost does not multiply.
+    One pass of :class:`~stages.aggregator.writers.builder.ReportBuilder` (what the aggregator keeps across a
+    run): secrets are masked once per attempt and every format's part of a case is rendered once.
     """
     from dataclasses import replace
 
-    from stages.aggregator.writers import allure, html, junit, results as results_mod, summary
-    from stages.aggregator.writers._common import Redactor
-    from stages.aggregator.writers.attachments import link_attachments
+    from stages.aggregator.writers.builder import ReportBuilder
 
-    red = Redactor(meta.secrets)
-    rows = [red.result(r) for r in results]
-    clean = replace(meta, task_name=red.text(meta.task_name), secrets=()) if red else meta
-    report_dir = Path(report_dir)
-    link_attachments(report_dir, clean, rows)       # first: every format links into attachments/
-    return {
-        "summary": summary.write_summary(report_dir, clean, rows),
-        "results": results_mod.write_results(report_dir, clean, rows),
-        "junit": junit.write_junit(report_dir, clean, rows),
-        "allure": allure.write_allure(report_dir, clean, rows),
-        "html": html.write_html(report_dir, clean, rows),
-    }
+    builder = ReportBuilder(Path(report_dir), replace(meta, finished_at=None))
+    for r in results:
+        builder.add(r)
+    return builder.write(meta.finished_at)
 
 
 FORMATS = ("summary", "results", "junit", "allure", "html")

@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import orjson as _orjson
+
 from pipeline.models import CaseResult, Outcome, Status
 
 if TYPE_CHECKING:
@@ -49,6 +51,16 @@ def atomic_write(path: Path, data: str | bytes, *, fsync: bool = True) -> Path:
     return path
 
 
+def dumps(value: Any) -> bytes:
+    """Compact UTF-8 JSON, ``str()`` for anything else (as ``json.dumps(default=str)``). orjson where it can
+    (5-10x faster on result rows); the standard library for what orjson refuses (integers beyond 64 bits,
+    lone surrogates: escaped as ``\\udxxx``, still valid JSON)."""
+    try:
+        return _orjson.dumps(value, default=str, option=_orjson.OPT_NON_STR_KEYS)
+    except (TypeError, _orjson.JSONEncodeError):
+        return json.dumps(value, separators=(",", ":"), default=str).encode("ascii")
+
+
 def write_if_changed(path: Path, data: str | bytes) -> bool:
     """Atomic write skipped when the file already holds exactly ``data`` (repeated incremental writes of
     thousands of small files, e.g. allure results). Returns whether the file was (re)written."""
@@ -58,8 +70,30 @@ def write_if_changed(path: Path, data: str | bytes) -> bool:
             return False
     except OSError:
         pass
-    atomic_write(path, raw, fsync=False)
+    _replace_into(path, raw)
     return True
+
+
+def write_new(path: Path, data: str | bytes) -> None:
+    """Plain write of a file nobody reads before the run ends (an Allure result of a new attempt): no temp
+    file, no rename, no comparison. A crash mid-write is repaired by the rewrite after the journal replay."""
+    with open(path, "wb") as fh:
+        fh.write(data.encode("utf-8") if isinstance(data, str) else data)
+
+
+def _replace_into(path: Path, raw: bytes) -> None:
+    """atomic_write without fsync and without creating the directory (the caller made it)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(raw)
+        os.replace(tmp, path)
+    except FileNotFoundError:
+        tmp.unlink(missing_ok=True)
+        atomic_write(path, raw, fsync=False)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 class Redactor:
@@ -136,10 +170,12 @@ def group_attempts(results: Iterable[CaseResult]) -> list[list[CaseResult]]:
     return list(groups.values())
 
 
+_KNOWN_OUTCOMES = frozenset(o.value for o in Outcome)
+
+
 def outcome_of(result: CaseResult) -> str:
     """The attempt's outcome, falling back to the platform status when ``outcome`` is not a known value."""
-    known = {o.value for o in Outcome}
-    if result.outcome in known:
+    if result.outcome in _KNOWN_OUTCOMES:
         return result.outcome
     return {Status.PASS: "passed", Status.FAIL: "failed", Status.ERROR: "error", Status.SKIP: "skipped"}.get(
         _int(result.status), "error")

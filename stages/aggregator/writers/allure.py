@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.models import CaseResult, Status
 from stages.aggregator.writers._common import (
-    ATTACH_DIR, Redactor, group_attempts, html_log_to_text, outcome_of, prepare, step_error, step_ms,
+    ATTACH_DIR, Redactor, dumps, group_attempts, html_log_to_text, outcome_of, prepare, step_error, step_ms,
     step_screenshots,
     strip_log_prefix, to_int, write_if_changed,
 )
@@ -81,10 +81,11 @@ CATEGORIES = [
 
 
 def _dump(path: Path, doc: Any) -> None:
-    write_if_changed(path, json.dumps(doc, ensure_ascii=False, default=str))
+    write_if_changed(path, dumps(doc))
 
 
-def _result(meta: TaskReportMeta, out: Path, r: CaseResult, parent: str, report_dir: Path) -> dict[str, Any]:
+def _result(meta: TaskReportMeta, out: Path, r: CaseResult, parent: str, report_dir: Path,
+            write: Any = write_if_changed) -> dict[str, Any]:
     rid = str(uuid.uuid5(_NS, "|".join(map(str, (r.taskId or meta.task_id, *r.key[1:])))))
     outcome = outcome_of(r)
     steps = [_step(meta, out, rid, i, t, report_dir) for i, t in enumerate(r.transactionList) if isinstance(t, dict)]
@@ -106,8 +107,8 @@ def _result(meta: TaskReportMeta, out: Path, r: CaseResult, parent: str, report_
         "start": to_int(r.startTime), "stop": max(to_int(r.endTime), to_int(r.startTime)),
         "steps": steps, "labels": labels, "links": [],
         "parameters": [{"name": "attempt", "value": str(r.runTimes), "excluded": True}],
-        "attachments": [_text_attachment(out, rid, "log", f"log: {r.caseName} (attempt {r.runTimes})", _case_log(r))]
-        + _evidence(out, rid, r),
+        "attachments": [_text_attachment(out, rid, "log", f"log: {r.caseName} (attempt {r.runTimes})", _case_log(r), write)]
+        + _evidence(out, rid, r, write),
     }
     return doc
 
@@ -116,7 +117,7 @@ _EVIDENCE_TYPES = {".webm": "video/webm", ".mp4": "video/mp4", ".har": "applicat
                    ".html": "text/html", ".xml": "text/xml", ".log": "text/plain"}
 
 
-def _evidence(out: Path, rid: str, r: CaseResult) -> list[dict[str, str]]:
+def _evidence(out: Path, rid: str, r: CaseResult, write: Any = write_if_changed) -> list[dict[str, str]]:
     """The attempt's evidence bundle (``<report_dir>/<ev.dir>/``) copied in as attachments, notes as one text."""
     ev = r.evidence if isinstance(r.evidence, dict) else {}
     found = []
@@ -129,7 +130,7 @@ def _evidence(out: Path, rid: str, r: CaseResult) -> list[dict[str, str]]:
         if place(out.parent / str(ev.get("dir")) / name, out / source):
             found.append({"name": name, "source": source, "type": _EVIDENCE_TYPES[ext]})
     if ev.get("notes"):
-        found.append(_text_attachment(out, rid, "evidence-notes", "evidence notes", "\n".join(map(str, ev["notes"]))))
+        found.append(_text_attachment(out, rid, "evidence-notes", "evidence notes", "\n".join(map(str, ev["notes"])), write))
     return found
 
 
@@ -147,9 +148,9 @@ def _case_log(r: CaseResult) -> str:
     return "\n".join(parts)
 
 
-def _text_attachment(out: Path, rid: str, key: str, name: str, text: str) -> dict[str, str]:
+def _text_attachment(out: Path, rid: str, key: str, name: str, text: str, write: Any = write_if_changed) -> dict[str, str]:
     source = f"{uuid.uuid5(_NS, f'{rid}|{key}')}-attachment.txt"
-    write_if_changed(out / source, text)
+    write(out / source, text)
     return {"name": name, "source": source, "type": "text/plain"}
 
 

@@ -35,6 +35,15 @@ def result(case_id: str, run_times: int = 1, status: Status = Status.PASS, outco
                       transactionList=[{"id": "s", "name": "step", "status": int(status)}], **kw).to_dict()
 
 
+def settle(agg: Aggregator, fake: FakeMailbox, timeout: float = 20.0) -> None:
+    """Tick until the report thread answered a final write and the stage sent task.reported (or give up)."""
+    import time
+    end = time.monotonic() + timeout
+    while not fake.of(Kind.TASK_REPORTED, "supervisor") and time.monotonic() < end:
+        agg.on_tick()
+        time.sleep(0.01)
+
+
 def key(case_id: str, run_times: int = 1) -> list[Any]:
     return ["t1", "c1", case_id, int(case_id[-1]), run_times]
 
@@ -106,7 +115,7 @@ def test_final_report_waits_for_every_expected_key_and_is_sent_once(tmp_path: Pa
     agg.on_tick()
     assert fake.of(Kind.TASK_REPORTED) == []
     record(agg, result("k2", run_times=2, outcome="flaky"))
-    agg.on_tick()
+    settle(agg, fake)
     agg.on_tick()
     [rep] = fake.of(Kind.TASK_REPORTED, "supervisor")
     body = rep.body
@@ -129,7 +138,7 @@ def test_missing_results_are_reported_after_the_grace(tmp_path: Path, monkeypatc
     agg.on_tick()
     assert fake.of(Kind.TASK_REPORTED) == []
     monkeypatch.setattr(aggmod, "MISSING_GRACE_S", 0.0)
-    agg.on_tick()
+    settle(agg, fake)
     [rep] = fake.of(Kind.TASK_REPORTED)
     assert rep.body["missing"] == [key("k2")] and rep.body["totals"]["cases"] == 1
 
@@ -164,3 +173,33 @@ def r(case_id: str, run_times: int, status: Status, outcome: str) -> CaseResult:
 def test_totals_last_attempt_decides(rows: list[CaseResult], expected: dict[str, int]) -> None:
     zero = {"cases": 0, "attempts": 0, "passed": 0, "failed": 0, "error": 0, "skipped": 0, "flaky": 0, "broken": 0}
     assert _totals(rows) == dict(zero, **expected)
+
+
+def test_partial_reports_are_written_off_the_stage_loop(tmp_path: Path) -> None:
+    """No tick: the report thread alone renders the attempts and writes a running task's partial reports."""
+    import time
+    agg, _ = make(tmp_path)
+    planned(agg, tmp_path)
+    record(agg, result("k1"))
+    record(agg, result("k2", status=Status.FAIL))
+    path = tmp_path / "reports" / "t1" / "summary.json"
+    end = time.monotonic() + 30
+    while not path.exists() and time.monotonic() < end:
+        time.sleep(0.05)
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    assert (doc["finished"], doc["stat"]["testcases"]["total"], doc["stat"]["testcases"]["failed"]) == (False, 2, 1)
+    agg.on_stop()
+
+
+@pytest.mark.parametrize("order", [0, 1, 2])
+def test_running_counts_equal_the_totals_in_any_order(order: int) -> None:
+    import random
+    from stages.aggregator import _Counts
+    rows = [r("k1", 1, Status.FAIL, "failed"), r("k1", 2, Status.PASS, "flaky"), r("k2", 1, Status.ERROR, "broken"),
+            r("k3", 1, Status.SKIP, "skipped"), r("k4", 1, Status.FAIL, "failed"), r("k4", 2, Status.FAIL, "failed"),
+            r("k5", 1, Status.PASS, "passed")]
+    random.Random(order).shuffle(rows)
+    c = _Counts()
+    for row in rows:
+        c.add(row)
+    assert c.totals() == _totals(rows)

@@ -8,7 +8,7 @@ from pathlib import Path
 from pipeline.messages import Kind
 from pipeline.models import Status
 from tests.fakes import envelope
-from tests.stages.aggregator.test_aggregator import finished, key, make, planned, record, result
+from tests.stages.aggregator.test_aggregator import finished, key, make, planned, record, result, settle
 
 
 def meta(tmp_path: Path) -> dict:
@@ -16,19 +16,19 @@ def meta(tmp_path: Path) -> dict:
 
 
 def test_metadata_goes_running_then_finished_with_counts(tmp_path: Path) -> None:
-    agg, _ = make(tmp_path)
+    agg, fake = make(tmp_path)
     planned(agg, tmp_path)
     m = meta(tmp_path)
     assert (m["taskId"], m["name"], m["status"], m["cases"]) == ("t1", "nightly", "running", 2)
     assert m["create_time"].startswith("2023-11-1") and m["finish_time"] is None and m["counts"]["cases"] == 0
     record(agg, result("k1"))
     record(agg, result("k2", status=Status.FAIL))
-    agg._last_partial = 0.0
-    agg.on_tick()                                            # partial report + metadata with the counts so far
+    agg._last_meta = 0.0
+    agg.on_tick()                                            # metadata with the counts so far
     m = meta(tmp_path)
     assert m["status"] == "running" and (m["counts"]["passed"], m["counts"]["failed"]) == (1, 1)
     finished(agg, key("k1"), key("k2"))
-    agg.on_tick()
+    settle(agg, fake)
     m = meta(tmp_path)
     assert m["status"] == "finished" and m["finish_time"] and m["stop_reason"] is None
     assert m["counts"] == {"cases": 2, "attempts": 2, "passed": 1, "failed": 1, "error": 0, "skipped": 0, "flaky": 0, "broken": 0}
@@ -37,14 +37,14 @@ def test_metadata_goes_running_then_finished_with_counts(tmp_path: Path) -> None
 
 
 def test_a_stopped_task_is_recorded_as_stopped_and_in_flight_until_then(tmp_path: Path) -> None:
-    agg, _ = make(tmp_path)
+    agg, fake = make(tmp_path)
     planned(agg, tmp_path)
     record(agg, result("k1"))
     [t] = agg.stats()["tasks"]
     assert (t["task_id"], t["cases"], t["results"], t["finishing"]) == ("t1", 2, 1, False)
     agg.on_task_finished(envelope(Kind.TASK_FINISHED, {"task_id": "t1", "expected": [key("k1")], "stopped": "stopped by request"},
                                   src="scheduler"))
-    agg.on_tick()
+    settle(agg, fake)
     m = meta(tmp_path)
     assert m["status"] == "stopped" and m["stop_reason"] == "stopped by request" and m["counts"]["passed"] == 1
     assert not list((tmp_path / "storage" / "data" / "t1").glob(".metadata*"))     # no temp file left

@@ -1,0 +1,142 @@
+"""The aggregator's report thread: every task's :class:`ReportBuilder` lives here, off the receive/ack path.
+
+The stage's own thread only journals, de-duplicates and acks; it hands each new attempt to this thread
+through a queue and never renders or writes a report itself. The thread renders attempts as they come,
+rewrites a running task's partial reports when it has been idle for long enough (throttled: at least
+``min_gap`` s apart and 3x the last write's cost, so a large task spends at most a quarter of this thread on
+rewrites), and writes a final report when asked, after every attempt queued before the request (FIFO),
+answering through a :class:`~concurrent.futures.Future` the stage polls on its ticks.
+
+The thread competes for the GIL, not for the stage's loop: the rendering and joins are short calls and file
+writes release the GIL, so the stage's loop is never held for more than a few milliseconds at a time.
+A failing write is logged and answered with ``{}``: an output error never kills a run.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from concurrent.futures import Future
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pipeline.models import CaseResult
+from pipeline.storage import fault_text
+from stages.aggregator.writers import TaskReportMeta
+from stages.aggregator.writers.builder import ReportBuilder
+
+__all__ = ["ReportThread"]
+
+_STOP = object()
+
+
+class ReportThread:
+    def __init__(self, log: logging.Logger, *, min_gap: float = 2.0) -> None:
+        self.log = log
+        self.min_gap = min_gap
+        self._q: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._builders: dict[str, ReportBuilder] = {}
+        self._dirty: set[str] = set()
+        self._gap = min_gap
+        self._last_partial = time.monotonic()
+        self._thread = threading.Thread(target=self._run, name="aggregator-reports", daemon=True)
+        self.stats: dict[str, Any] = {"partials": 0, "partial_max_s": 0.0, "final_s": 0.0, "rendered": 0}
+        self.faults: list[str] = []     # failed writes (fault_text), drained by the stage's loop: sockets stay on it
+
+    def start(self) -> None:
+        self._thread.start()
+
+    # -- called from the stage's thread -------------------------------------------------------------
+    def open(self, task_id: str, report_dir: Path, meta: TaskReportMeta) -> None:
+        """Start a task's builder (``meta.finished_at`` None); a second open of the same task is ignored."""
+        self._q.put(("open", task_id, report_dir, meta))
+
+    def add(self, task_id: str, result: CaseResult) -> None:
+        self._q.put(("add", task_id, result))
+
+    def final(self, task_id: str, finished_at: datetime | None, stop_reason: str | None = None) -> Future[dict[str, Path]]:
+        """Write the task's final reports once everything queued before is in; the builder is dropped after."""
+        fut: Future[dict[str, Path]] = Future()
+        self._q.put(("final", task_id, finished_at, fut, time.monotonic(), stop_reason))
+        return fut
+
+    def backlog(self) -> int:
+        return self._q.qsize()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self._thread.is_alive():
+            self._q.put(_STOP)
+            self._thread.join(timeout)
+
+    # -- the thread -------------------------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            try:
+                cmd = self._q.get(timeout=0.2)
+            except queue.Empty:
+                self._maybe_partial(idle=True)
+                continue
+            if cmd is _STOP:
+                return
+            try:
+                self._handle(cmd)
+            except Exception as e:          # one bad result must not stop the reports of the others
+                self.log.exception("report thread: %s failed: %s", cmd[0], e)
+                if cmd[0] == "final":
+                    cmd[3].set_result({})
+            self._maybe_partial(idle=self._q.empty())
+
+    def _handle(self, cmd: tuple[Any, ...]) -> None:
+        kind, task_id = cmd[0], cmd[1]
+        if kind == "open":
+            if task_id not in self._builders:
+                self._builders[task_id] = ReportBuilder(cmd[2], cmd[3])
+        elif kind == "add":
+            b = self._builders.get(task_id)
+            if b is None:
+                self.log.error("report thread: result for unknown task %s dropped from the reports", task_id)
+            elif b.add(cmd[2]):
+                self._dirty.add(task_id)
+                self.stats["rendered"] += 1
+        elif kind == "final":
+            fut: Future[dict[str, Path]] = cmd[3]
+            b = self._builders.pop(task_id, None)
+            self._dirty.discard(task_id)
+            if b is None:
+                self.log.error("report thread: final report of unknown task %s", task_id)
+                fut.set_result({})
+                return
+            t0 = time.monotonic()
+            try:
+                paths = b.write(cmd[2], stop_reason=cmd[5])
+            except Exception as e:              # output errors never kill a run, but they make it fail loudly
+                self.log.exception("writing reports for %s failed: %s", task_id, e)
+                self.faults.append(fault_text(e, b.report_dir))
+                paths = {}
+            self.stats["final_s"] = round(time.monotonic() - t0, 3)
+            self.log.info("final reports of %s: %d attempts; waited %.2f s for the attempts queued before, wrote in %.2f s",
+                          task_id, len(b), t0 - cmd[4], self.stats["final_s"])
+            fut.set_result(paths)
+
+    def _maybe_partial(self, *, idle: bool) -> None:
+        """Rewrite dirty tasks' partial reports when due; under load (queue not empty) only every 4 gaps, so
+        the backlog of attempts is rendered first."""
+        now = time.monotonic()
+        due = self._gap if idle else 4 * self._gap
+        if not self._dirty or now - self._last_partial < due:
+            return
+        t0 = now
+        for task_id in sorted(self._dirty):
+            try:
+                self._builders[task_id].write(None)
+            except Exception as e:
+                self.log.exception("partial reports for %s failed: %s", task_id, e)
+                self.faults.append(fault_text(e, self._builders[task_id].report_dir))
+        self._dirty.clear()
+        cost = time.monotonic() - t0
+        self._last_partial = time.monotonic()
+        self._gap = max(self.min_gap, 3 * cost)
+        self.stats["partials"] += 1
+        self.stats["partial_max_s"] = max(self.stats["partial_max_s"], round(cost, 3))
