@@ -71,8 +71,8 @@ class ReportBuilder:
         self.keys: set[tuple[Any, ...]] = set()
         self.executors: dict[str, int] = {}
         self.last_end = 0
-        self.allure_dir = self.report_dir / allure.ALLURE_DIR
-        self.allure_dir.mkdir(parents=True, exist_ok=True)
+        self.allure_dir = self.report_dir / allure.ALLURE_DIR     # made with the first attempt or write: a task
+                                                                  # that is only queued leaves no report folder
         self.containers: dict[str, dict[tuple[str, str, int], list[tuple[int, str, int, int]]]] = {}
         self._blocks: dict[int, tuple[tuple[Any, ...], str]] = {}
 
@@ -87,6 +87,7 @@ class ReportBuilder:
         self.keys.add(result.key)
         r = self.red.result(result)
         meta = self.meta
+        self.allure_dir.mkdir(parents=True, exist_ok=True)
         link_attachments(self.report_dir, meta, [r])
         doc = allure._result(meta, self.allure_dir, r, meta.task_name, self.report_dir, write=write_new)
         write_new(self.allure_dir / f"{doc['uuid']}-result.json", dumps(doc))
@@ -249,6 +250,7 @@ class ReportBuilder:
     def _allure(self, meta: TaskReportMeta, order: list[tuple[str, str, int]]) -> Path:
         import uuid
         out = self.allure_dir
+        out.mkdir(parents=True, exist_ok=True)
         for name in sorted(self.containers):
             members = self.containers[name]
             children = [a for k in sorted(members, key=lambda k: (k[2], k[1])) for a in sorted(members[k])]
