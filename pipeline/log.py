@@ -78,6 +78,9 @@ def setup_logging(log_dir: Path, name: str, *, level: str = "info", file_size_mb
                   secrets: Iterable[str] = (), console: bool = False, fmt: str = "text") -> None:
     secrets = list(secrets)
     log_dir.mkdir(parents=True, exist_ok=True)
+    # a log write that fails (full disk, closed terminal) drops that line instead of printing logging's own
+    # traceback on stderr; write failures that matter (reports, journals) are reported as storage faults
+    logging.raiseExceptions = False
     root = logging.getLogger()
     for h in list(root.handlers):
         root.removeHandler(h)

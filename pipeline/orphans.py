@@ -18,7 +18,7 @@ from pathlib import Path
 
 import psutil
 
-__all__ = ["SUPERVISOR_ENV", "die_with_parent", "parent_gone", "end_leftovers"]
+__all__ = ["SUPERVISOR_ENV", "SUPERVISOR_PID_FILE", "die_with_parent", "parent_gone", "end_leftovers", "supervisor_of"]
 
 log = logging.getLogger("pipeline.orphans")
 SUPERVISOR_ENV = "LIUMA_SUPERVISOR_PID"
@@ -39,6 +39,18 @@ def parent_gone(supervisor_pid: int) -> bool:
     return bool(supervisor_pid) and os.getppid() != supervisor_pid
 
 
+SUPERVISOR_PID_FILE = "supervisor.pid"
+
+
+def supervisor_of(run_dir: Path) -> int:
+    """The pid the supervisor of ``run_dir`` wrote there (0 if none): a stage forked by the launcher has its
+    environment overwritten by its process title, so its supervisor's pid is read here instead."""
+    try:
+        return int((run_dir / SUPERVISOR_PID_FILE).read_text().strip() or 0)
+    except (OSError, ValueError):
+        return 0
+
+
 def end_leftovers(storage_root: str | Path, me: int | None = None) -> list[int]:
     """Kill the stage processes (and their groups) of dead engines on ``storage_root``; returns their pids."""
     root = str(Path(storage_root).resolve())
@@ -49,8 +61,8 @@ def end_leftovers(storage_root: str | Path, me: int | None = None) -> list[int]:
         if "pipeline.stage_main" not in cmd:
             continue
         try:
-            sup = int(p.environ().get(SUPERVISOR_ENV) or 0)
             run_dir = Path(cmd[cmd.index("pipeline.stage_main") + 1])
+            sup = int(p.environ().get(SUPERVISOR_ENV) or 0) or supervisor_of(run_dir)
             theirs = str(Path(json.loads((run_dir / "settings.json").read_text())["storage_root"]).resolve())
         except (psutil.Error, OSError, ValueError, IndexError, KeyError, TypeError):
             continue

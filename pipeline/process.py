@@ -41,7 +41,10 @@ class Launcher:
         import sys
         self.log_path, self.cwd = log_path, cwd
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ, PYTHONUNBUFFERED="1", SE_OFFLINE="true",
+        from .orphans import SUPERVISOR_ENV
+        # a forked stage shows the launcher's environment in /proc/<pid>/environ: the supervisor's pid there is
+        # how a later engine on the same storage root recognises (and ends) the leftovers of a dead one
+        env = dict(os.environ, PYTHONUNBUFFERED="1", SE_OFFLINE="true", **{SUPERVISOR_ENV: str(os.getpid())},
                    PYTHONPATH=(cwd or ".") + os.pathsep + os.environ.get("PYTHONPATH", ""))
         with open(log_path, "ab") as out:
             self.popen = subprocess.Popen([sys.executable, "-m", "pipeline.launcher", run_dir], env=env, cwd=cwd,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import signal
 import time
@@ -31,7 +32,7 @@ from .deadlines import DeadlineTable
 from .log import LIFECYCLE_FORMAT
 from .messages import Kind
 from .ops import COMMANDS as OPS_COMMANDS, Operations
-from .orphans import end_leftovers
+from .orphans import SUPERVISOR_PID_FILE, end_leftovers
 from .process import describe_exit, helper_pids, set_child_subreaper, stop_launcher, use_launcher
 from .restart import Backoff, FlappingDetector
 from .secrets import redact_urls
@@ -93,6 +94,7 @@ class Supervisor(ReloadMixin):
         self._start_launcher()
         self.run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.run_dir.chmod(0o700)
+        (self.run_dir / SUPERVISOR_PID_FILE).write_text(f"{os.getpid()}\n")   # how a later engine spots our leftovers
         self.mailbox.start()
         self.control.start()
         names = [(k, k) for k in ("scheduler", "aggregator", "uploader", "janitor")]
