@@ -222,5 +222,5 @@ def test_sigterm_and_stop_command_take_the_same_stop_path(tmp_path: Path, demo_u
     meta = json.loads((tmp_path / "storage" / "data" / "t-1" / "metadata.json").read_text())
     assert meta["status"] == "stopped" and why in meta["stop_reason"]
     summary = _summary(tmp_path)
-    assert summary["finished"] is True and why in summary["stop_reason"]
+    assert summary["finished"] is True and why in summary["stop_reason"] and summary["success"] is False
     assert not engine_processes(tmp_path)

@@ -159,7 +159,7 @@ class ReportBuilder:
         else:
             seconds = max(0.0, (self.last_end - meta.started_at.timestamp() * 1000) / 1000) if self.last_end else 0.0
         doc = summary.build_summary(meta, [])
-        doc["success"] = success == len(cases) and not skipped_by_accident(
+        doc["success"] = success == len(cases) and meta.stop_reason is None and not skipped_by_accident(
             (c.outcome == "skipped", c.attempts[-1].reason) for c in cases)
         doc["stat"] = {"testcases": {"total": len(cases), "success": success, "fail": len(cases) - success,
                                      "attempts": attempts,

@@ -60,7 +60,8 @@ def build_summary(meta: TaskReportMeta, results: list[CaseResult]) -> dict[str, 
     outcomes = Counter(d["outcome"] for d in finals)
     step_stat = _sum_step_stats(d["stat"] for d in finals)
     return {
-        "success": all(d["success"] for d in finals)
+        # a stopped task is no success (its unrun cases are skipped rows), whatever the cases that ran did
+        "success": all(d["success"] for d in finals) and meta.stop_reason is None
         and not skipped_by_accident((d["outcome"] == "skipped", d["reason"]) for d in finals),
         "stat": {
             "testcases": {

@@ -183,3 +183,13 @@ def test_crash_mid_write_keeps_previous_file(report_dir: Path, meta: TaskReportM
 def test_naive_datetime_is_refused(storage: Path) -> None:
     with pytest.raises(ValueError, match="started_at must be a timezone-aware"):
         TaskReportMeta(task_id="t", task_name="n", started_at=datetime(2024, 1, 1), storage_root=storage)
+
+
+def test_a_stopped_task_is_no_success_even_when_every_case_that_ran_passed(report_dir: Path, meta: TaskReportMeta,
+                                                                           results: list[CaseResult]) -> None:
+    import dataclasses
+    passed = [r for r in results if r.outcome == "passed"]
+    assert json.loads(write_summary(report_dir, meta, passed).read_text(encoding="utf-8"))["success"] is True
+    stopped = dataclasses.replace(meta, stop_reason="engine stopping (signal SIGINT)")
+    doc = json.loads(write_summary(report_dir, stopped, passed).read_text(encoding="utf-8"))
+    assert doc["success"] is False and doc["stop_reason"] == "engine stopping (signal SIGINT)"
