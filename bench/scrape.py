@@ -17,6 +17,7 @@ import tempfile
 import socket
 import statistics
 import threading
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -26,43 +27,8 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def noop_suite(root: Path, cases: int, per_collection: int = 50) -> Path:
-    colls = []
-    for c in range(0, cases, per_collection):
-        cid = f"c{c // per_collection:04d}"
-        (root / cid).mkdir(parents=True)
-        refs = []
-        for j in range(min(per_collection, cases - c)):
-            case_id = f"n{c + j:05d}"
-            (root / cid / f"{case_id}.json").write_text(json.dumps(
-                {"comment": None, "caseId": case_id, "caseName": case_id, "functions": [], "params": {}, "apiList": []}))
-            refs.append({"index": j + 1, "caseId": case_id, "caseType": "API"})
-        colls.append({"collectionId": cid, "testCaseList": refs})
-    (root / "task.json").write_text(json.dumps({"taskId": "noop", "taskType": "run", "maxThread": 64, "reRun": False,
-                                                "testCollectionList": colls}))
-    return root
-
-
-def sample(run_root: Path, stop: threading.Event, mem: dict[str, float], stats: dict[str, dict]) -> None:
-    procs: dict[int, psutil.Process] = {}
-    while not stop.is_set():
-        for d in run_root.glob("lmp-*"):
-            try:
-                st = json.loads((d / "status.json").read_text())
-            except (OSError, ValueError):
-                continue
-            for s in st["stages"]:
-                if s.get("stats"):
-                    stats[s["name"]] = s["stats"]
-                pid = s.get("pid")
-                if not pid:
-                    continue
-                try:
-                    p = procs.setdefault(pid, psutil.Process(pid))
-                    mem[s["name"]] = max(mem.get(s["name"], 0.0), p.memory_info().rss / 2**20)
-                except psutil.Error:
-                    pass
-        time.sleep(0.1)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from overhead import noop_suite, sample  # noqa: E402  (the same no-op suite and stage sampler as bench/overhead.py)
 
 
 def scraper(port: int, stop: threading.Event, every: float, took: list[float]) -> None:
