@@ -16,7 +16,10 @@ from lxml import etree
 from stages.aggregator.writers.summary import SCHEMA_PATH
 
 ROOT = Path(__file__).resolve().parents[4]
-XSD_DIR = ROOT / "tests" / "fixtures" / "xsd"          # verbatim copies of the consumers' schemas, licences kept
+# the consumers' own schemas, read where they are kept (shared/ beside the checkout, as in CI), never copied in
+XSD_DIR = next((d for d in (ROOT.parent / "shared" / "schemas", ROOT.parent.parent / "shared" / "schemas",
+                            Path("/work/shared/schemas")) if (d / "jenkins-xunit-junit-10.xsd").is_file()),
+               ROOT.parent / "shared" / "schemas")
 ALLURE = ROOT / "tools" / "allure" / "node_modules" / ".bin" / "allure"
 
 

@@ -23,7 +23,7 @@ from tests.stages.executor.web.conftest import Web, logs, op
 from tests.stages.executor.web.test_runner import remote_driver  # noqa: F401  (a chromedriver as remote end)
 
 pytestmark = pytest.mark.browser
-HAR_SCHEMA = Path(__file__).resolve().parents[3] / "fixtures" / "har-schema"
+HAR_SCHEMA = Path(__file__).resolve().parents[4] / "tools" / "har" / "node_modules" / "har-schema" / "lib"   # npm, ./dev
 MARK = "evidence-marker-7f3a"
 # a known page: console lines of every level, an exception, a synchronous request with a known status
 NOISE = ("console.log('info " + MARK + "'); console.warn('warn " + MARK + "'); console.error('error " + MARK + "');"
