@@ -140,7 +140,7 @@ class Scheduler(RoutingMixin, HealthMixin, RecoveryMixin, Stage):
             ex.running = env.body
 
     def on_case_finished(self, env: Envelope) -> None:
-        """Sent by an executor after it delivered a case's result to the aggregator."""
+        """Sent by an executor when a case attempt ended, with its result (forwarded to the aggregator from here)."""
         b = env.body
         ts = self.tasks.get(b["task_id"])
         ex = self.executors.get(env.src)
@@ -161,7 +161,11 @@ class Scheduler(RoutingMixin, HealthMixin, RecoveryMixin, Stage):
                 self._infra_failure(ex, b.get("reason") or f"case {b['case_id']} broken")
         if b.get("name") and b["name"] != UNKNOWN:       # an engine result of a case whose file was unreadable
             st.name = b["name"]
-        self._record(ts, st, b["run_times"], int(b["status"]), b["outcome"], executor=env.src, variables=b.get("variables"))
+        res = b.get("result")
+        if isinstance(res, dict) and not any(a[0] == b["run_times"] for a in st.attempts):
+            self.mailbox.send("aggregator", Kind.RESULT_RECORD, {"result": res})   # journaled below, before the ack
+        self._record(ts, st, b["run_times"], int(b["status"]), b["outcome"], executor=env.src, variables=b.get("variables"),
+                     result=res if isinstance(res, dict) else None)
 
     def on_unit_done(self, env: Envelope) -> None:
         """Sent by an executor when every case of its unit has been reported."""
