@@ -23,13 +23,13 @@ class Kind(str, enum.Enum):
     # executor case thread -> supervisor, before the case runs (the deadline never depends on the victim's loop)
     CASE_DEADLINE = "case.deadline"        # {task_id, case_id, index, run_times, deadline_s, name}
     CASE_STARTED = "case.started"          # {unit_id, task_id, collection_id, case_id, index, run_times, deadline_s, name}
-    CASE_FINISHED = "case.finished"        # {unit_id, task_id, collection_id, case_id, index, run_times, status, outcome, variables}
+    CASE_FINISHED = "case.finished"        # {unit_id, task_id, collection_id, case_id, index, run_times, status, outcome, variables, result}
     UNIT_DONE = "unit.done"                # {unit_id, device_down?}  device_down: why the health ladder failed
     # scheduler -> executor
     UNIT_RUN = "unit.run"                  # {unit_id, task_id, collection_id, data_dir, cases, variables, reset}
     # scheduler -> executor of a quarantined device: run the health ladder, answer with executor.status {probe}
     DEVICE_PROBE = "device.probe"          # {device}
-    # executor/scheduler -> aggregator
+    # scheduler -> aggregator (every result: the executor's arrive with case.finished and are journaled first)
     RESULT_RECORD = "result.record"        # {result}
     TASK_PLANNED = "task.planned"          # {task_id, name, report_dir, expected, started_at, secrets}
     TASK_FINISHED = "task.finished"        # {task_id, expected}  expected = list of result keys
