@@ -65,6 +65,7 @@ def test_sigkill_of_browser_executor_mid_case_is_broken_reaped_and_retried(tmp_p
     after = [web_case(f"after-{i}", f"后续页面{i}", demo_url) for i in (1, 2)]
     suite = write_suite(tmp_path / "suite", {"c1": [slow, *after]}, max_thread=1)
     proc = start_run(suite, write_config(tmp_path, api_workers=0, browsers=1))
+    tree: list[psutil.Process] = []
     try:
         def waiting_in_slow_case() -> dict[str, Any] | None:
             s = _executor(tmp_path)
@@ -93,6 +94,11 @@ def test_sigkill_of_browser_executor_mid_case_is_broken_reaped_and_retried(tmp_p
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+        for p in tree:                      # a failure above must not leave the victim's browser and driver behind
+            try:
+                p.kill()
+            except psutil.Error:
+                pass
 
     rows = results(tmp_path)
     slow_rows = [r for r in rows if r["caseId"] == "slow"]
