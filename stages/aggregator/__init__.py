@@ -18,11 +18,20 @@ import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from pipeline.codec import Envelope
 from pipeline.journal import AppendLog
-from pipeline.messages import Kind
+from pipeline.messages import (
+    CaseReported,
+    Kind,
+    Message,
+    ResultRecord,
+    TaskFinished,
+    TaskPlanned,
+    TaskReported,
+    Totals,
+)
 from pipeline.models import CaseResult, Status
 from pipeline.stage import Handler, Stage
 from pipeline.storage import fault_text
@@ -99,17 +108,17 @@ class Aggregator(Stage):
                 for res in agg.results.values():
                     self._forward_result(res)
                 if agg.reported and f"reported:{agg.task_id}" not in self.forwarded:
-                    self._forward(Kind.TASK_REPORTED, {"task_id": agg.task_id, "report_dir": str(agg.report_dir),
-                                                       "totals": _totals(agg.results.values())}, f"reported:{agg.task_id}")
+                    self._forward(TaskReported(task_id=agg.task_id, report_dir=str(agg.report_dir),
+                                               totals=cast(Totals, _totals(agg.results.values()))), f"reported:{agg.task_id}")
 
-    def _forward(self, kind: Kind, body: dict[str, Any], mark: str) -> None:
+    def _forward(self, body: Message, mark: str) -> None:
         if mark in self.forwarded:
             return
-        msg_id = self.mailbox.send("uploader", kind, body)
+        msg_id = self.mailbox.send("uploader", body)
         self._fwd_pending[msg_id] = mark
 
     def _forward_result(self, res: CaseResult) -> None:
-        self._forward(Kind.RESULT_RECORD, {"result": res.to_dict()}, "result:" + "|".join(map(str, res.key)))
+        self._forward(ResultRecord(result=res.to_dict()), "result:" + "|".join(map(str, res.key)))
 
     def _acked(self, ids: list[str]) -> None:
         for i in ids:
@@ -119,23 +128,23 @@ class Aggregator(Stage):
                 self.journal.append(["fwd", mark])
 
     # -- messages ---------------------------------------------------------------------------------
-    def on_task_planned(self, env: Envelope) -> None:
+    def on_task_planned(self, env: Envelope[TaskPlanned]) -> None:
         """Sent by the scheduler when it planned a task: where its reports go."""
-        self._journal(["planned", env.body])
+        self._journal(["planned", env.body.to_wire()])
 
-    def on_result_record(self, env: Envelope) -> None:
-        """Sent by an executor (or the scheduler, for broken/skipped cases) with one attempt's result."""
-        self._journal(["result", env.body["result"]])
+    def on_result_record(self, env: Envelope[ResultRecord]) -> None:
+        """Sent by the scheduler (every attempt's result) or the fetcher (an unusable task's)."""
+        self._journal(["result", env.body.result])
 
-    def on_task_finished(self, env: Envelope) -> None:
+    def on_task_finished(self, env: Envelope[TaskFinished]) -> None:
         """Sent by the scheduler when every case is settled, with the result keys we must hold."""
-        self._journal(["finished", env.body])
+        self._journal(["finished", env.body.to_wire()])
 
     HANDLERS: ClassVar[dict[Kind, Handler]] = {
         Kind.TASK_PLANNED: on_task_planned, Kind.RESULT_RECORD: on_result_record, Kind.TASK_FINISHED: on_task_finished,
     }
 
-    def dispatch(self, env: Envelope) -> None:
+    def dispatch(self, env: Envelope[Message]) -> None:
         t0 = time.perf_counter()
         super().dispatch(env)
         took = time.perf_counter() - t0                 # stats: what handling one message took (stalls show here)
@@ -156,12 +165,14 @@ class Aggregator(Stage):
 
     def _apply(self, rec: list[Any], *, replay: bool) -> bool:
         kind, body = rec[0], rec[1]
-        if kind == "planned":
-            if body["task_id"] in self.tasks:
+        agg: TaskAgg | None
+        if kind == "planned":                    # journal records of bodies are the bodies' wire maps
+            p = TaskPlanned.from_wire(body)
+            if p.task_id in self.tasks:
                 return False
-            agg = self.tasks[body["task_id"]] = TaskAgg(body["task_id"], body.get("name") or body["task_id"],
-                                                        Path(body["report_dir"]) / body["task_id"], body.get("started_at") or time.time())
-            agg.cases = body.get("cases")
+            agg = self.tasks[p.task_id] = TaskAgg(p.task_id, p.name or p.task_id, Path(p.report_dir) / p.task_id,
+                                                  p.started_at or time.time())
+            agg.cases = p.cases
             if not replay:
                 self._open_reports(agg)
                 self._write_metadata(agg)
@@ -186,12 +197,13 @@ class Aggregator(Stage):
                     self._forward_result(res)
             return True
         if kind == "finished":
-            agg = self.tasks.get(body["task_id"])
+            f = TaskFinished.from_wire(body)
+            agg = self.tasks.get(f.task_id)
             if agg is None or agg.expected is not None:
                 return False
-            agg.expected = [tuple(k) for k in body["expected"]]
+            agg.expected = [tuple(k) for k in f.expected]
             agg.finished_at = time.time()
-            agg.stopped = body.get("stopped") or None
+            agg.stopped = f.stopped or None
             return True
         if kind == "fwd":
             self.forwarded.add(body)
@@ -205,10 +217,10 @@ class Aggregator(Stage):
     def _announce(self, res: CaseResult) -> None:
         elapsed = max(0, res.endTime - res.startTime)
         try:
-            self.mailbox.send("supervisor", Kind.CASE_REPORTED, {
-                "task_id": res.taskId, "case_id": res.caseId, "name": res.caseName, "status": res.status,
-                "outcome": res.outcome, "runTimes": res.runTimes, "elapsed_ms": elapsed, "reason": res.reason,
-                "executor": res.executor, "collection_id": res.collectionId, "index": res.index, "case_type": res.caseType})
+            self.mailbox.send("supervisor", CaseReported(
+                task_id=res.taskId, case_id=res.caseId, name=res.caseName, status=res.status,
+                outcome=res.outcome, runTimes=res.runTimes, elapsed_ms=elapsed, reason=res.reason,
+                executor=res.executor, collection_id=res.collectionId, index=res.index, case_type=res.caseType))
         except Exception as e:
             self.log.debug("case.reported not sent: %s", e)
 
@@ -264,19 +276,20 @@ class Aggregator(Stage):
         self.journal.append(["reported", agg.task_id])
         self.journal.sync()
         agg.reported = True
-        body = {"task_id": agg.task_id, "report_dir": str(agg.report_dir), "totals": totals,
-                "paths": {k: str(v) for k, v in paths.items()}, "missing": [list(k) for k in missing],
-                "by_kind": _by_kind(agg.results.values()), "storage_faults": list(self.storage_faults)}
-        self.mailbox.send("supervisor", Kind.TASK_REPORTED, body)
+        body = TaskReported(task_id=agg.task_id, report_dir=str(agg.report_dir), totals=cast(Totals, totals),
+                            paths={k: str(v) for k, v in paths.items()}, missing=[list(k) for k in missing],
+                            by_kind=_by_kind(agg.results.values()), storage_faults=list(self.storage_faults))
+        self.mailbox.send("supervisor", body)
         if self.platform:
-            self._forward(Kind.TASK_REPORTED, body, f"reported:{agg.task_id}")
+            self._forward(body, f"reported:{agg.task_id}")
         self.log.info("task %s reported: %s", agg.task_id, totals)
 
     def _write_metadata(self, agg: TaskAgg, *, final: bool = False) -> None:
         """``<storage>/data/<taskId>/metadata.json``: the task's status record (seed: data lifecycle), read by
         people and scripts; rewritten atomically when the task is planned, while it runs and when it ends."""
         status = ("stopped" if agg.stopped else "finished") if final else "running"
-        iso = lambda t: dt.datetime.fromtimestamp(t, dt.timezone.utc).astimezone().isoformat(timespec="seconds")  # noqa: E731
+        def iso(t: float) -> str:
+            return dt.datetime.fromtimestamp(t, dt.timezone.utc).astimezone().isoformat(timespec="seconds")
         meta = {"taskId": agg.task_id, "name": agg.name, "status": status, "create_time": iso(agg.started_at),
                 "update_time": iso(time.time()), "finish_time": iso(agg.finished_at) if final and agg.finished_at else None,
                 "stop_reason": agg.stopped if final else None, "cases": agg.cases,

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import PipelineError, SuiteError
-from pipeline.messages import Kind
+from pipeline.messages import ResultRecord, TaskFinished, TaskPlanned, TaskStop
 from pipeline.platform import PlatformClient, PlatformError, PlatformUnavailable, engine_secret
 
 from .heartbeat import Command, HeartbeatChannel
@@ -149,11 +149,11 @@ class PlatformLoop:
             marker = stopped_marker(self.storage, task_id)
             marker.parent.mkdir(parents=True, exist_ok=True)
             marker.touch()
-        body = {"task_id": command.task_id if command.type == "stop" else None,
-                "reason": f"stopped by the platform ({command.type}{' ' + command.task_id if command.task_id else ''})"}
+        body = TaskStop(task_id=command.task_id if command.type == "stop" else None,
+                        reason=f"stopped by the platform ({command.type}{' ' + command.task_id if command.task_id else ''})")
         log.warning("platform asked to %s; forwarding to the scheduler", command.type + (f" {command.task_id}" if command.task_id else ""))
         try:
-            self.fetcher.mailbox.send("scheduler", Kind.TASK_STOP, body)
+            self.fetcher.mailbox.send("scheduler", body)
         except PipelineError as e:
             log.error("task.stop not delivered to the scheduler: %s", e)
 
@@ -163,10 +163,10 @@ class PlatformLoop:
         report = error_report(raw, reason, self.spec.report_dir)
         task_id = report.planned["task_id"]
         mb = self.fetcher.mailbox
-        mb.send("aggregator", Kind.TASK_PLANNED, report.planned, msg_id=f"unusable-planned-{task_id}")
+        mb.send("aggregator", TaskPlanned.from_wire(report.planned), msg_id=f"unusable-planned-{task_id}")
         for i, res in enumerate(report.results):
-            mb.send("aggregator", Kind.RESULT_RECORD, {"result": res}, msg_id=f"unusable-result-{task_id}-{i}")
-        mb.send("aggregator", Kind.TASK_FINISHED, report.finished, msg_id=f"unusable-finished-{task_id}")
+            mb.send("aggregator", ResultRecord(result=res), msg_id=f"unusable-result-{task_id}-{i}")
+        mb.send("aggregator", TaskFinished.from_wire(report.finished), msg_id=f"unusable-finished-{task_id}")
         log.error("task %s cannot run: %s; reported %d case(s) as errors", task_id, reason, len(report.results))
 
     # -- worker thread -----------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from pipeline.codec import Envelope
-from pipeline.messages import Kind
+from pipeline.messages import Kind, ResultRecord, TaskReported
 from pipeline.stage import Handler, Stage
 
 __all__ = ["Uploader", "STAGE"]
@@ -28,12 +28,12 @@ class Uploader(Stage):
             self.delivery.start()
         self.state = "idle" if self.delivery is None else "running"
 
-    def on_result_record(self, env: Envelope) -> None:
+    def on_result_record(self, env: Envelope[ResultRecord]) -> None:
         """Sent by the aggregator (platform mode) for every journaled result; re-sent after its crash."""
         if self.delivery is not None:
             self.delivery.result_record(env.body)
 
-    def on_task_reported(self, env: Envelope) -> None:
+    def on_task_reported(self, env: Envelope[TaskReported]) -> None:
         """Sent by the aggregator when a task's results are final and journaled."""
         if self.delivery is not None:
             self.delivery.task_reported(env.body)

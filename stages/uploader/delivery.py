@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pipeline.messages import ResultRecord, TaskReported
 from pipeline.models import CaseResult
 from pipeline.platform import PlatformClient
 from pipeline.platform_rows import platform_row
@@ -82,10 +83,10 @@ class Delivery:
         self.queued = set(keep)
 
     # -- producer side (handlers) ----------------------------------------------------------------------
-    def result_record(self, body: dict[str, Any]) -> None:
+    def result_record(self, body: ResultRecord) -> None:
         """Queue one forwarded result (its row, then its screenshots) unless it was queued before."""
         assert self.deliverer is not None
-        res = CaseResult.from_dict(body["result"])
+        res = CaseResult.from_dict(body.result)
         row = platform_row(res)
         key = result_key(res.taskId, row)
         if key in self.queued:
@@ -117,10 +118,10 @@ class Delivery:
             return None
         return path
 
-    def task_reported(self, body: dict[str, Any]) -> None:
+    def task_reported(self, body: TaskReported) -> None:
         """Queue the task's ``complete`` (once; sent after everything else of the task)."""
         assert self.deliverer is not None
-        task_id = str(body["task_id"])
+        task_id = body.task_id
         if (self.storage / "state" / "stopped" / task_id).exists():
             self.log.info("task %s was stopped by the platform: results delivered, no complete", task_id)
             return
