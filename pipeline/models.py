@@ -152,15 +152,16 @@ class CaseResult(_Record):
 
 def engine_result(*, task_id: str, collection_id: str, case_id: str, case_type: str, index: int, run_times: int,
                   status: Status, outcome: Outcome, reason: str, case_name: str = UNKNOWN, started_ms: int | None = None,
-                  executor: str = "", tags: list[str] | None = None) -> CaseResult:
+                  executor: str = "", tags: list[str] | None = None, now_s: float | None = None) -> CaseResult:
     """A result the engine writes for a case it could not run (crash, timeout, skip, stop, unusable package).
 
     It carries one synthetic step ``{id: caseId, name: 未知, content: 未知}`` (§7.3) with ``reason`` as its log
     line, so the platform accepts the row (§10: no empty transactionList). ``started_ms`` is when the attempt
-    began, when known, so a crashed or timed-out case shows how long it really ran."""
+    began, when known, so a crashed or timed-out case shows how long it really ran. ``now_s`` (epoch s, default
+    the clock) is when it ends: the scheduler's state machine hands in its event's time."""
     from pipeline.secrets import redact_urls
     reason = redact_urls(reason)
-    now_s = time.time()
+    now_s = time.time() if now_s is None else now_s
     now = int(now_s * 1000)
     level = "Debug" if status == Status.SKIP else "Error"
     line = f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(now_s))}.{int(now_s % 1 * 1e6):06d} - {level} - {reason}"

@@ -1,76 +1,82 @@
-"""The scheduler's side of device health: holding a device when its executor reports the ladder failed,
-sending probes on schedule, re-admitting on a passing probe, the durable state file and the ``status``
-rows. The policy is ``quarantine.Quarantine`` (pure); this mixin only wires it to messages and disk.
-Mixed into ``Scheduler``; uses its ``quarantine``, ``executors``, ``router``, ``spec``, ``mailbox``, ``log``.
+"""The machine's side of device health: holding a device when its executor reports the ladder failed or
+it breaks too often, probing on schedule, re-admitting on a passing probe, ending units only quarantined
+devices could run. The policy is ``quarantine.Quarantine`` (pure); these functions wire it to the
+machine's state and commands (every change of the holds asks the stage to save the state file).
 """
 from __future__ import annotations
 
-import time
-from pathlib import Path
-from typing import Any
+import logging
+from typing import TYPE_CHECKING
 
 from pipeline.messages import DeviceProbe, Probe
+from pipeline.models import Outcome
 
-from .quarantine import Quarantine
+from .events import SaveHealth
+from .policy import ExecutorInfo
 
-__all__ = ["HealthMixin", "STATE_FILE"]
+if TYPE_CHECKING:
+    from .machine import ExecState, Machine
 
-STATE_FILE = "quarantine.json"        # under <run_dir>/state/, next to the scheduler's journal
+__all__ = ["device_down", "fail_stranded", "infra_failure", "probe_answered", "save", "send_probes"]
 
 
-class HealthMixin:
-    quarantine: Quarantine
-    executors: dict[str, Any]
-    known: dict[str, Any]
-    spec: Any
-    mailbox: Any
-    log: Any
+def save(m: Machine) -> None:
+    m.emit(SaveHealth(m.quarantine.to_state(m.now, m.wall)))
 
-    def _health_path(self) -> Path:
-        return Path(self.spec.run_dir) / "state" / STATE_FILE
 
-    def _load_health(self) -> None:
-        err = self.quarantine.load(self._health_path(), time.monotonic(), time.time())
-        if err:
-            self.log.error("device quarantine state not restored: %s", err)
-        for name, h in self.quarantine.held.items():
-            self.log.warning("%s (device %s) still quarantined after the restart: %s", name, h.device, h.reason)
+def device_down(m: Machine, ex: ExecState, reason: str) -> None:
+    """The executor says its device failed the last rung of the ladder: hold it now."""
+    if ex.info.device and m.quarantine.hold(ex.info.name, ex.info.device, reason, m.now):
+        m.log(logging.WARNING, f"{ex.info.name} (device {ex.info.device}) quarantined: {reason}; "
+                               f"probe in {m.quarantine.probe:.0f} s")
+    save(m)
 
-    def _save_health(self) -> None:
-        try:
-            self.quarantine.save(self._health_path(), time.monotonic(), time.time())
-        except OSError as e:                  # a full disk must not stop scheduling; the next change retries
-            self.log.error("device quarantine state not saved: %s", e)
 
-    def _device_down(self, ex: Any, reason: str) -> None:
-        """The executor says its device failed the last rung of the ladder: hold it now."""
-        if ex.info.device and self.quarantine.hold(ex.info.name, ex.info.device, reason, time.monotonic()):
-            self.log.warning("%s (device %s) quarantined: %s; probe in %.0f s", ex.info.name, ex.info.device,
-                             reason, self.quarantine.probe)
-        self._save_health()
+def infra_failure(m: Machine, ex: ExecState, reason: str) -> None:
+    """A case broke on ``ex``: a device executor failing too often is quarantined (see quarantine.py)."""
+    if not ex.info.device:
+        return
+    if m.quarantine.broken(ex.info.name, ex.info.device, reason, m.now):
+        m.log(logging.WARNING, f"{ex.info.name} (device {ex.info.device}) quarantined: {reason}; "
+                               f"probe in {m.quarantine.probe:.0f} s")
+    save(m)
 
-    def _send_probes(self) -> None:
-        """Probe every held device whose time has come, if its executor is idle (never in a unit)."""
-        now = time.monotonic()
-        for name, ex in self.executors.items():
-            if ex.unit is None and ex.idle and self.quarantine.probe_due(name, now):
-                self.mailbox.send(name, DeviceProbe(device=ex.info.device))
-                self.quarantine.probe_sent(name, now)
 
-    def _probe_answered(self, ex: Any, probe: Probe) -> None:
-        q = self.quarantine
-        if q.probe_result(ex.info.name, bool(probe.get("ok")), str(probe.get("error") or ""), time.monotonic()):
-            self.log.warning("%s (device %s) passed its probe: re-admitted", ex.info.name, ex.info.device)
-        elif ex.info.name in q.held:
-            self.log.warning("%s (device %s) failed its probe: %s; next in %.0f s", ex.info.name, ex.info.device,
-                             q.held[ex.info.name].reason, q.probe)
-        self._save_health()
+def send_probes(m: Machine) -> None:
+    """Probe every held device whose time has come, if its executor is idle (never in a unit)."""
+    for name, ex in m.executors.items():
+        if ex.unit is None and ex.idle and ex.info.device and m.quarantine.probe_due(name, m.now):
+            m.send(name, DeviceProbe(device=ex.info.device))
+            m.quarantine.probe_sent(name, m.now)
 
-    def devices_status(self) -> dict[str, dict[str, Any]]:
-        """{device: {executor, state, last_error, last_error_at, since, next_probe_at, next_probe_in_s}}
-        for every device an executor owns (``status``)."""
-        now, wall = time.monotonic(), time.time()
-        owners = {e.device: e.name for e in self.spec.executor_specs() if e.device}
-        owners.update({i.device: n for n, i in self.known.items() if i.device})
-        owners.update({h.device: n for n, h in self.quarantine.held.items()})
-        return {dev: self.quarantine.device_state(ex, dev, now, wall) for dev, ex in sorted(owners.items())}
+
+def probe_answered(m: Machine, ex: ExecState, probe: Probe) -> None:
+    q = m.quarantine
+    if q.probe_result(ex.info.name, bool(probe.get("ok")), str(probe.get("error") or ""), m.now):
+        m.log(logging.WARNING, f"{ex.info.name} (device {ex.info.device}) passed its probe: re-admitted")
+    elif ex.info.name in q.held:
+        m.log(logging.WARNING, f"{ex.info.name} (device {ex.info.device}) failed its probe: "
+                               f"{q.held[ex.info.name].reason}; next in {q.probe:.0f} s")
+    save(m)
+
+
+def fail_stranded(m: Machine) -> None:
+    """Queued units that only quarantined executors could run end as broken with the reason, so the task
+    finishes instead of waiting for a device that keeps failing."""
+    if m.now < m.adopt_until:               # just restarted: executors have not all announced yet
+        return
+    retired = m.settings.retired
+    engine = {e.name: ExecutorInfo(e.name, frozenset(e.kinds), e.device) for e in m.settings.executors
+              if e.name not in retired}     # configured but not announced yet: still capable
+    pool = list({**engine, **m.known}.values())
+    for u in list(m.queue):
+        capable = [i for i in pool if m.policy.fits(u, i) and i.name not in retired]
+        if not capable or not all(m.quarantine.blocked(i.name, m.now) for i in capable):
+            continue
+        held = [m.quarantine.held[i.name] for i in capable]
+        reason = "no healthy device: " + "; ".join(f"{h.device} quarantined: {h.reason}" for h in held)
+        m.queue.remove(u)
+        ts = m.tasks[u.task_id]
+        m.end_cases(ts, u, reason, Outcome.BROKEN)
+        m.log(logging.WARNING, f"unit {u.unit_id} ({len(u.cases)} cases) not run: {reason}")
+        m.maybe_finish(ts)

@@ -6,10 +6,9 @@ of a unit carries its ``runTimes`` (the platform's attempt number) and its deadl
 """
 from __future__ import annotations
 
-import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from pipeline.messages import UnitRun
 from pipeline.models import CaseRef, CaseResult, Outcome, Status, Task, TestCollection, UNKNOWN, engine_result
@@ -73,13 +72,15 @@ class TaskState:
     data_dir: str
     report_dir: str
     cases: dict[tuple[str, str, int], CaseState] = field(default_factory=dict)
-    started: float = field(default_factory=time.monotonic)
+    started: float = 0.0                    # monotonic s it was planned at (the task timeout counts from it)
     expected: list[list[Any]] = field(default_factory=list)      # result keys the aggregator must hold
     in_flight: int = 0
     finished_sent: bool = False
     stopped: str = ""
     name: str = ""
-    wall_start: float = field(default_factory=time.time)
+    wall_start: float = 0.0                 # epoch s it was planned at
+    app_cases: dict[str, dict[str, Any]] = field(default_factory=dict)   # "<collection>/<case>" -> routing data
+    results: list[dict[str, Any]] = field(default_factory=list)         # every result sent to the aggregator
     variables: dict[str, dict[str, Any]] = field(default_factory=dict)   # latest context per collection
     source: str = ""                        # "submit": handed over by `liuma-pipeline submit` (kept across engine restarts)
 
@@ -98,8 +99,10 @@ def case_matches_tags(ref: CaseRef, tags: list[str]) -> bool:
     return not tags or bool(set(tags) & set(ref.tags))
 
 
-def build_units(task: Task, default_timeout: float, tags: list[str]) -> tuple[list[Unit], dict[tuple[str, str, int], CaseState], list[CaseState]]:
-    """Plan ``task``: units in (collection order, list order); returns (units, case states, disabled cases)."""
+def build_units(task: Task, default_timeout: float, tags: list[str], new_id: Callable[[], str] | None = None,
+                ) -> tuple[list[Unit], dict[tuple[str, str, int], CaseState], list[CaseState]]:
+    """Plan ``task``: units in (collection order, list order); returns (units, case states, disabled cases).
+    ``new_id`` names each unit (the state machine's are deterministic; default a random id)."""
     units: list[Unit] = []
     states: dict[tuple[str, str, int], CaseState] = {}
     disabled: list[CaseState] = []
@@ -116,7 +119,7 @@ def build_units(task: Task, default_timeout: float, tags: list[str]) -> tuple[li
             continue
         groups = [[e] for e in sorted(entries, key=lambda e: -e["priority"])] if coll.parallel else [entries]
         for g in groups:
-            units.append(_unit(task, coll, g, (coll.order, pos)))
+            units.append(_unit(task, coll, g, (coll.order, pos), (new_id or _random_id)()))
     return units, states, disabled
 
 
@@ -127,16 +130,21 @@ def _case_entry(st: CaseState, default_timeout: float) -> dict[str, Any]:
             "priority": r.priority}
 
 
-def _unit(task: Task, coll: TestCollection, cases: list[dict[str, Any]], order: tuple[int, int]) -> Unit:
-    return Unit(uuid.uuid4().hex, task.taskId, coll.collectionId, cases, dict(coll.variables or {}),
+def _random_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _unit(task: Task, coll: TestCollection, cases: list[dict[str, Any]], order: tuple[int, int], unit_id: str) -> Unit:
+    return Unit(unit_id, task.taskId, coll.collectionId, cases, dict(coll.variables or {}),
                 priority=task.priority, order=order, device=coll.deviceId,
                 setup_script=coll.setupScript or "", teardown_script=coll.teardownScript or "")
 
 
 def synthetic_result(task_id: str, st: CaseState, run_times: int, status: Status, outcome: Outcome,
-                     reason: str, case_type: str | None = None, executor: str = "", started_ms: int | None = None) -> CaseResult:
+                     reason: str, case_type: str | None = None, executor: str = "", started_ms: int | None = None,
+                     now_s: float | None = None) -> CaseResult:
     """The scheduler's engine result for ``st`` (crash, timeout, skip, stop): see ``pipeline.models.engine_result``."""
     return engine_result(task_id=task_id, collection_id=st.collection_id, case_id=st.ref.caseId,
                          case_type=case_type or st.ref.caseType, index=st.ref.index, run_times=run_times, status=status,
                          outcome=outcome, reason=reason, case_name=st.name or UNKNOWN, started_ms=started_ms,
-                         executor=executor, tags=list(st.ref.tags))
+                         executor=executor, tags=list(st.ref.tags), now_s=now_s)

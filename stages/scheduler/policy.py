@@ -1,6 +1,8 @@
 """Dispatch policies behind one small Protocol (xdist-style): the scheduler never branches on which one runs.
 
-An executor with credit asks ``next_for``; the policy picks from the queue a unit the executor can run.
+An executor with credit asks ``next_for``; the policy picks from the queue a unit the executor can run. It
+is handed the units, the executor and ``now`` (the state machine's time: a policy never reads a clock), so
+a longest-first or history-aware policy plugs in without touching the machine (``Machine(policy=...)``).
 """
 from __future__ import annotations
 
@@ -23,7 +25,8 @@ class DispatchPolicy(Protocol):
     def fits(self, unit: Unit, ex: ExecutorInfo) -> bool:
         """True when ``ex`` can run ``unit`` at all (case types, device binding)."""
 
-    def next_for(self, ex: ExecutorInfo, queue: list[Unit], allowed: Callable[[Unit], bool], others_can: Callable[[Unit], bool]) -> Unit | None:
+    def next_for(self, ex: ExecutorInfo, queue: list[Unit], allowed: Callable[[Unit], bool], others_can: Callable[[Unit], bool],
+                 *, now: float = 0.0) -> Unit | None:
         """Remove and return the unit ``ex`` should run next, or None."""
 
 
@@ -37,7 +40,8 @@ class FifoPolicy:
     def fits(unit: Unit, ex: ExecutorInfo) -> bool:
         return unit.kinds <= ex.kinds and (unit.devices is None or ex.device in unit.devices)
 
-    def next_for(self, ex: ExecutorInfo, queue: list[Unit], allowed: Callable[[Unit], bool], others_can: Callable[[Unit], bool]) -> Unit | None:
+    def next_for(self, ex: ExecutorInfo, queue: list[Unit], allowed: Callable[[Unit], bool], others_can: Callable[[Unit], bool],
+                 *, now: float = 0.0) -> Unit | None:
         for i, u in enumerate(queue):
             if not self.fits(u, ex) or not allowed(u):
                 continue

@@ -1,44 +1,36 @@
-"""Applying routing (``routing.py``) to a planned task: each APP unit gets the devices it may run on, read
-from its cases' ``deviceUrl``/``deviceSystem`` and its collection's ``deviceId``; a unit nothing can run
-ends at once. Mixed into ``Scheduler``; uses its ``router``, ``log`` and ``_end_cases``.
+"""Applying routing (``routing.py``) to a planned task: each APP unit gets the devices it may run on, from
+its cases' ``deviceUrl``/``deviceSystem`` (read by the stage when the task arrived: ``TaskState.app_cases``)
+and its collection's ``deviceId``. Pure: a unit nothing can run is returned with the reason.
 """
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
-
-from pipeline.suite import case_path, read_case
 
 from .plan import TaskState, Unit
 from .routing import Router, Unroutable, unit_requirements
 
-__all__ = ["RoutingMixin"]
+__all__ = ["ROUTING_KEYS", "case_reader", "route_units"]
+
+ROUTING_KEYS = ("deviceUrl", "deviceSystem")     # what routing reads from an APP case file
 
 
-class RoutingMixin:
-    router: Router
-    log: Any
+def case_reader(ts: TaskState, u: Unit) -> Callable[[str], dict[str, Any] | None]:
+    def read(case_id: str) -> dict[str, Any] | None:
+        return ts.app_cases.get(f"{u.collection_id}/{case_id}")
+    return read
 
-    def _routed(self, ts: TaskState, units: list[Unit]) -> list[Unit]:
-        """Give each APP unit its devices (routing.py); a unit no device can run ends at once: its cases are
-        reported as errors naming the requirement and the devices there are."""
-        out = []
-        for u in units:
-            if "APP" in u.kinds:
-                try:
-                    u.devices = self.router.resolve(unit_requirements(u.device, u.cases, self._case_reader(ts, u)))
-                except Unroutable as e:
-                    self.log.warning("task %s collection %s not run: %s", ts.task_id, u.collection_id, e)
-                    self._end_cases(ts, u, f"not run: {e}")
-                    continue
-            out.append(u)
-        return out
 
-    @staticmethod
-    def _case_reader(ts: TaskState, u: Unit) -> Any:
-        def read(case_id: str) -> dict[str, Any] | None:
+def route_units(router: Router, ts: TaskState, units: list[Unit]) -> tuple[list[Unit], list[tuple[Unit, Unroutable]]]:
+    """(units that can run, each APP one with its ``devices``; units no device can run, with why)."""
+    ok: list[Unit] = []
+    bad: list[tuple[Unit, Unroutable]] = []
+    for u in units:
+        if "APP" in u.kinds:
             try:
-                return read_case(case_path(Path(ts.data_dir), u.collection_id, case_id))
-            except Exception:            # noqa: BLE001 - the executor reports an unreadable case itself
-                return None
-        return read
+                u.devices = router.resolve(unit_requirements(u.device, u.cases, case_reader(ts, u)))
+            except Unroutable as e:
+                bad.append((u, e))
+                continue
+        ok.append(u)
+    return ok, bad
