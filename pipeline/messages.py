@@ -11,47 +11,18 @@ as maps (totals, the heartbeat's current case) are ``TypedDict``s: plain dicts a
 from __future__ import annotations
 
 import enum
-import types
 import typing
 from collections.abc import Mapping
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import dataclass
 from typing import Any, ClassVar, TypedDict
 
-__all__ = [
-    "BODIES",
-    "RELIABLE",
-    "REQUIRED",
-    "Ack",
-    "CaseDeadline",
-    "CaseFinished",
-    "CaseReported",
-    "CaseStarted",
-    "ConfigReload",
-    "Current",
-    "DeviceProbe",
-    "ExecutorStatus",
-    "Kind",
-    "Message",
-    "Probe",
-    "ResultRecord",
-    "StageDied",
-    "StageFatal",
-    "StageHeartbeat",
-    "StageKill",
-    "StageStop",
-    "TaskFinished",
-    "TaskPlanned",
-    "TaskReleased",
-    "TaskReported",
-    "TaskStop",
-    "TaskSubmit",
-    "Totals",
-    "UnitDone",
-    "UnitRun",
-    "Victim",
-    "body_problem",
-    "from_wire",
-]
+from .shapes import fields_of, problem
+
+__all__ = ["BODIES", "RELIABLE", "REQUIRED", "Ack", "CaseDeadline", "CaseFinished", "CaseReported", "CaseStarted",
+           "ConfigReload", "Current", "DeviceProbe", "ExecutorStatus", "Kind", "Message", "Probe", "ResultRecord",
+           "StageDied", "StageFatal", "StageHeartbeat", "StageKill", "StageStop", "TaskFinished", "TaskPlanned",
+           "TaskReleased", "TaskReported", "TaskStop", "TaskSubmit", "Totals", "UnitDone", "UnitRun", "Victim",
+           "body_problem", "from_wire"]
 
 
 class Kind(str, enum.Enum):
@@ -139,7 +110,7 @@ class Message:
     def to_wire(self) -> dict[str, Any]:
         """The map that travels: every required field, the optional ones that are not None."""
         out: dict[str, Any] = {}
-        for f, required in _fields(type(self)):
+        for f, required in fields_of(type(self)):
             value = getattr(self, f)
             if required or value is not None:
                 out[f] = value
@@ -148,10 +119,10 @@ class Message:
     @classmethod
     def from_wire(cls, body: Mapping[str, Any]) -> typing.Self:
         """The typed body of a decoded map; ``ValueError`` naming the first bad field when it does not fit."""
-        why = _problem(body, cls)
+        why = problem(body, cls)
         if why:
             raise ValueError(why)
-        return cls(**{f: body[f] for f, _ in _fields(cls) if f in body})
+        return cls(**{f: body[f] for f, _ in fields_of(cls) if f in body})
 
 
 @dataclass(frozen=True)
@@ -380,128 +351,16 @@ def from_wire(kind: Kind, body: Mapping[str, Any]) -> Message:
     return BODIES[kind].from_wire(body)
 
 
-# -- checking a map against the annotations ---------------------------------------------------------
-_FIELDS: dict[type, tuple[tuple[str, bool], ...]] = {}
-_HINTS: dict[type, dict[str, Any]] = {}
-
-
-def _hints(cls: type) -> dict[str, Any]:
-    if cls not in _HINTS:
-        _HINTS[cls] = typing.get_type_hints(cls)
-    return _HINTS[cls]
-
-
-def _fields(cls: type[Message]) -> tuple[tuple[str, bool], ...]:
-    """(name, required) of each field of a body, in order."""
-    if cls not in _FIELDS:
-        _FIELDS[cls] = tuple((f.name, f.default is MISSING and f.default_factory is MISSING) for f in fields(cls))
-    return _FIELDS[cls]
-
-
-def _spec(cls: type) -> list[tuple[str, Any, bool]]:
-    """(key, type, required) of a body dataclass or a TypedDict."""
-    hints = _hints(cls)
-    if typing.is_typeddict(cls):
-        req: frozenset[str] = cls.__required_keys__     # type: ignore[attr-defined]
-        return [(k, t, k in req) for k, t in hints.items()]
-    return [(name, hints[name], required) for name, required in _fields(cls)]
-
-
-REQUIRED: dict[Kind, tuple[str, ...]] = {k: tuple(n for n, r in _fields(c) if r) for k, c in BODIES.items()}
-
-
-def _problem(body: Mapping[str, Any], cls: type) -> str | None:
-    for key, t, required in _spec(cls):
-        if key not in body:
-            if required:
-                return f"lacks field {key}"
-            continue
-        why = _matches(body[key], t)
-        if why:
-            return _at(key, why)
-    return None
-
-
-def _alternatives(t: Any) -> tuple[Any, ...]:
-    origin = typing.get_origin(t)
-    if origin is typing.Union or origin is types.UnionType:
-        return typing.get_args(t)
-    return (t,)
-
-
-def _matches(value: Any, t: Any) -> str | None:
-    """None when ``value`` is of type ``t``; else what is wrong (bool is not an int here, an int is a float)."""
-    nested = ""
-    for alt in _alternatives(t):
-        origin = typing.get_origin(alt)
-        if alt is Any:
-            return None
-        if alt is type(None) or alt is None:
-            if value is None:
-                return None
-        elif origin is list:
-            if isinstance(value, list):
-                (item,) = typing.get_args(alt) or (Any,)
-                for i, v in enumerate(value):
-                    why = _matches(v, item)
-                    if why:
-                        return f"[{i}] {why}"
-                return None
-        elif origin is dict or alt is dict:
-            if isinstance(value, dict):
-                return None
-        elif isinstance(alt, type) and typing.is_typeddict(alt):
-            if isinstance(value, dict):
-                why = _problem(value, alt)
-                if why is None:
-                    return None
-                nested = why
-        elif alt is float:
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                return None
-        elif isinstance(value, alt) and not (isinstance(value, bool) and alt is not bool):
-            return None
-    return nested or f"must be {_names(t)}, got {type(value).__name__} {_short(value)}"
-
-
-def _at(key: str, why: str) -> str:
-    """Prefix a nested problem with the field it is in: ``field totals.passed ...``, ``field changed[1] ...``."""
-    if why.startswith("field "):
-        return f"field {key}.{why[6:]}"
-    if why.startswith("lacks field "):
-        return f"field {key} {why}"
-    return f"field {key}{why}" if why.startswith("[") else f"field {key} {why}"
+REQUIRED: dict[Kind, tuple[str, ...]] = {k: tuple(n for n, r in fields_of(c) if r) for k, c in BODIES.items()}
 
 
 def body_problem(kind: Kind, body: Mapping[str, Any]) -> str | None:
     """What makes ``body`` unfit for ``kind`` (first problem found), or None. Extra keys are allowed."""
-    return _problem(body, BODIES[kind])
-
-
-def _names(t: Any) -> str:
-    out = []
-    for alt in _alternatives(t):
-        origin = typing.get_origin(alt)
-        if origin is list:
-            (item,) = typing.get_args(alt) or (Any,)
-            out.append(f"a list of {_names(item)}")
-        elif origin is dict or alt is dict or (isinstance(alt, type) and typing.is_typeddict(alt)):
-            out.append("a map")
-        elif alt is float:
-            out.append("an int or a float")
-        else:
-            out.append({str: "a string", int: "an int", bool: "a bool", list: "a list", type(None): "null",
-                        Any: "anything"}.get(alt, getattr(alt, "__name__", str(alt))))
-    return " or ".join(out)
-
-
-def _short(v: Any) -> str:
-    text = repr(v)
-    return text if len(text) <= 40 else text[:37] + "..."
+    return problem(body, BODIES[kind])
 
 
 # Kinds whose loss would lose work or a result: acked by the receiver, re-sent by the sender until acked.
 RELIABLE: frozenset[Kind] = frozenset({
-    Kind.TASK_SUBMIT, Kind.TASK_RELEASED, Kind.CASE_STARTED, Kind.CASE_FINISHED, Kind.UNIT_DONE,
+    Kind.TASK_SUBMIT, Kind.TASK_RELEASED, Kind.CASE_STARTED, Kind.CASE_FINISHED, Kind.UNIT_DONE, Kind.UNIT_RUN,
     Kind.RESULT_RECORD, Kind.TASK_PLANNED, Kind.TASK_FINISHED, Kind.TASK_REPORTED, Kind.STAGE_DIED, Kind.STAGE_KILL, Kind.TASK_STOP,
 })

@@ -8,7 +8,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from pipeline.messages import BODIES, Kind, _alternatives, _matches, _spec
+from pipeline.messages import BODIES, Kind
+from pipeline.shapes import alternatives, matches, spec
 
 __all__ = ["TYPED_KINDS", "sample", "valid_body", "wrong_bodies"]
 
@@ -19,11 +20,11 @@ _ANY = st.one_of(st.none(), st.booleans(), _INT, st.floats(allow_nan=True), st.t
                  st.lists(_INT, max_size=3), st.dictionaries(st.text(max_size=4), _INT, max_size=3))
 
 
-TYPED_KINDS = [k for k in Kind if _spec(BODIES[k])]   # stage.stop has no field to get wrong
+TYPED_KINDS = [k for k in Kind if spec(BODIES[k])]   # stage.stop has no field to get wrong
 
 
 def sample(t: Any) -> Any:
-    alt = next((a for a in _alternatives(t) if a is not type(None)), type(None))
+    alt = next((a for a in alternatives(t) if a is not type(None)), type(None))
     origin = typing.get_origin(alt)
     if origin is list:
         (item,) = typing.get_args(alt) or (Any,)
@@ -31,20 +32,20 @@ def sample(t: Any) -> Any:
     if origin is dict:
         return dict(_SAMPLES[dict])
     if isinstance(alt, type) and typing.is_typeddict(alt):
-        return {k: sample(v) for k, v, required in _spec(alt) if required}
+        return {k: sample(v) for k, v, required in spec(alt) if required}
     return _SAMPLES[alt]
 
 
 def valid_body(kind: Kind, optional: bool = False) -> dict[str, Any]:
-    return {k: sample(t) for k, t, required in _spec(BODIES[kind]) if required or optional}
+    return {k: sample(t) for k, t, required in spec(BODIES[kind]) if required or optional}
 
 
 @st.composite
 def wrong_bodies(draw: Any, kind: Kind) -> tuple[dict[str, Any], str]:
     """A valid body of ``kind`` with one field replaced by a value of the wrong type; returns (body, field)."""
-    fields = {k: t for k, t, _ in _spec(BODIES[kind])}
+    fields = {k: t for k, t, _ in spec(BODIES[kind])}
     body = valid_body(kind, optional=True)
     key = draw(st.sampled_from(sorted(fields)))
-    value = draw(_ANY.filter(lambda v: _matches(v, fields[key]) is not None))
+    value = draw(_ANY.filter(lambda v: matches(v, fields[key]) is not None))
     body[key] = value
     return body, key

@@ -26,7 +26,7 @@ from pipeline.stage import Handler, Stage
 from pipeline.transport import Notifier
 
 from .context import RunSettings
-from .host import UnitWorker
+from .host import ProbeDone, Ready, UnitWorker
 
 __all__ = ["Executor", "STAGE"]
 
@@ -55,7 +55,7 @@ class Executor(Stage):
         device = dict(self.spec.devices.get(self.device_name, {}), name=self.device_name) if self.device_name else None
         self.worker = UnitWorker(self.name, settings, Path(self.spec.storage_root), device, fetch_file=self._fetcher())
         self._deadline_notice = Notifier(self.mailbox, "supervisor")
-        self.worker.on_case_start = lambda started: self._deadline_notice.send(CaseDeadline.from_wire(started))
+        self.worker.on_case_start = lambda started: self._deadline_notice.send(CaseDeadline.from_wire(started.to_wire()))
         self.mailbox.register_fd(self.worker.rfd)
         for kind in self.kinds:                # import keyword libraries now, not inside the first case's deadline
             try:
@@ -105,22 +105,19 @@ class Executor(Stage):
 
     def on_events(self, events: dict[Any, int]) -> None:
         assert self.worker is not None
-        for kind, body in self.worker.drain():
-            if kind == "case.started":
-                self.mailbox.send("scheduler", CaseStarted.from_wire(body))
-                self.heartbeat(force=True)                 # the supervisor starts the deadline clock now
-            elif kind == "case.finished":
+        for ev in self.worker.drain():
+            if isinstance(ev, (CaseStarted, CaseFinished)):
                 # the result travels with case.finished: the scheduler journals it with the attempt before it
                 # acks, then hands it to the aggregator, so a SIGKILL right after this send loses nothing
-                self.mailbox.send("scheduler", CaseFinished.from_wire(body))
-                self.heartbeat(force=True)
-            elif kind == "ready":
+                self.mailbox.send("scheduler", ev)
+                self.heartbeat(force=True)                 # the supervisor starts (or stops) the deadline clock now
+            elif isinstance(ev, Ready):
                 self.send_status()
-            elif kind == "probe":
-                self.log.info("device %s probe: %s", self.device_name, "passed" if body["ok"] else body["error"])
-                self.send_status(probe=Probe(ok=bool(body["ok"]), error=body.get("error")))
-            elif kind == "unit.done":
-                self.mailbox.send("scheduler", UnitDone.from_wire(body))
+            elif isinstance(ev, ProbeDone):
+                self.log.info("device %s probe: %s", self.device_name, "passed" if ev.ok else ev.error)
+                self.send_status(probe=Probe(ok=ev.ok, error=ev.error))
+            elif isinstance(ev, UnitDone):
+                self.mailbox.send("scheduler", ev)
                 if self.worker is not None:
                     self.worker.unit = None
                 self.state = "idle"

@@ -13,17 +13,19 @@ import re
 import threading
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from pipeline.errors import DeviceDown, InfrastructureError, PipelineError
+from pipeline.messages import CaseFinished, CaseStarted, UnitDone
 from pipeline.models import CaseResult, Outcome, Status, engine_result
 from pipeline.suite import case_path, read_case
 
 from .common.evidence import EvidenceSpec
 from .context import CaseRunner, RunContext, RunSettings
 
-__all__ = ["UnitWorker", "RUNNER_CLASSES", "Event"]
+__all__ = ["UnitWorker", "RUNNER_CLASSES", "Event", "Ready", "ProbeDone"]
 
 log = logging.getLogger("stages.executor")
 
@@ -34,7 +36,19 @@ RUNNER_CLASSES = {
     "APP": "stages.executor.app:AppRunner",
 }
 
-Event = tuple[str, dict[str, Any]]       # ("case.started" | "case.finished" | "unit.done" | "ready" | "probe", body)
+@dataclass(frozen=True)
+class Ready:
+    """The warm-up is over: the executor may announce credit."""
+
+
+@dataclass(frozen=True)
+class ProbeDone:
+    """The health ladder asked for by ``device.probe`` ran; ``error`` is why it failed ("" when it passed)."""
+    ok: bool
+    error: str = ""
+
+
+Event = CaseStarted | CaseFinished | UnitDone | Ready | ProbeDone     # thread -> loop; the first three are sent as is
 
 
 class UnitWorker:
@@ -58,12 +72,12 @@ class UnitWorker:
         self.unit: dict[str, Any] | None = None          # the unit being run (a restarted scheduler adopts it)
         self.running: dict[str, Any] | None = None       # body of the last case.started
         self.step = ""
-        self.on_case_start: Callable[[dict[str, Any]], None] | None = None   # called in the case thread, first
+        self.on_case_start: Callable[[CaseStarted], None] | None = None   # called in the case thread, first
         self.down = ""                # the device failed its health ladder in this unit (DeviceDown's message)
 
     # -- thread side ----------------------------------------------------------------------------
-    def _emit(self, kind: str, body: dict[str, Any]) -> None:
-        self.events.put((kind, body))
+    def _emit(self, event: Event) -> None:
+        self.events.put(event)
         try:
             os.write(self.wfd, b"x")
         except BlockingIOError:
@@ -116,7 +130,7 @@ class UnitWorker:
                 log.warning("%s: warm-up failed: %s", self.name, e)
             finally:
                 self._active = False
-                self._emit("ready", {})
+                self._emit(Ready())
         self.thread = threading.Thread(target=run, name="warm-up", daemon=True)
         self.thread.start()
         return True
@@ -150,7 +164,7 @@ class UnitWorker:
                 error = self.check(list(self.runners), self._ctx({"task_id": "", "collection_id": "", "data_dir": "."}, {}))
             finally:
                 self._active = False
-                self._emit("probe", {"ok": not error, "error": error})
+                self._emit(ProbeDone(ok=not error, error=error))
         self.thread = threading.Thread(target=run, name="probe", daemon=True)
         self.thread.start()
         return True
@@ -210,7 +224,7 @@ class UnitWorker:
             self.current = self.running = None
             if not self.stopping:             # an unfinished unit is re-queued by the scheduler when we die
                 self._active = False
-                self._emit("unit.done", {"unit_id": unit["unit_id"], "device_down": self.down})
+                self._emit(UnitDone(unit_id=unit["unit_id"], device_down=self.down))
 
     def _run_case(self, unit: dict[str, Any], case: dict[str, Any], ctx: RunContext, skip_reason: str) -> CaseResult:
         budget = float(case.get("timeout") or 300)
@@ -221,17 +235,17 @@ class UnitWorker:
         self.current = {"case_id": case["case_id"], "index": case["index"], "run_times": case["run_times"],
                         "task_id": unit["task_id"], "deadline_s": budget, "t0": time.monotonic(),
                         "name": name or case["case_id"]}
-        started = {"unit_id": unit["unit_id"], "task_id": unit["task_id"], "collection_id": unit["collection_id"],
-                   "case_id": case["case_id"], "index": case["index"], "run_times": case["run_times"], "deadline_s": budget,
-                   "started_ms": int(time.time() * 1000)}
-        self.running = started
+        started = CaseStarted(unit_id=unit["unit_id"], task_id=unit["task_id"], collection_id=unit["collection_id"],
+                              case_id=case["case_id"], index=case["index"], run_times=case["run_times"], deadline_s=budget,
+                              started_ms=int(time.time() * 1000))
+        self.running = started.to_wire()
         if self.on_case_start is not None:        # before any case code: the supervisor's clock starts now
             try:
                 self.on_case_start(started)
             except Exception as e:
                 log.debug("%s: case start notice failed: %s", self.name, e)
-        self._emit("case.started", started)
-        t0 = started["started_ms"]
+        self._emit(started)
+        t0 = int(started.started_ms or 0)
         ctx.evidence, ctx.evidence_result = self._evidence(unit, case), {}
         if skip_reason:
             result = _engine_result(case, t0, Status.SKIP, Outcome.SKIPPED, skip_reason)
@@ -251,9 +265,11 @@ class UnitWorker:
             result.outcome = Outcome.FLAKY.value
         if not result.reason and result.status in (Status.FAIL, Status.ERROR):
             result.reason = failure_reason(result.transactionList)     # the one line `run` prints for it
-        self._emit("case.finished", dict(started, status=result.status, outcome=result.outcome,
-                                         name=result.caseName, result=result.to_dict(), reason=result.reason or "",
-                                         variables=_plain(ctx.variables), device_down=down))
+        s = started
+        self._emit(CaseFinished(unit_id=s.unit_id, task_id=s.task_id, collection_id=s.collection_id, case_id=s.case_id,
+                                index=s.index, run_times=s.run_times, deadline_s=s.deadline_s, started_ms=s.started_ms,
+                                status=result.status, outcome=result.outcome, name=result.caseName, result=result.to_dict(),
+                                reason=result.reason or "", variables=_plain(ctx.variables), device_down=down))
         return result
 
     def _evidence(self, unit: dict[str, Any], case: dict[str, Any]) -> EvidenceSpec:

@@ -29,6 +29,7 @@ from .events import (
     Configured,
     Event,
     ExecutorSpec,
+    Forget,
     Log,
     Received,
     SaveHealth,
@@ -121,6 +122,8 @@ class Scheduler(Stage):
                     self.mailbox.send(c.peer, c.body)
                 except PipelineError as e:      # an unreliable kind to a full or gone peer: the rest still goes
                     self.log.warning("%s to %s not sent: %s", c.body.KIND.value, c.peer, e)
+            elif isinstance(c, Forget):
+                self.mailbox.outbox.drop_peer(c.peer)
             elif isinstance(c, SaveHealth):
                 self._save_health(c.state)
             elif isinstance(c, Log):

@@ -17,6 +17,7 @@ __all__ = [
     "Configured",
     "Event",
     "ExecutorSpec",
+    "Forget",
     "Log",
     "Received",
     "SaveHealth",
@@ -124,12 +125,19 @@ class SaveHealth:
 
 
 @dataclass(frozen=True)
+class Forget:
+    """Stop re-sending what was not acknowledged to ``peer``: that incarnation is gone (its unit is re-queued;
+    a unit.run re-sent to its successor would run the work twice)."""
+    peer: str
+
+
+@dataclass(frozen=True)
 class Log:
     level: int
     text: str
 
 
-Command = Send | SaveHealth | Log
+Command = Send | SaveHealth | Forget | Log
 
 
 # -- journal records -------------------------------------------------------------------------------

@@ -39,6 +39,7 @@ from .events import (
     Command,
     Configured,
     Event,
+    Forget,
     Log,
     Received,
     Send,
@@ -363,6 +364,7 @@ class Machine:
         self.maybe_finish(ts)
 
     def executor_lost(self, name: str, reason: str, victim: dict[str, Any] | None = None) -> None:
+        self.emit(Forget(name))
         ex = self.executors.get(name)
         if ex is None or ex.unit is None:
             return

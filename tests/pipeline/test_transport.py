@@ -33,6 +33,7 @@ from pipeline.messages import (  # noqa: E402
     Message,
     StageStop,
     UnitDone,
+    UnitRun,
 )
 from pipeline.transport import Mailbox  # noqa: E402
 
@@ -205,6 +206,12 @@ def test_reliable_messages_are_acked_and_not_resent(d: Path, sender: Mailbox, re
     rows = handled(d)
     assert sorted(r[2] for r in rows if r[3] != 99) == sorted(ids)
     assert len(rows) == 21
+
+
+def test_unit_run_is_tracked_until_acked_like_every_work_carrying_kind(d: Path, sender: Mailbox) -> None:
+    run = UnitRun(unit_id="u", task_id="t", collection_id="c", data_dir="/d", cases=[])
+    mid = sender.send("executor-1", run)
+    assert len(sender.outbox) == 1 and sender.outbox.drop_peer("executor-1") == [mid]
 
 
 def test_sigkilled_receiver_loses_nothing_and_duplicates_only_in_flight(d: Path, sender: Mailbox, receiver: Receiver) -> None:

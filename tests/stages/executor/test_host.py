@@ -2,18 +2,18 @@
 case.started / case.finished / unit.done in order, with runTimes and index filled in."""
 from __future__ import annotations
 
-import time
-
 import json
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pipeline.errors import DeviceDown, InfrastructureError
+from pipeline.messages import Message
 from pipeline.models import CaseResult, Status
 from stages.executor.context import CaseOutcome, RunContext, RunSettings
-from stages.executor.host import Event, UnitWorker
+from stages.executor.host import UnitWorker
 from tests.system.suites import api_case
 
 FAILING = [{"from": "resBody", "method": "jsonpath", "expression": "$.data[0].name", "assertion": "equals", "expect": "nope"}]
@@ -33,12 +33,18 @@ def unit(data_dir: Path, *cases: tuple[str, int] | tuple[str, int, list[str]], c
                        "dependencies": list(c[2]) if len(c) > 2 else []} for i, c in enumerate(cases, start=1)]}
 
 
-def run(worker: UnitWorker, u: dict[str, Any]) -> list[Event]:
+Pair = tuple[str, dict[str, Any]]
+
+
+def run(worker: UnitWorker, u: dict[str, Any]) -> list[Pair]:
+    """The unit's events as (kind, the body that travels): the thread emits the message bodies themselves."""
     worker.start_unit(u)
     assert worker.thread is not None
     worker.thread.join(60)
     assert not worker.busy()
-    return worker.drain()
+    events = worker.drain()
+    assert all(isinstance(e, Message) for e in events)
+    return [(e.KIND.value, e.to_wire()) for e in events if isinstance(e, Message)]
 
 
 @pytest.fixture
@@ -46,7 +52,7 @@ def worker(tmp_path: Path) -> UnitWorker:
     return UnitWorker("executor-7", RunSettings(), tmp_path / "storage", None)
 
 
-def finished(events: list[Event]) -> dict[str, dict[str, Any]]:
+def finished(events: list[Pair]) -> dict[str, dict[str, Any]]:
     return {b["case_id"]: b for k, b in events if k == "case.finished"}
 
 
