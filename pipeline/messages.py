@@ -36,7 +36,7 @@ class Kind(str, enum.Enum):
     UNIT_DONE = "unit.done"                # executor -> scheduler
     UNIT_RUN = "unit.run"                  # scheduler -> executor
     DEVICE_PROBE = "device.probe"          # scheduler -> executor of a quarantined device
-    RESULT_RECORD = "result.record"        # scheduler / fetcher (unusable task) -> aggregator
+    RESULT_RECORD = "result.record"        # scheduler / fetcher (unusable task) -> aggregator -> uploader
     TASK_PLANNED = "task.planned"          # scheduler / fetcher -> aggregator
     TASK_FINISHED = "task.finished"        # scheduler / fetcher -> aggregator
     TASK_REPORTED = "task.reported"        # aggregator -> supervisor / uploader
@@ -161,7 +161,6 @@ class CaseDeadline(Message):
     index: int
     run_times: int
     deadline_s: float
-    name: str | None = None
     unit_id: str | None = None
     collection_id: str | None = None
     started_ms: int | None = None
@@ -178,7 +177,6 @@ class CaseStarted(Message):
     run_times: int
     deadline_s: float
     started_ms: int | None = None
-    name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -219,7 +217,6 @@ class UnitRun(Message):
     variables: dict[str, Any] | None = None
     setup_script: str | None = None
     teardown_script: str | None = None
-    reset: bool | None = None
     report_dir: str | None = None               # where the task's reports (and evidence bundles) go
     evidence: str | None = None                 # the task's evidence policy over ``[Evidence] keep``
 
@@ -244,7 +241,6 @@ class TaskPlanned(Message):
     name: str | None = None
     cases: int | None = None
     started_at: float | None = None             # wall-clock seconds
-    secrets: list[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -263,7 +259,6 @@ class TaskReported(Message):
     totals: Totals
     paths: dict[str, Any] | None = None
     missing: list[Any] | None = None
-    status: str | None = None
     storage_faults: list[str] | None = None
     by_kind: dict[str, Any] | None = None       # totals per case type (metrics)
 
