@@ -2,18 +2,20 @@
 final reports once every expected key is in, task.reported totals."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-import stages.aggregator as aggmod
 from pipeline.config import load_config_text
 from pipeline.messages import Kind
 from pipeline.models import CaseResult, Status
 from pipeline.topology import RunSpec
-from stages.aggregator import Aggregator, _totals
+from stages.aggregator import Aggregator
+from stages.aggregator.totals import Counts
+from stages.aggregator.totals import totals as _totals
 from tests.fakes import FakeMailbox, envelope
 
 
@@ -130,14 +132,14 @@ def test_final_report_waits_for_every_expected_key_and_is_sent_once(tmp_path: Pa
     assert again.tasks["t1"].reported and fake2.of(Kind.TASK_REPORTED) == []
 
 
-def test_missing_results_are_reported_after_the_grace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_results_are_reported_after_the_grace(tmp_path: Path) -> None:
     agg, fake = make(tmp_path)
     planned(agg, tmp_path)
     record(agg, result("k1"))
     finished(agg, key("k1"), key("k2"))
     agg.on_tick()
     assert fake.of(Kind.TASK_REPORTED) == []
-    monkeypatch.setattr(aggmod, "MISSING_GRACE_S", 0.0)
+    agg.machine.config = dataclasses.replace(agg.machine.config, grace_s=0.0)
     settle(agg, fake)
     [rep] = fake.of(Kind.TASK_REPORTED)
     assert rep.body["missing"] == [key("k2")] and rep.body["totals"]["cases"] == 1
@@ -194,12 +196,11 @@ def test_partial_reports_are_written_off_the_stage_loop(tmp_path: Path) -> None:
 @pytest.mark.parametrize("order", [0, 1, 2])
 def test_running_counts_equal_the_totals_in_any_order(order: int) -> None:
     import random
-    from stages.aggregator import _Counts
     rows = [r("k1", 1, Status.FAIL, "failed"), r("k1", 2, Status.PASS, "flaky"), r("k2", 1, Status.ERROR, "broken"),
             r("k3", 1, Status.SKIP, "skipped"), r("k4", 1, Status.FAIL, "failed"), r("k4", 2, Status.FAIL, "failed"),
             r("k5", 1, Status.PASS, "passed")]
     random.Random(order).shuffle(rows)
-    c = _Counts()
+    c = Counts()
     for row in rows:
         c.add(row)
     assert c.totals() == _totals(rows)

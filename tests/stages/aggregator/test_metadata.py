@@ -23,7 +23,7 @@ def test_metadata_goes_running_then_finished_with_counts(tmp_path: Path) -> None
     assert m["create_time"].startswith("2023-11-1") and m["finish_time"] is None and m["counts"]["cases"] == 0
     record(agg, result("k1"))
     record(agg, result("k2", status=Status.FAIL))
-    agg._last_meta = 0.0
+    agg.machine._last_meta = None
     agg.on_tick()                                            # metadata with the counts so far
     m = meta(tmp_path)
     assert m["status"] == "running" and (m["counts"]["passed"], m["counts"]["failed"]) == (1, 1)
