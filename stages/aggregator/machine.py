@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.messages import Kind
-from pipeline.models import CaseResult
+from pipeline.models import CaseResult, Status
 
 from .events import (
     AddToReport,
@@ -121,7 +121,7 @@ class AggregatorMachine:
                 self._metadata(agg, now)]
 
     def _recorded(self, event: Recorded, now: float) -> list[Command]:
-        res = CaseResult.from_dict(event.result)
+        res = _checked(event.result)
         out: list[Command] = []
         agg = self.tasks.get(res.taskId)
         if agg is None:                       # a result before (or without) its task.planned: kept, reported
@@ -225,6 +225,27 @@ class AggregatorMachine:
                "stop_reason": agg.stopped if final else None, "cases": agg.cases,
                "counts": agg.counts.totals(), "report_dir": str(agg.report_dir)}
         return WriteMetadata(self.config.storage_root / "data" / agg.task_id / "metadata.json", doc)
+
+
+def _checked(result: dict[str, Any]) -> CaseResult:
+    """The result as a ``CaseResult``, or a ValueError naming what is wrong (raised before any state changes)."""
+    res = CaseResult.from_dict(result)
+    why = _problem(res)
+    if why:
+        raise ValueError(why)
+    return res
+
+
+def _problem(res: CaseResult) -> str | None:
+    if not isinstance(res.taskId, str) or not res.taskId:
+        return f"result of case {res.caseId!r} has no taskId"
+    if isinstance(res.status, bool) or res.status not in {s.value for s in Status}:
+        return f"result {'|'.join(map(str, res.key))}: status must be one of 0-3, got {res.status!r}"
+    for name, typ in (("collectionId", str), ("caseId", str), ("index", int), ("runTimes", int)):
+        value = getattr(res, name)
+        if isinstance(value, bool) or not isinstance(value, typ):
+            return f"result of task {res.taskId}: {name} must be {'a string' if typ is str else 'an int'}, got {value!r}"
+    return None
 
 
 def _iso(t: float) -> str:

@@ -204,3 +204,23 @@ def test_running_counts_equal_the_totals_in_any_order(order: int) -> None:
     for row in rows:
         c.add(row)
     assert c.totals() == _totals(rows)
+
+
+def test_a_bad_journal_record_is_skipped_with_its_place_named(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    agg, _ = make(tmp_path)
+    planned(agg, tmp_path)
+    agg.journal.append(["result", "not a map", 1.0])                     # e.g. written by a buggy older build
+    record(agg, result("k1"))
+    agg.journal.close()
+    again, _ = make(tmp_path)
+    assert [r.caseId for r in again.tasks["t1"].results.values()] == ["k1"]
+    assert "aggregator.journal record 1 skipped: result record: payload must be a map, got str" in caplog.text
+
+
+def test_a_malformed_result_is_dead_lettered_and_the_stage_goes_on(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    agg, fake = make(tmp_path)
+    planned(agg, tmp_path)
+    agg.dispatch(envelope(Kind.RESULT_RECORD, {"result": dict(result("k1"), status=9)}, src="scheduler"))
+    record(agg, result("k2"))
+    assert [r.caseId for r in agg.tasks["t1"].results.values()] == ["k2"]
+    assert "handler for result.record from scheduler failed: result t1|c1|k1|1|1: status must be one of 0-3, got 9" in caplog.text
