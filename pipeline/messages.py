@@ -33,6 +33,10 @@ class Kind(str, enum.Enum):
     RESULT_RECORD = "result.record"        # {result}
     TASK_PLANNED = "task.planned"          # {task_id, name, report_dir, expected, started_at, secrets}
     TASK_FINISHED = "task.finished"        # {task_id, expected}  expected = list of result keys
+    # fetcher -> uploader (platform mode): the platform stopped these tasks; deliver their rows, never ``complete``
+    TASK_STOPPED = "task.stopped"          # {task_ids, reason}
+    # fetcher -> uploader (platform mode): a task in flight needs an empty result upload (platform inactivity rule)
+    TASK_KEEPALIVE = "task.keepalive"      # {task_id}
     # aggregator -> supervisor / uploader
     TASK_REPORTED = "task.reported"        # {task_id, report_dir, totals, status}
     CASE_REPORTED = "case.reported"        # {task_id, case_id, name, status, outcome, runTimes, elapsed_ms, reason, executor}
@@ -103,6 +107,8 @@ BODIES: dict[Kind, Body] = {
     Kind.TASK_PLANNED: Body({"task_id": STR, "report_dir": STR},
                             {"name": OPT_STR, "cases": INT, "started_at": OPT_NUM, "secrets": (ListOf(STR),) + NONE}),
     Kind.TASK_FINISHED: Body({"task_id": STR, "expected": (ListOf((list,)),)}, {"stopped": OPT_STR}),
+    Kind.TASK_STOPPED: Body({"task_ids": STRS, "reason": STR}),
+    Kind.TASK_KEEPALIVE: Body({"task_id": STR}),
     Kind.TASK_REPORTED: Body({"task_id": STR, "report_dir": STR, "totals": (_TOTALS,)},
                              {"paths": OPT_MAP, "missing": (list,) + NONE, "status": OPT_STR, "storage_faults": STRS}),
     Kind.CASE_REPORTED: Body({"task_id": STR, "case_id": STR, "status": INT},
@@ -186,6 +192,6 @@ def _short(v: Any) -> str:
 # Kinds whose loss would lose work or a result: acked by the receiver, re-sent by the sender until acked.
 RELIABLE: frozenset[Kind] = frozenset({
     Kind.TASK_SUBMIT, Kind.TASK_RELEASED, Kind.CASE_STARTED, Kind.CASE_FINISHED, Kind.UNIT_DONE,
-    Kind.RESULT_RECORD, Kind.TASK_PLANNED, Kind.TASK_FINISHED, Kind.TASK_REPORTED, Kind.STAGE_DIED, Kind.STAGE_KILL, Kind.TASK_STOP,
+    Kind.RESULT_RECORD, Kind.TASK_PLANNED, Kind.TASK_FINISHED, Kind.TASK_REPORTED, Kind.TASK_STOPPED, Kind.STAGE_DIED, Kind.STAGE_KILL, Kind.TASK_STOP,
 })
 assert set(BODIES) == set(Kind), "every kind declares its body"

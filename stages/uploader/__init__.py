@@ -11,7 +11,7 @@ from pipeline.codec import Envelope
 from pipeline.messages import Kind
 from pipeline.stage import Handler, Stage
 
-__all__ = ["Uploader", "STAGE"]
+__all__ = ["STAGE", "Uploader"]
 
 
 class Uploader(Stage):
@@ -38,7 +38,18 @@ class Uploader(Stage):
         if self.delivery is not None:
             self.delivery.task_reported(env.body)
 
-    HANDLERS: ClassVar[dict[Kind, Handler]] = {Kind.RESULT_RECORD: on_result_record, Kind.TASK_REPORTED: on_task_reported}
+    def on_task_stopped(self, env: Envelope) -> None:
+        """Sent by the fetcher when the platform stopped tasks: their rows are delivered, their complete never."""
+        if self.delivery is not None:
+            self.delivery.task_stopped(list(env.body["task_ids"]), str(env.body["reason"]))
+
+    def on_task_keepalive(self, env: Envelope) -> None:
+        """Sent by the fetcher for a task in flight: every upload to the platform goes from here."""
+        if self.delivery is not None:
+            self.delivery.keepalive(str(env.body["task_id"]))
+
+    HANDLERS: ClassVar[dict[Kind, Handler]] = {Kind.RESULT_RECORD: on_result_record, Kind.TASK_REPORTED: on_task_reported,
+                                               Kind.TASK_STOPPED: on_task_stopped, Kind.TASK_KEEPALIVE: on_task_keepalive}
 
     def before_ack(self) -> None:
         """Acks leave only after this: outbox items are fsynced by ``put``, the de-duplication ledger here."""
