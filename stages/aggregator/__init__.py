@@ -169,9 +169,8 @@ class Aggregator(Stage):
             self.mailbox.send(cmd.peer, cmd.kind, cmd.body)
             if cmd.kind is Kind.TASK_REPORTED:
                 self.log.info("task %s reported: %s", cmd.body["task_id"], cmd.body["totals"])
-        elif isinstance(cmd, Forward):
-            if cmd.mark not in self._fwd_pending.values():
-                self._fwd_pending[self.mailbox.send("uploader", cmd.kind, cmd.body)] = cmd.mark
+        elif isinstance(cmd, Forward):                  # the machine forwards each mark once per incarnation
+            self._fwd_pending[self.mailbox.send("uploader", cmd.kind, cmd.body)] = cmd.mark
         elif isinstance(cmd, AttemptRecorded):
             self.attempt_recorded(cmd.result)
         elif isinstance(cmd, LogError):

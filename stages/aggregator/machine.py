@@ -49,6 +49,7 @@ __all__ = ["ENGINE_VERSION", "AggregatorMachine", "MachineConfig", "TaskAgg"]
 
 ENGINE_VERSION = "0.1.0"
 Key = tuple[Any, ...]
+_STATUSES = frozenset(s.value for s in Status)
 
 
 @dataclass(frozen=True)
@@ -239,7 +240,7 @@ def _checked(result: dict[str, Any]) -> CaseResult:
 def _problem(res: CaseResult) -> str | None:
     if not isinstance(res.taskId, str) or not res.taskId:
         return f"result of case {res.caseId!r} has no taskId"
-    if isinstance(res.status, bool) or res.status not in {s.value for s in Status}:
+    if isinstance(res.status, bool) or res.status not in _STATUSES:
         return f"result {'|'.join(map(str, res.key))}: status must be one of 0-3, got {res.status!r}"
     for name, typ in (("collectionId", str), ("caseId", str), ("index", int), ("runTimes", int)):
         value = getattr(res, name)
