@@ -2,13 +2,14 @@
 
 No socket, no clock, no disk here: ``now`` (wall-clock seconds) is handed in with every event, and every
 effect — journal append, report write, metadata file, message — is a command the stage shell executes.
-An event that changes state returns a ``Journal`` of itself first, so the journal is exactly the list of
-events applied; recovery replays it through this same ``apply`` (dropping the commands, whose effects
+An event that changes state returns a ``Journal`` of itself (before any message that tells others about it),
+so the journal is exactly the list of events applied; recovery replays it through this same ``apply`` (dropping the commands, whose effects
 happened before the crash) and then applies ``Recovered`` for what must be redone.
 
 Results are de-duplicated by their key (taskId, collectionId, caseId, index, runTimes), so a re-sent
 result is counted once. A task's final report is asked for once every expected key is in, or, when some
-never arrive, ``grace_s`` after that was first seen (reported loudly as missing).
+never arrive, ``grace_s`` after that was first seen (reported loudly as missing). ``now`` is wall-clock
+time because it ends up in reports and metadata; a clock step only lengthens or shortens that grace.
 """
 from __future__ import annotations
 
