@@ -1,5 +1,9 @@
 """Envelope <-> bytes. One ZeroMQ frame = one msgpack array ``[v, kind, msg_id, src, inc, sent_at, body]``.
 
+The body travels as a map (``Message.to_wire``) and comes back as its typed dataclass (``messages.BODIES``),
+so every handler reads attributes the type checker knows. An envelope may also carry a raw map (a test
+crafting a frame); it is encoded as is.
+
 The only module that touches msgpack: every decoding problem (not msgpack, wrong shape, wrong version,
 unknown kind, missing body keys, oversize fields, trailing bytes) becomes a ``CodecError`` whose message
 names the sender and kind when they could be read, so the receiving stage can dead-letter it and go on.
@@ -9,14 +13,14 @@ from __future__ import annotations
 import datetime as _dt
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import msgpack
 
 from .errors import CodecError
-from .messages import REQUIRED, Kind, body_problem
+from .messages import BODIES, REQUIRED, Kind, Message, body_problem
 
-__all__ = ["VERSION", "Envelope", "encode", "decode", "new_id", "as_wire"]
+__all__ = ["VERSION", "Envelope", "as_wire", "decode", "encode", "new_id", "wrap"]
 
 VERSION = 1
 MAX_BYTES = 64 * 2**20          # results travel inline; screenshots and logs travel by path
@@ -26,14 +30,18 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
+B = TypeVar("B")
+
+
 @dataclass(frozen=True, slots=True)
-class Envelope:
+class Envelope(Generic[B]):
+    """One message; ``body`` is the kind's ``Message`` dataclass (a raw map only in hand-made frames)."""
     kind: Kind
-    body: dict[str, Any]
+    body: B
     src: str = ""
     inc: int = 0
     msg_id: str = field(default_factory=new_id)
-    sent_at: _dt.datetime = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc))
+    sent_at: _dt.datetime = field(default_factory=lambda: _dt.datetime.now(_dt.UTC))
     v: int = VERSION
 
 
@@ -54,18 +62,24 @@ def as_wire(value: Any) -> Any:
     return value
 
 
-def encode(env: Envelope) -> bytes:
-    frame = [env.v, env.kind.value, env.msg_id, env.src, env.inc, env.sent_at, env.body]
+def wrap(body: Message, src: str = "", inc: int = 0, msg_id: str | None = None) -> Envelope[Message]:
+    """The envelope of a typed body (its kind is the body's)."""
+    return Envelope(kind=body.KIND, body=body, src=src, inc=inc, msg_id=msg_id or new_id())
+
+
+def encode(env: Envelope[Any]) -> bytes:
+    body = env.body.to_wire() if isinstance(env.body, Message) else env.body
+    frame = [env.v, env.kind.value, env.msg_id, env.src, env.inc, env.sent_at, body]
     try:
         try:
-            return msgpack.packb(frame, datetime=True, use_bin_type=True)
+            return bytes(msgpack.packb(frame, datetime=True, use_bin_type=True))
         except OverflowError:                   # rare: only then pay for the walk
-            return msgpack.packb(as_wire(frame), datetime=True, use_bin_type=True)
+            return bytes(msgpack.packb(as_wire(frame), datetime=True, use_bin_type=True))
     except (TypeError, ValueError, OverflowError) as e:
         raise CodecError(f"cannot encode {env.kind.value} from {env.src or '?'}: {e}") from e
 
 
-def decode(data: bytes) -> Envelope:
+def decode(data: bytes) -> Envelope[Message]:
     if len(data) > MAX_BYTES:
         raise CodecError(f"message of {len(data)} bytes exceeds {MAX_BYTES}")
     try:
@@ -96,4 +110,5 @@ def decode(data: bytes) -> Envelope:
     problem = body_problem(k, body)
     if problem:
         raise CodecError(f"{k.value} {who}: body {problem}")
-    return Envelope(kind=k, body=body, src=src, inc=inc, msg_id=msg_id, sent_at=sent_at, v=v)
+    typed = BODIES[k].from_wire(body)
+    return Envelope(kind=k, body=typed, src=src, inc=inc, msg_id=msg_id, sent_at=sent_at, v=v)

@@ -1,186 +1,516 @@
-"""Every message kind, declared once: ``Kind`` + the body fields each kind must carry + which kinds are
-delivered reliably (acked, re-sent until acked, de-duplicated by ``msg_id`` at the receiver).
+"""Every message kind and its body, declared once: ``Kind`` names the kinds, one frozen dataclass per kind
+(``KIND`` ties them) is the body's single truth, and ``RELIABLE`` lists the kinds delivered reliably (acked,
+re-sent until acked, de-duplicated by ``msg_id`` at the receiver).
 
-Bodies travel as str-keyed maps; ``BODIES`` gives each kind's fields and their types, so a message missing
-one or carrying a wrong type is rejected by the codec as malformed (dead-lettered) instead of crashing a handler.
+Bodies travel as str-keyed maps (``to_wire``); ``from_wire`` checks a decoded map against the dataclass's
+annotations, so a message missing a field or carrying a wrong type is rejected by the codec as malformed
+(dead-lettered) instead of crashing a handler. Optional fields default to None and are left off the wire
+when None; unknown keys are ignored (an older or newer peer may send more). Nested maps that are read
+as maps (totals, the heartbeat's current case) are ``TypedDict``s: plain dicts at run time, typed for mypy.
 """
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
-from typing import Any, Mapping
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import MISSING, dataclass, fields
+from typing import Any, ClassVar, TypedDict
 
-__all__ = ["Kind", "BODIES", "Body", "ListOf", "REQUIRED", "RELIABLE", "body_problem"]
+__all__ = [
+    "BODIES",
+    "RELIABLE",
+    "REQUIRED",
+    "Ack",
+    "CaseDeadline",
+    "CaseFinished",
+    "CaseReported",
+    "CaseStarted",
+    "ConfigReload",
+    "Current",
+    "DeviceProbe",
+    "ExecutorStatus",
+    "Kind",
+    "Message",
+    "Probe",
+    "ResultRecord",
+    "StageDied",
+    "StageFatal",
+    "StageHeartbeat",
+    "StageKill",
+    "StageStop",
+    "TaskFinished",
+    "TaskKeepalive",
+    "TaskPlanned",
+    "TaskReleased",
+    "TaskReported",
+    "TaskStop",
+    "TaskStopped",
+    "TaskSubmit",
+    "Totals",
+    "UnitDone",
+    "UnitRun",
+    "Victim",
+    "body_problem",
+    "from_wire",
+]
 
 
 class Kind(str, enum.Enum):
-    # fetcher -> scheduler
-    TASK_SUBMIT = "task.submit"            # {task, data_dir, report_dir, source}
-    # scheduler -> fetcher (platform mode: the slot is free again)
-    TASK_RELEASED = "task.released"        # {task_id}
-    # executor -> scheduler
-    EXECUTOR_STATUS = "executor.status"    # {kinds, device, idle, last_unit, probe?: {ok, error}}
-    # executor case thread -> supervisor, before the case runs (the deadline never depends on the victim's loop)
-    CASE_DEADLINE = "case.deadline"        # {task_id, case_id, index, run_times, deadline_s, name}
-    CASE_STARTED = "case.started"          # {unit_id, task_id, collection_id, case_id, index, run_times, deadline_s, name}
-    CASE_FINISHED = "case.finished"        # {unit_id, task_id, collection_id, case_id, index, run_times, status, outcome, variables, result}
-    UNIT_DONE = "unit.done"                # {unit_id, device_down?}  device_down: why the health ladder failed
-    # scheduler -> executor
-    UNIT_RUN = "unit.run"                  # {unit_id, task_id, collection_id, data_dir, cases, variables, reset}
-    # scheduler -> executor of a quarantined device: run the health ladder, answer with executor.status {probe}
-    DEVICE_PROBE = "device.probe"          # {device}
-    # scheduler -> aggregator (every result: the executor's arrive with case.finished and are journaled first)
-    RESULT_RECORD = "result.record"        # {result}
-    TASK_PLANNED = "task.planned"          # {task_id, name, report_dir, expected, started_at, secrets}
-    TASK_FINISHED = "task.finished"        # {task_id, expected}  expected = list of result keys
-    # fetcher -> uploader (platform mode): the platform stopped these tasks; deliver their rows, never ``complete``
-    TASK_STOPPED = "task.stopped"          # {task_ids, reason}
-    # fetcher -> uploader (platform mode): a task in flight needs an empty result upload (platform inactivity rule)
-    TASK_KEEPALIVE = "task.keepalive"      # {task_id}
-    # aggregator -> supervisor / uploader
-    TASK_REPORTED = "task.reported"        # {task_id, report_dir, totals, status}
-    CASE_REPORTED = "case.reported"        # {task_id, case_id, name, status, outcome, runTimes, elapsed_ms, reason, executor}
-    # every stage -> supervisor
-    STAGE_HEARTBEAT = "stage.heartbeat"    # {pid, state, current}  current = {case, step, deadline_s, started} | None
-    STAGE_FATAL = "stage.fatal"            # {reason}  the stage cannot go on (bad config): do not restart
-    # supervisor -> scheduler
-    STAGE_DIED = "stage.died"              # {stage, inc, reason}
-    # scheduler -> supervisor: end what an executor is running (task stopped)
-    STAGE_KILL = "stage.kill"              # {stage, inc, reason}
-    # supervisor -> fetcher / scheduler
-    TASK_STOP = "task.stop"                # {task_id | None (all)}
-    STAGE_STOP = "stage.stop"              # {}  drain and exit
-    # supervisor -> every stage: settings.json was rewritten by a config reload; re-read and apply
-    CONFIG_RELOAD = "config.reload"        # {generation, changed}  changed = ["Section.key", ...]
-    # any -> sender of a reliable message
-    ACK = "msg.ack"                        # {ids}
+    """Who sends what to whom; the body of each is the dataclass of the same name below."""
+    TASK_SUBMIT = "task.submit"            # fetcher / submit queue -> scheduler
+    TASK_RELEASED = "task.released"        # scheduler -> fetcher (platform mode: the slot is free again)
+    EXECUTOR_STATUS = "executor.status"    # executor -> scheduler (credit, adoption, probe answers)
+    CASE_DEADLINE = "case.deadline"        # executor case thread -> supervisor, before the case runs
+    CASE_STARTED = "case.started"          # executor -> scheduler
+    CASE_FINISHED = "case.finished"        # executor -> scheduler (carries the result)
+    UNIT_DONE = "unit.done"                # executor -> scheduler
+    UNIT_RUN = "unit.run"                  # scheduler -> executor
+    DEVICE_PROBE = "device.probe"          # scheduler -> executor of a quarantined device
+    RESULT_RECORD = "result.record"        # scheduler / fetcher (unusable task) -> aggregator
+    TASK_PLANNED = "task.planned"          # scheduler / fetcher -> aggregator
+    TASK_FINISHED = "task.finished"        # scheduler / fetcher -> aggregator
+    TASK_REPORTED = "task.reported"        # aggregator -> supervisor / uploader
+    TASK_STOPPED = "task.stopped"          # fetcher -> uploader (platform mode): the platform ended these tasks
+    TASK_KEEPALIVE = "task.keepalive"      # fetcher -> uploader (platform mode): a task in flight needs an empty upload
+    CASE_REPORTED = "case.reported"        # aggregator -> supervisor
+    STAGE_HEARTBEAT = "stage.heartbeat"    # every stage -> supervisor
+    STAGE_FATAL = "stage.fatal"            # a stage -> supervisor: cannot go on, do not restart (no stage sends it yet)
+    STAGE_DIED = "stage.died"              # supervisor -> scheduler
+    STAGE_KILL = "stage.kill"              # scheduler -> supervisor: end what an executor is running
+    TASK_STOP = "task.stop"                # supervisor / fetcher -> scheduler, executors
+    STAGE_STOP = "stage.stop"              # supervisor -> any stage: drain and exit
+    CONFIG_RELOAD = "config.reload"        # supervisor -> every stage: settings.json was rewritten
+    ACK = "msg.ack"                        # any -> sender of a reliable message
 
 
-# -- body types ------------------------------------------------------------------------------------
-# Each kind's body, declared once: required and optional fields with the wire types a receiver may rely on.
-# The codec checks every decoded body against it (``body_problem``), so a well-formed but wrongly typed
-# message ({"changed": 5}, {"totals": null}) is dead-lettered with its kind and sender instead of crashing
-# a handler. This is the natural seed of typed bodies: one ``Body`` per kind, one field per entry.
-Types = tuple[Any, ...]          # accepted: plain types, ListOf(...), or a nested Body
+# -- nested maps ------------------------------------------------------------------------------------
+# (required keys in a base class, optional ones in a total=False subclass: NotRequired is not seen in
+# postponed annotations on Python 3.11)
+class _ProbeKeys(TypedDict):
+    ok: bool
+
+
+class Probe(_ProbeKeys, total=False):
+    error: str | None
+
+
+class _TotalsKeys(TypedDict):
+    cases: int
+    passed: int
+    failed: int
+    error: int
+    skipped: int
+    flaky: int
+    attempts: int
+
+
+class Totals(_TotalsKeys, total=False):
+    broken: int
+
+
+class Current(TypedDict, total=False):
+    """What a stage is doing now (the executor: its running case), in its heartbeat."""
+    case: str | None
+    case_id: str | None
+    task_id: str | None
+    index: int | None
+    run_times: int | None
+    step: str | None
+    deadline_s: float | None
+    elapsed_s: float | None
+
+
+class _VictimKeys(TypedDict):
+    case_id: str
+    index: int
+    run_times: int
+
+
+class Victim(_VictimKeys, total=False):
+    """The case a dead executor was running, per the supervisor."""
+    started_ms: int
+
+
+# -- bodies -----------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class ListOf:
-    item: Types
+class Message:
+    """Base of every body. ``KIND`` is the kind it travels as."""
+    KIND: ClassVar[Kind]
+
+    def to_wire(self) -> dict[str, Any]:
+        """The map that travels: every required field, the optional ones that are not None."""
+        out: dict[str, Any] = {}
+        for f, required in _fields(type(self)):
+            value = getattr(self, f)
+            if required or value is not None:
+                out[f] = value
+        return out
+
+    @classmethod
+    def from_wire(cls, body: Mapping[str, Any]) -> typing.Self:
+        """The typed body of a decoded map; ``ValueError`` naming the first bad field when it does not fit."""
+        why = _problem(body, cls)
+        if why:
+            raise ValueError(why)
+        return cls(**{f: body[f] for f, _ in _fields(cls) if f in body})
 
 
 @dataclass(frozen=True)
-class Body:
-    required: Mapping[str, Types] = field(default_factory=dict)
-    optional: Mapping[str, Types] = field(default_factory=dict)
+class TaskSubmit(Message):
+    KIND = Kind.TASK_SUBMIT
+    task: dict[str, Any]
+    data_dir: str
+    report_dir: str | None = None
+    source: str | None = None                  # "submit" (the submit queue) or None (suite / platform)
+    name: str | None = None
+    case_names: dict[str, Any] | None = None
 
 
-STR, INT, BOOL, MAP, NONE = (str,), (int,), (bool,), (dict,), (type(None),)
-NUM = (int, float)
-OPT_STR, OPT_INT, OPT_NUM, OPT_MAP = STR + NONE, INT + NONE, NUM + NONE, MAP + NONE
-STRS = (ListOf(STR),)
-_CASE = {"unit_id": STR, "task_id": STR, "collection_id": STR, "case_id": STR, "index": INT, "run_times": INT}
-_TOTALS = Body({k: INT for k in ("cases", "passed", "failed", "error", "skipped", "flaky", "attempts")}, {"broken": INT})
-_CURRENT = Body({}, {"case": OPT_STR, "case_id": OPT_STR, "task_id": OPT_STR, "index": OPT_INT, "run_times": OPT_INT,
-                     "step": OPT_STR, "deadline_s": OPT_NUM, "elapsed_s": OPT_NUM})
-_STAGE = {"stage": STR, "inc": INT, "reason": STR}
-_PROBE = Body({"ok": BOOL}, {"error": OPT_STR})
-_VICTIM = Body({"case_id": STR, "index": INT, "run_times": INT}, {"started_ms": INT})
-
-BODIES: dict[Kind, Body] = {
-    Kind.TASK_SUBMIT: Body({"task": MAP, "data_dir": STR},
-                           {"report_dir": OPT_STR, "source": OPT_STR, "name": OPT_STR, "case_names": OPT_MAP}),
-    Kind.TASK_RELEASED: Body({"task_id": STR}),
-    Kind.EXECUTOR_STATUS: Body({"kinds": STRS, "idle": BOOL, "last_unit": OPT_STR}, {"device": OPT_STR, "unit": OPT_MAP,
-                                                                                   "probe": (_PROBE,) + NONE}),
-    Kind.CASE_STARTED: Body(dict(_CASE, deadline_s=NUM), {"started_ms": INT, "name": OPT_STR}),
-    Kind.CASE_DEADLINE: Body({"task_id": STR, "case_id": STR, "index": INT, "run_times": INT, "deadline_s": NUM},
-                             {"name": OPT_STR, "unit_id": STR, "collection_id": STR, "started_ms": INT}),
-    Kind.CASE_FINISHED: Body(dict(_CASE, status=INT, outcome=STR),
-                             {"deadline_s": NUM, "started_ms": INT, "name": OPT_STR, "reason": OPT_STR, "variables": OPT_MAP,
-                              "result": OPT_MAP}),
-    Kind.UNIT_DONE: Body({"unit_id": STR}, {"device_down": OPT_STR}),
-    Kind.DEVICE_PROBE: Body({"device": STR}),
-    Kind.UNIT_RUN: Body({"unit_id": STR, "task_id": STR, "collection_id": STR, "data_dir": STR, "cases": (ListOf(MAP),)},
-                        {"variables": OPT_MAP, "setup_script": OPT_STR, "teardown_script": OPT_STR, "reset": BOOL}),
-    Kind.RESULT_RECORD: Body({"result": MAP}),
-    Kind.TASK_PLANNED: Body({"task_id": STR, "report_dir": STR},
-                            {"name": OPT_STR, "cases": INT, "started_at": OPT_NUM, "secrets": (ListOf(STR),) + NONE}),
-    Kind.TASK_FINISHED: Body({"task_id": STR, "expected": (ListOf((list,)),)}, {"stopped": OPT_STR}),
-    Kind.TASK_STOPPED: Body({"task_ids": STRS, "reason": STR}),
-    Kind.TASK_KEEPALIVE: Body({"task_id": STR}),
-    Kind.TASK_REPORTED: Body({"task_id": STR, "report_dir": STR, "totals": (_TOTALS,)},
-                             {"paths": OPT_MAP, "missing": (list,) + NONE, "status": OPT_STR, "storage_faults": STRS}),
-    Kind.CASE_REPORTED: Body({"task_id": STR, "case_id": STR, "status": INT},
-                             {"name": OPT_STR, "outcome": OPT_STR, "runTimes": OPT_INT, "elapsed_ms": OPT_NUM, "reason": OPT_STR,
-                              "executor": OPT_STR, "collection_id": OPT_STR, "index": OPT_INT}),
-    Kind.STAGE_HEARTBEAT: Body({"pid": INT, "state": STR}, {"current": (_CURRENT,) + NONE, "stats": OPT_MAP}),
-    Kind.STAGE_FATAL: Body({"reason": STR}),
-    Kind.STAGE_DIED: Body(_STAGE, {"case": (_VICTIM,) + NONE}),   # case: what it was running, per the supervisor
-    Kind.STAGE_KILL: Body(_STAGE),
-    Kind.TASK_STOP: Body({}, {"task_id": OPT_STR, "reason": OPT_STR, "drain": BOOL + NONE}),
-    Kind.STAGE_STOP: Body(),
-    Kind.CONFIG_RELOAD: Body({"generation": INT, "changed": STRS}),
-    Kind.ACK: Body({"ids": STRS}),
-}
-REQUIRED: dict[Kind, tuple[str, ...]] = {k: tuple(b.required) for k, b in BODIES.items()}
+@dataclass(frozen=True)
+class TaskReleased(Message):
+    KIND = Kind.TASK_RELEASED
+    task_id: str
 
 
-def _matches(value: Any, types: Types) -> str | None:
-    """None when ``value`` is one of ``types``; else what is wrong (bool is not an int here)."""
+@dataclass(frozen=True)
+class ExecutorStatus(Message):
+    KIND = Kind.EXECUTOR_STATUS
+    kinds: list[str]
+    idle: bool
+    last_unit: str | None
+    device: str | None = None
+    unit: dict[str, Any] | None = None          # the unit.run body being run, plus ``running`` (a case.started body)
+    probe: Probe | None = None                  # the answer to device.probe
+
+
+@dataclass(frozen=True)
+class CaseDeadline(Message):
+    KIND = Kind.CASE_DEADLINE
+    task_id: str
+    case_id: str
+    index: int
+    run_times: int
+    deadline_s: float
+    name: str | None = None
+    unit_id: str | None = None
+    collection_id: str | None = None
+    started_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class CaseStarted(Message):
+    KIND = Kind.CASE_STARTED
+    unit_id: str
+    task_id: str
+    collection_id: str
+    case_id: str
+    index: int
+    run_times: int
+    deadline_s: float
+    started_ms: int | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class CaseFinished(Message):
+    KIND = Kind.CASE_FINISHED
+    unit_id: str
+    task_id: str
+    collection_id: str
+    case_id: str
+    index: int
+    run_times: int
+    status: int
+    outcome: str
+    deadline_s: float | None = None
+    started_ms: int | None = None
+    name: str | None = None
+    reason: str | None = None
+    variables: dict[str, Any] | None = None     # the case's variables after it ran (passed on to the next case)
+    result: dict[str, Any] | None = None        # the CaseResult (journaled by the scheduler before it acks)
+    device_down: bool | None = None             # the device failed in this case: hold it now
+
+
+@dataclass(frozen=True)
+class UnitDone(Message):
+    KIND = Kind.UNIT_DONE
+    unit_id: str
+    device_down: str | None = None              # why the health ladder failed ("" or None: it did not)
+
+
+@dataclass(frozen=True)
+class UnitRun(Message):
+    KIND = Kind.UNIT_RUN
+    unit_id: str
+    task_id: str
+    collection_id: str
+    data_dir: str
+    cases: list[dict[str, Any]]
+    variables: dict[str, Any] | None = None
+    setup_script: str | None = None
+    teardown_script: str | None = None
+    reset: bool | None = None
+    report_dir: str | None = None               # where the task's reports (and evidence bundles) go
+    evidence: str | None = None                 # the task's evidence policy over ``[Evidence] keep``
+
+
+@dataclass(frozen=True)
+class DeviceProbe(Message):
+    KIND = Kind.DEVICE_PROBE
+    device: str
+
+
+@dataclass(frozen=True)
+class ResultRecord(Message):
+    KIND = Kind.RESULT_RECORD
+    result: dict[str, Any]                      # a CaseResult as a map
+
+
+@dataclass(frozen=True)
+class TaskPlanned(Message):
+    KIND = Kind.TASK_PLANNED
+    task_id: str
+    report_dir: str
+    name: str | None = None
+    cases: int | None = None
+    started_at: float | None = None             # wall-clock seconds
+    secrets: list[str] | None = None
+
+
+@dataclass(frozen=True)
+class TaskFinished(Message):
+    KIND = Kind.TASK_FINISHED
+    task_id: str
+    expected: list[list[Any]]                   # result keys the aggregator must hold
+    stopped: str | None = None
+
+
+@dataclass(frozen=True)
+class TaskReported(Message):
+    KIND = Kind.TASK_REPORTED
+    task_id: str
+    report_dir: str
+    totals: Totals
+    paths: dict[str, Any] | None = None
+    missing: list[Any] | None = None
+    status: str | None = None
+    storage_faults: list[str] | None = None
+    by_kind: dict[str, Any] | None = None       # totals per case type (metrics)
+
+
+@dataclass(frozen=True)
+class TaskStopped(Message):
+    """The platform stopped these tasks: the uploader delivers their rows but never their ``complete``."""
+    KIND = Kind.TASK_STOPPED
+    task_ids: list[str]
+    reason: str
+
+
+@dataclass(frozen=True)
+class TaskKeepalive(Message):
+    """An empty result upload is owed for this task in flight (the platform's 10-minute inactivity rule)."""
+    KIND = Kind.TASK_KEEPALIVE
+    task_id: str
+
+
+@dataclass(frozen=True)
+class CaseReported(Message):
+    KIND = Kind.CASE_REPORTED
+    task_id: str
+    case_id: str
+    status: int
+    name: str | None = None
+    outcome: str | None = None
+    runTimes: int | None = None
+    elapsed_ms: float | None = None
+    reason: str | None = None
+    executor: str | None = None
+    collection_id: str | None = None
+    index: int | None = None
+    case_type: str | None = None
+
+
+@dataclass(frozen=True)
+class StageHeartbeat(Message):
+    KIND = Kind.STAGE_HEARTBEAT
+    pid: int
+    state: str
+    current: Current | None = None
+    stats: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class StageFatal(Message):
+    KIND = Kind.STAGE_FATAL
+    reason: str
+
+
+@dataclass(frozen=True)
+class StageDied(Message):
+    KIND = Kind.STAGE_DIED
+    stage: str
+    inc: int
+    reason: str
+    case: Victim | None = None
+
+
+@dataclass(frozen=True)
+class StageKill(Message):
+    KIND = Kind.STAGE_KILL
+    stage: str
+    inc: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class TaskStop(Message):
+    KIND = Kind.TASK_STOP
+    task_id: str | None = None                  # None: every task
+    reason: str | None = None
+    drain: bool | None = None                   # engine shutdown: running cases may finish
+
+
+@dataclass(frozen=True)
+class StageStop(Message):
+    KIND = Kind.STAGE_STOP
+
+
+@dataclass(frozen=True)
+class ConfigReload(Message):
+    KIND = Kind.CONFIG_RELOAD
+    generation: int
+    changed: list[str]                          # ["Section.key", ...]
+
+
+@dataclass(frozen=True)
+class Ack(Message):
+    KIND = Kind.ACK
+    ids: list[str]
+
+
+BODIES: dict[Kind, type[Message]] = {c.KIND: c for c in Message.__subclasses__()}
+assert set(BODIES) == set(Kind), "every kind declares its body"
+
+
+def from_wire(kind: Kind, body: Mapping[str, Any]) -> Message:
+    return BODIES[kind].from_wire(body)
+
+
+# -- checking a map against the annotations ---------------------------------------------------------
+_FIELDS: dict[type, tuple[tuple[str, bool], ...]] = {}
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    if cls not in _HINTS:
+        _HINTS[cls] = typing.get_type_hints(cls)
+    return _HINTS[cls]
+
+
+def _fields(cls: type[Message]) -> tuple[tuple[str, bool], ...]:
+    """(name, required) of each field of a body, in order."""
+    if cls not in _FIELDS:
+        _FIELDS[cls] = tuple((f.name, f.default is MISSING and f.default_factory is MISSING) for f in fields(cls))
+    return _FIELDS[cls]
+
+
+def _spec(cls: type) -> list[tuple[str, Any, bool]]:
+    """(key, type, required) of a body dataclass or a TypedDict."""
+    hints = _hints(cls)
+    if typing.is_typeddict(cls):
+        req: frozenset[str] = cls.__required_keys__     # type: ignore[attr-defined]
+        return [(k, t, k in req) for k, t in hints.items()]
+    return [(name, hints[name], required) for name, required in _fields(cls)]
+
+
+REQUIRED: dict[Kind, tuple[str, ...]] = {k: tuple(n for n, r in _fields(c) if r) for k, c in BODIES.items()}
+
+
+def _problem(body: Mapping[str, Any], cls: type) -> str | None:
+    for key, t, required in _spec(cls):
+        if key not in body:
+            if required:
+                return f"lacks field {key}"
+            continue
+        why = _matches(body[key], t)
+        if why:
+            return _at(key, why)
+    return None
+
+
+def _alternatives(t: Any) -> tuple[Any, ...]:
+    origin = typing.get_origin(t)
+    if origin is typing.Union or origin is types.UnionType:
+        return typing.get_args(t)
+    return (t,)
+
+
+def _matches(value: Any, t: Any) -> str | None:
+    """None when ``value`` is of type ``t``; else what is wrong (bool is not an int here, an int is a float)."""
     nested = ""
-    for t in types:
-        if isinstance(t, ListOf):
+    for alt in _alternatives(t):
+        origin = typing.get_origin(alt)
+        if alt is Any:
+            return None
+        if alt is type(None) or alt is None:
+            if value is None:
+                return None
+        elif origin is list:
             if isinstance(value, list):
-                for i, item in enumerate(value):
-                    why = _matches(item, t.item)
+                (item,) = typing.get_args(alt) or (Any,)
+                for i, v in enumerate(value):
+                    why = _matches(v, item)
                     if why:
                         return f"[{i}] {why}"
                 return None
-        elif isinstance(t, Body):
+        elif origin is dict or alt is dict:
             if isinstance(value, dict):
-                why = _problem(value, t)
+                return None
+        elif isinstance(alt, type) and typing.is_typeddict(alt):
+            if isinstance(value, dict):
+                why = _problem(value, alt)
                 if why is None:
                     return None
                 nested = why
-        elif isinstance(value, t) and not (isinstance(value, bool) and t is not bool):
+        elif alt is float:
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                return None
+        elif isinstance(value, alt) and not (isinstance(value, bool) and alt is not bool):
             return None
-    return nested or f"must be {_names(types)}, got {type(value).__name__} {_short(value)}"
-
-
-def _problem(body: dict[str, Any], spec: Body) -> str | None:
-    for key, types in spec.required.items():
-        if key not in body:
-            return f"lacks field {key}"
-        why = _matches(body[key], types)
-        if why:
-            return _at(key, why)
-    for key, types in spec.optional.items():
-        if key in body:
-            why = _matches(body[key], types)
-            if why:
-                return _at(key, why)
-    return None
+    return nested or f"must be {_names(t)}, got {type(value).__name__} {_short(value)}"
 
 
 def _at(key: str, why: str) -> str:
     """Prefix a nested problem with the field it is in: ``field totals.passed ...``, ``field changed[1] ...``."""
     if why.startswith("field "):
         return f"field {key}.{why[6:]}"
+    if why.startswith("lacks field "):
+        return f"field {key} {why}"
     return f"field {key}{why}" if why.startswith("[") else f"field {key} {why}"
 
 
-def body_problem(kind: Kind, body: dict[str, Any]) -> str | None:
+def body_problem(kind: Kind, body: Mapping[str, Any]) -> str | None:
     """What makes ``body`` unfit for ``kind`` (first problem found), or None. Extra keys are allowed."""
     return _problem(body, BODIES[kind])
 
 
-def _names(types: Types) -> str:
+def _names(t: Any) -> str:
     out = []
-    for t in types:
-        out.append(f"a list of {_names(t.item)}" if isinstance(t, ListOf) else "a map" if isinstance(t, Body)
-                   else {str: "a string", int: "an int", float: "a float", bool: "a bool", dict: "a map", list: "a list",
-                         type(None): "null"}.get(t, t.__name__))
+    for alt in _alternatives(t):
+        origin = typing.get_origin(alt)
+        if origin is list:
+            (item,) = typing.get_args(alt) or (Any,)
+            out.append(f"a list of {_names(item)}")
+        elif origin is dict or alt is dict or (isinstance(alt, type) and typing.is_typeddict(alt)):
+            out.append("a map")
+        elif alt is float:
+            out.append("an int or a float")
+        else:
+            out.append({str: "a string", int: "an int", bool: "a bool", list: "a list", type(None): "null",
+                        Any: "anything"}.get(alt, getattr(alt, "__name__", str(alt))))
     return " or ".join(out)
 
 
@@ -192,6 +522,6 @@ def _short(v: Any) -> str:
 # Kinds whose loss would lose work or a result: acked by the receiver, re-sent by the sender until acked.
 RELIABLE: frozenset[Kind] = frozenset({
     Kind.TASK_SUBMIT, Kind.TASK_RELEASED, Kind.CASE_STARTED, Kind.CASE_FINISHED, Kind.UNIT_DONE,
-    Kind.RESULT_RECORD, Kind.TASK_PLANNED, Kind.TASK_FINISHED, Kind.TASK_REPORTED, Kind.TASK_STOPPED, Kind.STAGE_DIED, Kind.STAGE_KILL, Kind.TASK_STOP,
+    Kind.RESULT_RECORD, Kind.TASK_PLANNED, Kind.TASK_FINISHED, Kind.TASK_REPORTED, Kind.STAGE_DIED, Kind.STAGE_KILL, Kind.TASK_STOP,
+    Kind.TASK_STOPPED,
 })
-assert set(BODIES) == set(Kind), "every kind declares its body"

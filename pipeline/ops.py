@@ -18,7 +18,7 @@ from typing import Any
 
 from .codec import Envelope
 from .log import fields
-from .messages import Kind
+from .messages import CaseReported, Message, StageHeartbeat, TaskReported
 from .metrics import EngineMetrics
 from .sdnotify import Notifier, watchdog_interval
 from .submit_queue import SubmitQueue
@@ -60,9 +60,9 @@ class Operations:
             log.info("metrics and health on http://%s:%d/metrics and /healthz", host, port,
                      extra=fields(event="metrics.listen"))
 
-    def on_message(self, env: Envelope) -> None:
-        if env.kind is Kind.CASE_REPORTED:
-            b = env.body
+    def on_message(self, env: Envelope[Message]) -> None:
+        if isinstance(env.body, CaseReported):
+            b = env.body.to_wire()            # the metrics and the submit queue keep the map (it is written to disk)
             self.metrics.on_case(b)
             log.info("case %s %s [%s/%s#%s] attempt %s: %s%s", _OUTCOME_WORD.get(str(b.get("outcome")), b.get("outcome")),
                      b.get("name") or b.get("case_id"), b.get("collection_id"), b.get("case_id"), b.get("index"),
@@ -70,14 +70,14 @@ class Operations:
                      extra=fields(task=b.get("task_id"), case=b.get("case_id"), attempt=b.get("runTimes"), event="case.finished"))
             if self.submits is not None:
                 self.submits.on_case(b)
-        elif env.kind is Kind.TASK_REPORTED:
-            self.metrics.on_task(env.body)
+        elif isinstance(env.body, TaskReported):
+            self.metrics.on_task(env.body.to_wire())
             if self.submits is not None:
-                self.submits.on_task(env.body)
-        elif env.kind is Kind.STAGE_HEARTBEAT:
+                self.submits.on_task(env.body.to_wire())
+        elif isinstance(env.body, StageHeartbeat):
             w = self.sup.watchers.get(env.src)
             if w is not None and env.inc == w.inc:
-                self.metrics.on_stage_stats(env.src, env.inc, env.body.get("stats") or {})
+                self.metrics.on_stage_stats(env.src, env.inc, env.body.stats or {})
 
     def tick(self, now: float) -> None:
         if now - self._last_refresh >= 0.5:

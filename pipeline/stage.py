@@ -14,7 +14,7 @@ from typing import Any, Callable, ClassVar
 
 from .codec import Envelope
 from .curve import mailbox_options
-from .messages import Kind
+from .messages import ConfigReload, Current, Kind, Message, StageHeartbeat
 from .metrics import local_snapshot
 from .orphans import SUPERVISOR_ENV, parent_gone
 from .topology import RunSpec, endpoint_resolver
@@ -22,7 +22,7 @@ from .transport import Mailbox
 
 __all__ = ["Stage", "Handler"]
 
-Handler = Callable[[Any, Envelope], None]
+Handler = Callable[[Any, Envelope[Any]], None]     # (stage, envelope whose body is the kind's Message)
 log = logging.getLogger("pipeline.stage")
 dead_letters = logging.getLogger("pipeline.deadletter")
 
@@ -100,7 +100,7 @@ class Stage:
             self.log.error("%s: the supervisor (pid %d) is gone; stopping", self.name, self._supervisor)
             self.request_stop("supervisor gone")
 
-    def dispatch(self, env: Envelope) -> None:
+    def dispatch(self, env: Envelope[Message]) -> None:
         handler = self.HANDLERS.get(env.kind)
         if env.kind is Kind.STAGE_STOP:
             self.request_stop(f"asked by {env.src}")
@@ -110,6 +110,7 @@ class Stage:
             return
         try:
             if handler is None:
+                assert isinstance(env.body, ConfigReload)
                 self.reload_config(env.body)
             else:
                 handler(self, env)
@@ -122,12 +123,12 @@ class Stage:
             return
         self._last_hb = now
         try:
-            self.mailbox.send("supervisor", Kind.STAGE_HEARTBEAT,
-                              {"pid": os.getpid(), "state": self.state, "current": self.current(), "stats": self.stats()})
+            self.mailbox.send("supervisor", StageHeartbeat(pid=os.getpid(), state=self.state, current=self.current(),
+                                                           stats=self.stats()))
         except Exception as e:
             log.debug("%s: heartbeat not sent: %s", self.name, e)
 
-    def reload_config(self, body: dict[str, Any]) -> None:
+    def reload_config(self, body: ConfigReload) -> None:
         """``config.reload`` from the supervisor: it has validated the new file and rewritten settings.json;
         re-read it, apply what every stage shares (log level, heartbeat interval), then ``on_reload``.
         A settings.json that cannot be read keeps the old spec (logged), never kills the stage."""
@@ -135,7 +136,7 @@ class Stage:
         try:
             self.spec = RunSpec.load(old.run_dir)
         except (OSError, ValueError, TypeError) as e:
-            self.log.error("config reload %s: cannot read settings.json, keeping the old settings: %s", body.get("generation"), e)
+            self.log.error("config reload %s: cannot read settings.json, keeping the old settings: %s", body.generation, e)
             return
         level = str(self.spec.setting("Logging", "level")).upper()
         logging.getLogger().setLevel(getattr(logging, level, logging.INFO))
@@ -143,8 +144,8 @@ class Stage:
         try:
             self.on_reload(old)
         except Exception as e:                      # a stage never dies of a reload
-            self.log.exception("config reload %s: on_reload failed: %s", body.get("generation"), e)
-        self.log.info("config reload %s applied (changed: %s)", body.get("generation"), ", ".join(body.get("changed") or []) or "nothing")
+            self.log.exception("config reload %s: on_reload failed: %s", body.generation, e)
+        self.log.info("config reload %s applied (changed: %s)", body.generation, ", ".join(body.changed) or "nothing")
 
     # -- hooks -----------------------------------------------------------------------------------
     def on_reload(self, old: RunSpec) -> None:
@@ -155,7 +156,7 @@ class Stage:
     def on_stop(self) -> None: ...
     def on_events(self, events: dict[Any, int]) -> None: ...
 
-    def current(self) -> dict[str, Any] | None:
+    def current(self) -> Current | None:
         return None
 
     def storage_fault(self, text: str) -> None:

@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .messages import Kind
+from .messages import TaskSubmit
 
 __all__ = ["SubmitQueue"]
 
@@ -127,7 +127,12 @@ class SubmitQueue:
         return any((d / f"{task_id}.json").exists() for d in (self.queue, self.accepted, self.done))
 
     def _send(self, task_id: str, body: dict[str, Any]) -> None:
-        msg_id = self.mailbox.send("scheduler", Kind.TASK_SUBMIT, body, msg_id=f"submit-{task_id}")
+        try:
+            typed = TaskSubmit.from_wire(body)
+        except ValueError as e:
+            log.error("queued submission %s is not a task.submit body (%s); left in place", task_id, e)
+            return
+        msg_id = self.mailbox.send("scheduler", typed, msg_id=f"submit-{task_id}")
         self._pending[msg_id] = task_id
 
     def _acked(self, ids: list[str]) -> None:

@@ -30,7 +30,8 @@ from .config import unauthenticated_tcp
 from .curve import mailbox_options
 from .deadlines import DeadlineTable
 from .log import LIFECYCLE_FORMAT
-from .messages import Kind
+from .messages import (CaseDeadline, CaseReported, Message, StageDied, StageFatal, StageHeartbeat, StageKill, StageStop,
+                       TaskReported, TaskStop, Victim)
 from .ops import COMMANDS as OPS_COMMANDS, Operations
 from .orphans import SUPERVISOR_PID_FILE, end_leftovers
 from .process import describe_exit, helper_pids, set_child_subreaper, stop_launcher, use_launcher
@@ -179,41 +180,42 @@ class Supervisor(ReloadMixin):
         if self.on_tick:
             self.on_tick(self)
 
-    def _handle(self, env: Envelope) -> None:
+    def _handle(self, env: Envelope[Message]) -> None:
         self.ops.on_message(env)
         w = self.watchers.get(env.src)
-        if env.kind is Kind.STAGE_HEARTBEAT:
+        b = env.body
+        if isinstance(b, StageHeartbeat):
             if w is None or env.inc != w.inc:
                 return                                        # an older incarnation's last words
-            w.last_heartbeat, w.heartbeat = time.monotonic(), env.body
-            self._note_faults(w.name, (env.body.get("stats") or {}).get("storage_faults"))
-            cur = env.body.get("current")
+            w.last_heartbeat, w.heartbeat = time.monotonic(), b.to_wire()
+            self._note_faults(w.name, (b.stats or {}).get("storage_faults"))
+            cur = b.current
             if cur and cur.get("deadline_s") is not None:
-                self._case_deadline(w, cur, float(cur.get("elapsed_s") or 0), env.sent_at.timestamp())
+                self._case_deadline(w, dict(cur), float(cur.get("elapsed_s") or 0), env.sent_at.timestamp())
                 self.deadlines.step(w.name, cur.get("step") or "")
             elif w.kind == "executor":
                 self.deadlines.finished(w.name, as_of=env.sent_at.timestamp())
-        elif env.kind is Kind.CASE_DEADLINE:
+        elif isinstance(b, CaseDeadline):
             if w is not None and env.inc == w.inc:
-                self._case_deadline(w, env.body, max(0.0, time.time() - env.sent_at.timestamp()), env.sent_at.timestamp())
-        elif env.kind is Kind.CASE_REPORTED:
+                self._case_deadline(w, b.to_wire(), max(0.0, time.time() - env.sent_at.timestamp()), env.sent_at.timestamp())
+        elif isinstance(b, CaseReported):
             if self.on_case:
-                self.on_case(env.body)
-        elif env.kind is Kind.TASK_REPORTED:
-            if any(r["task_id"] == env.body["task_id"] for r in self.reported):
+                self.on_case(b.to_wire())
+        elif isinstance(b, TaskReported):
+            if any(r["task_id"] == b.task_id for r in self.reported):
                 return
-            self.reported.append(env.body)
-            self._note_faults(env.src, env.body.get("storage_faults"))
+            self.reported.append(b.to_wire())
+            self._note_faults(env.src, b.storage_faults)
             if self.on_task:
-                self.on_task(env.body)
+                self.on_task(b.to_wire())
             if self.spec.mode == "run":
                 self.begin_shutdown("run complete")
-        elif env.kind is Kind.STAGE_FATAL and w is not None:
-            w.fatal_reason = str(env.body.get("reason"))
-        elif env.kind is Kind.STAGE_KILL:
-            victim = self.watchers.get(env.body["stage"])
-            if victim is not None and victim.proc is not None and victim.inc == int(env.body["inc"]) and victim.proc.poll() is None:
-                victim.kill_reason = str(env.body["reason"])
+        elif isinstance(b, StageFatal) and w is not None:
+            w.fatal_reason = b.reason
+        elif isinstance(b, StageKill):
+            victim = self.watchers.get(b.stage)
+            if victim is not None and victim.proc is not None and victim.inc == b.inc and victim.proc.poll() is None:
+                victim.kill_reason = b.reason
                 log.warning(LIFECYCLE_FORMAT, "kill", victim.name, victim.kill_reason)
                 victim.proc.terminate(time.monotonic())
 
@@ -257,9 +259,9 @@ class Supervisor(ReloadMixin):
                 reason = cause if cause.startswith(("timeout", "hung", "stopped")) else f"{w.name} {cause}"
                 if running and not cause.startswith("timeout"):
                     reason += f" while running case {running.case}" + (f" at step {running.step!r}" if running.step else "")
-                victim = ({"case_id": running.key[0], "index": running.key[1], "run_times": running.key[2],
-                           "started_ms": int(running.since * 1000)} if running and running.key else None)
-                self.mailbox.send("scheduler", Kind.STAGE_DIED, {"stage": w.name, "inc": w.inc, "reason": reason, "case": victim})
+                victim: Victim | None = ({"case_id": running.key[0], "index": running.key[1], "run_times": running.key[2],
+                                          "started_ms": int(running.since * 1000)} if running and running.key else None)
+                self.mailbox.send("scheduler", StageDied(stage=w.name, inc=w.inc, reason=reason, case=victim))
             if state == "failed":
                 self._gave_up(w)
 
@@ -331,11 +333,11 @@ class Supervisor(ReloadMixin):
         log.info("draining: %s", why)
         self.shutdown_reason = why
         self.draining_since = time.monotonic()
-        body = {"task_id": None, "reason": f"engine stopping ({why})", "drain": True}
-        self.mailbox.send("scheduler", Kind.TASK_STOP, body)
+        body = TaskStop(task_id=None, reason=f"engine stopping ({why})", drain=True)
+        self.mailbox.send("scheduler", body)
         for w in self.watchers.values():
             if w.kind == "executor" and w.state == "running":
-                self.mailbox.send(w.name, Kind.TASK_STOP, body)
+                self.mailbox.send(w.name, body)
 
     def begin_shutdown(self, why: str) -> None:
         if self.shutdown_at is not None:
@@ -347,7 +349,7 @@ class Supervisor(ReloadMixin):
             if w.state == "running":
                 w.state = "stopping"
                 try:
-                    self.mailbox.send(w.name, Kind.STAGE_STOP, {})
+                    self.mailbox.send(w.name, StageStop())
                 except Exception:
                     pass
             elif w.state in ("backoff", "pending"):
@@ -450,7 +452,8 @@ class Supervisor(ReloadMixin):
             self.begin_drain("stop requested")
             return {"status": "ok", "reason": "stopping"}
         if cmd == "stop-task":
-            self.mailbox.send("scheduler", Kind.TASK_STOP, {"task_id": req.get("task_id"), "reason": "stopped by request"})
+            tid = req.get("task_id")
+            self.mailbox.send("scheduler", TaskStop(task_id=str(tid) if tid is not None else None, reason="stopped by request"))
             return {"status": "ok"}
         if cmd == "reload":
             return self.reload()

@@ -11,7 +11,7 @@ from typing import Any
 from .config import load_config
 from .errors import ConfigError
 from .log import LIFECYCLE_FORMAT
-from .messages import Kind
+from .messages import ConfigReload, StageDied, StageStop
 from .reload import changed_keys, desired_pool, merge_live, plan_pool
 from .watcher import StageWatcher
 
@@ -54,7 +54,7 @@ class ReloadMixin:
         self.retiring |= set(plan.retire)
         for w in self.watchers.values():
             if w.state == "running":
-                self.mailbox.send(w.name, Kind.CONFIG_RELOAD, {"generation": self.generation, "changed": changed})
+                self.mailbox.send(w.name, ConfigReload(generation=self.generation, changed=changed))
         log.info(LIFECYCLE_FORMAT, "reload", "supervisor", f"generation={self.generation} changed={changed} "
                  f"started={plan.start} retiring={plan.retire} needs-restart={ignored}")
         return {"status": "ok", "generation": self.generation, "changed": changed, "started": plan.start,
@@ -82,7 +82,7 @@ class ReloadMixin:
                 w.state = "stopping"
                 self._retire_asked[name] = now
                 log.info(LIFECYCLE_FORMAT, "retire", name, "idle; stopping (removed by config reload)")
-                self.mailbox.send(name, Kind.STAGE_STOP, {})
+                self.mailbox.send(name, StageStop())
             elif w.state == "stopping" and now - self._retire_asked.get(name, now) > self.stop_grace:
                 w.proc.terminate(now)                   # asked politely and still there: SIGTERM, then the grace kill
 
@@ -101,5 +101,5 @@ class ReloadMixin:
         log.info(LIFECYCLE_FORMAT, "exit", w.name, f"pid={w.proc.pid if w.proc else None} inc={w.inc} cause={cause!r} next=removed")
         if w.inc >= 0:
             reason = f"{w.name} removed by config reload" + (" while running a case" if mid_case else "")
-            self.mailbox.send("scheduler", Kind.STAGE_DIED, {"stage": w.name, "inc": w.inc, "reason": reason})
+            self.mailbox.send("scheduler", StageDied(stage=w.name, inc=w.inc, reason=reason))
 

@@ -16,10 +16,10 @@ from typing import Any, Callable
 
 import zmq
 
-from .codec import Envelope, decode, encode, new_id
+from .codec import Envelope, decode, encode, wrap
 from .errors import CodecError, SendError
 from .journal import Outbox, SeenIds
-from .messages import RELIABLE, Kind
+from .messages import RELIABLE, Ack, Message
 
 __all__ = ["Mailbox", "Notifier", "ipc_endpoint", "ControlServer", "control_request"]
 
@@ -35,7 +35,7 @@ def ipc_endpoint(run_dir: Path, name: str) -> str:
 
 
 class Mailbox:
-    """``send(peer, kind, body)`` and ``recv(timeout)`` for one stage instance (``name``, incarnation ``inc``).
+    """``send(peer, body)`` and ``recv(timeout)`` for one stage instance (``name``, incarnation ``inc``).
 
     ``resolve(name) -> endpoint`` maps peer names to endpoints (the topology). ``curve`` optionally holds
     callables that configure a server/client socket for CURVE on tcp endpoints.
@@ -106,10 +106,11 @@ class Mailbox:
         return sock
 
     # -- sending -----------------------------------------------------------------------------------
-    def send(self, peer: str, kind: Kind, body: dict[str, Any], *, msg_id: str | None = None) -> str:
-        """Send one message; reliable kinds are tracked until acked. Returns the msg_id.
+    def send(self, peer: str, body: Message, *, msg_id: str | None = None) -> str:
+        """Send one message (its kind is the body's); reliable kinds are tracked until acked. Returns the msg_id.
         A full or unreachable peer raises ``SendError`` for unreliable kinds only (reliable ones retry)."""
-        env = Envelope(kind=kind, body=body, src=self.name, inc=self.inc, msg_id=msg_id or new_id())
+        env = wrap(body, self.name, self.inc, msg_id)
+        kind = env.kind
         frame = encode(env)
         if kind in RELIABLE:
             self.outbox.track(env.msg_id, peer, frame, kind.value, time.monotonic())
@@ -143,7 +144,7 @@ class Mailbox:
     def poll(self, timeout_ms: int) -> dict[Any, int]:
         return dict(self.poller.poll(timeout_ms))
 
-    def recv_nowait(self) -> Envelope | None:
+    def recv_nowait(self) -> Envelope[Message] | None:
         """One envelope for the stage, or None when the inbox is empty. Acks and duplicates are handled here."""
         assert self.inbox is not None
         while True:
@@ -155,7 +156,7 @@ class Mailbox:
             if env is not None:
                 return env
 
-    def _accept(self, frame: bytes) -> Envelope | None:
+    def _accept(self, frame: bytes) -> Envelope[Message] | None:
         self.received += 1
         try:
             env = decode(frame)
@@ -163,8 +164,8 @@ class Mailbox:
             self.dead_lettered += 1
             dead_letters.warning("%s dead-lettered a message (%d bytes): %s", self.name, len(frame), e)
             return None
-        if env.kind is Kind.ACK:
-            ids = [i for i in env.body.get("ids", []) if isinstance(i, str)]
+        if isinstance(env.body, Ack):
+            ids = list(env.body.ids)
             self.outbox.ack(ids)
             if self.on_ack:
                 self.on_ack(ids)
@@ -181,7 +182,7 @@ class Mailbox:
         where it matters, persisting) them: a crash before this point means the sender re-sends."""
         for peer, ids in self._to_ack.items():
             try:
-                self.send(peer, Kind.ACK, {"ids": ids})
+                self.send(peer, Ack(ids=ids))
             except SendError as e:
                 log.debug("%s: ack to %s not sent (%s); the sender will re-send and be acked again", self.name, peer, e)
         self._to_ack.clear()
@@ -198,8 +199,9 @@ class Notifier:
         self.sock: zmq.Socket[Any] | None = None
         self.closed = False                 # after close() nothing is opened again (ctx.term() waits for every socket)
 
-    def send(self, kind: Kind, body: dict[str, Any]) -> None:
+    def send(self, body: Message) -> None:
         mb = self.mailbox
+        kind = body.KIND
         try:
             if self.closed:
                 return
@@ -211,7 +213,7 @@ class Notifier:
                 if endpoint.startswith("tcp://") and mb.curve_client:
                     mb.curve_client(self.sock)
                 self.sock.connect(endpoint)
-            self.sock.send(encode(Envelope(kind=kind, body=body, src=mb.name, inc=mb.inc)), zmq.NOBLOCK)
+            self.sock.send(encode(wrap(body, mb.name, mb.inc)), zmq.NOBLOCK)
         except Exception as e:              # the heartbeat path still reports the case, later
             log.debug("%s -> %s: %s not sent: %s", mb.name, self.peer, kind.value, e)
 

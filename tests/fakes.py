@@ -1,7 +1,7 @@
 """Test doubles shared by unit tests: a recording mailbox and a manual clock.
 
 ``FakeMailbox`` stands in for ``pipeline.transport.Mailbox`` in stage tests that drive handlers directly:
-it records every send (peer, kind, body, msg_id) and never touches a socket.
+it records every send (peer, kind, body as it travels, msg_id, the typed body) and never touches a socket.
 """
 from __future__ import annotations
 
@@ -10,17 +10,18 @@ from typing import Any
 
 from pipeline.codec import Envelope, new_id
 from pipeline.journal import Outbox
-from pipeline.messages import Kind
+from pipeline.messages import BODIES, Kind, Message
 
-__all__ = ["Sent", "FakeMailbox", "FakeClock", "envelope"]
+__all__ = ["FakeClock", "FakeMailbox", "Sent", "envelope"]
 
 
 @dataclass(frozen=True)
 class Sent:
     peer: str
     kind: Kind
-    body: dict[str, Any]
+    body: dict[str, Any]            # the wire map (what the receiver decodes)
     msg_id: str
+    typed: Message | None = None
 
 
 @dataclass
@@ -34,9 +35,9 @@ class FakeMailbox:
     sent_to: dict[str, int] = field(default_factory=dict)
     received: int = 0
 
-    def send(self, peer: str, kind: Kind, body: dict[str, Any], *, msg_id: str | None = None) -> str:
+    def send(self, peer: str, body: Message, *, msg_id: str | None = None) -> str:
         mid = msg_id or new_id()
-        self.sent.append(Sent(peer, kind, body, mid))
+        self.sent.append(Sent(peer, body.KIND, body.to_wire(), mid, body))
         return mid
 
     def of(self, kind: Kind, peer: str | None = None) -> list[Sent]:
@@ -67,6 +68,6 @@ class FakeClock:
         return self.now
 
 
-def envelope(kind: Kind, body: dict[str, Any], src: str = "test", inc: int = 0) -> Envelope:
-    """An envelope as a stage's handler receives it after decoding."""
-    return Envelope(kind=kind, body=body, src=src, inc=inc)
+def envelope(kind: Kind, body: dict[str, Any], src: str = "test", inc: int = 0) -> Envelope[Message]:
+    """An envelope as a stage's handler receives it after decoding (the map checked and typed as the codec does)."""
+    return Envelope(kind=kind, body=BODIES[kind].from_wire(body), src=src, inc=inc)

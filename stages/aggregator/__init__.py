@@ -20,7 +20,15 @@ from typing import Any, ClassVar
 
 from pipeline.codec import Envelope
 from pipeline.journal import AppendLog
-from pipeline.messages import Kind
+from pipeline.messages import (
+    CaseReported,
+    Kind,
+    Message,
+    ResultRecord,
+    TaskFinished,
+    TaskPlanned,
+    TaskReported,
+)
 from pipeline.models import CaseResult
 from pipeline.stage import Handler, Stage
 from pipeline.storage import fault_text
@@ -104,15 +112,15 @@ class Aggregator(Stage):
             self._execute(cmd)
 
     # -- messages ---------------------------------------------------------------------------------
-    def on_task_planned(self, env: Envelope) -> None:
+    def on_task_planned(self, env: Envelope[TaskPlanned]) -> None:
         """Sent by the scheduler when it planned a task: where its reports go."""
         self.feed(Planned(env.body))
 
-    def on_result_record(self, env: Envelope) -> None:
+    def on_result_record(self, env: Envelope[ResultRecord]) -> None:
         """Sent by the scheduler (or the fetcher, for an unusable package) with one attempt's result."""
-        self.feed(Recorded(env.body["result"]))
+        self.feed(Recorded(env.body.result))
 
-    def on_task_finished(self, env: Envelope) -> None:
+    def on_task_finished(self, env: Envelope[TaskFinished]) -> None:
         """Sent by the scheduler when every case is settled, with the result keys we must hold."""
         self.feed(Finished(env.body))
 
@@ -126,7 +134,7 @@ class Aggregator(Stage):
             if mark is not None:
                 self.feed(Forwarded(mark))
 
-    def dispatch(self, env: Envelope) -> None:
+    def dispatch(self, env: Envelope[Message]) -> None:
         t0 = time.perf_counter()
         super().dispatch(env)
         took = time.perf_counter() - t0                 # stats: what handling one message took (stalls show here)
@@ -166,11 +174,11 @@ class Aggregator(Stage):
         elif isinstance(cmd, WriteMetadata):
             self._write_metadata(cmd.path, cmd.doc)
         elif isinstance(cmd, Send):
-            self.mailbox.send(cmd.peer, cmd.kind, cmd.body)
-            if cmd.kind is Kind.TASK_REPORTED:
-                self.log.info("task %s reported: %s", cmd.body["task_id"], cmd.body["totals"])
+            self.mailbox.send(cmd.peer, cmd.body)
+            if isinstance(cmd.body, TaskReported):
+                self.log.info("task %s reported: %s", cmd.body.task_id, cmd.body.totals)
         elif isinstance(cmd, Forward):                  # the machine forwards each mark once per incarnation
-            self._fwd_pending[self.mailbox.send("uploader", cmd.kind, cmd.body)] = cmd.mark
+            self._fwd_pending[self.mailbox.send("uploader", cmd.body)] = cmd.mark
         elif isinstance(cmd, AttemptRecorded):
             self.attempt_recorded(cmd.result)
         elif isinstance(cmd, LogError):
@@ -179,11 +187,10 @@ class Aggregator(Stage):
     def attempt_recorded(self, res: CaseResult) -> None:
         """Once per new attempt, after it is journaled: the supervisor's live progress (``case.reported``)."""
         try:
-            self.mailbox.send("supervisor", Kind.CASE_REPORTED, {
-                "task_id": res.taskId, "case_id": res.caseId, "name": res.caseName, "status": res.status,
-                "outcome": res.outcome, "runTimes": res.runTimes, "elapsed_ms": max(0, res.endTime - res.startTime),
-                "reason": res.reason, "executor": res.executor, "collection_id": res.collectionId, "index": res.index,
-                "case_type": res.caseType})
+            self.mailbox.send("supervisor", CaseReported(
+                task_id=res.taskId, case_id=res.caseId, name=res.caseName, status=res.status, outcome=res.outcome,
+                runTimes=res.runTimes, elapsed_ms=max(0, res.endTime - res.startTime), reason=res.reason,
+                executor=res.executor, collection_id=res.collectionId, index=res.index, case_type=res.caseType))
         except Exception as e:  # noqa: BLE001 - progress is best effort; the result is journaled already
             self.log.debug("case.reported not sent: %s", e)
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from pipeline.messages import Kind
+from pipeline.messages import Message, TaskFinished, TaskPlanned
 from pipeline.models import CaseResult
 
 from .writers import TaskReportMeta
+
+_M = TypeVar("_M", bound=Message)
 
 __all__ = [
     "AddToReport",
@@ -46,7 +48,7 @@ __all__ = [
 @dataclass(frozen=True)
 class Planned:
     """``task.planned`` from the scheduler (or the fetcher, for an unusable package): where reports go."""
-    body: dict[str, Any]
+    body: TaskPlanned
 
 
 @dataclass(frozen=True)
@@ -57,8 +59,8 @@ class Recorded:
 
 @dataclass(frozen=True)
 class Finished:
-    """``task.finished``: every case is settled; ``body["expected"]`` lists the result keys we must hold."""
-    body: dict[str, Any]
+    """``task.finished``: every case is settled; ``body.expected`` lists the result keys we must hold."""
+    body: TaskFinished
 
 
 @dataclass(frozen=True)
@@ -130,15 +132,13 @@ class WriteMetadata:
 @dataclass(frozen=True)
 class Send:
     peer: str
-    kind: Kind
-    body: dict[str, Any]
+    body: Message
 
 
 @dataclass(frozen=True)
 class Forward:
     """Send reliably to the uploader; once acked, the shell feeds ``Forwarded(mark)`` back."""
-    kind: Kind
-    body: dict[str, Any]
+    body: Message
     mark: str
 
 
@@ -169,11 +169,11 @@ _TAGS: dict[str, type] = {"planned": Planned, "result": Recorded, "finished": Fi
 def record_of(event: Event, now: float) -> list[Any]:
     """The journal record of an applied event."""
     if isinstance(event, Planned):
-        return ["planned", event.body, now]
+        return ["planned", event.body.to_wire(), now]
     if isinstance(event, Recorded):
         return ["result", event.result, now]
     if isinstance(event, Finished):
-        return ["finished", event.body, now]
+        return ["finished", event.body.to_wire(), now]
     if isinstance(event, Forwarded):
         return ["fwd", event.mark, now]
     if isinstance(event, Reported):
@@ -194,11 +194,19 @@ def event_of(record: Any) -> tuple[Event, float | None]:
     if tag in ("fwd", "reported") and not isinstance(payload, str):
         raise JournalRecordError(f"{tag} record: payload must be a string, got {type(payload).__name__}")
     if tag == "planned":
-        return Planned(payload), at
+        return Planned(_typed(TaskPlanned, tag, payload)), at
     if tag == "result":
         return Recorded(payload), at
     if tag == "finished":
-        return Finished(payload), at
+        return Finished(_typed(TaskFinished, tag, payload)), at
     if tag == "fwd":
         return Forwarded(payload), at
     return Reported(payload, {}), at
+
+
+def _typed(cls: type[_M], tag: str, payload: dict[str, Any]) -> _M:
+    """A journaled body (its wire map) typed again; JournalRecordError naming the record and field."""
+    try:
+        return cls.from_wire(payload)
+    except ValueError as e:
+        raise JournalRecordError(f"{tag} record: {e}") from e

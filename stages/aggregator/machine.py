@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.messages import Kind
+from pipeline.messages import Message, ResultRecord, TaskReported, Totals
 from pipeline.models import CaseResult, Status
 
 from .events import (
@@ -113,12 +113,11 @@ class AggregatorMachine:
     # -- events ------------------------------------------------------------------------------------
     def _planned(self, event: Planned, now: float) -> list[Command]:
         body = event.body
-        task_id = str(body["task_id"])
+        task_id = body.task_id
         if task_id in self.tasks:
             return []
-        agg = self.tasks[task_id] = TaskAgg(task_id, body.get("name") or task_id, Path(body["report_dir"]) / task_id,
-                                            body.get("started_at") or now)
-        agg.cases = body.get("cases")
+        agg = self.tasks[task_id] = TaskAgg(task_id, body.name or task_id, Path(body.report_dir) / task_id, body.started_at or now)
+        agg.cases = body.cases
         return [Journal(record_of(event, now)), OpenReport(task_id, agg.report_dir, self.meta(agg, final=False)),
                 self._metadata(agg, now)]
 
@@ -142,12 +141,12 @@ class AggregatorMachine:
         return out
 
     def _finished(self, event: Finished, now: float) -> list[Command]:
-        agg = self.tasks.get(str(event.body["task_id"]))
+        agg = self.tasks.get(event.body.task_id)
         if agg is None or agg.expected is not None:
             return []
-        agg.expected = [tuple(k) for k in event.body["expected"]]
+        agg.expected = [tuple(k) for k in event.body.expected]
         agg.finished_at = now
-        agg.stopped = event.body.get("stopped") or None
+        agg.stopped = event.body.stopped or None
         return [Journal(record_of(event, now))]
 
     def _reported(self, event: Reported, now: float) -> list[Command]:
@@ -155,13 +154,13 @@ class AggregatorMachine:
         if agg is None or agg.reported:
             return []
         agg.reported, agg.final_asked = True, False
-        body = {"task_id": agg.task_id, "report_dir": str(agg.report_dir), "totals": agg.counts.totals(),
-                "paths": dict(event.paths), "missing": [list(k) for k in agg.missing],
-                "by_kind": by_kind(agg.results.values()), "storage_faults": list(event.storage_faults)}
+        body = TaskReported(task_id=agg.task_id, report_dir=str(agg.report_dir), totals=_totals(agg.counts.totals()),
+                            paths=dict(event.paths), missing=[list(k) for k in agg.missing],
+                            by_kind=by_kind(agg.results.values()), storage_faults=list(event.storage_faults))
         out: list[Command] = [self._metadata(agg, now, final=True), Journal(record_of(event, now)), Sync(),
-                              Send("supervisor", Kind.TASK_REPORTED, body)]
+                              Send("supervisor", body)]
         if self.config.platform:
-            out += self._forward(Kind.TASK_REPORTED, body, f"reported:{agg.task_id}")
+            out += self._forward(body, f"reported:{agg.task_id}")
         return out
 
     def _tick(self, now: float) -> list[Command]:
@@ -197,18 +196,18 @@ class AggregatorMachine:
                 for res in agg.results.values():
                     out += self._forward_result(res)
                 if agg.reported:
-                    out += self._forward(Kind.TASK_REPORTED, {"task_id": agg.task_id, "report_dir": str(agg.report_dir),
-                                                              "totals": totals(agg.results.values())}, f"reported:{agg.task_id}")
+                    out += self._forward(TaskReported(task_id=agg.task_id, report_dir=str(agg.report_dir),
+                                                      totals=_totals(totals(agg.results.values()))), f"reported:{agg.task_id}")
         return out
 
     # -- derived ------------------------------------------------------------------------------------
-    def _forward(self, kind: Kind, body: dict[str, Any], mark: str) -> list[Command]:
-        return [] if mark in self.forwarded else [Forward(kind, body, mark)]
+    def _forward(self, body: Message, mark: str) -> list[Command]:
+        return [] if mark in self.forwarded else [Forward(body, mark)]
 
     def _forward_result(self, res: CaseResult) -> list[Command]:
         if not self.config.platform:
             return []
-        return self._forward(Kind.RESULT_RECORD, {"result": res.to_dict()}, "result:" + "|".join(map(str, res.key)))
+        return self._forward(ResultRecord(result=res.to_dict()), "result:" + "|".join(map(str, res.key)))
 
     def meta(self, agg: TaskAgg, *, final: bool) -> TaskReportMeta:
         return TaskReportMeta(
@@ -248,6 +247,11 @@ def _problem(res: CaseResult) -> str | None:
         if isinstance(value, bool) or not isinstance(value, typ):
             return f"result of task {res.taskId}: {name} must be {'a string' if typ is str else 'an int'}, got {value!r}"
     return None
+
+
+def _totals(counts: dict[str, int]) -> Totals:
+    return Totals(cases=counts["cases"], passed=counts["passed"], failed=counts["failed"], error=counts["error"],
+                  skipped=counts["skipped"], flaky=counts["flaky"], attempts=counts["attempts"], broken=counts["broken"])
 
 
 def _iso(t: float) -> str:

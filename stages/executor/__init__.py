@@ -9,7 +9,19 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from pipeline.codec import Envelope
-from pipeline.messages import Kind
+from pipeline.messages import (
+    CaseDeadline,
+    CaseFinished,
+    CaseStarted,
+    Current,
+    DeviceProbe,
+    ExecutorStatus,
+    Kind,
+    Probe,
+    TaskStop,
+    UnitDone,
+    UnitRun,
+)
 from pipeline.stage import Handler, Stage
 from pipeline.transport import Notifier
 
@@ -43,7 +55,7 @@ class Executor(Stage):
         device = dict(self.spec.devices.get(self.device_name, {}), name=self.device_name) if self.device_name else None
         self.worker = UnitWorker(self.name, settings, Path(self.spec.storage_root), device, fetch_file=self._fetcher())
         self._deadline_notice = Notifier(self.mailbox, "supervisor")
-        self.worker.on_case_start = lambda started: self._deadline_notice.send(Kind.CASE_DEADLINE, started)
+        self.worker.on_case_start = lambda started: self._deadline_notice.send(CaseDeadline.from_wire(started))
         self.mailbox.register_fd(self.worker.rfd)
         for kind in self.kinds:                # import keyword libraries now, not inside the first case's deadline
             try:
@@ -63,26 +75,26 @@ class Executor(Stage):
         cache = Path(self.spec.storage_root) / "file"
         return lambda file_id: client.download_test_file(file_id, cache)
 
-    def on_unit_run(self, env: Envelope) -> None:
+    def on_unit_run(self, env: Envelope[UnitRun]) -> None:
         """Sent by the scheduler: run these cases (credit = 1, so this executor was idle)."""
         assert self.worker is not None
         if self.worker.busy():
-            self.log.error("unit %s received while busy with %s; refusing it", env.body["unit_id"], self.last_unit)
+            self.log.error("unit %s received while busy with %s; refusing it", env.body.unit_id, self.last_unit)
             return
-        self.last_unit = env.body["unit_id"]
+        self.last_unit = env.body.unit_id
         self.state = "busy"
-        self.worker.start_unit(env.body)
+        self.worker.start_unit(env.body.to_wire())
 
-    def on_task_stop(self, env: Envelope) -> None:
+    def on_task_stop(self, env: Envelope[TaskStop]) -> None:
         """Sent by the supervisor when the engine stops (``task_id`` None) or a task is stopped: no further
         case of that work starts here, not even the next one of the running unit; the case running now
         finishes (or is killed by the supervisor after the grace). The unit then ends as done and the
         scheduler settles its unstarted cases with the stop reason."""
         assert self.worker is not None
-        self.worker.hold(env.body.get("task_id"))
-        self.log.info("no new case starts for %s: %s", env.body.get("task_id") or "any task", env.body.get("reason"))
+        self.worker.hold(env.body.task_id)
+        self.log.info("no new case starts for %s: %s", env.body.task_id or "any task", env.body.reason)
 
-    def on_device_probe(self, env: Envelope) -> None:
+    def on_device_probe(self, env: Envelope[DeviceProbe]) -> None:
         """Sent by the scheduler while this executor's device is quarantined and its probe is due."""
         if self.worker is not None and self.worker.unit is None and self.worker.probe():
             self.log.info("device %s: probing (health ladder)", self.device_name)
@@ -95,20 +107,20 @@ class Executor(Stage):
         assert self.worker is not None
         for kind, body in self.worker.drain():
             if kind == "case.started":
-                self.mailbox.send("scheduler", Kind.CASE_STARTED, body)
+                self.mailbox.send("scheduler", CaseStarted.from_wire(body))
                 self.heartbeat(force=True)                 # the supervisor starts the deadline clock now
             elif kind == "case.finished":
                 # the result travels with case.finished: the scheduler journals it with the attempt before it
                 # acks, then hands it to the aggregator, so a SIGKILL right after this send loses nothing
-                self.mailbox.send("scheduler", Kind.CASE_FINISHED, body)
+                self.mailbox.send("scheduler", CaseFinished.from_wire(body))
                 self.heartbeat(force=True)
             elif kind == "ready":
                 self.send_status()
             elif kind == "probe":
                 self.log.info("device %s probe: %s", self.device_name, "passed" if body["ok"] else body["error"])
-                self.send_status(probe=body)
+                self.send_status(probe=Probe(ok=bool(body["ok"]), error=body.get("error")))
             elif kind == "unit.done":
-                self.mailbox.send("scheduler", Kind.UNIT_DONE, body)
+                self.mailbox.send("scheduler", UnitDone.from_wire(body))
                 if self.worker is not None:
                     self.worker.unit = None
                 self.state = "idle"
@@ -118,21 +130,19 @@ class Executor(Stage):
         if time.monotonic() - self._last_status >= self.hb_interval:
             self.send_status()
 
-    def send_status(self, probe: dict[str, Any] | None = None) -> None:
+    def send_status(self, probe: Probe | None = None) -> None:
         self._last_status = time.monotonic()
         w = self.worker
         idle = w is not None and not w.busy() and w.unit is None
-        body: dict[str, Any] = {"kinds": self.kinds, "device": self.device_name, "idle": idle, "last_unit": self.last_unit}
-        if probe is not None:
-            body["probe"] = probe
-        if w is not None and w.unit is not None:
-            body["unit"] = dict(w.unit, running=w.running)
+        unit = dict(w.unit, running=w.running) if w is not None and w.unit is not None else None
+        body = ExecutorStatus(kinds=self.kinds, device=self.device_name, idle=idle, last_unit=self.last_unit,
+                              probe=probe, unit=unit)
         try:
-            self.mailbox.send("scheduler", Kind.EXECUTOR_STATUS, body)
+            self.mailbox.send("scheduler", body)
         except Exception as e:
             self.log.debug("status not sent: %s", e)
 
-    def current(self) -> dict[str, Any] | None:
+    def current(self) -> Current | None:
         cur = self.worker.current if self.worker else None
         if not cur:
             return None

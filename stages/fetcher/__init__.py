@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from pipeline.codec import Envelope
-from pipeline.messages import Kind
+from pipeline.messages import Kind, TaskReleased, TaskStop, TaskSubmit
 from pipeline.stage import Handler, Stage
 
 __all__ = ["Fetcher", "STAGE"]
@@ -59,7 +59,7 @@ class Fetcher(Stage):
         msg_id = rec["msg_id"] if rec else f"submit-{task_id}"
         self.submitted[task_id] = {"msg_id": msg_id, "acked": False, "released": False}
         self._save()
-        self.mailbox.send("scheduler", Kind.TASK_SUBMIT, body, msg_id=msg_id)
+        self.mailbox.send("scheduler", TaskSubmit.from_wire(body), msg_id=msg_id)
         self.log.info("task %s submitted to the scheduler", task_id)
 
     def _acked(self, ids: list[str]) -> None:
@@ -70,18 +70,18 @@ class Fetcher(Stage):
         if changed:
             self._save()
 
-    def on_task_released(self, env: Envelope) -> None:
+    def on_task_released(self, env: Envelope[TaskReleased]) -> None:
         """Sent by the scheduler when a task is finished: its slot is free (platform mode fetches more)."""
-        rec = self.submitted.get(env.body["task_id"])
+        rec = self.submitted.get(env.body.task_id)
         if rec is not None:
             rec["released"] = True
             self._save()
         if self.platform is not None:
-            self.platform.released(env.body["task_id"])
+            self.platform.released(env.body.task_id)
 
-    def on_task_stop(self, env: Envelope) -> None:
+    def on_task_stop(self, env: Envelope[TaskStop]) -> None:
         """Sent by the supervisor (CLI ``stop``) to forward a stop to the scheduler."""
-        self.mailbox.send("scheduler", Kind.TASK_STOP, env.body)
+        self.mailbox.send("scheduler", env.body)
 
     HANDLERS: ClassVar[dict[Kind, Handler]] = {Kind.TASK_RELEASED: on_task_released, Kind.TASK_STOP: on_task_stop}
 

@@ -33,7 +33,15 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import PipelineError, SuiteError
-from pipeline.messages import Kind
+from pipeline.messages import (
+    Message,
+    ResultRecord,
+    TaskFinished,
+    TaskKeepalive,
+    TaskPlanned,
+    TaskStop,
+    TaskStopped,
+)
 from pipeline.platform import (
     PlatformClient,
     PlatformError,
@@ -148,13 +156,13 @@ class PlatformLoop:
                 (self.fetched_dir / f"{task_id}.json").unlink(missing_ok=True)
             self._snapshot()
         for task_id in keepalives_due(self._running, self._last_keepalive, self.clock()):
-            self._send("uploader", Kind.TASK_KEEPALIVE, {"task_id": task_id})
+            self._send("uploader", TaskKeepalive(task_id=task_id))
 
-    def _send(self, peer: str, kind: Kind, body: dict[str, Any]) -> None:
+    def _send(self, peer: str, body: Message) -> None:
         try:
-            self.fetcher.mailbox.send(peer, kind, body)
+            self.fetcher.mailbox.send(peer, body)
         except PipelineError as e:
-            log.error("%s not delivered to the %s: %s", kind.value, peer, e)
+            log.error("%s not delivered to the %s: %s", body.KIND.value, peer, e)
 
     def _snapshot(self) -> None:
         self._running = [tid for tid, rec in self.fetcher.submitted.items() if not rec.get("released")]
@@ -172,8 +180,8 @@ class PlatformLoop:
         reason = f"stopped by the platform ({command.type}{' ' + command.task_id if command.task_id else ''})"
         log.warning("platform asked to %s; forwarding to the scheduler", command.type + (f" {command.task_id}" if command.task_id else ""))
         if running:
-            self._send("uploader", Kind.TASK_STOPPED, {"task_ids": running, "reason": reason})
-        self._send("scheduler", Kind.TASK_STOP, {"task_id": command.task_id if command.type == "stop" else None, "reason": reason})
+            self._send("uploader", TaskStopped(task_ids=running, reason=reason))
+        self._send("scheduler", TaskStop(task_id=command.task_id if command.type == "stop" else None, reason=reason))
 
     def _report_unusable(self, raw: dict[str, Any], reason: str) -> None:
         """Report every case as an error through the aggregator (reliable messages, stable ids), so the
@@ -181,10 +189,10 @@ class PlatformLoop:
         report = error_report(raw, reason, self.spec.report_dir)
         task_id = report.planned["task_id"]
         mb = self.fetcher.mailbox
-        mb.send("aggregator", Kind.TASK_PLANNED, report.planned, msg_id=f"unusable-planned-{task_id}")
+        mb.send("aggregator", TaskPlanned.from_wire(report.planned), msg_id=f"unusable-planned-{task_id}")
         for i, res in enumerate(report.results):
-            mb.send("aggregator", Kind.RESULT_RECORD, {"result": res}, msg_id=f"unusable-result-{task_id}-{i}")
-        mb.send("aggregator", Kind.TASK_FINISHED, report.finished, msg_id=f"unusable-finished-{task_id}")
+            mb.send("aggregator", ResultRecord(result=res), msg_id=f"unusable-result-{task_id}-{i}")
+        mb.send("aggregator", TaskFinished.from_wire(report.finished), msg_id=f"unusable-finished-{task_id}")
         log.error("task %s cannot run: %s; reported %d case(s) as errors", task_id, reason, len(report.results))
 
     # -- worker thread -----------------------------------------------------------------------------

@@ -18,7 +18,8 @@ from pathlib import Path
 from pipeline.codec import Envelope
 from pipeline.journal import AppendLog
 from pipeline.storage import short_of_space
-from pipeline.messages import Kind
+from pipeline.messages import (CaseFinished, CaseStarted, ExecutorStatus, Kind, ResultRecord, StageDied, StageKill,
+                               TaskFinished, TaskPlanned, TaskReleased, TaskStop, TaskSubmit, UnitDone)
 from pipeline.models import UNKNOWN, Outcome, Status, Task, disabled_reason
 from pipeline.stage import Handler, Stage
 
@@ -75,45 +76,45 @@ class Scheduler(RoutingMixin, HealthMixin, RecoveryMixin, Stage):
         self._replaying = False
         self.adopt_until = 0.0
         self._synthetic: list[dict[str, Any]] = []
-        self.stop_all: dict[str, Any] | None = None    # the engine is stopping: a task planned from now on is stopped too
+        self.stop_all: TaskStop | None = None    # the engine is stopping: a task planned from now on is stopped too
         self._load_health()                              # quarantine survives a restart (health.py)
 
-    def _planned_body(self, ts: TaskState) -> dict[str, Any]:
-        return {"task_id": ts.task_id, "report_dir": ts.report_dir, "name": ts.name or ts.task_id,
-                "cases": len(ts.cases), "started_at": ts.wall_start}
+    def _planned_body(self, ts: TaskState) -> TaskPlanned:
+        return TaskPlanned(task_id=ts.task_id, report_dir=ts.report_dir, name=ts.name or ts.task_id,
+                           cases=len(ts.cases), started_at=ts.wall_start)
 
     # -- messages ---------------------------------------------------------------------------------
-    def on_task_submit(self, env: Envelope) -> None:
+    def on_task_submit(self, env: Envelope[TaskSubmit]) -> None:
         """Sent by the fetcher when a validated task and its data folder are ready."""
-        if env.body["task"].get("taskId") in self.tasks:
-            self.log.info("task %s already planned; duplicate submit ignored", env.body["task"].get("taskId"))
+        if env.body.task.get("taskId") in self.tasks:
+            self.log.info("task %s already planned; duplicate submit ignored", env.body.task.get("taskId"))
             return
-        self._write(["task", env.body])
+        self._write(["task", env.body.to_wire()])
         self._plan(env.body, send=True)
 
-    def _plan(self, body: dict[str, Any], *, send: bool) -> None:
-        task = Task.from_dict(body["task"])
-        ts = TaskState(task, body["data_dir"], body.get("report_dir") or self.spec.report_dir)
-        ts.name = body.get("name") or task.taskId
-        ts.source = str(body.get("source") or "")
+    def _plan(self, body: TaskSubmit, *, send: bool) -> None:
+        task = Task.from_dict(body.task)
+        ts = TaskState(task, body.data_dir, body.report_dir or self.spec.report_dir)
+        ts.name = body.name or task.taskId
+        ts.source = body.source or ""
         units, ts.cases, disabled = build_units(task, self.default_timeout, list(self.spec.tags))
-        names = body.get("case_names") or {}
+        names = body.case_names or {}
         for st in ts.cases.values():
             st.name = names.get(st.ref.caseId, "")
         self.tasks[task.taskId] = ts
         if not send:
             return
-        self.mailbox.send("aggregator", Kind.TASK_PLANNED, self._planned_body(ts))
+        self.mailbox.send("aggregator", self._planned_body(ts))
         for st in disabled:
             self._settle(ts, st, Status.SKIP, Outcome.SKIPPED, disabled_reason(st.ref.skipReason))
         for u in self._routed(ts, units):
             self._enqueue(u)
         self.log.info("task %s planned: %d cases in %d units", task.taskId, len(ts.cases), len(units))
         if self.stop_all is not None:                  # submitted while the engine stops: nothing of it runs
-            self._stop_tasks(dict(self.stop_all, task_id=ts.task_id))
+            self._stop_tasks(replace(self.stop_all, task_id=ts.task_id))
         self._maybe_finish(ts)
 
-    def on_executor_status(self, env: Envelope) -> None:
+    def on_executor_status(self, env: Envelope[ExecutorStatus]) -> None:
         """Sent by each executor on start, when it becomes idle, and every heartbeat interval."""
         b = env.body
         ex = self.executors.get(env.src)
@@ -123,93 +124,92 @@ class Scheduler(RoutingMixin, HealthMixin, RecoveryMixin, Stage):
         if ex is not None and env.inc < ex.inc:
             return                                          # a stale message from a dead incarnation
         if ex is None:
-            ex = self.executors[env.src] = ExecState(ExecutorInfo(env.src, frozenset(b["kinds"]), b.get("device")), env.inc)
+            ex = self.executors[env.src] = ExecState(ExecutorInfo(env.src, frozenset(b.kinds), b.device), env.inc)
             self.known[env.src] = ex.info
             self.router.announce(ex.info.device)
-        if ex.unit is None and not b["idle"] and b.get("unit") and time.monotonic() < self.adopt_until + 30:
-            self._adopt(ex, b["unit"])
-        if ex.unit is None and b["idle"]:
+        if ex.unit is None and not b.idle and b.unit and time.monotonic() < self.adopt_until + 30:
+            self._adopt(ex, b.unit)
+        if ex.unit is None and b.idle:
             ex.idle = True
-        if b.get("probe"):
-            self._probe_answered(ex, b["probe"])
+        if b.probe:
+            self._probe_answered(ex, b.probe)
 
-    def on_case_started(self, env: Envelope) -> None:
+    def on_case_started(self, env: Envelope[CaseStarted]) -> None:
         """Sent by an executor as a case of its unit begins."""
         ex = self.executors.get(env.src)
-        if ex is not None and ex.unit is not None and ex.unit.unit_id == env.body["unit_id"]:
-            ex.running = env.body
+        if ex is not None and ex.unit is not None and ex.unit.unit_id == env.body.unit_id:
+            ex.running = env.body.to_wire()
 
-    def on_case_finished(self, env: Envelope) -> None:
+    def on_case_finished(self, env: Envelope[CaseFinished]) -> None:
         """Sent by an executor when a case attempt ended, with its result (forwarded to the aggregator from here)."""
         b = env.body
-        ts = self.tasks.get(b["task_id"])
+        ts = self.tasks.get(b.task_id)
         ex = self.executors.get(env.src)
-        if ex is not None and ex.unit is not None and ex.unit.unit_id == b["unit_id"]:
+        if ex is not None and ex.unit is not None and ex.unit.unit_id == b.unit_id:
             ex.running = None
-            ex.done_in_unit.add((b["case_id"], b["index"]))
-            ex.variables = b.get("variables") or ex.variables
-            ex.broke = ex.broke or b["outcome"] == Outcome.BROKEN.value
+            ex.done_in_unit.add((b.case_id, b.index))
+            ex.variables = b.variables or ex.variables
+            ex.broke = ex.broke or b.outcome == Outcome.BROKEN.value
         if ts is None:
             return
-        st = ts.cases.get((b["collection_id"], b["case_id"], b["index"]))
+        st = ts.cases.get((b.collection_id, b.case_id, b.index))
         if st is None:
             return
-        if ex is not None and not any(a[0] == b["run_times"] for a in st.attempts):     # not a re-sent finish
-            if b.get("device_down"):
-                self._device_down(ex, b.get("reason") or f"case {b['case_id']} broken: device down")
-            elif b["outcome"] == Outcome.BROKEN.value and not ts.stopped:
-                self._infra_failure(ex, b.get("reason") or f"case {b['case_id']} broken")
-        if b.get("name") and b["name"] != UNKNOWN:       # an engine result of a case whose file was unreadable
-            st.name = b["name"]
-        res = b.get("result")
-        if isinstance(res, dict) and not any(a[0] == b["run_times"] for a in st.attempts):
-            self.mailbox.send("aggregator", Kind.RESULT_RECORD, {"result": res})   # journaled below, before the ack
-        self._record(ts, st, b["run_times"], int(b["status"]), b["outcome"], executor=env.src, variables=b.get("variables"),
-                     result=res if isinstance(res, dict) else None)
+        if ex is not None and not any(a[0] == b.run_times for a in st.attempts):     # not a re-sent finish
+            if b.device_down:
+                self._device_down(ex, b.reason or f"case {b.case_id} broken: device down")
+            elif b.outcome == Outcome.BROKEN.value and not ts.stopped:
+                self._infra_failure(ex, b.reason or f"case {b.case_id} broken")
+        if b.name and b.name != UNKNOWN:       # an engine result of a case whose file was unreadable
+            st.name = b.name
+        res = b.result
+        if res is not None and not any(a[0] == b.run_times for a in st.attempts):
+            self.mailbox.send("aggregator", ResultRecord(result=res))   # journaled below, before the ack
+        self._record(ts, st, b.run_times, b.status, b.outcome, executor=env.src, variables=b.variables, result=res)
 
-    def on_unit_done(self, env: Envelope) -> None:
+    def on_unit_done(self, env: Envelope[UnitDone]) -> None:
         """Sent by an executor when every case of its unit has been reported."""
         ex = self.executors.get(env.src)
-        if ex is None or ex.unit is None or ex.unit.unit_id != env.body["unit_id"]:
+        if ex is None or ex.unit is None or ex.unit.unit_id != env.body.unit_id:
             return
         unit, ex.unit, ex.running = ex.unit, None, None
         ex.idle, ex.idle_since = True, time.monotonic()
-        if env.body.get("device_down"):
-            self._device_down(ex, env.body["device_down"])
+        if env.body.device_down:
+            self._device_down(ex, env.body.device_down)
         self._unit_left(unit, avoid=ex.info.name if ex.broke else None)
 
-    def on_stage_died(self, env: Envelope) -> None:
+    def on_stage_died(self, env: Envelope[StageDied]) -> None:
         """Sent by the supervisor when a stage process exited or was killed (crash, timeout, stop)."""
         b = env.body
-        ex = self.executors.get(b["stage"])
-        if ex is not None and ex.inc <= int(b["inc"]):
-            self._executor_lost(b["stage"], ex.inc, b["reason"], victim=b.get("case"))
-            del self.executors[b["stage"]]
+        ex = self.executors.get(b.stage)
+        if ex is not None and ex.inc <= b.inc:
+            self._executor_lost(b.stage, ex.inc, b.reason, victim=dict(b.case) if b.case else None)
+            del self.executors[b.stage]
 
-    def on_task_stop(self, env: Envelope) -> None:
+    def on_task_stop(self, env: Envelope[TaskStop]) -> None:
         """Sent by the supervisor/fetcher: stop one task (``task_id``) or all (``task_id`` None)."""
-        if env.body.get("task_id") is None and env.body.get("drain"):
-            self.stop_all = dict(env.body)
+        if env.body.task_id is None and env.body.drain:
+            self.stop_all = env.body
         self._stop_tasks(env.body, env.src)
 
-    def _stop_tasks(self, body: dict[str, Any], src: str = "") -> None:
-        tid = body.get("task_id")
+    def _stop_tasks(self, body: TaskStop, src: str = "") -> None:
+        tid = body.task_id
         for ts in list(self.tasks.values()):
             if tid in (None, ts.task_id) and not ts.finished_sent:
-                if tid is None and ts.source == "submit" and (body.get("drain") or src == "fetcher"):
+                if tid is None and ts.source == "submit" and (body.drain or src == "fetcher"):
                     continue    # engine stopping: stays queued for the next start; the platform's stopAll is for its tasks
-                ts.stopped = body.get("reason") or "stopped by request"
+                ts.stopped = body.reason or "stopped by request"
                 self._write(["stopped", ts.task_id, ts.stopped])
                 for u in [u for u in self.queue if u.task_id == ts.task_id]:
                     self.queue.remove(u)
                     self._skip_unit(ts, u, ts.stopped)
-                if body.get("drain"):                    # engine shutdown: running cases may finish (grace is the supervisor's)
+                if body.drain:                    # engine shutdown: running cases may finish (grace is the supervisor's)
                     self._maybe_finish(ts)
                     continue
                 for ex in self.executors.values():       # running cases end now: the supervisor kills the group
                     if ex.unit is not None and ex.unit.task_id == ts.task_id:
-                        self.mailbox.send("supervisor", Kind.STAGE_KILL, {
-                            "stage": ex.info.name, "inc": ex.inc, "reason": f"stopped: task {ts.task_id} ({ts.stopped})"})
+                        self.mailbox.send("supervisor", StageKill(
+                            stage=ex.info.name, inc=ex.inc, reason=f"stopped: task {ts.task_id} ({ts.stopped})"))
                 self._maybe_finish(ts)
 
     HANDLERS: ClassVar[dict[Kind, Handler]] = {
@@ -259,9 +259,9 @@ class Scheduler(RoutingMixin, HealthMixin, RecoveryMixin, Stage):
             ts.in_flight += 1
             ex.unit, ex.idle, ex.running, ex.done_in_unit, ex.variables = unit, False, None, set(), dict(unit.variables)
             ex.broke = False
-            body = unit.body(ts.data_dir, max(1.0, ts.deadline_left(time.monotonic())))
-            body.update(report_dir=ts.report_dir, evidence=ts.task.evidence)     # where and what evidence to keep
-            self.mailbox.send(ex.info.name, Kind.UNIT_RUN, body)
+            body = replace(unit.body(ts.data_dir, max(1.0, ts.deadline_left(time.monotonic()))),
+                           report_dir=ts.report_dir, evidence=ts.task.evidence)     # where and what evidence to keep
+            self.mailbox.send(ex.info.name, body)
 
     def _end_cases(self, ts: TaskState, u: Unit, reason: str, outcome: Outcome = Outcome.ERROR) -> None:
         """Final engine results for the unsettled cases of ``u`` (no retry: nothing would change)."""
@@ -327,7 +327,7 @@ class Scheduler(RoutingMixin, HealthMixin, RecoveryMixin, Stage):
         run_times = st.next_run_times
         res = synthetic_result(ts.task_id, st, run_times, status, outcome, reason, executor=executor,
                                started_ms=started_ms).to_dict()
-        self.mailbox.send("aggregator", Kind.RESULT_RECORD, {"result": res})
+        self.mailbox.send("aggregator", ResultRecord(result=res))
         self._record(ts, st, run_times, int(status), outcome.value, executor, result=res)
 
     def _unit_left(self, unit: Unit, avoid: str | None = None) -> None:
@@ -465,9 +465,8 @@ class Scheduler(RoutingMixin, HealthMixin, RecoveryMixin, Stage):
             return
         ts.finished_sent = True
         self._write(["finished", ts.task_id])
-        self.mailbox.send("aggregator", Kind.TASK_FINISHED, {"task_id": ts.task_id, "expected": ts.expected,
-                                                             "stopped": ts.stopped})
-        self.mailbox.send("fetcher", Kind.TASK_RELEASED, {"task_id": ts.task_id})
+        self.mailbox.send("aggregator", TaskFinished(task_id=ts.task_id, expected=ts.expected, stopped=ts.stopped))
+        self.mailbox.send("fetcher", TaskReleased(task_id=ts.task_id))
         self.log.info("task %s finished: %d results", ts.task_id, len(ts.expected))
 
     def on_reload(self, old: Any) -> None:

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pipeline.messages import Kind
+from pipeline.messages import DeviceProbe, Probe
 
 from .quarantine import Quarantine
 
@@ -54,10 +54,10 @@ class HealthMixin:
         now = time.monotonic()
         for name, ex in self.executors.items():
             if ex.unit is None and ex.idle and self.quarantine.probe_due(name, now):
-                self.mailbox.send(name, Kind.DEVICE_PROBE, {"device": ex.info.device})
+                self.mailbox.send(name, DeviceProbe(device=ex.info.device))
                 self.quarantine.probe_sent(name, now)
 
-    def _probe_answered(self, ex: Any, probe: dict[str, Any]) -> None:
+    def _probe_answered(self, ex: Any, probe: Probe) -> None:
         q = self.quarantine
         if q.probe_result(ex.info.name, bool(probe.get("ok")), str(probe.get("error") or ""), time.monotonic()):
             self.log.warning("%s (device %s) passed its probe: re-admitted", ex.info.name, ex.info.device)

@@ -11,6 +11,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline.messages import UnitRun
 from pipeline.models import CaseRef, CaseResult, Outcome, Status, Task, TestCollection, UNKNOWN, engine_result
 
 __all__ = ["CaseState", "Unit", "TaskState", "build_units", "synthetic_result", "case_matches_tags"]
@@ -59,11 +60,11 @@ class Unit:
     def kinds(self) -> set[str]:
         return {c["case_type"] for c in self.cases}
 
-    def body(self, data_dir: str, deadline_cap: float) -> dict[str, Any]:
+    def body(self, data_dir: str, deadline_cap: float) -> UnitRun:
         cases = [dict(c, timeout=min(c["timeout"], deadline_cap)) for c in self.cases]
-        return {"unit_id": self.unit_id, "task_id": self.task_id, "collection_id": self.collection_id,
-                "data_dir": data_dir, "cases": cases, "variables": self.variables,
-                "setup_script": self.setup_script, "teardown_script": self.teardown_script}
+        return UnitRun(unit_id=self.unit_id, task_id=self.task_id, collection_id=self.collection_id,
+                       data_dir=data_dir, cases=cases, variables=self.variables,
+                       setup_script=self.setup_script, teardown_script=self.teardown_script)
 
 
 @dataclass
@@ -105,7 +106,7 @@ def build_units(task: Task, default_timeout: float, tags: list[str]) -> tuple[li
     colls = sorted(enumerate(task.collections()), key=lambda ic: (ic[1].order, ic[0]))
     for pos, coll in colls:
         refs = sorted((r for r in coll.cases() if case_matches_tags(r, tags)), key=lambda r: (r.index, -r.priority))
-        runnable = []
+        runnable: list[CaseState] = []
         for ref in refs:
             st = CaseState(coll.collectionId, ref)
             states[st.key] = st

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from pipeline.messages import Kind
+from pipeline.messages import ResultRecord, TaskSubmit
 
 from .plan import Unit, build_units
 from .routing import Unroutable, unit_requirements
@@ -34,9 +34,9 @@ class RecoveryMixin:
             self._rebuild_queue()
             self.adopt_until = time.monotonic() + 2.5 * self.hb_interval + 0.5
             for ts in self.tasks.values():
-                self.mailbox.send("aggregator", Kind.TASK_PLANNED, self._planned_body(ts))
+                self.mailbox.send("aggregator", self._planned_body(ts))
             for res in self._synthetic:
-                self.mailbox.send("aggregator", Kind.RESULT_RECORD, {"result": res})
+                self.mailbox.send("aggregator", ResultRecord(result=res))
             for ts in self.tasks.values():
                 if ts.finished_sent:
                     ts.finished_sent = False
@@ -57,7 +57,7 @@ class RecoveryMixin:
     def _replay(self, rec: list[Any]) -> None:
         kind = rec[0]
         if kind == "task":
-            self._plan(rec[1], send=False)
+            self._plan(TaskSubmit.from_wire(rec[1]), send=False)     # the journaled task.submit body
         elif kind == "attempt":
             _, task_id, key, run_times, status, outcome, final, variables, result = rec
             ts = self.tasks.get(task_id)

@@ -8,7 +8,13 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from pipeline.codec import Envelope
-from pipeline.messages import Kind
+from pipeline.messages import (
+    Kind,
+    ResultRecord,
+    TaskKeepalive,
+    TaskReported,
+    TaskStopped,
+)
 from pipeline.stage import Handler, Stage
 
 __all__ = ["STAGE", "Uploader"]
@@ -28,25 +34,25 @@ class Uploader(Stage):
             self.delivery.start()
         self.state = "idle" if self.delivery is None else "running"
 
-    def on_result_record(self, env: Envelope) -> None:
+    def on_result_record(self, env: Envelope[ResultRecord]) -> None:
         """Sent by the aggregator (platform mode) for every journaled result; re-sent after its crash."""
         if self.delivery is not None:
             self.delivery.result_record(env.body)
 
-    def on_task_reported(self, env: Envelope) -> None:
+    def on_task_reported(self, env: Envelope[TaskReported]) -> None:
         """Sent by the aggregator when a task's results are final and journaled."""
         if self.delivery is not None:
             self.delivery.task_reported(env.body)
 
-    def on_task_stopped(self, env: Envelope) -> None:
+    def on_task_stopped(self, env: Envelope[TaskStopped]) -> None:
         """Sent by the fetcher when the platform stopped tasks: their rows are delivered, their complete never."""
         if self.delivery is not None:
-            self.delivery.task_stopped(list(env.body["task_ids"]), str(env.body["reason"]))
+            self.delivery.task_stopped(env.body)
 
-    def on_task_keepalive(self, env: Envelope) -> None:
+    def on_task_keepalive(self, env: Envelope[TaskKeepalive]) -> None:
         """Sent by the fetcher for a task in flight: every upload to the platform goes from here."""
         if self.delivery is not None:
-            self.delivery.keepalive(str(env.body["task_id"]))
+            self.delivery.keepalive(env.body.task_id)
 
     HANDLERS: ClassVar[dict[Kind, Handler]] = {Kind.RESULT_RECORD: on_result_record, Kind.TASK_REPORTED: on_task_reported,
                                                Kind.TASK_STOPPED: on_task_stopped, Kind.TASK_KEEPALIVE: on_task_keepalive}

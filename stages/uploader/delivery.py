@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pipeline.messages import ResultRecord, TaskReported, TaskStopped
 from pipeline.models import CaseResult
 from pipeline.platform import PlatformClient
 from pipeline.platform_rows import platform_row
@@ -102,10 +103,10 @@ class Delivery:
         self.queued = set(keep)
 
     # -- producer side (handlers) ----------------------------------------------------------------------
-    def result_record(self, body: dict[str, Any]) -> None:
+    def result_record(self, body: ResultRecord) -> None:
         """Queue one forwarded result (its row, then its screenshots) unless it was queued before."""
         assert self.deliverer is not None
-        res = CaseResult.from_dict(body["result"])
+        res = CaseResult.from_dict(body.result)
         row = platform_row(res)
         key = result_key(res.taskId, row)
         if key in self.queued:
@@ -137,19 +138,19 @@ class Delivery:
             return None
         return path
 
-    def task_reported(self, body: dict[str, Any]) -> None:
+    def task_reported(self, body: TaskReported) -> None:
         """Queue the task's ``complete`` (once; sent after everything else of the task)."""
         assert self.deliverer is not None
-        task_id = str(body["task_id"])
+        task_id = body.task_id
         if task_id in self.stopped:
             self.log.info("task %s was stopped by the platform: results delivered, no complete", task_id)
             return
         self.deliverer.submit_complete(task_id, time.monotonic())
 
-    def task_stopped(self, task_ids: list[str], reason: str) -> None:
+    def task_stopped(self, body: TaskStopped) -> None:
         """The platform stopped these tasks (``task.stopped``): never complete them; withdraw a queued complete."""
         assert self.outbox is not None
-        for task_id in task_ids:
+        for task_id in body.task_ids:
             if task_id not in self.stopped:
                 self.stopped.append(task_id)
                 self._stopped_fh.write(task_id + "\n")
@@ -157,7 +158,7 @@ class Delivery:
             for item in self.outbox.pending(task_id):
                 if item.kind == "complete":
                     self.outbox.withdraw(item.id)
-                    self.log.info("task %s: complete withdrawn, %s", task_id, reason)
+                    self.log.info("task %s: complete withdrawn, %s", task_id, body.reason)
         del self.stopped[:-_STOPPED_KEEP]
 
     def keepalive(self, task_id: str) -> bool:

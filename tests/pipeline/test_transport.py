@@ -25,7 +25,15 @@ import pytest  # noqa: E402
 import zmq  # noqa: E402
 
 from pipeline.codec import Envelope, encode  # noqa: E402
-from pipeline.messages import Kind  # noqa: E402
+from pipeline.messages import (  # noqa: E402
+    CaseDeadline,
+    CaseFinished,
+    ExecutorStatus,
+    Kind,
+    Message,
+    StageStop,
+    UnitDone,
+)
 from pipeline.transport import Mailbox  # noqa: E402
 
 N = 2000
@@ -78,7 +86,7 @@ def receiver_main(d: Path, inc: int, mode: str) -> None:
                 return
             batch.append(env)
         for env in batch:
-            log.write(f"{inc} {turn} {env.msg_id} {env.body.get('n')}\n")
+            log.write(f"{inc} {turn} {env.msg_id} {number(env.body)}\n")
         log.flush()
         os.fsync(log.fileno())           # durable before acknowledged
         if mode == "crash-before-ack" and batch:
@@ -135,6 +143,11 @@ def wait_for(pred: Callable[[], Any], timeout: float, what: str, tick: Callable[
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
+def number(body: Message) -> str:
+    """The sequence number a test message carries in its unit id (``last_unit`` for a status)."""
+    return str(getattr(body, "unit_id", None) or getattr(body, "last_unit", None))
+
+
 def handled(d: Path) -> list[tuple[int, int, str, int]]:
     """(incarnation, turn, msg_id, n) per line of the receiver's log."""
     p = d / "handled.log"
@@ -169,7 +182,7 @@ def sender(d: Path) -> Iterator[Mailbox]:
 
 
 def stop_receiver(mb: Mailbox, r: Receiver) -> None:
-    mb.send("receiver", Kind.STAGE_STOP, {})
+    mb.send("receiver", StageStop())
     assert r.proc is not None
     assert r.proc.wait(10) == 0
 
@@ -177,8 +190,8 @@ def stop_receiver(mb: Mailbox, r: Receiver) -> None:
 # -- tests ---------------------------------------------------------------------------------------------
 def test_reliable_messages_are_acked_and_not_resent(d: Path, sender: Mailbox, receiver: Receiver) -> None:
     receiver.start()
-    ids = [sender.send("receiver", Kind.UNIT_DONE, {"unit_id": f"u{i}", "n": i}) for i in range(20)]
-    sender.send("receiver", Kind.EXECUTOR_STATUS, {"kinds": [], "idle": True, "last_unit": "", "n": 99})
+    ids = [sender.send("receiver", UnitDone(unit_id=str(i))) for i in range(20)]
+    sender.send("receiver", ExecutorStatus(kinds=[], idle=True, last_unit="99"))
     assert len(sender.outbox) == 20                   # the unreliable status is not tracked
     wait_for(lambda: len(sender.outbox) == 0, 10, "acks", tick=lambda: pump(sender))
     resent = 0
@@ -203,7 +216,7 @@ def test_sigkilled_receiver_loses_nothing_and_duplicates_only_in_flight(d: Path,
     while len(sent) < N or len(sender.outbox):
         assert time.monotonic() < end, f"stuck: {len(sent)} sent, {len(sender.outbox)} unacked"
         while len(sent) < N and len(sender.outbox) < WINDOW:
-            sent[sender.send("receiver", Kind.UNIT_DONE, {"unit_id": "u", "n": len(sent)})] = len(sent)
+            sent[sender.send("receiver", UnitDone(unit_id=str(len(sent))))] = len(sent)
         if not killed and count_lines(d) >= N // 4:     # right after a refill: a full window is unacked
             receiver.kill()
             in_flight_at_kill = len(sender.outbox)
@@ -277,7 +290,7 @@ def test_garbage_frames_are_dead_lettered_and_the_receiver_goes_on(d: Path, send
         push.close(1000)
     finally:
         ctx.term()
-    mid = sender.send("receiver", Kind.UNIT_DONE, {"unit_id": "after-garbage", "n": 7})
+    mid = sender.send("receiver", UnitDone(unit_id="7"))
     wait_for(lambda: len(sender.outbox) == 0, 10, "ack after garbage", tick=lambda: pump(sender))
     stop_receiver(sender, receiver)
     assert [(r[2], r[3]) for r in handled(d)] == [(mid, 7)]
@@ -286,8 +299,8 @@ def test_garbage_frames_are_dead_lettered_and_the_receiver_goes_on(d: Path, send
 
 def test_receiver_crashing_before_flush_acks_gets_the_message_again(d: Path, sender: Mailbox, receiver: Receiver) -> None:
     receiver.start("crash-before-ack")
-    mid = sender.send("receiver", Kind.CASE_FINISHED, {"unit_id": "u", "task_id": "t", "collection_id": "c", "case_id": "k",
-                                                       "index": 1, "run_times": 1, "status": 0, "outcome": "passed", "n": 1})
+    mid = sender.send("receiver", CaseFinished(unit_id="1", task_id="t", collection_id="c", case_id="k",
+                                               index=1, run_times=1, status=0, outcome="passed"))
     assert receiver.proc is not None
     wait_for(lambda: receiver.proc.poll() is not None, 10, "receiver crash", tick=lambda: pump(sender))  # type: ignore[union-attr]
     assert receiver.proc.returncode == 3
@@ -312,8 +325,8 @@ def test_notifier_sends_from_another_thread_and_never_reopens_after_close(tmp_pa
     ex.start()
     try:
         n = Notifier(ex, "supervisor")
-        body = {"task_id": "t", "case_id": "k", "index": 1, "run_times": 1, "deadline_s": 3.0}
-        t = threading.Thread(target=n.send, args=(Kind.CASE_DEADLINE, body))
+        body = CaseDeadline(task_id="t", case_id="k", index=1, run_times=1, deadline_s=3.0)
+        t = threading.Thread(target=n.send, args=(body,))
         t.start()
         t.join()
         got = None
@@ -324,7 +337,7 @@ def test_notifier_sends_from_another_thread_and_never_reopens_after_close(tmp_pa
                 break
         assert got is not None and got.kind is Kind.CASE_DEADLINE and (got.src, got.inc) == ("executor-1", 3) and got.body == body
         n.close()
-        n.send(Kind.CASE_DEADLINE, body)
+        n.send(body)
         assert n.sock is None
     finally:
         ex.close()

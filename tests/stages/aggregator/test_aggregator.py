@@ -51,16 +51,16 @@ def key(case_id: str, run_times: int = 1) -> list[Any]:
 
 
 def planned(agg: Aggregator, tmp_path: Path) -> None:
-    agg.on_task_planned(envelope(Kind.TASK_PLANNED, {"task_id": "t1", "report_dir": str(tmp_path / "reports"), "name": "nightly",
-                                                     "cases": 2, "started_at": 1_700_000_000.0}, src="scheduler"))
+    agg.dispatch(envelope(Kind.TASK_PLANNED, {"task_id": "t1", "report_dir": str(tmp_path / "reports"), "name": "nightly",
+                                              "cases": 2, "started_at": 1_700_000_000.0}, src="scheduler"))
 
 
 def record(agg: Aggregator, res: dict[str, Any], src: str = "executor-1") -> None:
-    agg.on_result_record(envelope(Kind.RESULT_RECORD, {"result": res}, src=src))
+    agg.dispatch(envelope(Kind.RESULT_RECORD, {"result": res}, src=src))
 
 
 def finished(agg: Aggregator, *keys: list[Any]) -> None:
-    agg.on_task_finished(envelope(Kind.TASK_FINISHED, {"task_id": "t1", "expected": list(keys), "stopped": ""}, src="scheduler"))
+    agg.dispatch(envelope(Kind.TASK_FINISHED, {"task_id": "t1", "expected": list(keys), "stopped": ""}, src="scheduler"))
 
 
 def test_results_are_journaled_and_deduplicated_by_key(tmp_path: Path) -> None:
@@ -157,7 +157,7 @@ def test_platform_mode_forwards_results_until_acked(tmp_path: Path) -> None:
     agg.before_ack()
     agg.journal.sync()
     agg.journal.close()
-    again, fake2 = make(tmp_path, "[Platform]\nurl = http://127.0.0.1:9\n")
+    _, fake2 = make(tmp_path, "[Platform]\nurl = http://127.0.0.1:9\n")
     assert [s.body["result"]["caseId"] for s in fake2.of(Kind.RESULT_RECORD, "uploader")] == ["k2"]
 
 
@@ -218,7 +218,7 @@ def test_a_bad_journal_record_is_skipped_with_its_place_named(tmp_path: Path, ca
 
 
 def test_a_malformed_result_is_dead_lettered_and_the_stage_goes_on(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    agg, fake = make(tmp_path)
+    agg, _ = make(tmp_path)
     planned(agg, tmp_path)
     agg.dispatch(envelope(Kind.RESULT_RECORD, {"result": dict(result("k1"), status=9)}, src="scheduler"))
     record(agg, result("k2"))

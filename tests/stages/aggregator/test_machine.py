@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.messages import Kind
+from pipeline.messages import Kind, TaskFinished, TaskPlanned, TaskReported
 from pipeline.models import CaseResult, Status
 from stages.aggregator.events import (
     AddToReport,
@@ -52,7 +52,11 @@ def key(case_id: str, run_times: int = 1, task: str = "t1") -> list[Any]:
     return [task, "c1", case_id, 0, run_times]
 
 
-PLANNED = Planned({"task_id": "t1", "report_dir": "/r", "name": "nightly", "cases": 2, "started_at": START})
+PLANNED = Planned(TaskPlanned(task_id="t1", report_dir="/r", name="nightly", cases=2, started_at=START))
+
+
+def finished(task_id: str, *keys: list[Any], stopped: str | None = None) -> Finished:
+    return Finished(TaskFinished(task_id=task_id, expected=list(keys), stopped=stopped))
 
 
 def kinds(cmds: list[Command]) -> list[str]:
@@ -119,7 +123,7 @@ def test_final_report_once_every_expected_key_is_in(clock: FakeClock) -> None:
     feed = Driver(machine(), clock)
     feed(PLANNED)
     feed(Recorded(res("k1")))
-    assert kinds(feed(Finished({"task_id": "t1", "expected": [key("k1"), key("k2")], "stopped": ""}))) == ["Journal"]
+    assert kinds(feed(finished("t1", key("k1"), key("k2"), stopped=""))) == ["Journal"]
     assert not any(isinstance(c, WriteFinal) for c in feed(Tick()))
     feed(Recorded(res("k2", status=Status.FAIL)))
     clock.advance(1)
@@ -134,7 +138,7 @@ def test_missing_results_wait_for_the_grace_then_are_named(clock: FakeClock) -> 
     feed = Driver(machine(grace_s=30.0), clock)
     feed(PLANNED)
     feed(Recorded(res("k1")))
-    feed(Finished({"task_id": "t1", "expected": [key("k1"), key("k2")]}))
+    feed(finished("t1", key("k1"), key("k2")))
     feed(Tick())
     clock.advance(29.9)
     assert not any(isinstance(c, (WriteFinal, LogError)) for c in feed(Tick()))
@@ -144,23 +148,24 @@ def test_missing_results_wait_for_the_grace_then_are_named(clock: FakeClock) -> 
     assert "t1: 1 expected results never arrived" in err.text and "k2" in err.text
     assert any(isinstance(c, WriteFinal) for c in out)
     sent = [c for c in feed(Reported("t1", {"summary": "/r/t1/summary.json"})) if isinstance(c, Send)]
-    assert sent[0].body["missing"] == [key("k2")] and sent[0].body["totals"]["cases"] == 1
+    assert isinstance(sent[0].body, TaskReported)
+    assert sent[0].body.missing == [key("k2")] and sent[0].body.totals["cases"] == 1
 
 
 def test_reported_writes_final_metadata_journals_syncs_then_tells(clock: FakeClock) -> None:
     feed = Driver(machine(), clock)
     feed(PLANNED)
     feed(Recorded(res("k1")))
-    feed(Finished({"task_id": "t1", "expected": [key("k1")], "stopped": "stopped by request"}))
+    feed(finished("t1", key("k1"), stopped="stopped by request"))
     feed(Tick())
     out = feed(Reported("t1", {"summary": "/r/t1/summary.json"}, ("disk full: /r/t1",)))
     assert kinds(out) == ["WriteMetadata", "Journal", "Sync", "Send"]
     meta, send = out[0], out[3]
     assert isinstance(meta, WriteMetadata) and isinstance(send, Send)
     assert (meta.doc["status"], meta.doc["stop_reason"], meta.doc["counts"]["passed"]) == ("stopped", "stopped by request", 1)
-    assert send.peer == "supervisor" and send.kind is Kind.TASK_REPORTED
-    assert send.body["paths"] == {"summary": "/r/t1/summary.json"} and send.body["storage_faults"] == ["disk full: /r/t1"]
-    assert send.body["by_kind"] == {"API": {"passed": 1}}
+    assert send.peer == "supervisor" and isinstance(send.body, TaskReported)
+    assert send.body.paths == {"summary": "/r/t1/summary.json"} and send.body.storage_faults == ["disk full: /r/t1"]
+    assert send.body.by_kind == {"API": {"passed": 1}} and send.body.totals["passed"] == 1
     assert feed(Reported("t1", {})) == [] and feed(Tick()) == []
 
 
@@ -183,13 +188,13 @@ def test_platform_mode_forwards_until_acked_and_an_ack_is_journaled_once(clock: 
     feed = Driver(machine(platform=True), clock)
     feed(PLANNED)
     [fwd] = [c for c in feed(Recorded(res("k1"))) if isinstance(c, Forward)]
-    assert (fwd.kind, fwd.mark, fwd.body["result"]["caseId"]) == (Kind.RESULT_RECORD, "result:t1|c1|k1|0|1", "k1")
+    assert (fwd.body.KIND, fwd.mark, fwd.body.to_wire()["result"]["caseId"]) == (Kind.RESULT_RECORD, "result:t1|c1|k1|0|1", "k1")
     assert kinds(feed(Forwarded(fwd.mark))) == ["Journal"]
     assert feed(Forwarded(fwd.mark)) == []
-    feed(Finished({"task_id": "t1", "expected": [key("k1")]}))
+    feed(finished("t1", key("k1")))
     feed(Tick())
     out = feed(Reported("t1", {}))
-    assert [(c.kind, c.mark) for c in out if isinstance(c, Forward)] == [(Kind.TASK_REPORTED, "reported:t1")]
+    assert [(c.body.KIND, c.mark) for c in out if isinstance(c, Forward)] == [(Kind.TASK_REPORTED, "reported:t1")]
 
 
 def test_replaying_the_journal_rebuilds_the_state_and_recovered_redoes_only_what_is_owed(clock: FakeClock) -> None:
@@ -199,9 +204,9 @@ def test_replaying_the_journal_rebuilds_the_state_and_recovered_redoes_only_what
         clock.advance(1)
         feed(Recorded(res(case)))
     feed(Forwarded("result:t1|c1|k1|0|1"))                             # k2 was never acked by the uploader
-    feed(Finished({"task_id": "t1", "expected": [key("k1"), key("k2"), key("k3")]}))
+    feed(finished("t1", key("k1"), key("k2"), key("k3")))
     feed(Recorded(res("k1", task="t2")))
-    feed(Finished({"task_id": "t2", "expected": [key("k1", task="t2")]}))
+    feed(finished("t2", key("k1", task="t2")))
     feed(Tick())
     feed(Reported("t2", {}))
     again = machine(platform=True)
@@ -238,6 +243,8 @@ def test_local_mode_never_forwards(clock: FakeClock) -> None:
     (["result", "k1", 1.0], "result record: payload must be a map, got str"),
     (["fwd", {"mark": 1}], "fwd record: payload must be a string, got dict"),
     (["finished", {}, "yesterday"], "finished record: time must be a number, got 'yesterday'"),
+    (["planned", {"task_id": "t1"}, 1.0], "planned record: lacks field report_dir"),
+    (["finished", {"task_id": "t1", "expected": "all"}, 1.0], "finished record: field expected must be"),
 ])
 def test_a_bad_journal_record_is_named(record: Any, why: str) -> None:
     with pytest.raises(JournalRecordError, match=why):

@@ -19,7 +19,7 @@ from stages.fetcher.platform_loop import KEEPALIVE_S, PlatformLoop, keepalives_d
 from stages.uploader import Uploader
 from tests.fakeplatform import ENGINE_CODE, ENGINE_SECRET, FakePlatform
 from tests.fakes import FakeClock, FakeMailbox, Sent, envelope
-from tests.stages.uploader.test_delivery import result, spec_for
+from tests.stages.uploader.test_delivery import reported, result, spec_for
 
 UPLOAD = "/openapi/engine/result/upload"
 COMPLETE = "/openapi/engine/task/complete"
@@ -98,14 +98,14 @@ def test_a_platform_stop_reaches_the_uploader_as_a_message_rows_go_no_complete(t
     assert not (Path(spec.storage_root) / "state" / "stopped").exists()       # no marker files any more
     up = uploader_for(spec)
     deliver(up, stopped)
-    up.dispatch(envelope(Kind.RESULT_RECORD, result(task_id, "k-1"), src="aggregator"))
-    up.dispatch(envelope(Kind.TASK_REPORTED, {"task_id": task_id, "report_dir": "r", "totals": {}}, src="aggregator"))
+    up.dispatch(envelope(Kind.RESULT_RECORD, result(task_id, "k-1").to_wire(), src="aggregator"))
+    up.dispatch(envelope(Kind.TASK_REPORTED, reported(task_id).to_wire(), src="aggregator"))
     settle(up, task_id)
     assert [r["caseId"] for r in platform.state.results[task_id]] == ["k-1"]
     assert platform.state.completions[task_id] == 0
     up.on_stop()
     again = uploader_for(spec)                       # the notice is durable: a restarted uploader still knows
-    again.dispatch(envelope(Kind.TASK_REPORTED, {"task_id": task_id, "report_dir": "r", "totals": {}}, src="aggregator"))
+    again.dispatch(envelope(Kind.TASK_REPORTED, reported(task_id).to_wire(), src="aggregator"))
     settle(again, task_id)
     assert platform.state.completions[task_id] == 0
     again.on_stop()
@@ -120,7 +120,7 @@ def test_a_stop_notice_after_the_report_withdraws_the_queued_complete(tmp_path: 
     [notice] = fetcher.mailbox.of(Kind.TASK_STOPPED)
     assert sorted(notice.body["task_ids"]) == sorted([t1, t2])
     up = uploader_for(spec)
-    up.dispatch(envelope(Kind.TASK_REPORTED, {"task_id": t1, "report_dir": "r", "totals": {}}, src="aggregator"))
+    up.dispatch(envelope(Kind.TASK_REPORTED, reported(t1).to_wire(), src="aggregator"))
     assert up.delivery is not None and up.delivery.outbox is not None
     assert [i.kind for i in up.delivery.outbox.pending(t1)] == ["complete"]
     deliver(up, [notice])

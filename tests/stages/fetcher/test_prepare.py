@@ -8,7 +8,7 @@ import pytest
 
 from pipeline.codec import Envelope, decode, encode
 from pipeline.errors import SuiteError
-from pipeline.messages import Kind
+from pipeline.messages import Kind, ResultRecord
 from pipeline.models import CaseResult
 from pipeline.platform_rows import platform_row, validate_platform_row
 from stages.fetcher.prepare import error_report, prepare_task
@@ -74,7 +74,8 @@ def test_platform_task_with_an_integer_that_cannot_travel_is_reported_not_crashe
     assert e.value.field == field
     rep = error_report(raw, str(e.value), "reports")
     for body in rep.results:                               # the report itself can travel
-        assert decode(encode(Envelope(Kind.RESULT_RECORD, {"result": body}))).body["result"]["index"] == 1
+        back = decode(encode(Envelope(Kind.RESULT_RECORD, {"result": body}))).body
+        assert isinstance(back, ResultRecord) and back.result["index"] == 1
 
 
 def test_platform_case_file_with_another_case_id_is_refused_naming_both(tmp_path: Path) -> None:

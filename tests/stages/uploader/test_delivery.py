@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from pipeline.config import SCHEMA
+from pipeline.messages import ResultRecord, TaskReported
 from pipeline.topology import RunSpec
 from stages.uploader.delivery import Delivery
 from tests.fakeplatform import ENGINE_CODE, ENGINE_SECRET, FakePlatform, wait_until
@@ -32,13 +33,18 @@ def spec_for(tmp: Path, url: str) -> RunSpec:
     return RunSpec(str(tmp / "run"), "start", config, storage_root=str(tmp / "storage"))
 
 
-def result(task_id: str, case_id: str, shots: list[str] | None = None, run_times: int = 1) -> dict[str, Any]:
+def result(task_id: str, case_id: str, shots: list[str] | None = None, run_times: int = 1) -> ResultRecord:
     step: dict[str, Any] = {"id": "s", "name": "打开网页", "content": "", "description": None, "log": "", "during": 0, "status": 1,
                             "screenShotList": shots or [], "startTime": 1, "stepType": "browser", "detail": {}}
-    return {"result": {"taskId": task_id, "collectionId": "c", "caseId": case_id, "caseType": "WEB", "caseName": case_id,
+    return ResultRecord.from_wire({"result": {"taskId": task_id, "collectionId": "c", "caseId": case_id, "caseType": "WEB", "caseName": case_id,
                        "caseDesc": None, "index": 1, "runTimes": run_times, "status": 1, "startTime": 1705392000000,
                        "endTime": 1705392001000, "transactionList": [step], "outcome": "failed", "reason": "",
-                       "executor": "executor-1", "tags": [], "inOut": {}}}
+                       "executor": "executor-1", "tags": [], "inOut": {}}})
+
+
+def reported(task_id: str) -> TaskReported:
+    totals = {k: 0 for k in ("cases", "passed", "failed", "error", "skipped", "flaky", "attempts")}
+    return TaskReported.from_wire({"task_id": task_id, "report_dir": "reports", "totals": totals})
 
 
 def drain(d: Delivery, platform: FakePlatform, task_id: str, until: float = 8.0) -> None:
@@ -64,8 +70,8 @@ def test_rows_once_screenshots_then_complete_once(tmp_path: Path, platform: Fake
     d.start()
     d.result_record(result(task_id, "k-1", [shot]))
     d.result_record(result(task_id, "k-1", [shot], run_times=2))
-    d.task_reported({"task_id": task_id})
-    d.task_reported({"task_id": task_id})
+    d.task_reported(reported(task_id))
+    d.task_reported(reported(task_id))
     drain(d, platform, task_id)
     rows = platform.state.results[task_id]
     assert sorted((r["caseId"], r["runTimes"]) for r in rows) == [("k-1", 1), ("k-1", 2)]
@@ -89,7 +95,7 @@ def test_stopped_task_gets_rows_but_no_complete(tmp_path: Path, platform: FakePl
     d = Delivery(spec)
     d.start()
     d.result_record(result(task_id, "k-9"))
-    d.task_reported({"task_id": task_id})
+    d.task_reported(reported(task_id))
     drain(d, platform, task_id)
     time.sleep(0.3)
     d.tick()
