@@ -20,8 +20,8 @@ from .shapes import fields_of, problem
 
 __all__ = ["BODIES", "RELIABLE", "REQUIRED", "Ack", "CaseDeadline", "CaseFinished", "CaseReported", "CaseStarted",
            "ConfigReload", "Current", "DeviceProbe", "ExecutorStatus", "Kind", "Message", "Probe", "ResultRecord",
-           "StageDied", "StageFatal", "StageHeartbeat", "StageKill", "StageStop", "TaskFinished", "TaskPlanned",
-           "TaskReleased", "TaskReported", "TaskStop", "TaskSubmit", "Totals", "UnitDone", "UnitRun", "Victim",
+           "StageDied", "StageFatal", "StageHeartbeat", "StageKill", "StageStop", "TaskFinished", "TaskKeepalive", "TaskPlanned",
+           "TaskReleased", "TaskReported", "TaskStop", "TaskStopped", "TaskSubmit", "Totals", "UnitDone", "UnitRun", "Victim",
            "body_problem", "from_wire"]
 
 
@@ -40,6 +40,8 @@ class Kind(str, enum.Enum):
     TASK_PLANNED = "task.planned"          # scheduler / fetcher -> aggregator
     TASK_FINISHED = "task.finished"        # scheduler / fetcher -> aggregator
     TASK_REPORTED = "task.reported"        # aggregator -> supervisor / uploader
+    TASK_STOPPED = "task.stopped"          # fetcher -> uploader (platform mode): the platform ended these tasks
+    TASK_KEEPALIVE = "task.keepalive"      # fetcher -> uploader (platform mode): a task in flight needs an empty upload
     CASE_REPORTED = "case.reported"        # aggregator -> supervisor
     STAGE_HEARTBEAT = "stage.heartbeat"    # every stage -> supervisor
     STAGE_FATAL = "stage.fatal"            # a stage -> supervisor: cannot go on, do not restart (no stage sends it yet)
@@ -264,6 +266,21 @@ class TaskReported(Message):
 
 
 @dataclass(frozen=True)
+class TaskStopped(Message):
+    """The platform stopped these tasks: the uploader delivers their rows but never their ``complete``."""
+    KIND = Kind.TASK_STOPPED
+    task_ids: list[str]
+    reason: str
+
+
+@dataclass(frozen=True)
+class TaskKeepalive(Message):
+    """An empty result upload is owed for this task in flight (the platform's 10-minute inactivity rule)."""
+    KIND = Kind.TASK_KEEPALIVE
+    task_id: str
+
+
+@dataclass(frozen=True)
 class CaseReported(Message):
     KIND = Kind.CASE_REPORTED
     task_id: str
@@ -358,4 +375,5 @@ def body_problem(kind: Kind, body: Mapping[str, Any]) -> str | None:
 RELIABLE: frozenset[Kind] = frozenset({
     Kind.TASK_SUBMIT, Kind.TASK_RELEASED, Kind.CASE_STARTED, Kind.CASE_FINISHED, Kind.UNIT_DONE, Kind.UNIT_RUN,
     Kind.RESULT_RECORD, Kind.TASK_PLANNED, Kind.TASK_FINISHED, Kind.TASK_REPORTED, Kind.STAGE_DIED, Kind.STAGE_KILL, Kind.TASK_STOP,
+    Kind.TASK_STOPPED,
 })

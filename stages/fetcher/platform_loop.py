@@ -14,9 +14,11 @@ What a caller may rely on:
   crash between fetch and submit re-prepares it on restart (the platform hands a task out only once);
 - a package the platform cannot deliver right now (``PlatformUnavailable``) is retried every cycle; one that
   can never be used (``PlatformRejected``, ``SuiteError``) is reported as errors and completed (prepare.py);
-- ``stop <taskId>`` / ``stopAll`` become ``task.stop`` to the scheduler; the task ids are also recorded in
-  ``<storage>/state/stopped/`` so the uploader delivers their results but no ``complete`` (the platform has
-  already ended them, as the original did not complete a stopped task either).
+- ``stop <taskId>`` / ``stopAll`` become ``task.stop`` to the scheduler, and ``task.stopped`` (reliable) tells
+  the uploader which tasks they ended, so it delivers their results but no ``complete`` (the platform has
+  already ended them, as the original did not complete a stopped task either);
+- every task in flight gets a ``task.keepalive`` to the uploader each ``KEEPALIVE_S`` (``keepalives_due``):
+  the uploader does the upload, so every call that writes to the platform's reports leaves from one stage.
 """
 from __future__ import annotations
 
@@ -26,17 +28,31 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from pipeline.errors import PipelineError, SuiteError
-from pipeline.messages import ResultRecord, TaskFinished, TaskPlanned, TaskStop
-from pipeline.platform import PlatformClient, PlatformError, PlatformUnavailable, engine_secret
+from pipeline.messages import (
+    Message,
+    ResultRecord,
+    TaskFinished,
+    TaskKeepalive,
+    TaskPlanned,
+    TaskStop,
+    TaskStopped,
+)
+from pipeline.platform import (
+    PlatformClient,
+    PlatformError,
+    PlatformUnavailable,
+    engine_secret,
+)
 
 from .heartbeat import Command, HeartbeatChannel
 from .prepare import error_report, prepare_task
 
-__all__ = ["PlatformLoop", "KEEPALIVE_S", "stopped_marker"]
+__all__ = ["KEEPALIVE_S", "PlatformLoop", "keepalives_due"]
 
 log = logging.getLogger("stage.fetcher.platform")
 
@@ -48,9 +64,16 @@ log = logging.getLogger("stage.fetcher.platform")
 KEEPALIVE_S = 240.0
 
 
-def stopped_marker(storage_root: str | Path, task_id: str) -> Path:
-    """The file that says "the platform stopped this task" (read by the uploader)."""
-    return Path(storage_root) / "state" / "stopped" / task_id
+def keepalives_due(running: list[str], last: dict[str, float], now: float, every: float = KEEPALIVE_S) -> list[str]:
+    """Tasks owed a keep-alive at ``now``; ``last`` (task -> last one) is updated, a new task's clock starts."""
+    due = []
+    for task_id in running:
+        if now - last.setdefault(task_id, now) >= every:
+            last[task_id] = now
+            due.append(task_id)
+    for gone in set(last) - set(running):
+        del last[gone]
+    return due
 
 
 class PlatformLoop:
@@ -74,6 +97,7 @@ class PlatformLoop:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_keepalive: dict[str, float] = {}
+        self.clock: Callable[[], float] = time.monotonic
         self.http_ok: bool | None = None                    # last fetch cycle reached the platform (health, metrics)
         self.http_error: str | None = "not contacted yet"
 
@@ -131,6 +155,14 @@ class PlatformLoop:
                     task_id = str(item.get("taskId"))
                 (self.fetched_dir / f"{task_id}.json").unlink(missing_ok=True)
             self._snapshot()
+        for task_id in keepalives_due(self._running, self._last_keepalive, self.clock()):
+            self._send("uploader", TaskKeepalive(task_id=task_id))
+
+    def _send(self, peer: str, body: Message) -> None:
+        try:
+            self.fetcher.mailbox.send(peer, body)
+        except PipelineError as e:
+            log.error("%s not delivered to the %s: %s", body.KIND.value, peer, e)
 
     def _snapshot(self) -> None:
         self._running = [tid for tid, rec in self.fetcher.submitted.items() if not rec.get("released")]
@@ -145,17 +177,11 @@ class PlatformLoop:
             self._wake.set()
             return
         running = [command.task_id] if command.type == "stop" and command.task_id else list(self._running)
-        for task_id in running:
-            marker = stopped_marker(self.storage, task_id)
-            marker.parent.mkdir(parents=True, exist_ok=True)
-            marker.touch()
-        body = TaskStop(task_id=command.task_id if command.type == "stop" else None,
-                        reason=f"stopped by the platform ({command.type}{' ' + command.task_id if command.task_id else ''})")
+        reason = f"stopped by the platform ({command.type}{' ' + command.task_id if command.task_id else ''})"
         log.warning("platform asked to %s; forwarding to the scheduler", command.type + (f" {command.task_id}" if command.task_id else ""))
-        try:
-            self.fetcher.mailbox.send("scheduler", body)
-        except PipelineError as e:
-            log.error("task.stop not delivered to the scheduler: %s", e)
+        if running:
+            self._send("uploader", TaskStopped(task_ids=running, reason=reason))
+        self._send("scheduler", TaskStop(task_id=command.task_id if command.type == "stop" else None, reason=reason))
 
     def _report_unusable(self, raw: dict[str, Any], reason: str) -> None:
         """Report every case as an error through the aggregator (reliable messages, stable ids), so the
@@ -186,9 +212,8 @@ class PlatformLoop:
             except PlatformError as e:
                 self.http_ok, self.http_error = True, None          # it answered, with a refusal
                 log.error("platform refused a fetch: %s", e)
-            except Exception:  # noqa: BLE001 - the worker must survive anything and try again next cycle
+            except Exception:
                 log.exception("fetch cycle failed")
-            self._keepalive()
 
     def health(self) -> tuple[bool, str | None]:
         """(reachable, why not): the last fetch cycle answered and the heartbeat WebSocket is connected."""
@@ -236,21 +261,6 @@ class PlatformLoop:
             self._preparing.pop(task_id, None)
             self._queued += 1
             self._ready.put(item)
-
-    def _keepalive(self) -> None:
-        assert self.client is not None
-        now = time.monotonic()
-        with self._lock:
-            running = list(self._running)
-        for task_id in running:
-            last = self._last_keepalive.setdefault(task_id, now)
-            if now - last < KEEPALIVE_S:
-                continue
-            try:
-                self.client.upload_results(task_id, [])
-                self._last_keepalive[task_id] = now
-            except PlatformError as e:
-                log.warning("keep-alive upload for task %s failed: %s", task_id, e)
 
 
 def _write_private(path: Path, text: str) -> None:

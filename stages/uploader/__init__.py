@@ -8,10 +8,16 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from pipeline.codec import Envelope
-from pipeline.messages import Kind, ResultRecord, TaskReported
+from pipeline.messages import (
+    Kind,
+    ResultRecord,
+    TaskKeepalive,
+    TaskReported,
+    TaskStopped,
+)
 from pipeline.stage import Handler, Stage
 
-__all__ = ["Uploader", "STAGE"]
+__all__ = ["STAGE", "Uploader"]
 
 
 class Uploader(Stage):
@@ -38,7 +44,18 @@ class Uploader(Stage):
         if self.delivery is not None:
             self.delivery.task_reported(env.body)
 
-    HANDLERS: ClassVar[dict[Kind, Handler]] = {Kind.RESULT_RECORD: on_result_record, Kind.TASK_REPORTED: on_task_reported}
+    def on_task_stopped(self, env: Envelope[TaskStopped]) -> None:
+        """Sent by the fetcher when the platform stopped tasks: their rows are delivered, their complete never."""
+        if self.delivery is not None:
+            self.delivery.task_stopped(env.body)
+
+    def on_task_keepalive(self, env: Envelope[TaskKeepalive]) -> None:
+        """Sent by the fetcher for a task in flight: every upload to the platform goes from here."""
+        if self.delivery is not None:
+            self.delivery.keepalive(env.body.task_id)
+
+    HANDLERS: ClassVar[dict[Kind, Handler]] = {Kind.RESULT_RECORD: on_result_record, Kind.TASK_REPORTED: on_task_reported,
+                                               Kind.TASK_STOPPED: on_task_stopped, Kind.TASK_KEEPALIVE: on_task_keepalive}
 
     def before_ack(self) -> None:
         """Acks leave only after this: outbox items are fsynced by ``put``, the de-duplication ledger here."""

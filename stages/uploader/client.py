@@ -15,14 +15,15 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from pipeline.errors import PipelineError
 from pipeline.platform_rows import validate_platform_row
 from stages.uploader.outbox import Item, Outbox
 
-__all__ = ["DeliveryClient", "Deliverer"]
+__all__ = ["Deliverer", "DeliveryClient"]
 
 log = logging.getLogger(__name__)
 Validator = Callable[[dict[str, Any]], list[str]]
@@ -65,6 +66,19 @@ class Deliverer:
     def submit_complete(self, task_id: str, now: float) -> str:
         """Queue the completion; it is sent after every result and screenshot of the task, once."""
         return self.outbox.put("complete", task_id, {}, now)
+
+    def keepalive(self, task_id: str, now: float) -> bool:
+        """An empty ``result/upload``: bumps the task's update time on the platform (its inactivity rule) without
+        inventing a row. Skipped (False) while the platform is away or rows of the task wait (their upload does
+        it); a failure is logged, never retried (the next keep-alive comes)."""
+        if now < self._away_until or any(i.kind == "results" for i in self.outbox.pending(task_id)):
+            return False
+        try:
+            self.client.upload_results(task_id, [])
+        except PipelineError as e:
+            log.warning("uploader: keep-alive upload for task %s failed: %s", task_id, e)
+            return False
+        return True
 
     # -- delivery -------------------------------------------------------------------------------------------
 

@@ -11,8 +11,11 @@ Contract with the stage loop (``stages/uploader/__init__.py``):
   write and the key file still never queues a row twice;
 - each result's screenshots (``<storage>/image/<taskId>/<id>.png``) are queued after its row;
 - ``task.reported`` queues ``complete`` once per task (the outbox keeps a ledger); the deliverer sends it
-  after every row and screenshot of the task. A task the platform stopped (marker written by the fetcher)
-  gets its rows but no ``complete``: the platform has already ended it.
+  after every row and screenshot of the task. A task the platform stopped (``task.stopped`` from the
+  fetcher, kept in ``<outbox>/stopped``) gets its rows but no ``complete``: the platform has already ended it;
+  a ``complete`` queued before the notice arrived is withdrawn;
+- ``keepalive(task_id)`` (``task.keepalive`` from the fetcher) sends an empty result upload for a task in
+  flight, here where every other upload goes, unless rows of the task are on their way anyway.
 """
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pipeline.messages import ResultRecord, TaskReported
+from pipeline.messages import ResultRecord, TaskReported, TaskStopped
 from pipeline.models import CaseResult
 from pipeline.platform import PlatformClient
 from pipeline.platform_rows import platform_row
@@ -33,6 +36,8 @@ from .outbox import Outbox
 __all__ = ["Delivery", "result_key"]
 
 KEYS_FILE = "queued"
+STOPPED_FILE = "stopped"
+_STOPPED_KEEP = 1000
 _KEYS_KEEP = 200_000          # compact the key file beyond this many lines (old tasks are long delivered)
 
 
@@ -51,6 +56,8 @@ class Delivery:
         self.client: PlatformClient | None = None
         self.queued: set[str] = set()
         self._keys: Any = None
+        self.stopped: list[str] = []          # tasks the platform stopped (newest last), kept in STOPPED_FILE
+        self._stopped_fh: Any = None
         self._dirty = False
         self.delivered = 0
         self.refused = 0
@@ -73,7 +80,20 @@ class Delivery:
                 self.queued.update(result_key(item.task_id, r) for r in item.payload["rows"])
         if len(self.queued) > _KEYS_KEEP:
             self._compact(path)
-        self._keys = open(path, "a", encoding="utf-8")
+        self._keys = open(path, "a", encoding="utf-8")  # noqa: SIM115 - appended for the stage's life, closed in close()
+        self._open_stopped()
+
+    def _open_stopped(self) -> None:
+        """Load the stopped-task ledger (and marker files of builds before ``task.stopped``), rewrite it compact."""
+        stopped = self.root / STOPPED_FILE
+        self.stopped = stopped.read_text("utf-8").split() if stopped.exists() else []
+        legacy = self.storage / "state" / "stopped"       # marker files of builds before task.stopped
+        self.stopped += sorted(p.name for p in legacy.iterdir() if p.name not in self.stopped) if legacy.is_dir() else []
+        self.stopped = self.stopped[-_STOPPED_KEEP:]
+        tmp = stopped.with_name(f".{stopped.name}.tmp")                  # rewritten compact, appended from here on
+        tmp.write_text("".join(f"{t}\n" for t in self.stopped), "utf-8")
+        os.replace(tmp, stopped)
+        self._stopped_fh = open(stopped, "a", encoding="utf-8")  # noqa: SIM115 - as the key file
 
     def _compact(self, path: Path) -> None:
         keep = sorted(self.queued)[-_KEYS_KEEP // 2:]
@@ -122,16 +142,37 @@ class Delivery:
         """Queue the task's ``complete`` (once; sent after everything else of the task)."""
         assert self.deliverer is not None
         task_id = body.task_id
-        if (self.storage / "state" / "stopped" / task_id).exists():
+        if task_id in self.stopped:
             self.log.info("task %s was stopped by the platform: results delivered, no complete", task_id)
             return
         self.deliverer.submit_complete(task_id, time.monotonic())
 
+    def task_stopped(self, body: TaskStopped) -> None:
+        """The platform stopped these tasks (``task.stopped``): never complete them; withdraw a queued complete."""
+        assert self.outbox is not None
+        for task_id in body.task_ids:
+            if task_id not in self.stopped:
+                self.stopped.append(task_id)
+                self._stopped_fh.write(task_id + "\n")
+                self._dirty = True
+            for item in self.outbox.pending(task_id):
+                if item.kind == "complete":
+                    self.outbox.withdraw(item.id)
+                    self.log.info("task %s: complete withdrawn, %s", task_id, body.reason)
+        del self.stopped[:-_STOPPED_KEEP]
+
+    def keepalive(self, task_id: str) -> bool:
+        """``task.keepalive`` for a task in flight: an empty result upload, unless the task was stopped."""
+        assert self.deliverer is not None
+        return task_id not in self.stopped and self.deliverer.keepalive(task_id, time.monotonic())
+
     def flush(self) -> None:
-        """Make the queued-key ledger durable (called before acks leave)."""
-        if self._dirty and self._keys is not None:
-            self._keys.flush()
-            os.fsync(self._keys.fileno())
+        """Make the queued-key and stopped-task ledgers durable (called before acks leave)."""
+        if self._dirty:
+            for fh in (self._keys, self._stopped_fh):
+                if fh is not None:
+                    fh.flush()
+                    os.fsync(fh.fileno())
             self._dirty = False
 
     # -- delivery ----------------------------------------------------------------------------------------
@@ -141,9 +182,10 @@ class Delivery:
 
     def close(self) -> None:
         self.flush()
-        if self._keys is not None:
-            self._keys.close()
-            self._keys = None
+        for fh in (self._keys, self._stopped_fh):
+            if fh is not None:
+                fh.close()
+        self._keys = self._stopped_fh = None
         if self.client is not None:
             self.client.close()
 

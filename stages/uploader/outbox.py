@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-__all__ = ["Outbox", "Item", "Kind", "KINDS"]
+__all__ = ["KINDS", "Item", "Kind", "Outbox"]
 
 log = logging.getLogger(__name__)
 Kind = Literal["results", "screenshot", "complete"]
@@ -114,6 +114,13 @@ class Outbox:
         _fsync_dir(self.root / "items")
         return item
 
+    def withdraw(self, item_id: str) -> Item:
+        """Remove an item that must not be delivered after all (a ``complete`` of a task the platform stopped)."""
+        item = self._items.pop(item_id)
+        self._path(item).unlink(missing_ok=True)
+        _fsync_dir(self.root / "items")
+        return item
+
     def failed(self, item_id: str, error: str, now: float, *, permanent: bool = False) -> float:
         """Record a failed attempt; returns the delay before the next one (0.0 when moved to dead/)."""
         item = self._items[item_id]
@@ -126,7 +133,7 @@ class Outbox:
             log.error("outbox: %s item %s of task %s given up after %d attempt(s): %s",
                       item.kind, item.id, item.task_id, item.attempts, error)
             return 0.0
-        delay = min(self.cap, self.first * 2 ** (item.attempts - 1))
+        delay = min(self.cap, self.first * 2.0 ** (item.attempts - 1))
         item.next_at = now + delay
         return delay
 

@@ -2,18 +2,20 @@
 final reports once every expected key is in, task.reported totals."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-import stages.aggregator as aggmod
 from pipeline.config import load_config_text
 from pipeline.messages import Kind
 from pipeline.models import CaseResult, Status
 from pipeline.topology import RunSpec
-from stages.aggregator import Aggregator, _totals
+from stages.aggregator import Aggregator
+from stages.aggregator.totals import Counts
+from stages.aggregator.totals import totals as _totals
 from tests.fakes import FakeMailbox, envelope
 
 
@@ -49,16 +51,16 @@ def key(case_id: str, run_times: int = 1) -> list[Any]:
 
 
 def planned(agg: Aggregator, tmp_path: Path) -> None:
-    agg.on_task_planned(envelope(Kind.TASK_PLANNED, {"task_id": "t1", "report_dir": str(tmp_path / "reports"), "name": "nightly",
-                                                     "cases": 2, "started_at": 1_700_000_000.0}, src="scheduler"))
+    agg.dispatch(envelope(Kind.TASK_PLANNED, {"task_id": "t1", "report_dir": str(tmp_path / "reports"), "name": "nightly",
+                                              "cases": 2, "started_at": 1_700_000_000.0}, src="scheduler"))
 
 
 def record(agg: Aggregator, res: dict[str, Any], src: str = "executor-1") -> None:
-    agg.on_result_record(envelope(Kind.RESULT_RECORD, {"result": res}, src=src))
+    agg.dispatch(envelope(Kind.RESULT_RECORD, {"result": res}, src=src))
 
 
 def finished(agg: Aggregator, *keys: list[Any]) -> None:
-    agg.on_task_finished(envelope(Kind.TASK_FINISHED, {"task_id": "t1", "expected": list(keys), "stopped": ""}, src="scheduler"))
+    agg.dispatch(envelope(Kind.TASK_FINISHED, {"task_id": "t1", "expected": list(keys), "stopped": ""}, src="scheduler"))
 
 
 def test_results_are_journaled_and_deduplicated_by_key(tmp_path: Path) -> None:
@@ -130,14 +132,14 @@ def test_final_report_waits_for_every_expected_key_and_is_sent_once(tmp_path: Pa
     assert again.tasks["t1"].reported and fake2.of(Kind.TASK_REPORTED) == []
 
 
-def test_missing_results_are_reported_after_the_grace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_results_are_reported_after_the_grace(tmp_path: Path) -> None:
     agg, fake = make(tmp_path)
     planned(agg, tmp_path)
     record(agg, result("k1"))
     finished(agg, key("k1"), key("k2"))
     agg.on_tick()
     assert fake.of(Kind.TASK_REPORTED) == []
-    monkeypatch.setattr(aggmod, "MISSING_GRACE_S", 0.0)
+    agg.machine.config = dataclasses.replace(agg.machine.config, grace_s=0.0)
     settle(agg, fake)
     [rep] = fake.of(Kind.TASK_REPORTED)
     assert rep.body["missing"] == [key("k2")] and rep.body["totals"]["cases"] == 1
@@ -155,7 +157,7 @@ def test_platform_mode_forwards_results_until_acked(tmp_path: Path) -> None:
     agg.before_ack()
     agg.journal.sync()
     agg.journal.close()
-    again, fake2 = make(tmp_path, "[Platform]\nurl = http://127.0.0.1:9\n")
+    _, fake2 = make(tmp_path, "[Platform]\nurl = http://127.0.0.1:9\n")
     assert [s.body["result"]["caseId"] for s in fake2.of(Kind.RESULT_RECORD, "uploader")] == ["k2"]
 
 
@@ -194,12 +196,31 @@ def test_partial_reports_are_written_off_the_stage_loop(tmp_path: Path) -> None:
 @pytest.mark.parametrize("order", [0, 1, 2])
 def test_running_counts_equal_the_totals_in_any_order(order: int) -> None:
     import random
-    from stages.aggregator import _Counts
     rows = [r("k1", 1, Status.FAIL, "failed"), r("k1", 2, Status.PASS, "flaky"), r("k2", 1, Status.ERROR, "broken"),
             r("k3", 1, Status.SKIP, "skipped"), r("k4", 1, Status.FAIL, "failed"), r("k4", 2, Status.FAIL, "failed"),
             r("k5", 1, Status.PASS, "passed")]
     random.Random(order).shuffle(rows)
-    c = _Counts()
+    c = Counts()
     for row in rows:
         c.add(row)
     assert c.totals() == _totals(rows)
+
+
+def test_a_bad_journal_record_is_skipped_with_its_place_named(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    agg, _ = make(tmp_path)
+    planned(agg, tmp_path)
+    agg.journal.append(["result", "not a map", 1.0])                     # e.g. written by a buggy older build
+    record(agg, result("k1"))
+    agg.journal.close()
+    again, _ = make(tmp_path)
+    assert [r.caseId for r in again.tasks["t1"].results.values()] == ["k1"]
+    assert "aggregator.journal record 1 skipped: result record: payload must be a map, got str" in caplog.text
+
+
+def test_a_malformed_result_is_dead_lettered_and_the_stage_goes_on(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    agg, _ = make(tmp_path)
+    planned(agg, tmp_path)
+    agg.dispatch(envelope(Kind.RESULT_RECORD, {"result": dict(result("k1"), status=9)}, src="scheduler"))
+    record(agg, result("k2"))
+    assert [r.caseId for r in agg.tasks["t1"].results.values()] == ["k2"]
+    assert "handler for result.record from scheduler failed: result t1|c1|k1|1|1: status must be one of 0-3, got 9" in caplog.text

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
+from typing import Any
 
 import pytest
 
 from pipeline.config import SCHEMA
 from pipeline.messages import ResultRecord, TaskReported
 from pipeline.topology import RunSpec
-from stages.fetcher.platform_loop import stopped_marker
 from stages.uploader.delivery import Delivery
 from tests.fakeplatform import ENGINE_CODE, ENGINE_SECRET, FakePlatform, wait_until
 
@@ -34,8 +34,8 @@ def spec_for(tmp: Path, url: str) -> RunSpec:
 
 
 def result(task_id: str, case_id: str, shots: list[str] | None = None, run_times: int = 1) -> ResultRecord:
-    step = {"id": "s", "name": "打开网页", "content": "", "description": None, "log": "", "during": 0, "status": 1,
-            "screenShotList": shots or [], "startTime": 1, "stepType": "browser", "detail": {}}
+    step: dict[str, Any] = {"id": "s", "name": "打开网页", "content": "", "description": None, "log": "", "during": 0, "status": 1,
+                            "screenShotList": shots or [], "startTime": 1, "stepType": "browser", "detail": {}}
     return ResultRecord.from_wire({"result": {"taskId": task_id, "collectionId": "c", "caseId": case_id, "caseType": "WEB", "caseName": case_id,
                        "caseDesc": None, "index": 1, "runTimes": run_times, "status": 1, "startTime": 1705392000000,
                        "endTime": 1705392001000, "transactionList": [step], "outcome": "failed", "reason": "",
@@ -85,9 +85,11 @@ def test_rows_once_screenshots_then_complete_once(tmp_path: Path, platform: Fake
 
 
 def test_stopped_task_gets_rows_but_no_complete(tmp_path: Path, platform: FakePlatform) -> None:
+    """Here the stop is a marker file left by a build before ``task.stopped`` (upgrade mid-task); the message
+    itself is tested from the fetcher's side (tests/stages/fetcher/test_platform_loop.py)."""
     task_id = str(uuid.uuid4())
     spec = spec_for(tmp_path, platform.base_url)
-    marker = stopped_marker(spec.storage_root, task_id)
+    marker = Path(spec.storage_root) / "state" / "stopped" / task_id
     marker.parent.mkdir(parents=True)
     marker.touch()
     d = Delivery(spec)
