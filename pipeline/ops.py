@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -148,7 +147,7 @@ class Operations:
         """Called on the HTTP thread: reads only the snapshot the loop refreshed."""
         from .health import disk_usage, evaluate
         warn = float(self.sup.spec.setting("Retention", "disk-warn-percent"))
-        return evaluate(self._snap, disk_usage(self.sup.spec.storage_root), warn, time.monotonic())
+        return evaluate(self._snap, disk_usage(self.sup.spec.storage_root), warn, self.sup.clock.monotonic())
 
     def summary(self) -> str:
         sup, g = self.sup, self.metrics.gauges

@@ -8,7 +8,9 @@ import subprocess
 import time
 from pathlib import Path
 
-__all__ = ["ProcessHandle", "describe_exit", "set_child_subreaper", "use_launcher", "stop_launcher", "helper_pids"]
+from .clock import SYSTEM_CLOCK, Clock
+
+__all__ = ["ProcessHandle", "describe_exit", "helper_pids", "set_child_subreaper", "stop_launcher", "sweep_orphans", "use_launcher"]
 
 _LAUNCHER: "Launcher | None" = None
 
@@ -110,6 +112,24 @@ def helper_pids() -> set[int]:
     return {_LAUNCHER.popen.pid} if _LAUNCHER is not None and _LAUNCHER.alive() else set()
 
 
+def sweep_orphans(live: set[int]) -> None:
+    """We are the subreaper: orphans of dead stages are our children now. Kill and reap every child that is
+    neither in ``live`` (the running stages) nor one of our helpers."""
+    import psutil
+    keep = live | helper_pids()
+    victims = []
+    for p in psutil.Process().children(recursive=False):
+        if p.pid in keep:
+            continue
+        try:
+            victims.append(p)
+            p.kill()
+        except psutil.Error:
+            pass
+    if victims:
+        psutil.wait_procs(victims, timeout=3)
+
+
 def _subreaper_ok() -> bool:
     try:
         import ctypes
@@ -150,8 +170,9 @@ class _Forked:
 class ProcessHandle:
     """A spawned stage process. ``pid == pgid`` because it leads its own session."""
 
-    def __init__(self, argv: list[str], env: dict[str, str], log_path: Path, cwd: str | None = None) -> None:
-        self.argv, self.env, self.log_path, self.cwd = argv, env, log_path, cwd
+    def __init__(self, argv: list[str], env: dict[str, str], log_path: Path, cwd: str | None = None,
+                 clock: Clock = SYSTEM_CLOCK) -> None:
+        self.argv, self.env, self.log_path, self.cwd, self.clock = argv, env, log_path, cwd, clock
         self.popen: subprocess.Popen[bytes] | _Forked | None = None
         self.started_at = 0.0
         self.term_sent_at: float | None = None
@@ -163,7 +184,7 @@ class ProcessHandle:
         if _LAUNCHER is not None and _LAUNCHER.alive():
             try:
                 self.popen = _Forked(_LAUNCHER.fork(self.argv, self.env, self.log_path, self.cwd))
-                self.started_at = time.monotonic()
+                self.started_at = self.clock.monotonic()
                 self.term_sent_at = None
                 return self.popen.pid
             except (OSError, ValueError) as e:
@@ -172,7 +193,7 @@ class ProcessHandle:
         with open(self.log_path, "ab") as out:
             self.popen = subprocess.Popen(self.argv, env=self.env, cwd=self.cwd, stdin=subprocess.DEVNULL,
                                           stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        self.started_at = time.monotonic()
+        self.started_at = self.clock.monotonic()
         self.term_sent_at = None
         return self.popen.pid
 

@@ -14,46 +14,50 @@ skips the grace.
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
 import signal
-import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
-import psutil
-
+from .clock import SYSTEM_CLOCK, Clock
 from .codec import Envelope
 from .config import unauthenticated_tcp
 from .curve import mailbox_options
-from .deadlines import DeadlineTable
+from .deadlines import DeadlineTable, death_reason
 from .log import LIFECYCLE_FORMAT
 from .messages import Kind
 from .ops import COMMANDS as OPS_COMMANDS, Operations
 from .orphans import SUPERVISOR_PID_FILE, end_leftovers
-from .process import describe_exit, helper_pids, set_child_subreaper, stop_launcher, use_launcher
+from .process import ProcessHandle, set_child_subreaper, stop_launcher, sweep_orphans, use_launcher
 from .restart import Backoff, FlappingDetector
-from .secrets import redact_urls
-from .supervisor_reload import ReloadMixin
+from .supervisor_reload import Reloader
+from .supervisor_status import status, write_status
 from .topology import RunSpec, endpoint_resolver
 from .transport import ControlServer, Mailbox
 from .watcher import StageWatcher
 
-__all__ = ["Supervisor", "CRITICAL"]
+__all__ = ["CRITICAL", "Handler", "Supervisor"]
 
 log = logging.getLogger("pipeline.supervisor")
 CRITICAL = ("fetcher", "scheduler", "aggregator")     # the run cannot finish without these
+Handler = Callable[["Supervisor", Envelope], None]
 
 
-class Supervisor(ReloadMixin):
+class Supervisor:
+    """``clock``: every time the arbiter reads; ``processes`` makes the stage processes and ``sweep`` ends the
+    orphans of dead ones (tests hand in ``tests.fakes.FakeClock`` and ``FakeProcess`` and sweep nothing)."""
+
     def __init__(self, spec: RunSpec, *, on_case: Callable[[dict[str, Any]], None] | None = None,
                  on_task: Callable[[dict[str, Any]], None] | None = None, stage_env: dict[str, dict[str, str]] | None = None,
-                 on_tick: Callable[["Supervisor"], None] | None = None, on_hangup: Callable[[], bool] | None = None) -> None:
+                 on_tick: Callable[[Supervisor], None] | None = None, on_hangup: Callable[[], bool] | None = None,
+                 clock: Clock = SYSTEM_CLOCK, processes: Callable[..., ProcessHandle] = ProcessHandle,
+                 sweep: Callable[[set[int]], None] = sweep_orphans) -> None:
         self.spec = spec
+        self.clock, self.processes, self.sweep = clock, processes, sweep
         self.run_dir = Path(spec.run_dir)
-        self.mailbox = Mailbox("supervisor", 0, endpoint_resolver(spec), **mailbox_options(spec))
+        self.mailbox = Mailbox("supervisor", 0, endpoint_resolver(spec), clock=clock, **mailbox_options(spec))
         self.control = ControlServer(f"ipc://{self.run_dir / 'control.sock'}")
         self.deadlines = DeadlineTable()
         self.watchers: dict[str, StageWatcher] = {}
@@ -72,11 +76,9 @@ class Supervisor(ReloadMixin):
         self._hurry = False                              # a second stop signal: the grace is skipped
         self.on_hangup = on_hangup                       # run mode: was a SIGHUP the terminal going away? (see _on_sighup)
         self._reload_asked = False
-        self.generation = 0                              # config reloads applied
-        self.retiring: set[str] = set()                  # executors removed by a reload, stopped once idle
-        self._retire_asked: dict[str, float] = {}
+        self.reloader = Reloader(self)                   # config reload and the executors it retires
         self._last_status = 0.0
-        self.started = time.monotonic()
+        self.started = clock.monotonic()
         self.ops = Operations(self)                      # metrics, health, systemd, submit (pipeline/ops.py)
 
     # -- setup ------------------------------------------------------------------------------------
@@ -101,10 +103,10 @@ class Supervisor(ReloadMixin):
         names += [("executor", e["name"]) for e in self.spec.executors] + [("fetcher", "fetcher")]
         names = [(k, n) for k, n in names if not any(e["name"] == n and e.get("retired") for e in self.spec.executors)]
         for kind, name in names:
-            self._add_watcher(kind, name)
-        now = time.monotonic()
+            self.add_watcher(kind, name)
+        now = self.clock.monotonic()
         for w in self.watchers.values():
-            self._spawn(w, now)
+            self.spawn(w, now)
         self.ops.start()
 
     def _start_launcher(self) -> None:
@@ -117,11 +119,12 @@ class Supervisor(ReloadMixin):
         except OSError as e:
             log.warning("launcher not started (%s): stages are exec'ed", e)
 
-    def _add_watcher(self, kind: str, name: str) -> StageWatcher:
+    def add_watcher(self, kind: str, name: str) -> StageWatcher:
         cfg = self.spec.config["Pipeline"]
         w = self.watchers[name] = StageWatcher(kind, name, self.run_dir, Path(self.spec.storage_root) / "log",
                                                backoff=Backoff(cap=float(cfg["restart-backoff-cap"]), immediate_first=kind == "executor"),
-                                               flapping=FlappingDetector(int(cfg["restart-max"]), float(cfg["restart-window"])))
+                                               flapping=FlappingDetector(int(cfg["restart-max"]), float(cfg["restart-window"])),
+                                               clock=self.clock, make_process=self.processes)
         return w
 
     def _on_sighup(self, signum: int, frame: Any) -> None:
@@ -134,7 +137,7 @@ class Supervisor(ReloadMixin):
             self._hurry = True
         self._signal = self._signal or signal.Signals(signum).name
 
-    def _spawn(self, w: StageWatcher, now: float) -> None:
+    def spawn(self, w: StageWatcher, now: float) -> None:
         pid = w.spawn(now, self.stage_env.get(w.kind))
         log.info(LIFECYCLE_FORMAT, "start", w.name, f"pid={pid} inc={w.inc}")
 
@@ -157,7 +160,7 @@ class Supervisor(ReloadMixin):
         self.mailbox.flush_acks()
         self.mailbox.resend_due()
         self.control.serve_pending(self._control)
-        now = time.monotonic()
+        now = self.clock.monotonic()
         if self._signal and self.draining_since is None and self.shutdown_at is None:
             self.begin_drain(f"signal {self._signal}")
         if self._reload_asked:
@@ -165,57 +168,82 @@ class Supervisor(ReloadMixin):
             if self.on_hangup is not None and self.on_hangup():
                 log.warning("terminal hung up: the run goes on detached (output in the log only); config not reloaded")
             else:
-                self.reload()
+                self.reloader.reload()
         self._reap(now)
         self._enforce_deadlines(now)
         self._detect_hangs(now)
         self._restart_due(now)
         self._progress_shutdown(now)
-        self._retire_idle(now)
+        self.reloader.retire_idle(now)
         if now - self._last_status > 0.5:
             self._last_status = now
-            self.write_status(now)
+            write_status(self, now)
         self.ops.tick(now)
         if self.on_tick:
             self.on_tick(self)
 
     def _handle(self, env: Envelope) -> None:
         self.ops.on_message(env)
+        handler = self.HANDLERS.get(env.kind)
+        if handler is not None:
+            handler(self, env)
+
+    def _current(self, env: Envelope) -> StageWatcher | None:
+        """The sender's watcher, or None when the message is an older incarnation's last words."""
         w = self.watchers.get(env.src)
-        if env.kind is Kind.STAGE_HEARTBEAT:
-            if w is None or env.inc != w.inc:
-                return                                        # an older incarnation's last words
-            w.last_heartbeat, w.heartbeat = time.monotonic(), env.body
-            self._note_faults(w.name, (env.body.get("stats") or {}).get("storage_faults"))
-            cur = env.body.get("current")
-            if cur and cur.get("deadline_s") is not None:
-                self._case_deadline(w, cur, float(cur.get("elapsed_s") or 0), env.sent_at.timestamp())
-                self.deadlines.step(w.name, cur.get("step") or "")
-            elif w.kind == "executor":
-                self.deadlines.finished(w.name, as_of=env.sent_at.timestamp())
-        elif env.kind is Kind.CASE_DEADLINE:
-            if w is not None and env.inc == w.inc:
-                self._case_deadline(w, env.body, max(0.0, time.time() - env.sent_at.timestamp()), env.sent_at.timestamp())
-        elif env.kind is Kind.CASE_REPORTED:
-            if self.on_case:
-                self.on_case(env.body)
-        elif env.kind is Kind.TASK_REPORTED:
-            if any(r["task_id"] == env.body["task_id"] for r in self.reported):
-                return
-            self.reported.append(env.body)
-            self._note_faults(env.src, env.body.get("storage_faults"))
-            if self.on_task:
-                self.on_task(env.body)
-            if self.spec.mode == "run":
-                self.begin_shutdown("run complete")
-        elif env.kind is Kind.STAGE_FATAL and w is not None:
+        return w if w is not None and env.inc == w.inc else None
+
+    def on_heartbeat(self, env: Envelope) -> None:
+        w = self._current(env)
+        if w is None:
+            return
+        w.last_heartbeat, w.heartbeat = self.clock.monotonic(), env.body
+        self._note_faults(w.name, (env.body.get("stats") or {}).get("storage_faults"))
+        cur = env.body.get("current")
+        if cur and cur.get("deadline_s") is not None:
+            self._case_deadline(w, cur, float(cur.get("elapsed_s") or 0), env.sent_at.timestamp())
+            self.deadlines.step(w.name, cur.get("step") or "")
+        elif w.kind == "executor":
+            self.deadlines.finished(w.name, as_of=env.sent_at.timestamp())
+
+    def on_case_deadline(self, env: Envelope) -> None:
+        """Told by an executor's case thread before the case runs; aged by the time the message travelled."""
+        w = self._current(env)
+        if w is not None:
+            since = env.sent_at.timestamp()
+            self._case_deadline(w, env.body, max(0.0, self.clock.wall() - since), since)
+
+    def on_case_reported(self, env: Envelope) -> None:
+        if self.on_case:
+            self.on_case(env.body)
+
+    def on_task_reported(self, env: Envelope) -> None:
+        if any(r["task_id"] == env.body["task_id"] for r in self.reported):
+            return
+        self.reported.append(env.body)
+        self._note_faults(env.src, env.body.get("storage_faults"))
+        if self.on_task:
+            self.on_task(env.body)
+        if self.spec.mode == "run":
+            self.begin_shutdown("run complete")
+
+    def on_stage_fatal(self, env: Envelope) -> None:
+        w = self.watchers.get(env.src)
+        if w is not None:
             w.fatal_reason = str(env.body.get("reason"))
-        elif env.kind is Kind.STAGE_KILL:
-            victim = self.watchers.get(env.body["stage"])
-            if victim is not None and victim.proc is not None and victim.inc == int(env.body["inc"]) and victim.proc.poll() is None:
-                victim.kill_reason = str(env.body["reason"])
-                log.warning(LIFECYCLE_FORMAT, "kill", victim.name, victim.kill_reason)
-                victim.proc.terminate(time.monotonic())
+
+    def on_stage_kill(self, env: Envelope) -> None:
+        """The scheduler asks for an executor's group to be killed (its task was stopped)."""
+        victim = self.watchers.get(env.body["stage"])
+        if victim is not None and victim.proc is not None and victim.inc == int(env.body["inc"]) and victim.proc.poll() is None:
+            victim.kill_reason = str(env.body["reason"])
+            log.warning(LIFECYCLE_FORMAT, "kill", victim.name, victim.kill_reason)
+            victim.proc.terminate(self.clock.monotonic())
+
+    HANDLERS: ClassVar[dict[Kind, Handler]] = {
+        Kind.STAGE_HEARTBEAT: on_heartbeat, Kind.CASE_DEADLINE: on_case_deadline, Kind.CASE_REPORTED: on_case_reported,
+        Kind.TASK_REPORTED: on_task_reported, Kind.STAGE_FATAL: on_stage_fatal, Kind.STAGE_KILL: on_stage_kill,
+    }
 
     def _note_faults(self, stage: str, faults: Any) -> None:
         """Failed report/journal writes a stage reported: kept for ``status`` and for ``run``'s exit code."""
@@ -229,7 +257,7 @@ class Supervisor(ReloadMixin):
         """A case started on ``w`` (told by its case thread before the case runs, or by a heartbeat)."""
         label = f"{cur.get('case') or cur.get('name') or cur.get('case_id')} ({cur.get('case_id')}#{cur.get('index')}, attempt {cur.get('run_times')})"
         key = (str(cur.get("case_id")), int(cur.get("index") or 0), int(cur.get("run_times") or 0))
-        self.deadlines.started(w.name, w.inc, label, float(cur["deadline_s"]), elapsed, time.monotonic(), key=key, since=since,
+        self.deadlines.started(w.name, w.inc, label, float(cur["deadline_s"]), elapsed, self.clock.monotonic(), key=key, since=since,
                                named=bool(cur.get("case")))
 
     # -- exits ------------------------------------------------------------------------------------
@@ -246,20 +274,16 @@ class Supervisor(ReloadMixin):
             cause = w.exit_cause(code)
             running = self.deadlines.get(w.name)
             self.deadlines.finished(w.name)
-            if w.name in self.retiring and self.shutdown_at is None:
-                self._retired(w, cause, running is not None)
+            if w.name in self.reloader.retiring and self.shutdown_at is None:
+                self.reloader.retired(w, cause, running is not None)
                 continue
             state = w.decide_after_exit(code, now, self.shutdown_at is not None or (self.draining_since is not None and w.kind == "executor"))
             event = "exit" if state != "failed" else "giveup"
             log.log(logging.INFO if state == "stopped" else logging.WARNING, LIFECYCLE_FORMAT, event, w.name,
                     f"pid={w.proc.pid} inc={w.inc} cause={cause!r} next={state}")
             if w.kind == "executor" and (state != "stopped" or self.shutdown_at is None):   # stopped mid-drain: its case is settled
-                reason = cause if cause.startswith(("timeout", "hung", "stopped")) else f"{w.name} {cause}"
-                if running and not cause.startswith("timeout"):
-                    reason += f" while running case {running.case}" + (f" at step {running.step!r}" if running.step else "")
-                victim = ({"case_id": running.key[0], "index": running.key[1], "run_times": running.key[2],
-                           "started_ms": int(running.since * 1000)} if running and running.key else None)
-                self.mailbox.send("scheduler", Kind.STAGE_DIED, {"stage": w.name, "inc": w.inc, "reason": reason, "case": victim})
+                self.mailbox.send("scheduler", Kind.STAGE_DIED, {"stage": w.name, "inc": w.inc, "reason": death_reason(w.name, cause, running),
+                                                                 "case": running.victim() if running else None})
             if state == "failed":
                 self._gave_up(w)
 
@@ -272,21 +296,7 @@ class Supervisor(ReloadMixin):
             self.begin_shutdown(self.fatal)
 
     def _sweep_orphans(self) -> None:
-        """We are the subreaper: orphans of dead stages are our children now. Kill and reap those that are
-        not a live stage process."""
-        live = {w.proc.pid for w in self.watchers.values() if w.proc and w.proc.poll() is None} | helper_pids()
-        me = psutil.Process()
-        victims = []
-        for p in me.children(recursive=False):
-            if p.pid in live:
-                continue
-            try:
-                victims.append(p)
-                p.kill()
-            except psutil.Error:
-                pass
-        if victims:
-            psutil.wait_procs(victims, timeout=3)
+        self.sweep({w.proc.pid for w in self.watchers.values() if w.proc and w.proc.poll() is None})
 
     def _restart_due(self, now: float) -> None:
         if self.shutdown_at is not None:
@@ -297,7 +307,7 @@ class Supervisor(ReloadMixin):
             if w.state == "backoff" and now >= w.next_start:
                 w.restarts += 1
                 log.info(LIFECYCLE_FORMAT, "restart", w.name, f"restarts={w.restarts} after={w.last_exit!r}")
-                self._spawn(w, now)
+                self.spawn(w, now)
 
     def _enforce_deadlines(self, now: float) -> None:
         for r in self.deadlines.expired(now):
@@ -330,7 +340,7 @@ class Supervisor(ReloadMixin):
             return
         log.info("draining: %s", why)
         self.shutdown_reason = why
-        self.draining_since = time.monotonic()
+        self.draining_since = self.clock.monotonic()
         body = {"task_id": None, "reason": f"engine stopping ({why})", "drain": True}
         self.mailbox.send("scheduler", Kind.TASK_STOP, body)
         for w in self.watchers.values():
@@ -341,7 +351,7 @@ class Supervisor(ReloadMixin):
         if self.shutdown_at is not None:
             return
         self.shutdown_reason = self.shutdown_reason or why
-        self.shutdown_at = time.monotonic()
+        self.shutdown_at = self.clock.monotonic()
         log.info("shutting down: %s", why)
         for w in self.watchers.values():
             if w.state == "running":
@@ -364,7 +374,7 @@ class Supervisor(ReloadMixin):
                     w.kill_reason = f"stopped: engine shutting down ({self.shutdown_reason}); {grace}"
                     log.warning(LIFECYCLE_FORMAT, "kill", w.name, w.kill_reason)
                     w.proc.kill()
-            if self.reported_all() or now - self.draining_since > self.stop_grace + self.grace + 10:
+            if self.drained() or now - self.draining_since > self.stop_grace + self.grace + 10:
                 self.begin_shutdown(self.shutdown_reason)
         if self.shutdown_at is None:
             return
@@ -373,8 +383,13 @@ class Supervisor(ReloadMixin):
                 if self._hurry or now - self.shutdown_at > self.stop_grace / 2:
                     w.proc.terminate(now)
 
-    def reported_all(self) -> bool:
-        return bool(self.reported) if self.spec.mode == "run" else True
+    def drained(self) -> bool:
+        """The drain is over: ``run`` once its task is reported (the scheduler settled what did not run);
+        ``start`` once no executor runs a case any more, so running cases get their grace there too."""
+        if self.spec.mode == "run":
+            return bool(self.reported)
+        return not any(w.kind == "executor" and self.deadlines.get(w.name) and w.proc is not None and w.proc.poll() is None
+                       for w in self.watchers.values())
 
     def finished(self) -> bool:
         if self.shutdown_at is None:
@@ -389,58 +404,17 @@ class Supervisor(ReloadMixin):
                 w.proc.kill()           # the group may outlive its leader
         stop_launcher()
         self._sweep_orphans()
-        self.write_status(time.monotonic(), final=True)
+        write_status(self, self.clock.monotonic(), final=True)
         self.ops.close()
         self.control.close()
         self.mailbox.close()
 
     # -- status / control -------------------------------------------------------------------------
     def status(self, now: float | None = None) -> dict[str, Any]:
-        now = time.monotonic() if now is None else now
-        stages = [w.as_status(now) for w in self.watchers.values()]
-        entries = {e["name"]: e for e in self.spec.executors}
-        for s in stages:
-            r = self.deadlines.get(s["name"])
-            if r:
-                s["deadline_in_s"] = round(r.deadline - now, 1)
-            if s["kind"] == "executor":
-                s.update(self._executor_fields(entries.get(s["name"]) or {}))
-                s["retiring"] = s["name"] in self.retiring
-        sched = self.watchers.get("scheduler")
-        agg = self.watchers.get("aggregator")
-        return {"status": "ok", "mode": self.spec.mode, "uptime_s": round(now - self.started, 1),
-                "shutting_down": self.shutdown_at is not None, "reason": self.shutdown_reason or None,
-                "config_generation": self.generation,
-                "stages": stages, "queues": (sched.heartbeat.get("stats", {}) if sched else {}),
-                "tasks": ((agg.heartbeat.get("stats") or {}).get("tasks") or []) if agg else [],
-                "tasks_reported": [r["task_id"] for r in self.reported], "storage_faults": list(self.storage_faults),
-                "disk_short": (sched.heartbeat.get("stats") or {}).get("disk_short") if sched else None}
+        return status(self, self.clock.monotonic() if now is None else now)
 
-    def _executor_fields(self, entry: dict[str, Any]) -> dict[str, Any]:
-        """What an executor runs on: its case kinds, the browser (WEB) and the device (APP) it owns."""
-        kinds = list(entry.get("kinds") or [])
-        wd = self.spec.config.get("WebDriver") or {}
-        browser = None
-        if "WEB" in kinds:
-            browser = (f"remote {wd.get('remote-url')}" if wd.get("options") == "remote"
-                       else f"{Path(str(wd.get('binary') or 'chromium')).name} ({wd.get('options') or 'headless'})")
-        device = entry.get("device")
-        dev = self.spec.devices.get(device) if device else None
-        return {"kinds": kinds, "browser": redact_urls(browser) if browser else None, "device": device,
-                "device_info": {k: redact_urls(str(v)) for k, v in (dev or {}).items()
-                                if "password" not in k and "secret" not in k} or None}
-
-    def write_status(self, now: float, final: bool = False) -> None:
-        data = self.status(now)
-        if final:
-            for s in data["stages"]:
-                s["state"] = "stopped" if s["state"] != "failed" else "failed"
-        tmp = self.run_dir / "status.json.tmp"
-        try:
-            tmp.write_text(json.dumps(data, default=str))
-            tmp.replace(self.run_dir / "status.json")
-        except OSError:
-            pass
+    def reload(self) -> dict[str, Any]:
+        return self.reloader.reload()
 
     def _control(self, req: dict[str, Any]) -> dict[str, Any]:
         cmd = req.get("cmd")
@@ -453,11 +427,8 @@ class Supervisor(ReloadMixin):
             self.mailbox.send("scheduler", Kind.TASK_STOP, {"task_id": req.get("task_id"), "reason": "stopped by request"})
             return {"status": "ok"}
         if cmd == "reload":
-            return self.reload()
+            return self.reloader.reload()
         if cmd in OPS_COMMANDS:
             return self.ops.control(req)
         return {"status": "error", "reason": f"unknown command {cmd!r} (known: status, stop, stop-task, reload)", "errno": 1}
 
-
-def exit_description(code: int | None) -> str:
-    return describe_exit(code)

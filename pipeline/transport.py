@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from pathlib import Path
 from typing import Any, Callable
 
 import zmq
 
+from .clock import SYSTEM_CLOCK, Clock
 from .codec import Envelope, decode, encode, new_id
 from .errors import CodecError, SendError
 from .journal import Outbox, SeenIds
@@ -44,8 +44,8 @@ class Mailbox:
     def __init__(self, name: str, inc: int, resolve: Callable[[str], str],
                  *, resend_first: float = 1.0, resend_cap: float = 8.0,
                  curve_server: Callable[[Any], None] | None = None,
-                 curve_client: Callable[[Any], None] | None = None) -> None:
-        self.name, self.inc, self.resolve = name, inc, resolve
+                 curve_client: Callable[[Any], None] | None = None, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.name, self.inc, self.resolve, self.clock = name, inc, resolve, clock
         self.outbox = Outbox(resend_first, resend_cap)
         self.seen = SeenIds()
         self.curve_server, self.curve_client = curve_server, curve_client
@@ -112,7 +112,7 @@ class Mailbox:
         env = Envelope(kind=kind, body=body, src=self.name, inc=self.inc, msg_id=msg_id or new_id())
         frame = encode(env)
         if kind in RELIABLE:
-            self.outbox.track(env.msg_id, peer, frame, kind.value, time.monotonic())
+            self.outbox.track(env.msg_id, peer, frame, kind.value, self.clock.monotonic())
         self._push(peer, frame, reliable=kind in RELIABLE, what=kind.value)
         return env.msg_id
 
@@ -128,7 +128,7 @@ class Mailbox:
     def resend_due(self) -> int:
         """Re-send reliable messages whose ack is late. Call every loop turn; cheap when nothing is due."""
         n = 0
-        for msg_id, p in self.outbox.due(time.monotonic()):
+        for msg_id, p in self.outbox.due(self.clock.monotonic()):
             if p.tries in (3, 10, 30):
                 log.warning("%s: %s %s to %s still unacknowledged after %d tries", self.name, p.kind, msg_id, p.peer, p.tries)
             self._push(p.peer, p.frame, reliable=True, what=p.kind)
