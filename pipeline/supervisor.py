@@ -99,6 +99,11 @@ class Supervisor:
         (self.run_dir / SUPERVISOR_PID_FILE).write_text(f"{os.getpid()}\n")   # how a later engine spots our leftovers
         self.mailbox.start()
         self.control.start()
+        self.spawn_all()
+        self.ops.start()
+
+    def spawn_all(self) -> None:
+        """One watcher per stage instance (executors retired by an earlier reload excluded), each spawned."""
         names = [(k, k) for k in ("scheduler", "aggregator", "uploader", "janitor")]
         names += [("executor", e["name"]) for e in self.spec.executors] + [("fetcher", "fetcher")]
         names = [(k, n) for k, n in names if not any(e["name"] == n and e.get("retired") for e in self.spec.executors)]
@@ -107,7 +112,6 @@ class Supervisor:
         now = self.clock.monotonic()
         for w in self.watchers.values():
             self.spawn(w, now)
-        self.ops.start()
 
     def _start_launcher(self) -> None:
         """``[Pipeline] launcher = fork``: stages forked from one preloaded interpreter (pipeline/launcher.py)."""

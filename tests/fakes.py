@@ -93,7 +93,7 @@ def envelope(kind: Kind, body: dict[str, Any], src: str = "test", inc: int = 0, 
     """An envelope as a stage's handler receives it after decoding; ``clock``: sent at its ``wall()``."""
     if clock is None:
         return Envelope(kind=kind, body=body, src=src, inc=inc)
-    return Envelope(kind=kind, body=body, src=src, inc=inc, sent_at=_dt.datetime.fromtimestamp(clock.wall(), _dt.timezone.utc))
+    return Envelope(kind=kind, body=body, src=src, inc=inc, sent_at=_dt.datetime.fromtimestamp(clock.wall(), _dt.UTC))
 
 
 _PIDS = itertools.count(900_000)
