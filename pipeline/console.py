@@ -97,7 +97,7 @@ class Console:
         if not self._call("task", b):
             started = getattr(self.writer, "started", None)
             clock = getattr(self.writer, "clock", SYSTEM_CLOCK)
-            not_passed = getattr(self.writer, "not_passed", list)()
+            not_passed: list[dict[str, Any]] = getattr(self.writer, "not_passed", list)()
             for line in totals_lines(b, clock.monotonic() - started if started is not None else None, not_passed):
                 if line:
                     log.info("%s", line)

@@ -109,7 +109,7 @@ class Operations:
         sched = stats.get("scheduler", {})
         entries = {e["name"]: e for e in sup.spec.executors}
         busy_units = {n for n, e in (sched.get("executors") or {}).items() if e.get("unit")}
-        quarantined = set((sched.get("quarantined") or {}))
+        quarantined = set(sched.get("quarantined") or {})
         executors: dict[tuple[str, str], int] = {}
         devices: dict[str, int] = {}
         for name, w in sup.watchers.items():

@@ -7,12 +7,13 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 from .clock import SYSTEM_CLOCK, Clock
 
 __all__ = ["ProcessHandle", "describe_exit", "helper_pids", "set_child_subreaper", "stop_launcher", "sweep_orphans", "use_launcher"]
 
-_LAUNCHER: "Launcher | None" = None
+_LAUNCHER: Launcher | None = None
 
 
 def set_child_subreaper() -> None:
@@ -57,7 +58,7 @@ class Launcher:
             raise OSError(f"launcher did not start: {ready}")
         self.preload_failed = ready.get("preload_failed") or []
 
-    def _reply(self, timeout: float) -> dict:
+    def _reply(self, timeout: float) -> dict[str, Any]:
         import json
         import select
         assert self.popen.stdout is not None
@@ -65,7 +66,8 @@ class Launcher:
         line = self.popen.stdout.readline() if r else b""
         if not line:
             raise OSError(f"launcher pid {self.popen.pid} gave no answer ({describe_exit(self.popen.poll())})")
-        return json.loads(line)
+        reply: dict[str, Any] = json.loads(line)
+        return reply
 
     def alive(self) -> bool:
         return self.popen.poll() is None

@@ -6,8 +6,9 @@ Both take the supervisor's ``case.reported`` / ``task.reported`` bodies.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, TextIO
+from typing import Any, TextIO
 
 from .clock import SYSTEM_CLOCK, Clock
 

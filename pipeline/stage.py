@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 import os
 import signal
-from typing import Any, Callable, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 from .clock import SYSTEM_CLOCK, Clock
 from .codec import Envelope

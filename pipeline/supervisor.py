@@ -18,8 +18,9 @@ import logging
 import os
 import shutil
 import signal
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 from .clock import SYSTEM_CLOCK, Clock
 from .codec import Envelope
@@ -28,7 +29,8 @@ from .curve import mailbox_options
 from .deadlines import DeadlineTable, death_reason
 from .log import LIFECYCLE_FORMAT
 from .messages import Kind
-from .ops import COMMANDS as OPS_COMMANDS, Operations
+from .ops import COMMANDS as OPS_COMMANDS
+from .ops import Operations
 from .orphans import SUPERVISOR_PID_FILE, end_leftovers
 from .process import ProcessHandle, set_child_subreaper, stop_launcher, sweep_orphans, use_launcher
 from .restart import Backoff, FlappingDetector
@@ -369,15 +371,15 @@ class Supervisor:
 
     def _progress_shutdown(self, now: float) -> None:
         if self.draining_since is not None and self.shutdown_at is None:
-            busy = [w for w in self.watchers.values() if w.kind == "executor" and self.deadlines.get(w.name)
+            busy = [(w, w.proc) for w in self.watchers.values() if w.kind == "executor" and self.deadlines.get(w.name)
                     and w.proc is not None and w.proc.poll() is None and not w.kill_reason]
             if self._hurry or now - self.draining_since > self.stop_grace:
-                for w in busy:               # the grace is over (or skipped): no second grace, SIGKILL the group
+                for w, proc in busy:         # the grace is over (or skipped): no second grace, SIGKILL the group
                     grace = "second stop signal: no grace" if self._hurry and now - self.draining_since <= self.stop_grace \
                         else f"case killed after {self.stop_grace:g} s grace"
                     w.kill_reason = f"stopped: engine shutting down ({self.shutdown_reason}); {grace}"
                     log.warning(LIFECYCLE_FORMAT, "kill", w.name, w.kill_reason)
-                    w.proc.kill()
+                    proc.kill()
             if self.drained() or now - self.draining_since > self.stop_grace + self.grace + 10:
                 self.begin_shutdown(self.shutdown_reason)
         if self.shutdown_at is None:

@@ -95,7 +95,7 @@ class Reloader:
                 self._retire_asked[name] = now
                 log.info(LIFECYCLE_FORMAT, "retire", name, "idle; stopping (removed by config reload)")
                 sup.mailbox.send(name, Kind.STAGE_STOP, {})
-            elif w.state == "stopping" and now - self._retire_asked.get(name, now) > sup.stop_grace:
+            elif w.state == "stopping" and now - self._retire_asked.get(name, now) > sup.stop_grace and w.proc is not None:
                 w.proc.terminate(now)                   # asked politely and still there: SIGTERM, then the grace kill
 
     def executor_busy(self, w: StageWatcher) -> bool:

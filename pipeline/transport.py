@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import zmq
 
@@ -83,7 +84,7 @@ class Mailbox:
         if self.inbox is not None:
             self.inbox.close(0)
         if self.ctx is not None:
-            from .curve import stop_authenticator     # the ZAP thread holds a socket: term() would block on it
+            from .curve import stop_authenticator  # the ZAP thread holds a socket: term() would block on it
             stop_authenticator(self.ctx)
             self.ctx.term()
         self.peers.clear()
@@ -266,6 +267,7 @@ class ControlServer:
 def control_request(endpoint: str, request: dict[str, Any], timeout_s: float = 5.0) -> dict[str, Any]:
     """Send one control request; raises ``TransportError`` when nobody answers in time."""
     import json
+
     from .errors import TransportError
     ctx = zmq.Context()
     sock = ctx.socket(zmq.REQ)

@@ -49,7 +49,7 @@ def expired_entries(root: Path, max_age_s: float, now: float, *, files: bool = F
 
 def archive_rotated_logs(log_dir: Path, max_age_s: float, now: float) -> list[tuple[Path, Path]]:
     """Gzip rotated logs older than ``max_age_s`` into ``archive/<YYYY-MM>/``; returns (source, archive) pairs."""
-    done = []
+    done: list[tuple[Path, Path]] = []
     if not log_dir.is_dir():
         return done
     for p in log_dir.glob("*.log.*"):

@@ -126,7 +126,7 @@ class Outbox:
             log.error("outbox: %s item %s of task %s given up after %d attempt(s): %s",
                       item.kind, item.id, item.task_id, item.attempts, error)
             return 0.0
-        delay = min(self.cap, self.first * 2 ** (item.attempts - 1))
+        delay = min(self.cap, self.first * 2.0 ** (item.attempts - 1))
         item.next_at = now + delay
         return delay
 
