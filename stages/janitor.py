@@ -153,13 +153,13 @@ class Janitor(Stage):
         self.reaped = 0
 
     def on_tick(self) -> None:
-        now = time.monotonic()
+        now = self.clock.monotonic()
         if now - self._last_reap >= 5.0:
             self._last_reap = now
             self.reap_orphans()
         if now - self._last_sweep >= float(self.spec.setting("Retention", "interval")) or self._last_sweep == 0.0:
             self._last_sweep = now
-            self.sweep(time.time())
+            self.sweep(self.clock.wall())
 
     def sweep(self, now: float) -> None:
         r = self.spec.config["Retention"]
