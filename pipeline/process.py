@@ -11,7 +11,8 @@ from typing import Any
 
 from .clock import SYSTEM_CLOCK, Clock
 
-__all__ = ["ProcessHandle", "describe_exit", "helper_pids", "set_child_subreaper", "stop_launcher", "sweep_orphans", "use_launcher"]
+__all__ = ["ProcessHandle", "describe_exit", "helper_pids", "set_child_subreaper", "stop_launcher", "sweep_orphans", "try_launcher",
+           "use_launcher"]
 
 _LAUNCHER: Launcher | None = None
 
@@ -100,6 +101,15 @@ def use_launcher(enabled: bool, log_path: Path, cwd: str | None, run_dir: str = 
     stop_launcher()
     if enabled and _subreaper_ok():
         _LAUNCHER = Launcher(log_path, cwd, run_dir)
+
+
+def try_launcher(log_path: Path, cwd: str, run_dir: str) -> None:
+    """``[Pipeline] launcher = fork``: a launcher that cannot start is no failure, stages are exec'ed (logged)."""
+    try:
+        use_launcher(True, log_path, cwd, run_dir)
+    except OSError as e:
+        import logging
+        logging.getLogger("pipeline.supervisor").warning("launcher not started (%s): stages are exec'ed", e)
 
 
 def stop_launcher() -> None:

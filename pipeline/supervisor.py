@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 
 from .clock import SYSTEM_CLOCK, Clock
 from .codec import Envelope
-from .config import unauthenticated_tcp
+from .config import warn_if_unauthenticated
 from .curve import mailbox_options
 from .deadlines import DeadlineTable, death_reason
 from .log import LIFECYCLE_FORMAT
@@ -32,13 +32,13 @@ from .messages import Kind
 from .ops import COMMANDS as OPS_COMMANDS
 from .ops import Operations
 from .orphans import SUPERVISOR_PID_FILE, end_leftovers
-from .process import ProcessHandle, set_child_subreaper, stop_launcher, sweep_orphans, use_launcher
+from .process import ProcessHandle, set_child_subreaper, stop_launcher, sweep_orphans, try_launcher
 from .restart import Backoff, FlappingDetector
 from .supervisor_reload import Reloader
 from .supervisor_status import status, write_status
 from .topology import RunSpec, endpoint_resolver
 from .transport import ControlServer, Mailbox
-from .watcher import StageWatcher
+from .watcher import PROJECT_ROOT, StageWatcher
 
 __all__ = ["CRITICAL", "Handler", "Supervisor"]
 
@@ -77,7 +77,6 @@ class Supervisor:
         self._signal: str = ""
         self._hurry = False                              # a second stop signal: the grace is skipped
         self.on_hangup = on_hangup                       # run mode: was a SIGHUP the terminal going away? (see _on_sighup)
-        self._reload_asked = False
         self.reloader = Reloader(self)                   # config reload and the executors it retires
         self._last_status = 0.0
         self.started = clock.monotonic()
@@ -91,11 +90,9 @@ class Supervisor:
         signal.signal(signal.SIGHUP, self._on_sighup)
         set_child_subreaper()
         end_leftovers(self.spec.storage_root)           # stages of a dead engine on our storage root
-        if unauthenticated_tcp(self.spec.config["Pipeline"]):
-            log.warning("UNAUTHENTICATED TRANSPORT: transport = tcp on %s without CURVE keys: any local user can forge "
-                        "messages to the stages (e.g. end a run as passed). Create keys with `liuma-pipeline keys` and set "
-                        "[Pipeline] curve-keys, or use transport = ipc.", self.spec.setting("Pipeline", "tcp-host"))
-        self._start_launcher()
+        warn_if_unauthenticated(self.spec.config["Pipeline"])
+        if self.spec.config["Pipeline"].get("launcher", "exec") == "fork":   # stages forked from a preloaded interpreter
+            try_launcher(Path(self.spec.storage_root) / "log" / "launcher.out", PROJECT_ROOT, str(self.run_dir))
         self.run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.run_dir.chmod(0o700)
         (self.run_dir / SUPERVISOR_PID_FILE).write_text(f"{os.getpid()}\n")   # how a later engine spots our leftovers
@@ -115,16 +112,6 @@ class Supervisor:
         for w in self.watchers.values():
             self.spawn(w, now)
 
-    def _start_launcher(self) -> None:
-        """``[Pipeline] launcher = fork``: stages forked from one preloaded interpreter (pipeline/launcher.py)."""
-        if self.spec.config["Pipeline"].get("launcher", "exec") != "fork":
-            return
-        from .watcher import PROJECT_ROOT
-        try:
-            use_launcher(True, Path(self.spec.storage_root) / "log" / "launcher.out", PROJECT_ROOT, str(self.run_dir))
-        except OSError as e:
-            log.warning("launcher not started (%s): stages are exec'ed", e)
-
     def add_watcher(self, kind: str, name: str) -> StageWatcher:
         cfg = self.spec.config["Pipeline"]
         w = self.watchers[name] = StageWatcher(kind, name, self.run_dir, Path(self.spec.storage_root) / "log",
@@ -136,7 +123,7 @@ class Supervisor:
     def _on_sighup(self, signum: int, frame: Any) -> None:
         """Reload the config, unless ``on_hangup`` (``run``; called by ``tick``, outside the handler) finds
         that the terminal hung up: then it switches the output off and the run finishes detached."""
-        self._reload_asked = True
+        self.reloader.asked = True
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         if self._signal or self.draining_since is not None:      # already stopping: this one skips the grace
@@ -169,12 +156,7 @@ class Supervisor:
         now = self.clock.monotonic()
         if self._signal and self.draining_since is None and self.shutdown_at is None:
             self.begin_drain(f"signal {self._signal}")
-        if self._reload_asked:
-            self._reload_asked = False
-            if self.on_hangup is not None and self.on_hangup():
-                log.warning("terminal hung up: the run goes on detached (output in the log only); config not reloaded")
-            else:
-                self.reloader.reload()
+        self.reloader.reload_if_asked(self.on_hangup)
         self._reap(now)
         self._enforce_deadlines(now)
         self._detect_hangs(now)
@@ -404,10 +386,8 @@ class Supervisor:
 
     def close(self) -> None:
         for w in self.watchers.values():
-            if w.proc and w.proc.poll() is None:
-                w.proc.kill()
             if w.proc:
-                w.proc.kill()           # the group may outlive its leader
+                w.proc.kill()           # the whole group, which may outlive its leader
         stop_launcher()
         self._sweep_orphans()
         write_status(self, self.clock.monotonic(), final=True)
@@ -418,9 +398,6 @@ class Supervisor:
     # -- status / control -------------------------------------------------------------------------
     def status(self, now: float | None = None) -> dict[str, Any]:
         return status(self, self.clock.monotonic() if now is None else now)
-
-    def reload(self) -> dict[str, Any]:
-        return self.reloader.reload()
 
     def _control(self, req: dict[str, Any]) -> dict[str, Any]:
         cmd = req.get("cmd")

@@ -6,6 +6,7 @@ supervisor's watchers, deadlines and mailbox through its public names."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .config import load_config
@@ -29,6 +30,17 @@ class Reloader:
         self.generation = 0                              # config reloads applied
         self.retiring: set[str] = set()                  # executors removed by a reload, stopped once idle
         self._retire_asked: dict[str, float] = {}
+        self.asked = False                               # SIGHUP seen (the handler only sets this)
+
+    def reload_if_asked(self, on_hangup: Callable[[], bool] | None) -> None:
+        """After a SIGHUP: reload, unless ``on_hangup`` (``run``) finds the terminal hung up (output goes off)."""
+        if not self.asked:
+            return
+        self.asked = False
+        if on_hangup is not None and on_hangup():
+            log.warning("terminal hung up: the run goes on detached (output in the log only); config not reloaded")
+        else:
+            self.reload()
 
     def reload(self) -> dict[str, Any]:
         """Re-read ``spec.config_path``; refuse it whole (old config stays) when invalid, else apply the live

@@ -290,4 +290,14 @@ def test_reload_retires_an_executor_only_once_it_is_idle(tmp_path: Path) -> None
 def test_an_invalid_config_is_refused_whole(tmp_path: Path) -> None:
     rig, ini = reload_rig(tmp_path, api_workers=3)
     ini.write_text("[Pipeline]\nstop-grace = -1\n")
-    assert rig.sup.reload()["errno"] == 2 and rig.sup.reloader.generation == 0 and "executor-3" not in rig.sup.watchers
+    assert rig.sup.reloader.reload()["errno"] == 2 and rig.sup.reloader.generation == 0 and "executor-3" not in rig.sup.watchers
+
+
+@pytest.mark.parametrize("hung_up, generation", [(False, 1), (True, 0)])
+def test_sighup_reloads_unless_the_terminal_hung_up(tmp_path: Path, hung_up: bool, generation: int) -> None:
+    rig, _ = reload_rig(tmp_path, api_workers=2)
+    rig.sup.on_hangup = lambda: hung_up
+    rig.sup._on_sighup(signal.SIGHUP, None)
+    rig.tick()
+    rig.tick()                                          # asked once: reloaded (or not) once
+    assert rig.sup.reloader.generation == generation
