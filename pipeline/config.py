@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import configparser
 import ipaddress
+import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .errors import ConfigError
 
@@ -139,7 +141,7 @@ class Config:
     def get(self, section: str, key: str) -> Any:
         return self.values[section][key]
 
-    def with_overrides(self, section: str, **kv: Any) -> "Config":
+    def with_overrides(self, section: str, **kv: Any) -> Config:
         """A copy with ``kv`` (e.g. command-line options) applied, validated like the file's values."""
         if section not in SCHEMA:
             raise ConfigError("unknown section", file=self.path, section=section)
@@ -237,6 +239,15 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def warn_if_unauthenticated(pipeline: dict[str, Any]) -> None:
+    """Said loudly at every start: tcp on loopback without CURVE keys is allowed, but not safe."""
+    if unauthenticated_tcp(pipeline):
+        logging.getLogger("pipeline.supervisor").warning(
+            "UNAUTHENTICATED TRANSPORT: transport = tcp on %s without CURVE keys: any local user can forge messages to "
+            "the stages (e.g. end a run as passed). Create keys with `liuma-pipeline keys` and set [Pipeline] curve-keys, "
+            "or use transport = ipc.", pipeline.get("tcp-host"))
 
 
 def unauthenticated_tcp(pipeline: dict[str, Any]) -> bool:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from typing import Any
 
+from .clock import SYSTEM_CLOCK
 from .progress import case_line, totals_lines
 
 __all__ = ["Console", "silence_fds"]
@@ -96,8 +96,9 @@ class Console:
     def task(self, b: dict[str, Any]) -> None:
         if not self._call("task", b):
             started = getattr(self.writer, "started", None)
-            not_passed = getattr(self.writer, "not_passed", list)()
-            for line in totals_lines(b, time.monotonic() - started if started is not None else None, not_passed):
+            clock = getattr(self.writer, "clock", SYSTEM_CLOCK)
+            not_passed: list[dict[str, Any]] = getattr(self.writer, "not_passed", list)()
+            for line in totals_lines(b, clock.monotonic() - started if started is not None else None, not_passed):
                 if line:
                     log.info("%s", line)
 

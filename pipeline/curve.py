@@ -14,8 +14,9 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import zmq
 
@@ -32,7 +33,7 @@ SERVER = "server"
 CLIENT = "client"          # the one client identity every stage of an engine uses for its PUSH sockets
 ZAP_DOMAIN = "liuma"
 _lock = threading.Lock()
-_auth: dict[int, tuple[ThreadAuthenticator, "_AllowList"]] = {}
+_auth: dict[int, tuple[ThreadAuthenticator, _AllowList]] = {}
 
 
 def generate_keys(directory: Path, clients: Iterable[str] = ("client",)) -> dict[str, tuple[bytes, bytes]]:
@@ -117,7 +118,14 @@ def client_setup(directory: Path, name: str = "client") -> Callable[[zmq.Socket[
     return lambda sock: configure_client(sock, public, secret, server_public)
 
 
-def mailbox_options(spec: Any) -> dict[str, Callable[[zmq.Socket[Any]], None]]:
+class MailboxOptions(TypedDict, total=False):
+    """The CURVE keyword arguments of ``Mailbox``."""
+
+    curve_server: Callable[[zmq.Socket[Any]], None]
+    curve_client: Callable[[zmq.Socket[Any]], None]
+
+
+def mailbox_options(spec: Any) -> MailboxOptions:
     """``Mailbox`` keyword arguments for a stage of ``spec`` (a ``RunSpec``): with ``[Pipeline] transport = tcp``
     and ``curve-keys = <dir>`` every inbox is a CURVE server admitting only the engine's client key, and every
     sending socket uses that client key; otherwise nothing (ipc is protected by the 0700 run directory).
@@ -126,9 +134,9 @@ def mailbox_options(spec: Any) -> dict[str, Callable[[zmq.Socket[Any]], None]]:
     if spec.setting("Pipeline", "transport") != "tcp" or not keys:
         return {}
     directory = Path(keys)
-    if not directory.is_absolute() and getattr(spec, "config_path", ""):
+    if not directory.is_absolute() and str(getattr(spec, "config_path", "")):
         directory = Path(spec.config_path).parent / directory
-    return {"curve_server": server_setup(directory, (CLIENT,)), "curve_client": client_setup(directory, CLIENT)}
+    return MailboxOptions(curve_server=server_setup(directory, (CLIENT,)), curve_client=client_setup(directory, CLIENT))
 
 
 class _AllowList:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Running", "DeadlineTable"]
+__all__ = ["DeadlineTable", "Running", "death_reason"]
 
 
 @dataclass(slots=True)
@@ -25,6 +25,21 @@ class Running:
     key: tuple[str, int, int] | None = None   # (case_id, index, run_times)
     since: float = 0.0   # wall time the case was reported started (a heartbeat older than that is stale)
     named: bool = False  # the label carries the case's name (heartbeats), not only its id (case.deadline)
+
+    def victim(self) -> dict[str, object] | None:
+        """The case as ``stage.died`` names it to the scheduler (None when only its label is known)."""
+        if self.key is None:
+            return None
+        return {"case_id": self.key[0], "index": self.key[1], "run_times": self.key[2], "started_ms": int(self.since * 1000)}
+
+
+def death_reason(stage: str, cause: str, running: Running | None) -> str:
+    """Why an executor's case ended, for the scheduler: our own kill reasons stand alone (they name the case
+    already); a crash names the stage and, when it ran one, the case and step."""
+    reason = cause if cause.startswith(("timeout", "hung", "stopped")) else f"{stage} {cause}"
+    if running and not cause.startswith("timeout"):
+        reason += f" while running case {running.case}" + (f" at step {running.step!r}" if running.step else "")
+    return reason
 
 
 class DeadlineTable:

@@ -166,6 +166,7 @@ class CaseDeadline(Message):
     unit_id: str | None = None
     collection_id: str | None = None
     started_ms: int | None = None
+    case: str | None = None                     # the case's name, for the deadline's kill reason
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import bisect
 import threading
-from typing import Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
@@ -55,7 +56,8 @@ class Histogram:
         return {"counts": list(self.counts), "sum": self.sum}
 
     def cumulative(self) -> list[tuple[str, float]]:
-        out, run = [], 0
+        out: list[tuple[str, float]] = []
+        run = 0
         for le, n in zip(self.buckets, self.counts):
             run += n
             out.append((repr(float(le)), run))

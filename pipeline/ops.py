@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -110,7 +109,7 @@ class Operations:
         sched = stats.get("scheduler", {})
         entries = {e["name"]: e for e in sup.spec.executors}
         busy_units = {n for n, e in (sched.get("executors") or {}).items() if e.get("unit")}
-        quarantined = set((sched.get("quarantined") or {}))
+        quarantined = set(sched.get("quarantined") or {})
         executors: dict[tuple[str, str], int] = {}
         devices: dict[str, int] = {}
         for name, w in sup.watchers.items():
@@ -148,7 +147,7 @@ class Operations:
         """Called on the HTTP thread: reads only the snapshot the loop refreshed."""
         from .health import disk_usage, evaluate
         warn = float(self.sup.spec.setting("Retention", "disk-warn-percent"))
-        return evaluate(self._snap, disk_usage(self.sup.spec.storage_root), warn, time.monotonic())
+        return evaluate(self._snap, disk_usage(self.sup.spec.storage_root), warn, self.sup.clock.monotonic())
 
     def summary(self) -> str:
         sup, g = self.sup, self.metrics.gauges

@@ -20,14 +20,14 @@ import re
 import shutil
 import time
 import urllib.parse
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping, Protocol
+from typing import Any, NoReturn, Protocol
 
 import requests
 
-from pipeline.errors import PipelineError, SuiteError
+from pipeline.errors import ConfigError, PipelineError, SuiteError
 from pipeline.package import is_zip_bytes, safe_extract
-from pipeline.errors import ConfigError
 from pipeline.secrets import ENV_VAR, decrypt, encrypt, is_encrypted, load_key, redact
 
 __all__ = ["PlatformClient", "PlatformError", "PlatformUnavailable", "PlatformRejected", "TokenStore",
@@ -374,7 +374,7 @@ class PlatformClient:
                                endpoint=path, status=env.get("status"))
 
     @staticmethod
-    def _raise_not_a_file(path: str, resp: requests.Response, what: str) -> None:
+    def _raise_not_a_file(path: str, resp: requests.Response, what: str) -> NoReturn:
         env = _maybe_envelope(resp)
         if env is not None:
             detail = env.get("data") if isinstance(env.get("data"), str) else ""

@@ -7,10 +7,14 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
-__all__ = ["ProcessHandle", "describe_exit", "set_child_subreaper", "use_launcher", "stop_launcher", "helper_pids"]
+from .clock import SYSTEM_CLOCK, Clock
 
-_LAUNCHER: "Launcher | None" = None
+__all__ = ["ProcessHandle", "describe_exit", "helper_pids", "set_child_subreaper", "stop_launcher", "sweep_orphans", "try_launcher",
+           "use_launcher"]
+
+_LAUNCHER: Launcher | None = None
 
 
 def set_child_subreaper() -> None:
@@ -55,7 +59,7 @@ class Launcher:
             raise OSError(f"launcher did not start: {ready}")
         self.preload_failed = ready.get("preload_failed") or []
 
-    def _reply(self, timeout: float) -> dict:
+    def _reply(self, timeout: float) -> dict[str, Any]:
         import json
         import select
         assert self.popen.stdout is not None
@@ -63,7 +67,8 @@ class Launcher:
         line = self.popen.stdout.readline() if r else b""
         if not line:
             raise OSError(f"launcher pid {self.popen.pid} gave no answer ({describe_exit(self.popen.poll())})")
-        return json.loads(line)
+        reply: dict[str, Any] = json.loads(line)
+        return reply
 
     def alive(self) -> bool:
         return self.popen.poll() is None
@@ -98,6 +103,15 @@ def use_launcher(enabled: bool, log_path: Path, cwd: str | None, run_dir: str = 
         _LAUNCHER = Launcher(log_path, cwd, run_dir)
 
 
+def try_launcher(log_path: Path, cwd: str, run_dir: str) -> None:
+    """``[Pipeline] launcher = fork``: a launcher that cannot start is no failure, stages are exec'ed (logged)."""
+    try:
+        use_launcher(True, log_path, cwd, run_dir)
+    except OSError as e:
+        import logging
+        logging.getLogger("pipeline.supervisor").warning("launcher not started (%s): stages are exec'ed", e)
+
+
 def stop_launcher() -> None:
     global _LAUNCHER
     if _LAUNCHER is not None:
@@ -108,6 +122,24 @@ def stop_launcher() -> None:
 def helper_pids() -> set[int]:
     """Our own helper children that are not stages (the orphan sweep must leave them alone)."""
     return {_LAUNCHER.popen.pid} if _LAUNCHER is not None and _LAUNCHER.alive() else set()
+
+
+def sweep_orphans(live: set[int]) -> None:
+    """We are the subreaper: orphans of dead stages are our children now. Kill and reap every child that is
+    neither in ``live`` (the running stages) nor one of our helpers."""
+    import psutil
+    keep = live | helper_pids()
+    victims = []
+    for p in psutil.Process().children(recursive=False):
+        if p.pid in keep:
+            continue
+        try:
+            victims.append(p)
+            p.kill()
+        except psutil.Error:
+            pass
+    if victims:
+        psutil.wait_procs(victims, timeout=3)
 
 
 def _subreaper_ok() -> bool:
@@ -150,8 +182,9 @@ class _Forked:
 class ProcessHandle:
     """A spawned stage process. ``pid == pgid`` because it leads its own session."""
 
-    def __init__(self, argv: list[str], env: dict[str, str], log_path: Path, cwd: str | None = None) -> None:
-        self.argv, self.env, self.log_path, self.cwd = argv, env, log_path, cwd
+    def __init__(self, argv: list[str], env: dict[str, str], log_path: Path, cwd: str | None = None,
+                 clock: Clock = SYSTEM_CLOCK) -> None:
+        self.argv, self.env, self.log_path, self.cwd, self.clock = argv, env, log_path, cwd, clock
         self.popen: subprocess.Popen[bytes] | _Forked | None = None
         self.started_at = 0.0
         self.term_sent_at: float | None = None
@@ -163,7 +196,7 @@ class ProcessHandle:
         if _LAUNCHER is not None and _LAUNCHER.alive():
             try:
                 self.popen = _Forked(_LAUNCHER.fork(self.argv, self.env, self.log_path, self.cwd))
-                self.started_at = time.monotonic()
+                self.started_at = self.clock.monotonic()
                 self.term_sent_at = None
                 return self.popen.pid
             except (OSError, ValueError) as e:
@@ -172,7 +205,7 @@ class ProcessHandle:
         with open(self.log_path, "ab") as out:
             self.popen = subprocess.Popen(self.argv, env=self.env, cwd=self.cwd, stdin=subprocess.DEVNULL,
                                           stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        self.started_at = time.monotonic()
+        self.started_at = self.clock.monotonic()
         self.term_sent_at = None
         return self.popen.pid
 

@@ -6,9 +6,11 @@ Both take the supervisor's ``case.reported`` / ``task.reported`` bodies.
 """
 from __future__ import annotations
 
-import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, TextIO
+from typing import Any, TextIO
+
+from .clock import SYSTEM_CLOCK, Clock
 
 __all__ = ["ProgressState", "render", "rate_eta", "case_line", "totals_lines", "PlainWriter", "BarWriter", "make_writer"]
 
@@ -26,7 +28,7 @@ class ProgressState:
     failed: int = 0
     error: int = 0
     skipped: int = 0
-    started: float = field(default_factory=time.monotonic)
+    started: float = field(default_factory=SYSTEM_CLOCK.monotonic)
     running: list[tuple[str, str, float, float | None]] = field(default_factory=list)
     _final: dict[tuple[Any, ...], int] = field(default_factory=dict)
 
@@ -70,7 +72,7 @@ def rate_eta(done: int, total: int, elapsed: float) -> str:
 def render(state: ProgressState, width: int, now: float | None = None) -> str:
     """The bar block: one summary line (counts, rate, ETA), then one line per busy executor; every line
     fits ``width``."""
-    now = time.monotonic() if now is None else now
+    now = SYSTEM_CLOCK.monotonic() if now is None else now
     width = max(20, width)
     counts = (f" {state.done}/{state.total}  passed {state.passed}  failed {state.failed}  error {state.error}"
               + (f"  skipped {state.skipped}" if state.skipped else "")
@@ -126,9 +128,9 @@ def totals_lines(b: dict[str, Any], wall_s: float | None = None, not_passed: lis
 class PlainWriter:
     """One line per case attempt, then the final block: what CI logs want."""
 
-    def __init__(self, out: TextIO) -> None:
-        self.out = out
-        self.started = time.monotonic()
+    def __init__(self, out: TextIO, *, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.out, self.clock = out, clock
+        self.started = clock.monotonic()
         self.finals: dict[tuple[Any, ...], dict[str, Any]] = {}     # per case, its latest attempt's body
 
     def remember(self, b: dict[str, Any]) -> None:
@@ -146,7 +148,7 @@ class PlainWriter:
         self.out.flush()
 
     def task(self, b: dict[str, Any]) -> None:
-        lines = totals_lines(b, time.monotonic() - self.started, self.not_passed())
+        lines = totals_lines(b, self.clock.monotonic() - self.started, self.not_passed())
         self.out.write("\n".join(lines) + "\n")
         self.out.flush()
 
@@ -172,9 +174,10 @@ def running_from_status(status: dict[str, Any], done: frozenset[tuple[Any, ...]]
 class BarWriter(PlainWriter):
     """Redraws the bar block in place (ANSI) at most ``hz`` times a second; case lines scroll above it."""
 
-    def __init__(self, out: TextIO, total: int, *, width: Callable[[], int] | None = None, hz: float = 4.0) -> None:
-        super().__init__(out)
-        self.state = ProgressState(total)
+    def __init__(self, out: TextIO, total: int, *, width: Callable[[], int] | None = None, hz: float = 4.0,
+                 clock: Clock = SYSTEM_CLOCK) -> None:
+        super().__init__(out, clock=clock)
+        self.state = ProgressState(total, started=self.started)
         self.width = width or _terminal_width(out)
         self.every = 1.0 / hz
         self._drawn = 0              # lines of the block currently on screen
@@ -185,7 +188,7 @@ class BarWriter(PlainWriter):
         return CLEAR_LINE + (UP + CLEAR_LINE) * max(0, self._drawn - 1) if self._drawn else ""
 
     def _draw(self) -> None:
-        block = render(self.state, self.width())
+        block = render(self.state, self.width(), self.clock.monotonic())
         self.out.write(self._erase() + block)
         self._drawn = block.count("\n") + 1
         self.out.flush()
@@ -206,7 +209,7 @@ class BarWriter(PlainWriter):
         super().task(b)
 
     def tick(self, sup: Any) -> None:
-        now = time.monotonic()
+        now = self.clock.monotonic()
         if now - self._last < self.every or sup.shutdown_at is not None:
             return
         self._last = now

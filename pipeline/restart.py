@@ -27,8 +27,8 @@ class Backoff:
             self.failures = 0
         self.failures += 1
         if self.immediate_first:
-            return 0.0 if self.failures == 1 else min(self.cap, self.first * 2 ** (self.failures - 2))
-        return min(self.cap, self.first * 2 ** (self.failures - 1))
+            return 0.0 if self.failures == 1 else min(self.cap, self.first * 2.0 ** (self.failures - 2))
+        return min(self.cap, self.first * 2.0 ** (self.failures - 1))
 
 
 @dataclass

@@ -10,13 +10,14 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from collections.abc import Mapping
 
 __all__ = ["Notifier", "watchdog_interval"]
 
 log = logging.getLogger("pipeline.sdnotify")
 
 
-def watchdog_interval(env: dict[str, str] | None = None) -> float | None:
+def watchdog_interval(env: Mapping[str, str] | None = None) -> float | None:
     """Seconds between ``WATCHDOG=1`` pings: half of ``$WATCHDOG_USEC`` (systemd's advice), or None when no
     watchdog is armed for this process (``$WATCHDOG_PID`` names another process)."""
     env = os.environ if env is None else env
@@ -36,7 +37,7 @@ class Notifier:
         self._warned = False
 
     @classmethod
-    def from_env(cls) -> "Notifier":
+    def from_env(cls) -> Notifier:
         return cls(os.environ.get("NOTIFY_SOCKET"))
 
     @property

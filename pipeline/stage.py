@@ -9,9 +9,10 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import time
-from typing import Any, Callable, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 
+from .clock import SYSTEM_CLOCK, Clock
 from .codec import Envelope
 from .curve import mailbox_options
 from .messages import ConfigReload, Current, Kind, Message, StageHeartbeat
@@ -34,9 +35,9 @@ class Stage:
     HANDLERS: ClassVar[dict[Kind, Handler]] = {}
     POLL_MS: ClassVar[int] = 200
 
-    def __init__(self, name: str, inc: int, spec: RunSpec) -> None:
-        self.name, self.inc, self.spec = name, inc, spec
-        self.mailbox = Mailbox(name, inc, endpoint_resolver(spec), **mailbox_options(spec))   # CURVE on tcp
+    def __init__(self, name: str, inc: int, spec: RunSpec, *, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.name, self.inc, self.spec, self.clock = name, inc, spec, clock
+        self.mailbox = Mailbox(name, inc, endpoint_resolver(spec), clock=clock, **mailbox_options(spec))   # CURVE on tcp
         self.stopping = False
         self.state = "starting"
         self.hb_interval = float(spec.setting("Pipeline", "heartbeat-interval"))
@@ -74,8 +75,8 @@ class Stage:
 
     def drain_before_exit(self) -> None:
         """Give unacked reliable messages a short chance to be acknowledged before exiting."""
-        end = time.monotonic() + 2.0
-        while len(self.mailbox.outbox) and time.monotonic() < end:
+        end = self.clock.monotonic() + 2.0
+        while len(self.mailbox.outbox) and self.clock.monotonic() < end:
             self.tick(timeout_ms=50)
 
     # -- one turn --------------------------------------------------------------------------------
@@ -118,7 +119,7 @@ class Stage:
             dead_letters.exception("%s: handler for %s from %s failed: %s", self.name, env.kind.value, env.src, e)
 
     def heartbeat(self, force: bool = False) -> None:
-        now = time.monotonic()
+        now = self.clock.monotonic()
         if not force and now - self._last_hb < self.hb_interval:
             return
         self._last_hb = now

@@ -7,8 +7,8 @@ from __future__ import annotations
 import errno as _errno
 import os
 import shutil
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 __all__ = ["fault_text", "short_of_space", "apply_umask", "follow_umask"]
 
@@ -23,7 +23,7 @@ def follow_umask(root: Path) -> None:
     """Give a copied tree (``shutil.copytree`` keeps the source's 0644/0755) the modes new files get."""
     mask = os.umask(0)
     os.umask(mask)
-    for d, dirs, files in os.walk(root):
+    for d, _dirs, files in os.walk(root):
         os.chmod(d, 0o777 & ~mask)
         for f in files:
             p = os.path.join(d, f)

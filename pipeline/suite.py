@@ -1,4 +1,4 @@
-"""Load a local suite: a directory laid out like an extracted LiuMa package (``task.json`` + 
+"""Load a local suite: a directory laid out like an extracted LiuMa package (``task.json`` +
 ``<collectionId>/<caseId>.json``) or a ``.zip`` of one, validated before anything runs.
 
 Without ``task.json`` the task is derived: each sub-directory is a collection (sorted by name), each JSON
@@ -117,8 +117,8 @@ def validate_task(raw: Any, source: str) -> Task:
             raise SuiteError(f"missing or not a {typ.__name__}", file=source, field=key)
     if _unsafe(raw["taskId"]):
         raise SuiteError(f"unsafe taskId {raw['taskId']!r} (must be a plain folder name)", file=source, field="taskId")
-    for key, typ in (("maxThread", int), ("priority", int), ("timeout", (int, float))):
-        if raw.get(key) is not None and (not isinstance(raw[key], typ) or isinstance(raw[key], bool)):
+    for key, number in (("maxThread", int), ("priority", int), ("timeout", (int, float))):
+        if raw.get(key) is not None and (not isinstance(raw[key], number) or isinstance(raw[key], bool)):
             raise SuiteError(f"must be a number, got {_short(raw[key])}", file=source, field=key)
         if raw.get(key) is not None:
             _check_range(key, raw[key], source, "")
@@ -159,10 +159,10 @@ def validate_task(raw: Any, source: str) -> Task:
                 raise SuiteError(f"index must be an int, got {_short(case.get('index'))}", file=source, field=f"{cw}.index")
             _check_range("index", case.get("index", 1), source, cw)
             _check_fields(case, _CASE_FIELDS, source, cw)
-            key = (coll["collectionId"], case["caseId"], case.get("index", 1))
-            if key in seen:
-                raise SuiteError(f"duplicate case {case['caseId']} index {key[2]} in collection {key[0]}", file=source, field=cw)
-            seen.add(key)
+            case_key = (coll["collectionId"], case["caseId"], case.get("index", 1))
+            if case_key in seen:
+                raise SuiteError(f"duplicate case {case['caseId']} index {case_key[2]} in collection {case_key[0]}", file=source, field=cw)
+            seen.add(case_key)
             deps.setdefault(case["caseId"], []).extend(case.get("dependencies") or ())
     cycle = find_cycle(deps)
     if cycle:

@@ -14,47 +14,53 @@ skips the grace.
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
 import signal
-import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, ClassVar, cast
 
-import psutil
-
+from .clock import SYSTEM_CLOCK, Clock
 from .codec import Envelope
-from .config import unauthenticated_tcp
+from .config import warn_if_unauthenticated
 from .curve import mailbox_options
-from .deadlines import DeadlineTable
+from .deadlines import DeadlineTable, death_reason
 from .log import LIFECYCLE_FORMAT
-from .messages import (CaseDeadline, CaseReported, Message, StageDied, StageFatal, StageHeartbeat, StageKill, StageStop,
-                       TaskReported, TaskStop, Victim)
-from .ops import COMMANDS as OPS_COMMANDS, Operations
+from .messages import (CaseDeadline, CaseReported, Kind, Message, StageDied, StageFatal, StageHeartbeat, StageKill,
+                       StageStop, TaskReported, TaskStop, Victim)
+from .ops import COMMANDS as OPS_COMMANDS
+from .ops import Operations
 from .orphans import SUPERVISOR_PID_FILE, end_leftovers
-from .process import describe_exit, helper_pids, set_child_subreaper, stop_launcher, use_launcher
+from .process import ProcessHandle, set_child_subreaper, stop_launcher, sweep_orphans, try_launcher
 from .restart import Backoff, FlappingDetector
-from .secrets import redact_urls
-from .supervisor_reload import ReloadMixin
+from .supervisor_reload import Reloader
+from .supervisor_status import status, write_status
 from .topology import RunSpec, endpoint_resolver
 from .transport import ControlServer, Mailbox
-from .watcher import StageWatcher
+from .watcher import PROJECT_ROOT, StageWatcher
 
-__all__ = ["Supervisor", "CRITICAL"]
+__all__ = ["CRITICAL", "Handler", "Supervisor"]
 
 log = logging.getLogger("pipeline.supervisor")
 CRITICAL = ("fetcher", "scheduler", "aggregator")     # the run cannot finish without these
+Handler = Callable[["Supervisor", Envelope[Message]], None]
 
 
-class Supervisor(ReloadMixin):
+class Supervisor:
+    """``clock``: every time the arbiter reads; ``processes`` makes the stage processes and ``sweep`` ends the
+    orphans of dead ones (tests hand in ``tests.fakes.FakeClock`` and ``FakeProcess`` and sweep nothing)."""
+
     def __init__(self, spec: RunSpec, *, on_case: Callable[[dict[str, Any]], None] | None = None,
                  on_task: Callable[[dict[str, Any]], None] | None = None, stage_env: dict[str, dict[str, str]] | None = None,
-                 on_tick: Callable[["Supervisor"], None] | None = None, on_hangup: Callable[[], bool] | None = None) -> None:
+                 on_tick: Callable[[Supervisor], None] | None = None, on_hangup: Callable[[], bool] | None = None,
+                 clock: Clock = SYSTEM_CLOCK, processes: Callable[..., ProcessHandle] = ProcessHandle,
+                 sweep: Callable[[set[int]], None] = sweep_orphans) -> None:
         self.spec = spec
+        self.clock, self.processes, self.sweep = clock, processes, sweep
         self.run_dir = Path(spec.run_dir)
-        self.mailbox = Mailbox("supervisor", 0, endpoint_resolver(spec), **mailbox_options(spec))
+        self.mailbox = Mailbox("supervisor", 0, endpoint_resolver(spec), clock=clock, **mailbox_options(spec))
         self.control = ControlServer(f"ipc://{self.run_dir / 'control.sock'}")
         self.deadlines = DeadlineTable()
         self.watchers: dict[str, StageWatcher] = {}
@@ -72,12 +78,9 @@ class Supervisor(ReloadMixin):
         self._signal: str = ""
         self._hurry = False                              # a second stop signal: the grace is skipped
         self.on_hangup = on_hangup                       # run mode: was a SIGHUP the terminal going away? (see _on_sighup)
-        self._reload_asked = False
-        self.generation = 0                              # config reloads applied
-        self.retiring: set[str] = set()                  # executors removed by a reload, stopped once idle
-        self._retire_asked: dict[str, float] = {}
+        self.reloader = Reloader(self)                   # config reload and the executors it retires
         self._last_status = 0.0
-        self.started = time.monotonic()
+        self.started = clock.monotonic()
         self.ops = Operations(self)                      # metrics, health, systemd, submit (pipeline/ops.py)
 
     # -- setup ------------------------------------------------------------------------------------
@@ -88,54 +91,47 @@ class Supervisor(ReloadMixin):
         signal.signal(signal.SIGHUP, self._on_sighup)
         set_child_subreaper()
         end_leftovers(self.spec.storage_root)           # stages of a dead engine on our storage root
-        if unauthenticated_tcp(self.spec.config["Pipeline"]):
-            log.warning("UNAUTHENTICATED TRANSPORT: transport = tcp on %s without CURVE keys: any local user can forge "
-                        "messages to the stages (e.g. end a run as passed). Create keys with `liuma-pipeline keys` and set "
-                        "[Pipeline] curve-keys, or use transport = ipc.", self.spec.setting("Pipeline", "tcp-host"))
-        self._start_launcher()
+        warn_if_unauthenticated(self.spec.config["Pipeline"])
+        if self.spec.config["Pipeline"].get("launcher", "exec") == "fork":   # stages forked from a preloaded interpreter
+            try_launcher(Path(self.spec.storage_root) / "log" / "launcher.out", PROJECT_ROOT, str(self.run_dir))
         self.run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.run_dir.chmod(0o700)
         (self.run_dir / SUPERVISOR_PID_FILE).write_text(f"{os.getpid()}\n")   # how a later engine spots our leftovers
         self.mailbox.start()
         self.control.start()
+        self.spawn_all()
+        self.ops.start()
+
+    def spawn_all(self) -> None:
+        """One watcher per stage instance (executors retired by an earlier reload excluded), each spawned."""
         names = [(k, k) for k in ("scheduler", "aggregator", "uploader", "janitor")]
         names += [("executor", e["name"]) for e in self.spec.executors] + [("fetcher", "fetcher")]
         names = [(k, n) for k, n in names if not any(e["name"] == n and e.get("retired") for e in self.spec.executors)]
         for kind, name in names:
-            self._add_watcher(kind, name)
-        now = time.monotonic()
+            self.add_watcher(kind, name)
+        now = self.clock.monotonic()
         for w in self.watchers.values():
-            self._spawn(w, now)
-        self.ops.start()
+            self.spawn(w, now)
 
-    def _start_launcher(self) -> None:
-        """``[Pipeline] launcher = fork``: stages forked from one preloaded interpreter (pipeline/launcher.py)."""
-        if self.spec.config["Pipeline"].get("launcher", "exec") != "fork":
-            return
-        from .watcher import PROJECT_ROOT
-        try:
-            use_launcher(True, Path(self.spec.storage_root) / "log" / "launcher.out", PROJECT_ROOT, str(self.run_dir))
-        except OSError as e:
-            log.warning("launcher not started (%s): stages are exec'ed", e)
-
-    def _add_watcher(self, kind: str, name: str) -> StageWatcher:
+    def add_watcher(self, kind: str, name: str) -> StageWatcher:
         cfg = self.spec.config["Pipeline"]
         w = self.watchers[name] = StageWatcher(kind, name, self.run_dir, Path(self.spec.storage_root) / "log",
                                                backoff=Backoff(cap=float(cfg["restart-backoff-cap"]), immediate_first=kind == "executor"),
-                                               flapping=FlappingDetector(int(cfg["restart-max"]), float(cfg["restart-window"])))
+                                               flapping=FlappingDetector(int(cfg["restart-max"]), float(cfg["restart-window"])),
+                                               clock=self.clock, make_process=self.processes)
         return w
 
     def _on_sighup(self, signum: int, frame: Any) -> None:
         """Reload the config, unless ``on_hangup`` (``run``; called by ``tick``, outside the handler) finds
         that the terminal hung up: then it switches the output off and the run finishes detached."""
-        self._reload_asked = True
+        self.reloader.asked = True
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         if self._signal or self.draining_since is not None:      # already stopping: this one skips the grace
             self._hurry = True
         self._signal = self._signal or signal.Signals(signum).name
 
-    def _spawn(self, w: StageWatcher, now: float) -> None:
+    def spawn(self, w: StageWatcher, now: float) -> None:
         pid = w.spawn(now, self.stage_env.get(w.kind))
         log.info(LIFECYCLE_FORMAT, "start", w.name, f"pid={pid} inc={w.inc}")
 
@@ -158,66 +154,89 @@ class Supervisor(ReloadMixin):
         self.mailbox.flush_acks()
         self.mailbox.resend_due()
         self.control.serve_pending(self._control)
-        now = time.monotonic()
+        now = self.clock.monotonic()
         if self._signal and self.draining_since is None and self.shutdown_at is None:
             self.begin_drain(f"signal {self._signal}")
-        if self._reload_asked:
-            self._reload_asked = False
-            if self.on_hangup is not None and self.on_hangup():
-                log.warning("terminal hung up: the run goes on detached (output in the log only); config not reloaded")
-            else:
-                self.reload()
+        self.reloader.reload_if_asked(self.on_hangup)
         self._reap(now)
         self._enforce_deadlines(now)
         self._detect_hangs(now)
         self._restart_due(now)
         self._progress_shutdown(now)
-        self._retire_idle(now)
+        self.reloader.retire_idle(now)
         if now - self._last_status > 0.5:
             self._last_status = now
-            self.write_status(now)
+            write_status(self, now)
         self.ops.tick(now)
         if self.on_tick:
             self.on_tick(self)
 
     def _handle(self, env: Envelope[Message]) -> None:
         self.ops.on_message(env)
+        handler = self.HANDLERS.get(env.kind)
+        if handler is not None:
+            handler(self, env)
+
+    def _current(self, env: Envelope[Message]) -> StageWatcher | None:
+        """The sender's watcher, or None when the message is an older incarnation's last words."""
         w = self.watchers.get(env.src)
+        return w if w is not None and env.inc == w.inc else None
+
+    def on_heartbeat(self, env: Envelope[Message]) -> None:
+        w, b = self._current(env), env.body
+        if w is None or not isinstance(b, StageHeartbeat):
+            return
+        w.last_heartbeat, w.heartbeat = self.clock.monotonic(), b.to_wire()
+        self._note_faults(w.name, (b.stats or {}).get("storage_faults"))
+        cur = b.current
+        if cur and cur.get("deadline_s") is not None:
+            self._case_deadline(w, dict(cur), float(cur.get("elapsed_s") or 0), env.sent_at.timestamp())
+            self.deadlines.step(w.name, cur.get("step") or "")
+        elif w.kind == "executor":
+            self.deadlines.finished(w.name, as_of=env.sent_at.timestamp())
+
+    def on_case_deadline(self, env: Envelope[Message]) -> None:
+        """Told by an executor's case thread before the case runs; aged by the time the message travelled."""
+        w, b = self._current(env), env.body
+        if w is not None and isinstance(b, CaseDeadline):
+            since = env.sent_at.timestamp()
+            self._case_deadline(w, b.to_wire(), max(0.0, self.clock.wall() - since), since)
+
+    def on_case_reported(self, env: Envelope[Message]) -> None:
+        if self.on_case and isinstance(env.body, CaseReported):
+            self.on_case(env.body.to_wire())
+
+    def on_task_reported(self, env: Envelope[Message]) -> None:
         b = env.body
-        if isinstance(b, StageHeartbeat):
-            if w is None or env.inc != w.inc:
-                return                                        # an older incarnation's last words
-            w.last_heartbeat, w.heartbeat = time.monotonic(), b.to_wire()
-            self._note_faults(w.name, (b.stats or {}).get("storage_faults"))
-            cur = b.current
-            if cur and cur.get("deadline_s") is not None:
-                self._case_deadline(w, dict(cur), float(cur.get("elapsed_s") or 0), env.sent_at.timestamp())
-                self.deadlines.step(w.name, cur.get("step") or "")
-            elif w.kind == "executor":
-                self.deadlines.finished(w.name, as_of=env.sent_at.timestamp())
-        elif isinstance(b, CaseDeadline):
-            if w is not None and env.inc == w.inc:
-                self._case_deadline(w, b.to_wire(), max(0.0, time.time() - env.sent_at.timestamp()), env.sent_at.timestamp())
-        elif isinstance(b, CaseReported):
-            if self.on_case:
-                self.on_case(b.to_wire())
-        elif isinstance(b, TaskReported):
-            if any(r["task_id"] == b.task_id for r in self.reported):
-                return
-            self.reported.append(b.to_wire())
-            self._note_faults(env.src, b.storage_faults)
-            if self.on_task:
-                self.on_task(b.to_wire())
-            if self.spec.mode == "run":
-                self.begin_shutdown("run complete")
-        elif isinstance(b, StageFatal) and w is not None:
-            w.fatal_reason = b.reason
-        elif isinstance(b, StageKill):
-            victim = self.watchers.get(b.stage)
-            if victim is not None and victim.proc is not None and victim.inc == b.inc and victim.proc.poll() is None:
-                victim.kill_reason = b.reason
-                log.warning(LIFECYCLE_FORMAT, "kill", victim.name, victim.kill_reason)
-                victim.proc.terminate(time.monotonic())
+        if not isinstance(b, TaskReported) or any(r["task_id"] == b.task_id for r in self.reported):
+            return
+        self.reported.append(b.to_wire())
+        self._note_faults(env.src, b.storage_faults)
+        if self.on_task:
+            self.on_task(b.to_wire())
+        if self.spec.mode == "run":
+            self.begin_shutdown("run complete")
+
+    def on_stage_fatal(self, env: Envelope[Message]) -> None:
+        w = self.watchers.get(env.src)
+        if w is not None and isinstance(env.body, StageFatal):
+            w.fatal_reason = env.body.reason
+
+    def on_stage_kill(self, env: Envelope[Message]) -> None:
+        """The scheduler asks for an executor's group to be killed (its task was stopped)."""
+        b = env.body
+        if not isinstance(b, StageKill):
+            return
+        victim = self.watchers.get(b.stage)
+        if victim is not None and victim.proc is not None and victim.inc == b.inc and victim.proc.poll() is None:
+            victim.kill_reason = b.reason
+            log.warning(LIFECYCLE_FORMAT, "kill", victim.name, victim.kill_reason)
+            victim.proc.terminate(self.clock.monotonic())
+
+    HANDLERS: ClassVar[dict[Kind, Handler]] = {
+        Kind.STAGE_HEARTBEAT: on_heartbeat, Kind.CASE_DEADLINE: on_case_deadline, Kind.CASE_REPORTED: on_case_reported,
+        Kind.TASK_REPORTED: on_task_reported, Kind.STAGE_FATAL: on_stage_fatal, Kind.STAGE_KILL: on_stage_kill,
+    }
 
     def _note_faults(self, stage: str, faults: Any) -> None:
         """Failed report/journal writes a stage reported: kept for ``status`` and for ``run``'s exit code."""
@@ -231,7 +250,7 @@ class Supervisor(ReloadMixin):
         """A case started on ``w`` (told by its case thread before the case runs, or by a heartbeat)."""
         label = f"{cur.get('case') or cur.get('name') or cur.get('case_id')} ({cur.get('case_id')}#{cur.get('index')}, attempt {cur.get('run_times')})"
         key = (str(cur.get("case_id")), int(cur.get("index") or 0), int(cur.get("run_times") or 0))
-        self.deadlines.started(w.name, w.inc, label, float(cur["deadline_s"]), elapsed, time.monotonic(), key=key, since=since,
+        self.deadlines.started(w.name, w.inc, label, float(cur["deadline_s"]), elapsed, self.clock.monotonic(), key=key, since=since,
                                named=bool(cur.get("case")))
 
     # -- exits ------------------------------------------------------------------------------------
@@ -248,20 +267,17 @@ class Supervisor(ReloadMixin):
             cause = w.exit_cause(code)
             running = self.deadlines.get(w.name)
             self.deadlines.finished(w.name)
-            if w.name in self.retiring and self.shutdown_at is None:
-                self._retired(w, cause, running is not None)
+            if w.name in self.reloader.retiring and self.shutdown_at is None:
+                self.reloader.retired(w, cause, running is not None)
                 continue
             state = w.decide_after_exit(code, now, self.shutdown_at is not None or (self.draining_since is not None and w.kind == "executor"))
             event = "exit" if state != "failed" else "giveup"
             log.log(logging.INFO if state == "stopped" else logging.WARNING, LIFECYCLE_FORMAT, event, w.name,
                     f"pid={w.proc.pid} inc={w.inc} cause={cause!r} next={state}")
             if w.kind == "executor" and (state != "stopped" or self.shutdown_at is None):   # stopped mid-drain: its case is settled
-                reason = cause if cause.startswith(("timeout", "hung", "stopped")) else f"{w.name} {cause}"
-                if running and not cause.startswith("timeout"):
-                    reason += f" while running case {running.case}" + (f" at step {running.step!r}" if running.step else "")
-                victim: Victim | None = ({"case_id": running.key[0], "index": running.key[1], "run_times": running.key[2],
-                                          "started_ms": int(running.since * 1000)} if running and running.key else None)
-                self.mailbox.send("scheduler", StageDied(stage=w.name, inc=w.inc, reason=reason, case=victim))
+                victim = cast("Victim | None", running.victim() if running else None)
+                self.mailbox.send("scheduler", StageDied(stage=w.name, inc=w.inc, reason=death_reason(w.name, cause, running),
+                                                         case=victim))
             if state == "failed":
                 self._gave_up(w)
 
@@ -274,21 +290,7 @@ class Supervisor(ReloadMixin):
             self.begin_shutdown(self.fatal)
 
     def _sweep_orphans(self) -> None:
-        """We are the subreaper: orphans of dead stages are our children now. Kill and reap those that are
-        not a live stage process."""
-        live = {w.proc.pid for w in self.watchers.values() if w.proc and w.proc.poll() is None} | helper_pids()
-        me = psutil.Process()
-        victims = []
-        for p in me.children(recursive=False):
-            if p.pid in live:
-                continue
-            try:
-                victims.append(p)
-                p.kill()
-            except psutil.Error:
-                pass
-        if victims:
-            psutil.wait_procs(victims, timeout=3)
+        self.sweep({w.proc.pid for w in self.watchers.values() if w.proc and w.proc.poll() is None})
 
     def _restart_due(self, now: float) -> None:
         if self.shutdown_at is not None:
@@ -299,7 +301,7 @@ class Supervisor(ReloadMixin):
             if w.state == "backoff" and now >= w.next_start:
                 w.restarts += 1
                 log.info(LIFECYCLE_FORMAT, "restart", w.name, f"restarts={w.restarts} after={w.last_exit!r}")
-                self._spawn(w, now)
+                self.spawn(w, now)
 
     def _enforce_deadlines(self, now: float) -> None:
         for r in self.deadlines.expired(now):
@@ -332,7 +334,7 @@ class Supervisor(ReloadMixin):
             return
         log.info("draining: %s", why)
         self.shutdown_reason = why
-        self.draining_since = time.monotonic()
+        self.draining_since = self.clock.monotonic()
         body = TaskStop(task_id=None, reason=f"engine stopping ({why})", drain=True)
         self.mailbox.send("scheduler", body)
         for w in self.watchers.values():
@@ -343,7 +345,7 @@ class Supervisor(ReloadMixin):
         if self.shutdown_at is not None:
             return
         self.shutdown_reason = self.shutdown_reason or why
-        self.shutdown_at = time.monotonic()
+        self.shutdown_at = self.clock.monotonic()
         log.info("shutting down: %s", why)
         for w in self.watchers.values():
             if w.state == "running":
@@ -357,16 +359,16 @@ class Supervisor(ReloadMixin):
 
     def _progress_shutdown(self, now: float) -> None:
         if self.draining_since is not None and self.shutdown_at is None:
-            busy = [w for w in self.watchers.values() if w.kind == "executor" and self.deadlines.get(w.name)
+            busy = [(w, w.proc) for w in self.watchers.values() if w.kind == "executor" and self.deadlines.get(w.name)
                     and w.proc is not None and w.proc.poll() is None and not w.kill_reason]
             if self._hurry or now - self.draining_since > self.stop_grace:
-                for w in busy:               # the grace is over (or skipped): no second grace, SIGKILL the group
+                for w, proc in busy:         # the grace is over (or skipped): no second grace, SIGKILL the group
                     grace = "second stop signal: no grace" if self._hurry and now - self.draining_since <= self.stop_grace \
                         else f"case killed after {self.stop_grace:g} s grace"
                     w.kill_reason = f"stopped: engine shutting down ({self.shutdown_reason}); {grace}"
                     log.warning(LIFECYCLE_FORMAT, "kill", w.name, w.kill_reason)
-                    w.proc.kill()
-            if self.reported_all() or now - self.draining_since > self.stop_grace + self.grace + 10:
+                    proc.kill()
+            if self.drained() or now - self.draining_since > self.stop_grace + self.grace + 10:
                 self.begin_shutdown(self.shutdown_reason)
         if self.shutdown_at is None:
             return
@@ -375,8 +377,13 @@ class Supervisor(ReloadMixin):
                 if self._hurry or now - self.shutdown_at > self.stop_grace / 2:
                     w.proc.terminate(now)
 
-    def reported_all(self) -> bool:
-        return bool(self.reported) if self.spec.mode == "run" else True
+    def drained(self) -> bool:
+        """The drain is over: ``run`` once its task is reported (the scheduler settled what did not run);
+        ``start`` once no executor runs a case any more, so running cases get their grace there too."""
+        if self.spec.mode == "run":
+            return bool(self.reported)
+        return not any(w.kind == "executor" and self.deadlines.get(w.name) and w.proc is not None and w.proc.poll() is None
+                       for w in self.watchers.values())
 
     def finished(self) -> bool:
         if self.shutdown_at is None:
@@ -385,64 +392,18 @@ class Supervisor(ReloadMixin):
 
     def close(self) -> None:
         for w in self.watchers.values():
-            if w.proc and w.proc.poll() is None:
-                w.proc.kill()
             if w.proc:
-                w.proc.kill()           # the group may outlive its leader
+                w.proc.kill()           # the whole group, which may outlive its leader
         stop_launcher()
         self._sweep_orphans()
-        self.write_status(time.monotonic(), final=True)
+        write_status(self, self.clock.monotonic(), final=True)
         self.ops.close()
         self.control.close()
         self.mailbox.close()
 
     # -- status / control -------------------------------------------------------------------------
     def status(self, now: float | None = None) -> dict[str, Any]:
-        now = time.monotonic() if now is None else now
-        stages = [w.as_status(now) for w in self.watchers.values()]
-        entries = {e["name"]: e for e in self.spec.executors}
-        for s in stages:
-            r = self.deadlines.get(s["name"])
-            if r:
-                s["deadline_in_s"] = round(r.deadline - now, 1)
-            if s["kind"] == "executor":
-                s.update(self._executor_fields(entries.get(s["name"]) or {}))
-                s["retiring"] = s["name"] in self.retiring
-        sched = self.watchers.get("scheduler")
-        agg = self.watchers.get("aggregator")
-        return {"status": "ok", "mode": self.spec.mode, "uptime_s": round(now - self.started, 1),
-                "shutting_down": self.shutdown_at is not None, "reason": self.shutdown_reason or None,
-                "config_generation": self.generation,
-                "stages": stages, "queues": (sched.heartbeat.get("stats", {}) if sched else {}),
-                "tasks": ((agg.heartbeat.get("stats") or {}).get("tasks") or []) if agg else [],
-                "tasks_reported": [r["task_id"] for r in self.reported], "storage_faults": list(self.storage_faults),
-                "disk_short": (sched.heartbeat.get("stats") or {}).get("disk_short") if sched else None}
-
-    def _executor_fields(self, entry: dict[str, Any]) -> dict[str, Any]:
-        """What an executor runs on: its case kinds, the browser (WEB) and the device (APP) it owns."""
-        kinds = list(entry.get("kinds") or [])
-        wd = self.spec.config.get("WebDriver") or {}
-        browser = None
-        if "WEB" in kinds:
-            browser = (f"remote {wd.get('remote-url')}" if wd.get("options") == "remote"
-                       else f"{Path(str(wd.get('binary') or 'chromium')).name} ({wd.get('options') or 'headless'})")
-        device = entry.get("device")
-        dev = self.spec.devices.get(device) if device else None
-        return {"kinds": kinds, "browser": redact_urls(browser) if browser else None, "device": device,
-                "device_info": {k: redact_urls(str(v)) for k, v in (dev or {}).items()
-                                if "password" not in k and "secret" not in k} or None}
-
-    def write_status(self, now: float, final: bool = False) -> None:
-        data = self.status(now)
-        if final:
-            for s in data["stages"]:
-                s["state"] = "stopped" if s["state"] != "failed" else "failed"
-        tmp = self.run_dir / "status.json.tmp"
-        try:
-            tmp.write_text(json.dumps(data, default=str))
-            tmp.replace(self.run_dir / "status.json")
-        except OSError:
-            pass
+        return status(self, self.clock.monotonic() if now is None else now)
 
     def _control(self, req: dict[str, Any]) -> dict[str, Any]:
         cmd = req.get("cmd")
@@ -456,11 +417,8 @@ class Supervisor(ReloadMixin):
             self.mailbox.send("scheduler", TaskStop(task_id=str(tid) if tid is not None else None, reason="stopped by request"))
             return {"status": "ok"}
         if cmd == "reload":
-            return self.reload()
+            return self.reloader.reload()
         if cmd in OPS_COMMANDS:
             return self.ops.control(req)
         return {"status": "error", "reason": f"unknown command {cmd!r} (known: status, stop, stop-task, reload)", "errno": 1}
 
-
-def exit_description(code: int | None) -> str:
-    return describe_exit(code)

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import logging
 import os
-import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import zmq
 
+from .clock import SYSTEM_CLOCK, Clock
 from .codec import Envelope, decode, encode, wrap
 from .errors import CodecError, SendError
 from .journal import Outbox, SeenIds
@@ -44,8 +45,8 @@ class Mailbox:
     def __init__(self, name: str, inc: int, resolve: Callable[[str], str],
                  *, resend_first: float = 1.0, resend_cap: float = 8.0,
                  curve_server: Callable[[Any], None] | None = None,
-                 curve_client: Callable[[Any], None] | None = None) -> None:
-        self.name, self.inc, self.resolve = name, inc, resolve
+                 curve_client: Callable[[Any], None] | None = None, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.name, self.inc, self.resolve, self.clock = name, inc, resolve, clock
         self.outbox = Outbox(resend_first, resend_cap)
         self.seen = SeenIds()
         self.curve_server, self.curve_client = curve_server, curve_client
@@ -83,7 +84,7 @@ class Mailbox:
         if self.inbox is not None:
             self.inbox.close(0)
         if self.ctx is not None:
-            from .curve import stop_authenticator     # the ZAP thread holds a socket: term() would block on it
+            from .curve import stop_authenticator  # the ZAP thread holds a socket: term() would block on it
             stop_authenticator(self.ctx)
             self.ctx.term()
         self.peers.clear()
@@ -113,7 +114,7 @@ class Mailbox:
         kind = env.kind
         frame = encode(env)
         if kind in RELIABLE:
-            self.outbox.track(env.msg_id, peer, frame, kind.value, time.monotonic())
+            self.outbox.track(env.msg_id, peer, frame, kind.value, self.clock.monotonic())
         self._push(peer, frame, reliable=kind in RELIABLE, what=kind.value)
         return env.msg_id
 
@@ -129,7 +130,7 @@ class Mailbox:
     def resend_due(self) -> int:
         """Re-send reliable messages whose ack is late. Call every loop turn; cheap when nothing is due."""
         n = 0
-        for msg_id, p in self.outbox.due(time.monotonic()):
+        for msg_id, p in self.outbox.due(self.clock.monotonic()):
             if p.tries in (3, 10, 30):
                 log.warning("%s: %s %s to %s still unacknowledged after %d tries", self.name, p.kind, msg_id, p.peer, p.tries)
             self._push(p.peer, p.frame, reliable=True, what=p.kind)
@@ -268,6 +269,7 @@ class ControlServer:
 def control_request(endpoint: str, request: dict[str, Any], timeout_s: float = 5.0) -> dict[str, Any]:
     """Send one control request; raises ``TransportError`` when nobody answers in time."""
     import json
+
     from .errors import TransportError
     ctx = zmq.Context()
     sock = ctx.socket(zmq.REQ)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .clock import SYSTEM_CLOCK, Clock
 from .orphans import SUPERVISOR_ENV
 from .process import ProcessHandle, describe_exit
 from .restart import Backoff, FlappingDetector
@@ -36,6 +38,8 @@ class StageWatcher:
     heartbeat: dict[str, Any] = field(default_factory=dict)
     kill_reason: str = ""           # why *we* killed it (timeout, hang, stop): reported instead of the signal
     fatal_reason: str = ""
+    clock: Clock = SYSTEM_CLOCK
+    make_process: Callable[..., ProcessHandle] = ProcessHandle     # tests hand in a process that spawns nothing
 
     @property
     def tmp_dir(self) -> Path:
@@ -48,7 +52,7 @@ class StageWatcher:
                    PYTHONPATH=PROJECT_ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
                    **{SUPERVISOR_ENV: str(os.getpid())}, **(extra_env or {}))       # the stage dies with us
         argv = [sys.executable, "-m", "pipeline.stage_main", str(self.run_dir), self.kind, self.name, str(self.inc)]
-        self.proc = ProcessHandle(argv, env, self.log_dir / f"{self.name}.out", cwd=PROJECT_ROOT)
+        self.proc = self.make_process(argv, env, self.log_dir / f"{self.name}.out", cwd=PROJECT_ROOT, clock=self.clock)
         pid = self.proc.spawn()
         self.state, self.kill_reason, self.last_heartbeat, self.heartbeat = "running", "", now, {}
         return pid

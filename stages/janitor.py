@@ -49,7 +49,7 @@ def expired_entries(root: Path, max_age_s: float, now: float, *, files: bool = F
 
 def archive_rotated_logs(log_dir: Path, max_age_s: float, now: float) -> list[tuple[Path, Path]]:
     """Gzip rotated logs older than ``max_age_s`` into ``archive/<YYYY-MM>/``; returns (source, archive) pairs."""
-    done = []
+    done: list[tuple[Path, Path]] = []
     if not log_dir.is_dir():
         return done
     for p in log_dir.glob("*.log.*"):
@@ -153,13 +153,13 @@ class Janitor(Stage):
         self.reaped = 0
 
     def on_tick(self) -> None:
-        now = time.monotonic()
+        now = self.clock.monotonic()
         if now - self._last_reap >= 5.0:
             self._last_reap = now
             self.reap_orphans()
         if now - self._last_sweep >= float(self.spec.setting("Retention", "interval")) or self._last_sweep == 0.0:
             self._last_sweep = now
-            self.sweep(time.time())
+            self.sweep(self.clock.wall())
 
     def sweep(self, now: float) -> None:
         r = self.spec.config["Retention"]

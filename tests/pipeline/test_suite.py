@@ -264,7 +264,7 @@ def test_a_chain_of_dependencies_without_a_cycle_is_fine() -> None:
 
 def test_deeply_nested_task_json_is_a_suite_error_not_a_traceback(tmp_path: Path, data: Path) -> None:
     deep = "[" * 200_000 + "]" * 200_000
-    src = tree(tmp_path / "suite", {"task.json": '{"taskId": "t-1", "testCollectionList": [], "x": %s}' % deep})
+    src = tree(tmp_path / "suite", {"task.json": '{"taskId": "t-1", "testCollectionList": [], "x": ' + deep + '}'})
     with pytest.raises(SuiteError, match="nested too deeply"):
         load_suite(src, data)
     nested: Any = []

@@ -18,8 +18,9 @@ import ast
 import json
 import numbers
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from pipeline.errors import PipelineError
 
@@ -204,14 +205,14 @@ def _between(a: Any, e: Any) -> bool:
     low, high = _pair(e)
     if low > high:
         raise ComparisonError(f"预期值({_show(e)})的下限大于上限")
-    return low <= _number(a, "实际值") <= high
+    return bool(low <= _number(a, "实际值") <= high)
 
 
 def _close(a: Any, e: Any) -> bool:
     value, tolerance = _pair(e)
     if tolerance < 0:
         raise ComparisonError(f"预期值({_show(e)})的误差为负数")
-    return abs(_number(a, "实际值") - value) <= tolerance
+    return bool(abs(_number(a, "实际值") - value) <= tolerance)
 
 
 def _edge(a: Any, e: Any, last: bool) -> bool:
@@ -222,7 +223,7 @@ def _edge(a: Any, e: Any, last: bool) -> bool:
         if not a:
             raise ComparisonError("实际值为空，没有开头/结尾")
         seq = list(a)
-        return (seq[-1] if last else seq[0]) == e
+        return bool((seq[-1] if last else seq[0]) == e)
     text, fix = _text_of(a), _text_of(e)
     if not fix:
         raise ComparisonError("预期值为空字符串")

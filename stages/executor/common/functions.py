@@ -9,15 +9,16 @@ and pieces are converted by the declared types (§8.1).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import faker
 
 from pipeline.errors import PipelineError
 from stages.executor.common import provider
 from stages.executor.common.params import parse_literal
-from stages.executor.common.refs import resolve_marker, MARKER
+from stages.executor.common.refs import MARKER, resolve_marker
 from stages.executor.common.script import NOT_RETURNED, ScriptError, run_script, script_names
 from stages.executor.common.variables import Variables
 
@@ -48,7 +49,10 @@ def split_args(raw: str) -> list[str]:
     """Split on top-level commas (outside quotes, brackets and ``#{…}``); pieces trimmed; ``""`` → []."""
     if raw is None or not str(raw).strip():
         return []
-    pieces, current, stack, quote = [], [], [], ""
+    pieces: list[str] = []
+    current: list[str] = []
+    stack: list[str] = []
+    quote = ""
     text = str(raw)
     for i, ch in enumerate(text):
         if quote:
@@ -168,7 +172,8 @@ class FunctionLibrary:
                 target = None
         if not callable(target):
             raise FunctionError(f"不存在的内置函数: {name}")
-        return target
+        found: Callable[..., Any] = target
+        return found
 
     def _call_custom(self, name: str, args: list[Any]) -> Any:
         spec = self.custom[name]

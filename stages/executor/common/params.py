@@ -14,14 +14,14 @@ __all__ = ["convert_params", "convert_typed", "parse_literal", "TYPES"]
 TYPES = ("String", "Int", "Float", "Number", "Boolean", "JSONObject", "JSONArray", "Bytes", "Other", "File")
 
 
-def parse_literal(text: str) -> Any:
+def parse_literal(text: str | bytes) -> Any:
     """JSON, else a Python literal (safe, no code runs); ValueError when neither parses."""
     try:
         return json.loads(text)
     except ValueError:
         pass
     try:
-        return ast.literal_eval(text.strip())
+        return ast.literal_eval((text.decode("utf-8", "replace") if isinstance(text, bytes) else text).strip())
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as e:
         raise ValueError(f"不是合法的JSON或字面量: {text[:80]!r}") from e
 

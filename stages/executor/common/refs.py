@@ -9,7 +9,7 @@ import re
 from typing import Any
 
 from jsonpath_ng.exceptions import JsonPathLexerError, JsonPathParserError
-from jsonpath_ng.ext import parse as jsonpath_parse
+from jsonpath_ng.ext.parser import parse as jsonpath_parse
 
 __all__ = ["MARKER", "resolve_marker", "lookup", "jsonpath_values"]
 

@@ -3,7 +3,8 @@ Chinese operationName. Every function takes ``(driver, call)``; element params a
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.keys import Keys
@@ -118,6 +119,14 @@ def _key(call: OpCall) -> str:
     return key
 
 
+def _px(call: OpCall, key: str) -> int:
+    """An offset in pixels: the catalog says Int, and WebDriver's pointer actions take integers only."""
+    value = call.number(key)
+    if value != int(value):
+        raise OperationError(f"操作[{call.name}]数据参数 {key} 必须是整数, 实际为 {value!r}")
+    return int(value)
+
+
 def _chain(driver: WebDriver) -> ActionChains:
     return ActionChains(driver)
 
@@ -155,12 +164,12 @@ PAGE_ACTIONS: dict[str, WebAction] = {
     "右键点击": lambda d, c: _chain(d).context_click(_find(d, c)).perform(),
     "双击": lambda d, c: _chain(d).double_click(_find(d, c)).perform(),
     "拖拽": lambda d, c: _chain(d).drag_and_drop(_find(d, c, "startElement"), _find(d, c, "endElement")).perform(),
-    "偏移拖拽": lambda d, c: _chain(d).drag_and_drop_by_offset(_find(d, c), c.number("x"), c.number("y")).perform(),
+    "偏移拖拽": lambda d, c: _chain(d).drag_and_drop_by_offset(_find(d, c), _px(c, "x"), _px(c, "y")).perform(),
     "按下键位": lambda d, c: _chain(d).key_down(_key(c), _find(d, c)).perform(),
     "释放键位": lambda d, c: _chain(d).key_up(_key(c), _find(d, c)).perform(),
-    "鼠标移动到坐标": lambda d, c: _chain(d).move_by_offset(c.number("x"), c.number("y")).perform(),
+    "鼠标移动到坐标": lambda d, c: _chain(d).move_by_offset(_px(c, "x"), _px(c, "y")).perform(),
     "鼠标移动到元素": lambda d, c: _chain(d).move_to_element(_find(d, c)).perform(),
-    "鼠标元素内偏移": lambda d, c: _chain(d).move_to_element_with_offset(_find(d, c), c.number("x"), c.number("y")).perform(),
+    "鼠标元素内偏移": lambda d, c: _chain(d).move_to_element_with_offset(_find(d, c), _px(c, "x"), _px(c, "y")).perform(),
     "释放点击保持状态": lambda d, c: _chain(d).release(_find(d, c)).perform(),
     "等待元素出现": wait_present,
     "等待元素消失": wait_absent,

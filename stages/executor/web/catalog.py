@@ -3,15 +3,17 @@ mapping of a lost browser to ``InfrastructureError``."""
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from functools import partial
-from typing import Any, Mapping
+from typing import Any
 
 from selenium.webdriver.common.by import By
 
 from pipeline.errors import InfrastructureError
 from stages.executor.ui.catalog import Operation, OperationError
+from stages.executor.ui.driver import set_command_timeout
 from stages.executor.web.actions import BROWSER_ACTIONS, PAGE_ACTIONS
-from stages.executor.web.browser import Browser, is_browser_lost, set_command_timeout
+from stages.executor.web.browser import Browser, is_browser_lost
 from stages.executor.web.queries import ASSERTIONS, CONDITIONS, RELATIONS
 
 __all__ = ["WebCatalog", "BY"]

@@ -14,7 +14,8 @@ import json
 import threading
 import urllib.parse
 import urllib.request
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import websocket
 
@@ -90,7 +91,7 @@ class CdpClient:
         if self.closed:
             raise CdpError(f"{method}: connection closed ({self.error or 'closed'})")
         msg_id = self._new_id()
-        done, box = threading.Event(), []
+        done, box = threading.Event(), list[dict[str, Any]]()
         with self._lock:
             self._waiting[msg_id] = (done, box)
         try:

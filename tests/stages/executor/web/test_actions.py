@@ -176,3 +176,10 @@ def test_file_upload(web: Web, tmp_path: Path) -> None:
 def test_missing_element_param_is_step_error(web: Web) -> None:
     r = web.run(web.open(), op("page", "单击"))
     assert r.status == 2 and "缺少元素参数 element" in logs(r)
+
+
+def test_a_fractional_pixel_offset_is_a_step_error_naming_it(web: Web) -> None:
+    r = web.run(web.open(), op("page", "鼠标移动到坐标", x=("Float", "10.5"), y=("Int", "5")))
+    assert r.status == 2 and "数据参数 x 必须是整数, 实际为 10.5" in logs(r)
+    r = web.run(web.open(), op("page", "鼠标移动到坐标", x=("Float", "10.0"), y=("Int", "5")))
+    assert r.status == 0, logs(r)
