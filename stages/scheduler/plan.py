@@ -7,13 +7,23 @@ of a unit carries its ``runTimes`` (the platform's attempt number) and its deadl
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from pipeline.messages import UnitRun
-from pipeline.models import CaseRef, CaseResult, Outcome, Status, Task, TestCollection, UNKNOWN, engine_result
+from pipeline.models import (
+    UNKNOWN,
+    CaseRef,
+    CaseResult,
+    Outcome,
+    Status,
+    Task,
+    TestCollection,
+    engine_result,
+)
 
-__all__ = ["CaseState", "Unit", "TaskState", "build_units", "synthetic_result", "case_matches_tags"]
+__all__ = ["CaseState", "TaskState", "Unit", "build_units", "case_matches_tags", "synthetic_result"]
 
 
 @dataclass

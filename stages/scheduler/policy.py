@@ -6,12 +6,13 @@ a longest-first or history-aware policy plugs in without touching the machine (`
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Protocol
 
 from .plan import Unit
 
-__all__ = ["ExecutorInfo", "DispatchPolicy", "FifoPolicy"]
+__all__ = ["DispatchPolicy", "ExecutorInfo", "FifoPolicy"]
 
 
 @dataclass
