@@ -2,9 +2,9 @@
 chromedriver log lines of the attempt and a screen recording that works headless.
 
 Console, network and video come from a DevTools connection of our own (``cdp.CdpClient``) attached to the
-case's window: ``Runtime``/``Log`` events for the console, ``Network`` events for the HAR, and
-``Page.startScreencast`` frames (acknowledged on the reader thread, so the browser keeps sending) for the
-video, encoded only when the bundle is kept. A remote end without a DevTools endpoint (a Grid without
+case's window: ``Runtime``/``Log`` events for the console, ``Network`` events for the HAR, and the
+``Page.startScreencast`` frames, paced to a few a second and stopped between attempts (``grabber``), for
+the video, kept in a bounded ring and encoded only when the bundle is kept. A remote end without a DevTools endpoint (a Grid without
 ``se:cdp``) gets the DOM through WebDriver and a note saying what it did not allow. Nothing here may fail
 a case: every problem becomes a note on the attempt and a log line.
 """
@@ -23,17 +23,17 @@ from stages.executor.common.evidence import Bundle, EvidenceSpec
 from stages.executor.context import RunContext
 from stages.executor.web.browser import Browser
 from stages.executor.web.cdp import CdpClient, CdpError, browser_ws_url
+from stages.executor.web.grabber import FramePacer
 from stages.executor.web.har import NETWORK_EVENTS, NetworkLog, har_document
 from stages.executor.web.video import FrameBuffer, VideoError, encode_webm
 
-__all__ = ["WebRecorder", "DevtoolsTap", "ENGINE_VERSION"]
+__all__ = ["ENGINE_VERSION", "DevtoolsTap", "WebRecorder"]
 
 log = logging.getLogger("stages.executor.web.evidence")
 ENGINE_VERSION = "0.1.0"
 CONSOLE_LIMIT = 5000
+CONSOLE_EVENTS = ("Runtime.consoleAPICalled", "Runtime.exceptionThrown", "Log.entryAdded")
 SUMMARY_ROWS = 100          # console/network rows carried on the result for report.html (the files hold all)
-# ~800 px wide at quality 50: readable text at a fraction of the browser's JPEG cost (bench/evidence.py)
-SCREENCAST = {"format": "jpeg", "quality": 50, "maxWidth": 800, "maxHeight": 800, "everyNthFrame": 1}
 DOM_TIMEOUT_S = 2.0
 
 
@@ -41,18 +41,17 @@ TAP_KEY = "web.evidence.tap"     # ctx.shared: the DevTools connection of the co
 
 
 class DevtoolsTap:
-    """The DevTools connection of one browser, kept while the browser lives (a reused browser pays the connect,
-    attach and screencast start once, not per case). Events go to the attempt's recorder (``sink``); between
-    attempts frames are acknowledged and dropped. Execution contexts (for the DOM of every frame) are tracked
-    across attempts, since the browser announces them only when a frame loads."""
+    """The DevTools connection of one browser, kept while the browser lives (a reused browser pays the connect
+    and attach once, not per case). Events go to the attempt's recorder (``sink``); between attempts nothing
+    is captured. Execution contexts (for the DOM of every frame) are tracked across attempts, since the
+    browser announces them only when a frame loads."""
 
     def __init__(self, browser: Browser) -> None:
         self.browser = browser
         self.sink: WebRecorder | None = None
         self.contexts: dict[int, dict[str, Any]] = {}
         self.session = ""
-        self.video_error = ""
-        self.casting = False
+        self.pacer: FramePacer | None = None
         driver = browser.driver
         remote = browser.config.driver_path if browser.config.mode == "remote" else ""
         self.client = CdpClient(browser_ws_url(dict(driver.capabilities), remote), self._event)
@@ -61,6 +60,7 @@ class DevtoolsTap:
             self.session = str(self.client.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"])
             for method in ("Runtime.enable", "Log.enable", "Network.enable"):
                 self.client.send(method, {}, self.session)
+            self.pacer = FramePacer(self.client, self.session)
         except Exception:
             self.client.close()
             raise
@@ -71,35 +71,32 @@ class DevtoolsTap:
         if isinstance(tap, DevtoolsTap) and tap.browser is browser and not tap.client.closed:
             return tap
         if isinstance(tap, DevtoolsTap):
-            tap.client.close()
+            tap.close()
         ctx.shared.pop(TAP_KEY, None)
         tap = cls(browser)
         ctx.shared[TAP_KEY] = tap
         return tap
 
-    def screencast(self) -> None:
-        """Start the screencast once (it runs while the browser lives; frames come only on repaints)."""
-        if self.casting or self.video_error:
-            return
-        try:
-            self.client.send("Page.startScreencast", SCREENCAST, self.session)
-            self.casting = True
-        except CdpError as e:
-            self.video_error = _text(e)
+    def close(self) -> None:
+        if self.pacer is not None:
+            self.pacer.close()
+        self.client.close()
 
     @staticmethod
     def drop(ctx: RunContext) -> None:
         """Close the collection's tap (the browser is being quit)."""
         tap = ctx.shared.pop(TAP_KEY, None)
         if isinstance(tap, DevtoolsTap):
-            tap.client.close()
+            tap.close()
 
     def _event(self, method: str, p: dict[str, Any], session: str) -> None:
         if session != self.session:
             return
         if method == "Page.screencastFrame":
-            self.client.post("Page.screencastFrameAck", {"sessionId": p.get("sessionId")}, self.session)
-        elif method == "Runtime.executionContextCreated":
+            if self.pacer is not None:
+                self.pacer.frame(p)
+            return
+        if method == "Runtime.executionContextCreated":
             ctx = p.get("context") or {}
             aux = ctx.get("auxData") or {}
             if aux.get("isDefault"):
@@ -138,11 +135,11 @@ class WebRecorder:
         rec = cls(browser, spec)
         try:
             rec.tap = DevtoolsTap.of(browser, ctx)
-            if spec.video:
-                rec.tap.screencast()
-            if spec.video and rec.tap.video_error:
-                rec.bundle.note(f"video not recorded: {rec.tap.video_error}")
             rec.tap.sink = rec
+            if spec.video and rec.tap.pacer is not None:
+                rec.tap.pacer.start(rec.frame)
+                if rec.tap.pacer.error:
+                    rec.bundle.note(f"video not recorded: {rec.tap.pacer.error}")
         except Exception as e:  # noqa: BLE001 - no DevTools: the bundle says so, the case goes on
             ctx.shared.pop(TAP_KEY, None)
             rec.tap = None
@@ -163,24 +160,24 @@ class WebRecorder:
             ctx.evidence_result = {"dir": "", "files": [], "notes": [f"evidence not kept: {_text(e)}"]}
 
     # -- events (reader thread) ------------------------------------------------------------------------------
+    def frame(self, when: float, data: str) -> None:
+        """A screencast frame (reader thread), kept base64: decoded only for a bundle that is kept."""
+        with self._lock:
+            self.frames.add(when, data, len(data) * 3 // 4)
+
     def event(self, method: str, p: dict[str, Any]) -> None:
-        if method == "Page.screencastFrame":
-            if not self.spec.video:
-                return
-            when = float((p.get("metadata") or {}).get("timestamp") or time.time())
-            data = str(p.get("data") or "")          # kept base64: decoded only for a bundle that is kept
-            with self._lock:
-                self.frames.add(when, data, len(data) * 3 // 4)
-        elif method in NETWORK_EVENTS:
+        if method in NETWORK_EVENTS:
             with self._lock:
                 self.network.event(method, p)
-        elif method in ("Runtime.consoleAPICalled", "Runtime.exceptionThrown", "Log.entryAdded"):
-            if len(self.console) < CONSOLE_LIMIT:
-                self.console.append(_console_row(method, p))
+        elif method in CONSOLE_EVENTS and len(self.console) < CONSOLE_LIMIT:
+            self.console.append(_console_row(method, p))
 
     # -- end of the attempt ----------------------------------------------------------------------------------
     def finish(self, keep: bool, failed: bool) -> dict[str, Any]:
         """Stop recording; when ``keep``, write the bundle and return ``CaseResult.evidence`` (else {})."""
+        pacer = self.tap.pacer if self.tap is not None else None
+        if pacer is not None:
+            pacer.stop()
         ended = time.time()
         try:
             if keep and failed:
@@ -204,7 +201,7 @@ class WebRecorder:
             if dropped:
                 b.note(f"video starts late: the first {dropped} of {total} frames were dropped to stay within max-mb")
             b.add("video.webm", "video", lambda path: _encode([(t, base64.b64decode(d)) for t, d in frames], ended, path))
-        elif self.tap is not None and self.spec.video and not self.tap.video_error:
+        elif self.tap is not None and self.spec.video and pacer is not None and not pacer.error:
             b.note("video not recorded: the browser sent no screencast frame (nothing was painted)")
         saved = b.save(self.spec)
         if saved.get("files"):
