@@ -68,11 +68,8 @@ class Aggregator(Stage):
         self._ingest_n = self._ingest_slow = 0
         self._tick_max = 0.0
         self.reports = ReportThread(self.log)
-        from pipeline.platform import engine_secret
-        from pipeline.secrets import url_secrets
-        self.secrets = [s for s in (spec.setting("Engine", "engine-secret"), engine_secret(spec), spec.headers.get("token", "")) if s]
-        self.secrets += url_secrets([str(d.get("appium_url") or "") for d in spec.devices.values()]
-                                    + [str(v) for v in spec.config.get("WebDriver", {}).values()])
+        from pipeline.secrets import spec_secrets
+        self.secrets = spec_secrets(spec)          # the executors mask evidence files with the same list
         # platform mode: every result and every task.reported is forwarded to the uploader; a forward counts
         # as done only when the uploader acked it (journaled as "fwd"), so a crash re-forwards on replay.
         self.platform = bool(spec.setting("Platform", "url"))

@@ -10,13 +10,14 @@ from typing import Any, ClassVar
 
 from pipeline.codec import Envelope
 from pipeline.messages import Kind
+from pipeline.secrets import spec_secrets
 from pipeline.stage import Handler, Stage
 from pipeline.transport import Notifier
 
 from .context import RunSettings
 from .host import UnitWorker
 
-__all__ = ["Executor", "STAGE"]
+__all__ = ["STAGE", "Executor"]
 
 
 class Executor(Stage):
@@ -39,7 +40,8 @@ class Executor(Stage):
             faker_locale=cfg["Pipeline"]["faker-locale"], screenshot_every_step=cfg["Pipeline"]["screenshot-every-step"],
             default_step_timeout=cfg["Pipeline"]["step-timeout"], webdriver=wd, devices=dict(self.spec.devices),
             evidence_keep=cfg["Evidence"]["keep"], evidence_max_mb=cfg["Evidence"]["max-mb"],
-            evidence_video=cfg["Evidence"]["video"], report_dir=str(self.spec.report_dir))
+            evidence_video=cfg["Evidence"]["video"], evidence_secrets=tuple(spec_secrets(self.spec)),
+            report_dir=str(self.spec.report_dir))
         device = dict(self.spec.devices.get(self.device_name, {}), name=self.device_name) if self.device_name else None
         self.worker = UnitWorker(self.name, settings, Path(self.spec.storage_root), device, fetch_file=self._fetcher())
         self._deadline_notice = Notifier(self.mailbox, "supervisor")
@@ -48,7 +50,7 @@ class Executor(Stage):
         for kind in self.kinds:                # import keyword libraries now, not inside the first case's deadline
             try:
                 self.worker.runner(kind)
-            except Exception as e:
+            except Exception as e:  # noqa: BLE001 - a broken runner is reported by its first case
                 self.log.error("cannot load the %s runner: %s", kind, e)
         self.worker.warm_up()
         self.send_status()
@@ -129,7 +131,7 @@ class Executor(Stage):
             body["unit"] = dict(w.unit, running=w.running)
         try:
             self.mailbox.send("scheduler", Kind.EXECUTOR_STATUS, body)
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - a status is resent on the next tick
             self.log.debug("status not sent: %s", e)
 
     def current(self) -> dict[str, Any] | None:

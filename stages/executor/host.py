@@ -263,7 +263,8 @@ class UnitWorker:
         return EvidenceSpec(keep=str(unit.get("evidence") or self.settings.evidence_keep), max_mb=self.settings.evidence_max_mb,
                             task_report_dir=Path(report_dir) / unit["task_id"] if report_dir and unit.get("task_id") else None,
                             collection_id=unit["collection_id"], case_id=case["case_id"], index=int(case["index"]),
-                            attempt=int(case["run_times"]), video=self.settings.evidence_video)
+                            attempt=int(case["run_times"]), video=self.settings.evidence_video,
+                            secrets=self.settings.evidence_secrets)
 
     def _execute(self, unit: dict[str, Any], case: dict[str, Any], ctx: RunContext, t0: int,
                  data: dict[str, Any] | None = None) -> CaseResult:

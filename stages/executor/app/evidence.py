@@ -15,10 +15,10 @@ from typing import Any
 
 from pipeline.evidence import keep_bundle, may_record
 from stages.executor.app.session import AppSession, is_not_implemented
-from stages.executor.common.evidence import Bundle
+from stages.executor.common.evidence import Bundle, Text
 from stages.executor.context import RunContext
 
-__all__ = ["AppRecorder", "SERVER_LOG_HINT"]
+__all__ = ["SERVER_LOG_HINT", "AppRecorder"]
 
 log = logging.getLogger("stages.executor.app.evidence")
 SERVER_LOG_HINT = "start Appium with --allow-insecure=*:get_server_logs (or --relaxed-security)"
@@ -77,7 +77,7 @@ class AppRecorder:
         b = self.bundle
         if keep and failed:
             try:
-                b.add("page-source.xml", "dom", str(driver.page_source).encode("utf-8"))
+                b.add("page-source.xml", "dom", Text(str(driver.page_source)))
             except Exception as e:  # noqa: BLE001
                 b.note(f"page source not read: {_first(e)}")
         if self.recording:                            # always stopped, kept or not
@@ -91,7 +91,7 @@ class AppRecorder:
             try:
                 lines = driver.get_log("server")
                 text = "\n".join(str(e.get("message", e)) if isinstance(e, dict) else str(e) for e in lines or [])
-                b.add("appium-server.log", "driver-log", text.encode("utf-8"))
+                b.add("appium-server.log", "driver-log", Text(text))
             except Exception as e:  # noqa: BLE001
                 b.note(_server_log_note(e))
 

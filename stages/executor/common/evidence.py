@@ -2,19 +2,24 @@
 
 Shared by the WEB and APP recorders. ``Bundle.save`` writes ``<report-dir>/<taskId>/attachments/<case>/<attempt>/``
 (pipeline.evidence.bundle_dir) and returns what goes on the attempt's result (``CaseResult.evidence``): the
-files with kind and size, and notes on what was not recorded. ``[Evidence] max-mb`` bounds the directory:
+files with kind and size, and notes on what was not recorded. The run's secrets (``EvidenceSpec.secrets``,
+the list the reports mask) are masked as ``******`` in every text part (JSON parts value by value, so they
+stay valid JSON), and so are credentials in URLs (pipeline.secrets.redact). ``[Evidence] max-mb`` bounds the directory:
 parts are written in the order they were added (small logs first, the video last) and a part that would
 pass the bound is left out with a note. Saving never raises: a write error becomes a note.
 """
 from __future__ import annotations
 
+import json
 import logging
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from pipeline.evidence import bundle_dir
+from pipeline.secrets import redact, redact_value
 
 __all__ = ["Bundle", "EvidenceSpec"]
 
@@ -33,16 +38,35 @@ class EvidenceSpec:
     index: int = 0
     attempt: int = 1
     video: bool = True                       # [Evidence] video: the screen recording (the costly part)
+    secrets: tuple[str, ...] = ()            # masked in every text part (pipeline.secrets.spec_secrets)
+
+
+@dataclass(frozen=True, slots=True)
+class Text:
+    """A text part (a log, a DOM, XML): its secrets are masked when it is written."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Json:
+    """A JSON part (console rows, a HAR): masked value by value, then serialised."""
+
+    value: Any
+
+
+Part = bytes | Text | Json | Callable[[Path], None]
 
 
 @dataclass
 class Bundle:
-    """Parts are bytes, or a callable writing the part itself to the given path (the video encoder)."""
+    """Parts are ``Text``, ``Json``, bytes (binary, written as they are), or a callable writing the part itself
+    to the given path (the video encoder)."""
 
-    parts: list[tuple[str, str, bytes | Callable[[Path], None]]] = field(default_factory=list)
+    parts: list[tuple[str, str, Part]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
-    def add(self, name: str, kind: str, data: bytes | Callable[[Path], None]) -> None:
+    def add(self, name: str, kind: str, data: Part) -> None:
         self.parts.append((name, kind, data))
 
     def note(self, text: str) -> None:
@@ -63,9 +87,10 @@ class Bundle:
         except OSError as e:
             return {"dir": "", "files": [], "notes": self.notes + [f"bundle not written: {e}"]}
         used = 0
-        for name, kind, data in self.parts:
+        for name, kind, part in self.parts:
             path = target / name
             try:
+                data = _encode(part, spec.secrets)
                 if callable(data):
                     data(path)
                     size = path.stat().st_size
@@ -84,3 +109,11 @@ class Bundle:
             used += size
             files.append({"name": name, "kind": kind, "bytes": size})
         return {"dir": rel, "files": files, "notes": list(self.notes)}
+
+
+def _encode(part: Part, secrets: tuple[str, ...]) -> bytes | Callable[[Path], None]:
+    if isinstance(part, Text):
+        return redact(part.text, secrets).encode("utf-8", "surrogateescape")
+    if isinstance(part, Json):
+        return json.dumps(redact_value(part.value, secrets), ensure_ascii=False, indent=1).encode("utf-8")
+    return part

@@ -11,7 +11,6 @@ a case: every problem becomes a note on the attempt and a log line.
 from __future__ import annotations
 
 import base64
-import json
 import logging
 import threading
 import time
@@ -19,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.evidence import keep_bundle, may_record
-from stages.executor.common.evidence import Bundle, EvidenceSpec
+from pipeline.secrets import redact_value
+from stages.executor.common.evidence import Bundle, EvidenceSpec, Json, Text
 from stages.executor.context import RunContext
 from stages.executor.web.browser import Browser
 from stages.executor.web.cdp import CdpClient, CdpError, browser_ws_url
@@ -189,11 +189,11 @@ class WebRecorder:
         b = self.bundle
         har: dict[str, Any] = {"log": {"entries": []}}
         if self.tap is not None:                   # DevTools was attached: console and network were recorded
-            b.add("console.json", "console", json.dumps(self.console, ensure_ascii=False, indent=1).encode("utf-8"))
+            b.add("console.json", "console", Json(self.console))
             comment = f"{self.network.dropped} requests not recorded (limit {self.network.limit})" if self.network.dropped else ""
             with self._lock:
                 har = har_document(self.network.entries(), ENGINE_VERSION, comment)
-            b.add("network.har", "har", json.dumps(har, ensure_ascii=False, indent=1).encode("utf-8"))
+            b.add("network.har", "har", Json(har))
         self._driver_log(b)
         with self._lock:
             frames, dropped, total = list(self.frames.frames), self.frames.dropped, self.frames.total
@@ -205,10 +205,12 @@ class WebRecorder:
             b.note("video not recorded: the browser sent no screencast frame (nothing was painted)")
         saved = b.save(self.spec)
         if saved.get("files"):
-            saved["console"] = [dict(r, text=r["text"][:500]) for r in self.console[:SUMMARY_ROWS]]
-            saved["network"] = [{"m": e["request"]["method"], "u": e["request"]["url"][:500], "s": e["response"]["status"],
-                                 "t": e["time"], "b": e["response"]["bodySize"], "err": e["response"].get("_error", "")}
-                                for e in har["log"]["entries"][:SUMMARY_ROWS]]
+            rows = [dict(r, text=r["text"][:500]) for r in self.console[:SUMMARY_ROWS]]
+            saved["console"] = redact_value(rows, self.spec.secrets)
+            saved["network"] = redact_value([{"m": e["request"]["method"], "u": e["request"]["url"][:500],
+                                              "s": e["response"]["status"], "t": e["time"], "b": e["response"]["bodySize"],
+                                              "err": e["response"].get("_error", "")}
+                                             for e in har["log"]["entries"][:SUMMARY_ROWS]], self.spec.secrets)
         return saved
 
     def _dom(self) -> None:
@@ -238,10 +240,10 @@ class WebRecorder:
         index = []
         for i, (href, html) in enumerate(pages):
             name = f"dom-{i}.html"
-            self.bundle.add(name, "dom", html.encode("utf-8"))
+            self.bundle.add(name, "dom", Text(html))
             index.append({"file": name, "url": href})
         if index:
-            self.bundle.add("dom.json", "dom-index", json.dumps(index, ensure_ascii=False, indent=1).encode("utf-8"))
+            self.bundle.add("dom.json", "dom-index", Json(index))
 
     def _driver_log(self, b: Bundle) -> None:
         if self.log_path is None:
@@ -255,7 +257,7 @@ class WebRecorder:
         except OSError as e:
             b.note(f"chromedriver log not read: {e}")
             return
-        b.add("chromedriver.log", "driver-log", data)
+        b.add("chromedriver.log", "driver-log", Text(data.decode("utf-8", "surrogateescape")))
 
     def _close(self) -> None:
         if self.tap is not None and self.tap.sink is self:

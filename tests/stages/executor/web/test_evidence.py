@@ -19,6 +19,7 @@ from stages.executor.common.evidence import EvidenceSpec
 from stages.executor.context import RunSettings
 from stages.executor.web import video
 from stages.executor.web.cdp import CdpError, browser_ws_url
+from stages.executor.web.har import har_entry
 from tests.stages.executor.web.conftest import Web, logs, op
 from tests.stages.executor.web.test_runner import remote_driver  # noqa: F401  (a chromedriver as remote end)
 
@@ -32,9 +33,10 @@ NOISE = ("console.log('info " + MARK + "'); console.warn('warn " + MARK + "'); c
 
 
 def run(w: Web, tmp: Path, keep: str, *ops: dict[str, Any], attempt: int = 1, max_mb: float = 25.0,
-        video: bool = True) -> tuple[CaseResult, dict[str, Any]]:
+        video: bool = True, secrets: tuple[str, ...] = ()) -> tuple[CaseResult, dict[str, Any]]:
     w.ctx.evidence = EvidenceSpec(keep=keep, max_mb=max_mb, task_report_dir=tmp / "reports" / "task-web",
-                                  collection_id="col-1", case_id="case-1", index=1, attempt=attempt, video=video)
+                                  collection_id="col-1", case_id="case-1", index=1, attempt=attempt, video=video,
+                                  secrets=secrets)
     w.ctx.evidence_result = {}
     return w.run(*ops), w.ctx.evidence_result
 
@@ -134,6 +136,48 @@ def test_video_plays_in_chromium_and_frames_change(w: Web, tmp_path: Path) -> No
     finally:
         server.shutdown()
         server.server_close()
+
+
+SECRET = "s3cr3t-Engine-Value-91"
+# the secret in a console line, the DOM, a query string and a bearer header; a login whose answer sets a cookie
+LEAKY = ("console.log('pw " + SECRET + "'); document.body.insertAdjacentHTML('beforeend', '<p id=leak>" + SECRET + "</p>');"
+         "var a = new XMLHttpRequest(); a.open('POST', '/api/login', false); a.setRequestHeader('Content-Type', 'application/json');"
+         "a.send(JSON.stringify({username: 'admin', password: 'x'}));"
+         "var b = new XMLHttpRequest(); b.open('GET', '/api/users/1', false);"
+         "b.setRequestHeader('Authorization', 'Bearer " + SECRET + "'); b.send();"
+         "var c = new XMLHttpRequest(); c.open('GET', '/api/echo?key=" + SECRET + "', false); c.send();")
+
+
+def test_secrets_and_credentials_are_masked_in_every_part(w: Web, tmp_path: Path, har_validator: Any) -> None:
+    r, ev = run(w, tmp_path, "failure", w.open(), op("browser", "执行脚本", script=LEAKY),
+                op("assertion", "断言页面标题", assertion="equals", expect="not the title"), secrets=(SECRET,))
+    assert r.status == 1, logs(r)
+    d = bundle(tmp_path, ev)
+    assert {"console", "har", "dom", "driver-log", "video"} <= {f["kind"] for f in ev["files"]}
+    for f in d.iterdir():                        # no part holds the secret (the driver log saw the script too)
+        assert SECRET.encode() not in f.read_bytes(), f.name
+    assert SECRET not in json.dumps(ev)          # nor the rows carried on the result for report.html
+    console = json.loads((d / "console.json").read_text())
+    assert any(row["text"] == "pw ******" for row in console), console
+    assert '<p id="leak">******</p>' in (d / "dom-0.html").read_text()
+    har = json.loads((d / "network.har").read_text())
+    har_validator.validate(har)                  # masked value by value: still a valid HAR
+    by_path = {e["request"]["url"].split("/api/", 1)[-1]: e for e in har["log"]["entries"] if "/api/" in e["request"]["url"]}
+    assert set(by_path) == {"login", "users/1", "echo?key=******"}, set(by_path)
+    auth = [h["value"] for h in by_path["users/1"]["request"]["headers"] if h["name"].lower() == "authorization"]
+    assert auth == ["******"] and by_path["users/1"]["response"]["status"] == 200     # let in by the login's cookie
+    assert by_path["echo?key=******"]["request"]["queryString"] == [{"name": "key", "value": "******"}]
+
+
+def test_credential_headers_are_masked_whatever_their_case() -> None:
+    # Chromium reports cookies in Network.*ExtraInfo events, which the recorder does not read; a browser that
+    # puts them in the main events still gets them masked
+    entry = har_entry({"request": {"url": "http://127.0.0.1/x", "method": "GET",
+                                   "headers": {"Cookie": "sid=abc", "X-Trace": "t1", "authorization": "Basic eDp5"}},
+                       "response": {"status": 200, "headers": {"Set-Cookie": "sid=abc; Path=/\nlang=en"}}})
+    assert {h["name"]: h["value"] for h in entry["request"]["headers"]} == \
+        {"Cookie": "******", "X-Trace": "t1", "authorization": "******"}
+    assert entry["response"]["headers"] == [{"name": "Set-Cookie", "value": "******"}] * 2
 
 
 def test_passing_attempt_keeps_nothing_under_failure(w: Web, tmp_path: Path) -> None:
