@@ -6,11 +6,13 @@ case's window: ``Runtime``/``Log`` events for the console, ``Network`` events fo
 ``Page.startScreencast`` frames, paced to a few a second and stopped between attempts (``grabber``), for
 the video, kept in a bounded ring and encoded only when the bundle is kept. A remote end without a DevTools endpoint (a Grid without
 ``se:cdp``) gets the DOM through WebDriver and a note saying what it did not allow. Nothing here may fail
-a case: every problem becomes a note on the attempt and a log line.
+a case: every problem becomes a note on the attempt and a log line. An attempt killed from outside (the
+executor gets SIGTERM at the case's deadline) keeps what was collected until then (``killed``).
 """
 from __future__ import annotations
 
 import base64
+import functools
 import logging
 import threading
 import time
@@ -125,6 +127,7 @@ class WebRecorder:
         self.log_path = Path(browser.driver_log) if browser.driver_log else None
         self.log_offset = _size(self.log_path)
         self.ended = False
+        self._end_lock = threading.Lock()         # end (case thread) and killed (main thread) run once
 
     @classmethod
     def begin(cls, browser: Browser, ctx: RunContext) -> WebRecorder | None:
@@ -144,20 +147,39 @@ class WebRecorder:
             ctx.shared.pop(TAP_KEY, None)
             rec.tap = None
             rec.bundle.note(f"console, network and video not recorded: {_text(e)}")
+        ctx.evidence_flush = functools.partial(rec.killed, ctx)
         return rec
 
     @staticmethod
     def end(recorder: WebRecorder | None, ctx: RunContext, outcome: str) -> None:
         """Stop ``recorder`` (idempotent) and put what the policy keeps on ``ctx.evidence_result``."""
-        if recorder is None or recorder.ended:
+        if recorder is None:
             return
-        recorder.ended = True
-        spec = ctx.evidence
-        try:
-            ctx.evidence_result = recorder.finish(keep_bundle(spec.keep, outcome, spec.attempt), outcome != "passed")
-        except Exception as e:  # noqa: BLE001 - recording never fails a case
-            log.warning("evidence not kept: %s", _text(e))
-            ctx.evidence_result = {"dir": "", "files": [], "notes": [f"evidence not kept: {_text(e)}"]}
+        with recorder._end_lock:
+            if recorder.ended:
+                return
+            recorder.ended = True
+            ctx.evidence_flush = None
+            spec = ctx.evidence
+            try:
+                ctx.evidence_result = recorder.finish(keep_bundle(spec.keep, outcome, spec.attempt), outcome != "passed")
+            except Exception as e:  # noqa: BLE001 - recording never fails a case
+                log.warning("evidence not kept: %s", _text(e))
+                ctx.evidence_result = {"dir": "", "files": [], "notes": [f"evidence not kept: {_text(e)}"]}
+
+    def killed(self, ctx: RunContext, reason: str) -> None:
+        """The attempt is being killed (main thread, on SIGTERM; the browser is stopped with it): write what
+        was collected until now as a broken attempt's bundle, with a manifest, since its result will be the
+        engine's (pipeline.evidence.left_bundle). A case that still ends keeps this bundle (run once)."""
+        with self._end_lock:
+            if self.ended:
+                return
+            self.ended = True
+            spec = ctx.evidence
+            try:
+                ctx.evidence_result = self.finish(keep_bundle(spec.keep, "broken", spec.attempt), False, killed=reason)
+            except Exception as e:  # noqa: BLE001
+                log.warning("evidence of the killed attempt not kept: %s", _text(e))
 
     # -- events (reader thread) ------------------------------------------------------------------------------
     def frame(self, when: float, data: str) -> None:
@@ -173,10 +195,13 @@ class WebRecorder:
             self.console.append(_console_row(method, p))
 
     # -- end of the attempt ----------------------------------------------------------------------------------
-    def finish(self, keep: bool, failed: bool) -> dict[str, Any]:
-        """Stop recording; when ``keep``, write the bundle and return ``CaseResult.evidence`` (else {})."""
+    def finish(self, keep: bool, failed: bool, killed: str = "") -> dict[str, Any]:
+        """Stop recording; when ``keep``, write the bundle and return ``CaseResult.evidence`` (else {}).
+        ``killed``: why the attempt is being killed (no DOM then: the browser is going down with it)."""
         pacer = self.tap.pacer if self.tap is not None else None
         if pacer is not None:
+            if keep and failed and self.spec.video and not killed:
+                pacer.final()                     # the video ends on the page that failed
             pacer.stop()
         ended = time.time()
         try:
@@ -187,6 +212,8 @@ class WebRecorder:
         if not keep:
             return {}
         b = self.bundle
+        if killed:
+            b.note(f"attempt killed ({killed}); the bundle holds what was collected until then, no DOM at failure")
         har: dict[str, Any] = {"log": {"entries": []}}
         if self.tap is not None:                   # DevTools was attached: console and network were recorded
             b.add("console.json", "console", Json(self.console))
@@ -203,14 +230,14 @@ class WebRecorder:
             b.add("video.webm", "video", lambda path: _encode([(t, base64.b64decode(d)) for t, d in frames], ended, path))
         elif self.tap is not None and self.spec.video and pacer is not None and not pacer.error:
             b.note("video not recorded: the browser sent no screencast frame (nothing was painted)")
-        saved = b.save(self.spec)
+        rows = {"console": redact_value([dict(r, text=r["text"][:500]) for r in self.console[:SUMMARY_ROWS]], self.spec.secrets),
+                "network": redact_value([{"m": e["request"]["method"], "u": e["request"]["url"][:500],
+                                          "s": e["response"]["status"], "t": e["time"], "b": e["response"]["bodySize"],
+                                          "err": e["response"].get("_error", "")}
+                                         for e in har["log"]["entries"][:SUMMARY_ROWS]], self.spec.secrets)}
+        saved = b.save(self.spec, dict(rows, started_ms=int(self.started * 1000), killed=killed) if killed else None)
         if saved.get("files"):
-            rows = [dict(r, text=r["text"][:500]) for r in self.console[:SUMMARY_ROWS]]
-            saved["console"] = redact_value(rows, self.spec.secrets)
-            saved["network"] = redact_value([{"m": e["request"]["method"], "u": e["request"]["url"][:500],
-                                              "s": e["response"]["status"], "t": e["time"], "b": e["response"]["bodySize"],
-                                              "err": e["response"].get("_error", "")}
-                                             for e in har["log"]["entries"][:SUMMARY_ROWS]], self.spec.secrets)
+            saved.update(rows)
         return saved
 
     def _dom(self) -> None:
