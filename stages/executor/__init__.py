@@ -20,6 +20,8 @@ from .host import UnitWorker
 __all__ = ["STAGE", "Executor"]
 
 
+FLUSH_LEAD_S = 1.5          # evidence of a case killed at the end of the stop grace: written this long before
+
 class Executor(Stage):
     POLL_MS = 200
 
@@ -31,6 +33,7 @@ class Executor(Stage):
         self.worker: UnitWorker | None = None
         self.last_unit = ""
         self._last_status = 0.0
+        self._flush_at: float | None = None       # engine stopping: when to write the running case's evidence
 
     def on_start(self) -> None:
         cfg = self.spec.config
@@ -83,6 +86,11 @@ class Executor(Stage):
         assert self.worker is not None
         self.worker.hold(env.body.get("task_id"))
         self.log.info("no new case starts for %s: %s", env.body.get("task_id") or "any task", env.body.get("reason"))
+        if env.body.get("drain") and self._flush_at is None:
+            # the engine stops: a case still running at the end of the stop grace is SIGKILLed (no SIGTERM
+            # first), so its evidence is written shortly before; a case that ends in time writes its own
+            grace = float(self.spec.setting("Pipeline", "stop-grace"))
+            self._flush_at = time.monotonic() + max(0.0, grace - min(FLUSH_LEAD_S, grace / 2))
 
     def on_device_probe(self, env: Envelope) -> None:
         """Sent by the scheduler while this executor's device is quarantined and its probe is due."""
@@ -119,6 +127,9 @@ class Executor(Stage):
     def on_tick(self) -> None:
         if time.monotonic() - self._last_status >= self.hb_interval:
             self.send_status()
+        if self._flush_at is not None and time.monotonic() >= self._flush_at and self.worker is not None:
+            self._flush_at = None
+            self.worker.flush_evidence("the engine is stopping and the case did not end within the stop grace")
 
     def send_status(self, probe: dict[str, Any] | None = None) -> None:
         self._last_status = time.monotonic()
@@ -146,6 +157,14 @@ class Executor(Stage):
         if self.worker is not None:
             self.worker.stopping = True
         super().request_stop(why)
+
+    def _on_sigterm(self, signum: int, frame: Any) -> None:
+        # the supervisor kills a case at its deadline (or at the end of the stop grace) by SIGTERM to the
+        # executor's group, browser included, and SIGKILL after [Pipeline] kill-grace: the running attempt's
+        # evidence is written now, from what its recorder holds, before the stop goes on
+        if self.worker is not None:
+            self.worker.flush_evidence("the executor got SIGTERM: its case passed its deadline or the engine stopped")
+        super()._on_sigterm(signum, frame)
 
     def on_stop(self) -> None:
         if self.worker is not None:

@@ -59,6 +59,8 @@ class RunContext:
     device: dict[str, Any] | None = None    # APP executors: the device registry entry they own
     evidence: EvidenceSpec = field(default_factory=EvidenceSpec)     # this attempt's policy (set by the host)
     evidence_result: dict[str, Any] = field(default_factory=dict)   # what the runner kept -> CaseResult.evidence
+    # set by a recorder while its attempt runs: keep what was collected (the executor got SIGTERM: killed)
+    evidence_flush: Callable[[str], None] | None = None
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.evidence import bundle_dir
+from pipeline.evidence import MANIFEST, bundle_dir
 from pipeline.secrets import redact, redact_value
 
 __all__ = ["Bundle", "EvidenceSpec"]
@@ -73,7 +73,10 @@ class Bundle:
         log.info("evidence: %s", text)
         self.notes.append(text)
 
-    def save(self, spec: EvidenceSpec) -> dict[str, Any]:
+    def save(self, spec: EvidenceSpec, manifest: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Write the parts; with ``manifest`` (a killed attempt: no result will carry the bundle) also
+        ``evidence.json``, rewritten after every part so a SIGKILL mid-way leaves the parts written so far
+        listed (``manifest`` holds ``started_ms`` and any extra keys, e.g. the report's summary rows)."""
         if spec.task_report_dir is None:
             return {"dir": "", "files": [], "notes": self.notes + ["no report directory: bundle not kept"]}
         rel = bundle_dir(spec.collection_id, spec.case_id, spec.index, spec.attempt)
@@ -108,7 +111,20 @@ class Bundle:
                 continue
             used += size
             files.append({"name": name, "kind": kind, "bytes": size})
+            if manifest is not None:
+                self._manifest(target, dict(manifest, dir=rel, files=files, notes=self.notes))
+        if manifest is not None:
+            self._manifest(target, dict(manifest, dir=rel, files=files, notes=self.notes))
         return {"dir": rel, "files": files, "notes": list(self.notes)}
+
+    @staticmethod
+    def _manifest(target: Path, doc: dict[str, Any]) -> None:
+        tmp = target / (MANIFEST + ".tmp")
+        try:
+            tmp.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
+            tmp.replace(target / MANIFEST)
+        except OSError as e:
+            log.warning("evidence manifest not written in %s: %s", target, e)
 
 
 def _encode(part: Part, secrets: tuple[str, ...]) -> bytes | Callable[[Path], None]:
