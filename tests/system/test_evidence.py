@@ -9,10 +9,11 @@ import base64
 import json
 import shutil
 import tempfile
-import zlib
 import time
+import zlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from selenium import webdriver

@@ -6,9 +6,10 @@ from __future__ import annotations
 import functools
 import json
 import threading
+from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import jsonschema
 import pytest
@@ -66,7 +67,7 @@ def har_validator() -> jsonschema.protocols.Validator:
 
 
 def bundle(tmp: Path, ev: dict[str, Any]) -> Path:
-    return tmp / "reports" / "task-web" / ev["dir"]
+    return tmp / "reports" / "task-web" / str(ev["dir"])
 
 
 def test_failing_attempt_keeps_every_part(w: Web, tmp_path: Path, har_validator: Any) -> None:
@@ -98,11 +99,15 @@ def test_failing_attempt_keeps_every_part(w: Web, tmp_path: Path, har_validator:
     assert "COMMAND Navigate" in driver_log and "frame.html" in driver_log
 
 
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
 def test_video_plays_in_chromium_and_frames_change(w: Web, tmp_path: Path) -> None:
     _, ev = run(w, tmp_path, "failure", *failing(w))
     root = tmp_path / "reports" / "task-web"
-    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *a: None  # type: ignore[method-assign]
+    handler = functools.partial(_QuietHandler, directory=str(root))
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
