@@ -6,8 +6,14 @@ from __future__ import annotations
 import functools
 import json
 import threading
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import (
+    BaseHTTPRequestHandler,
+    SimpleHTTPRequestHandler,
+    ThreadingHTTPServer,
+)
 from pathlib import Path
 from typing import Any
 
@@ -256,3 +262,55 @@ def test_remote_end_elsewhere_without_se_cdp_is_refused_with_a_reason() -> None:
         browser_ws_url(caps, "http://grid.example:4444/wd/hub")
     assert browser_ws_url({"se:cdp": "ws://grid.example:4444/session/1/se/cdp"}, "http://grid.example:4444") \
         == "ws://grid.example:4444/session/1/se/cdp"
+
+
+class _NoDevtoolsGrid(BaseHTTPRequestHandler):
+    """A WebDriver end in front of a real chromedriver that, like a Grid without ``se:cdp``, hides the
+    browser's DevTools address from the new session's capabilities."""
+
+    upstream = ""
+
+    def _forward(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        req = urllib.request.Request(self.upstream + self.path, data=body or None, method=self.command,
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=60) as resp:
+                status, data = resp.status, resp.read()
+        except urllib.error.HTTPError as e:
+            status, data = e.code, e.read()
+        if self.command == "POST" and self.path.rstrip("/") == "/session":
+            doc = json.loads(data)
+            caps = doc["value"]["capabilities"]
+            caps.pop("se:cdp", None)
+            caps.get("goog:chromeOptions", {}).pop("debuggerAddress", None)
+            data = json.dumps(doc).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = do_DELETE = _forward
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_remote_end_without_devtools_keeps_the_dom_and_notes_the_rest(demo_url: str, tmp_path: Path,
+                                                                       remote_driver: str) -> None:  # noqa: F811
+    handler = type("Grid", (_NoDevtoolsGrid,), {"upstream": remote_driver})
+    grid = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=grid.serve_forever, daemon=True).start()
+    w = Web(demo_url, tmp_path, RunSettings(webdriver={"options": "remote", "path": f"http://127.0.0.1:{grid.server_port}"}))
+    try:
+        r, ev = run(w, tmp_path, "failure", *failing(w))
+    finally:
+        w.close()
+        grid.shutdown()
+    assert r.status == 1, logs(r)
+    assert {f["kind"] for f in ev["files"]} == {"dom", "dom-index"}, ev          # the DOM through WebDriver only
+    notes = "\n".join(ev["notes"])
+    assert "console, network and video not recorded: CdpError: the WebDriver end reports no DevTools endpoint" in notes
+    assert "DOM: only the current frame (no DevTools endpoint for the other frames)" in notes
+    assert "chromedriver log not available through a remote WebDriver end" in notes
