@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import shutil
+import signal
 import tempfile
 import time
 import zlib
@@ -21,8 +22,9 @@ from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.remote.webdriver import WebDriver
 
-from tests.system.engine import results, start_run, write_config
+from tests.system.engine import results, start_run, wait_for, write_config
 from tests.system.suites import write_suite
+from tests.system.test_run_stop import _running
 from tests.system.test_web_crash import _op, web_case
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -158,3 +160,25 @@ def test_case_killed_at_its_deadline_keeps_what_was_collected(tmp_path: Path, de
         document.body.appendChild(v);""", (bundle / "video.webm").as_uri())
     assert "error" not in media and media["duration"] > 0 and media["w"] > 0, media
     assert not (bundle / "evidence.json.tmp").exists()
+
+
+def test_case_killed_at_the_end_of_the_stop_grace_keeps_its_bundle(tmp_path: Path, demo_url: str) -> None:
+    # the engine stop SIGKILLs a case still running when the stop grace ends (no SIGTERM first): the executor
+    # writes the bundle shortly before
+    stuck = dict(_op("browser", "自定义"), operationCode="import time\ntime.sleep(120)")
+    hang = web_case("hang", "hangs", demo_url, _op("browser", "执行脚本", script="console.error('before-the-stop')"), stuck)
+    suite = write_suite(tmp_path / "suite", {"web": [hang]}, max_thread=1)
+    cfg = write_config(tmp_path, "[Retry]\nmax-attempts = 1\n", api_workers=0, browsers=1, stop_grace=6)
+    proc = start_run(suite, cfg)
+    wait_for(lambda: _running(tmp_path, "hang", 1), 60, "the hanging case running")
+    time.sleep(1)                                  # into its stuck step
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, (out, err)
+    row = results(tmp_path)[0]
+    assert row["status"] == 2 and "grace" in row["transactionList"][0]["log"], row
+    bundle = tmp_path / "reports" / "t-1" / "attachments" / "hang@web.1" / "1"
+    manifest = json.loads((bundle / "evidence.json").read_text())
+    assert {f["kind"] for f in manifest["files"]} >= {"console", "har", "driver-log"}, manifest
+    assert any("the engine is stopping and the case did not end within the stop grace" in n for n in manifest["notes"])
+    assert any("before-the-stop" in r["text"] for r in json.loads((bundle / "console.json").read_text()))
