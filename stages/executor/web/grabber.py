@@ -7,7 +7,7 @@ as soon as one frame arrived, and started again one period after the previous st
 does not run at all. ``Page.captureScreenshot`` at the same rate costs more (~50 ms of browser time a
 full-size frame here; the screencast's is scaled down in the compositor).
 
-``AckPacer`` is the pure timing policy (handed the time); ``FramePacer`` applies it for one DevTools tap.
+``BurstPacer`` is the pure timing policy (handed the time); ``FramePacer`` applies it for one DevTools tap.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from stages.executor.web.cdp import CdpClient, CdpError
 
-__all__ = ["RATE_HZ", "SCREENCAST", "AckPacer", "FramePacer"]
+__all__ = ["RATE_HZ", "SCREENCAST", "BurstPacer", "FramePacer"]
 
 # 3 fps at 640 px: keep = failure within +10 % of never on bench/evidence.py (5 fps at 800 px: +14 %);
 # a failed attempt's last frame is taken at failure (``final``), so the video ends on the page that failed
@@ -28,29 +28,29 @@ FINAL_WAIT_S = 0.5
 Sink = Callable[[float, str], None]          # (capture time, JPEG as base64 text)
 
 
-class AckPacer:
-    """When to acknowledge a frame received at ``now``: at once when the previous acknowledgement is at
-    least one period old, else when it becomes so (never a burst to catch up)."""
+class BurstPacer:
+    """When the next burst may start, asked at ``now``: at once when the previous start is at least one
+    period old, else when it becomes so (never several to catch up)."""
 
     def __init__(self, rate_hz: float) -> None:
         self.period = 1.0 / rate_hz
         self.last: float | None = None
 
     def due(self, now: float) -> float:
-        """The monotonic time at which to acknowledge (``<= now``: at once)."""
+        """The monotonic time at which to start (``<= now``: at once)."""
         return now if self.last is None else max(now, self.last + self.period)
 
-    def acked(self, at: float) -> None:
+    def started(self, at: float) -> None:
         self.last = at
 
 
 class FramePacer:
     """Runs the screencast in short bursts: started, stopped again as soon as it delivered a frame, restarted
-    one period after the previous start (``AckPacer``), and not at all without a sink (between attempts)."""
+    one period after the previous start (``BurstPacer``), and not at all without a sink (between attempts)."""
 
     def __init__(self, client: CdpClient, session: str, rate_hz: float = RATE_HZ) -> None:
         self.client, self.session = client, session
-        self.pacer = AckPacer(rate_hz)
+        self.pacer = BurstPacer(rate_hz)
         self.error = ""
         self._sink: Sink | None = None
         self._casting = False
@@ -122,7 +122,7 @@ class FramePacer:
                     self._cond.wait(self._due - now)
                     continue                       # re-check: stopped, closed or a frame meanwhile
                 self._casting = True
-                self.pacer.acked(now)
+                self.pacer.started(now)
             self._post("Page.startScreencast", SCREENCAST)
 
     def _post(self, method: str, params: dict[str, object]) -> None:
