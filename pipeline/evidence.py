@@ -11,13 +11,18 @@ override) and the report writers (where a bundle lives). Modes follow Playwright
 """
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
+from typing import Any
 
-__all__ = ["KEEP_MODES", "DEFAULT_KEEP", "check_keep", "may_record", "keep_bundle", "bundle_dir", "ATTACHMENTS"]
+__all__ = ["ATTACHMENTS", "DEFAULT_KEEP", "KEEP_MODES", "MANIFEST", "bundle_dir", "check_keep", "keep_bundle", "left_bundle",
+           "may_record"]
 
 KEEP_MODES = ("failure", "first-retry", "always", "never")
 DEFAULT_KEEP = "failure"
 ATTACHMENTS = "attachments"          # <report-dir>/<taskId>/attachments/ (shared with the screenshots)
+MANIFEST = "evidence.json"           # in a bundle left by a killed attempt: what its result would have carried
 _PASSING = ("passed", "flaky", "skipped")
 _UNSAFE = re.compile(r"[^\w.@-]+")
 
@@ -55,3 +60,22 @@ def bundle_dir(collection_id: str, case_id: str, index: int, attempt: int) -> st
     in two collections or twice in one; ids are plain file names (pipeline.suite) but are sanitised again."""
     case = _UNSAFE.sub("_", f"{case_id}@{collection_id}.{int(index)}")
     return f"{ATTACHMENTS}/{case}/{int(attempt)}"
+
+
+def left_bundle(task_report_dir: Path, collection_id: str, case_id: str, index: int, attempt: int,
+                start_ms: int, end_ms: int) -> dict[str, Any] | None:
+    """The evidence of an attempt whose executor was killed (its result is the engine's, without evidence):
+    the bundle's manifest, if one was written during this attempt (``start_ms``..``end_ms``, epoch ms; a
+    bundle of an earlier run of the same taskId is not this attempt's). None when there is none."""
+    rel = bundle_dir(collection_id, case_id, index, attempt)
+    try:
+        doc = json.loads((Path(task_report_dir) / rel / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(doc, dict) or not isinstance(doc.get("files"), list) or doc.get("dir") != rel:
+        return None
+    started = doc.get("started_ms")
+    if not isinstance(started, int) or not (start_ms - 5000 <= started <= max(end_ms, start_ms)):
+        return None
+    return {"dir": rel, "files": doc["files"], "notes": [str(n) for n in doc.get("notes") or []],
+            **{k: doc[k] for k in ("console", "network") if isinstance(doc.get(k), list)}}

@@ -10,15 +10,30 @@ from __future__ import annotations
 import os
 import re
 import stat
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
+from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
 
 from pipeline.errors import ConfigError
 
-__all__ = ["ENV_VAR", "PREFIX", "DEFAULT_KEY_FILE", "MASK", "generate_key_file", "load_key", "encrypt", "decrypt",
-           "is_encrypted", "redact", "redact_urls", "url_secrets"]
+__all__ = [
+    "DEFAULT_KEY_FILE",
+    "ENV_VAR",
+    "MASK",
+    "PREFIX",
+    "decrypt",
+    "encrypt",
+    "generate_key_file",
+    "is_encrypted",
+    "load_key",
+    "redact",
+    "redact_urls",
+    "redact_value",
+    "spec_secrets",
+    "url_secrets",
+]
 
 ENV_VAR = "LIUMA_SECRET_KEY"
 PREFIX = "enc:"
@@ -118,3 +133,28 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     for secret in sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True):
         text = text.replace(secret, MASK)
     return text
+
+
+def spec_secrets(spec: Any) -> list[str]:
+    """The values a run must never write to a report or an evidence file: ``[Engine] engine-secret`` (as
+    written and in clear), the platform token, and the credentials of every device and WebDriver URL. One
+    list for the report writers (the aggregator) and the evidence recorders (the executors)."""
+    from pipeline.platform import engine_secret  # pipeline.platform imports this module
+
+    out = [s for s in (str(spec.setting("Engine", "engine-secret")), engine_secret(spec),
+                       str(spec.headers.get("token", ""))) if s]
+    out += url_secrets([str(d.get("appium_url") or "") for d in spec.devices.values()]
+                       + [str(v) for v in spec.config.get("WebDriver", {}).values()])
+    return out
+
+
+def redact_value(value: Any, secrets: Iterable[str]) -> Any:
+    """A copy of a JSON-like value with ``redact`` applied to every string (dict keys included)."""
+    found = [s for s in secrets if s]
+    if isinstance(value, str):
+        return redact(value, found)
+    if isinstance(value, dict):
+        return {redact_value(k, found): redact_value(v, found) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact_value(v, found) for v in value]
+    return value

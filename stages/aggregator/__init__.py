@@ -67,11 +67,8 @@ class Aggregator(Stage):
 
     def __init__(self, name: str, inc: int, spec: Any) -> None:
         super().__init__(name, inc, spec)
-        from pipeline.platform import engine_secret
-        from pipeline.secrets import url_secrets
-        secrets = [s for s in (spec.setting("Engine", "engine-secret"), engine_secret(spec), spec.headers.get("token", "")) if s]
-        secrets += url_secrets([str(d.get("appium_url") or "") for d in spec.devices.values()]
-                               + [str(v) for v in spec.config.get("WebDriver", {}).values()])
+        from pipeline.secrets import spec_secrets
+        secrets = spec_secrets(spec)          # the executors mask evidence files with the same list
         self.machine = AggregatorMachine(MachineConfig(
             report_dir=str(spec.report_dir), storage_root=Path(spec.storage_root),
             engine_code=spec.setting("Engine", "engine-code") or "local", secrets=tuple(secrets),

@@ -22,14 +22,17 @@ from pipeline.messages import (
     UnitDone,
     UnitRun,
 )
+from pipeline.secrets import spec_secrets
 from pipeline.stage import Handler, Stage
 from pipeline.transport import Notifier
 
 from .context import RunSettings
 from .host import ProbeDone, Ready, UnitWorker
 
-__all__ = ["Executor", "STAGE"]
+__all__ = ["STAGE", "Executor"]
 
+
+FLUSH_LEAD_S = 1.5          # evidence of a case killed at the end of the stop grace: written this long before
 
 class Executor(Stage):
     POLL_MS = 200
@@ -42,6 +45,7 @@ class Executor(Stage):
         self.worker: UnitWorker | None = None
         self.last_unit = ""
         self._last_status = 0.0
+        self._flush_at: float | None = None       # engine stopping: when to write the running case's evidence
 
     def on_start(self) -> None:
         cfg = self.spec.config
@@ -51,7 +55,8 @@ class Executor(Stage):
             faker_locale=cfg["Pipeline"]["faker-locale"], screenshot_every_step=cfg["Pipeline"]["screenshot-every-step"],
             default_step_timeout=cfg["Pipeline"]["step-timeout"], webdriver=wd, devices=dict(self.spec.devices),
             evidence_keep=cfg["Evidence"]["keep"], evidence_max_mb=cfg["Evidence"]["max-mb"],
-            evidence_video=cfg["Evidence"]["video"], report_dir=str(self.spec.report_dir))
+            evidence_video=cfg["Evidence"]["video"], evidence_secrets=tuple(spec_secrets(self.spec)),
+            report_dir=str(self.spec.report_dir))
         device = dict(self.spec.devices.get(self.device_name, {}), name=self.device_name) if self.device_name else None
         self.worker = UnitWorker(self.name, settings, Path(self.spec.storage_root), device, fetch_file=self._fetcher())
         self._deadline_notice = Notifier(self.mailbox, "supervisor")
@@ -60,7 +65,7 @@ class Executor(Stage):
         for kind in self.kinds:                # import keyword libraries now, not inside the first case's deadline
             try:
                 self.worker.runner(kind)
-            except Exception as e:
+            except Exception as e:  # noqa: BLE001 - a broken runner is reported by its first case
                 self.log.error("cannot load the %s runner: %s", kind, e)
         self.worker.warm_up()
         self.send_status()
@@ -93,6 +98,11 @@ class Executor(Stage):
         assert self.worker is not None
         self.worker.hold(env.body.task_id)
         self.log.info("no new case starts for %s: %s", env.body.task_id or "any task", env.body.reason)
+        if env.body.drain and self._flush_at is None:
+            # the engine stops: a case still running at the end of the stop grace is SIGKILLed (no SIGTERM
+            # first), so its evidence is written shortly before; a case that ends in time writes its own
+            grace = float(self.spec.setting("Pipeline", "stop-grace"))
+            self._flush_at = time.monotonic() + max(0.0, grace - min(FLUSH_LEAD_S, grace / 2))
 
     def on_device_probe(self, env: Envelope[DeviceProbe]) -> None:
         """Sent by the scheduler while this executor's device is quarantined and its probe is due."""
@@ -126,6 +136,9 @@ class Executor(Stage):
     def on_tick(self) -> None:
         if time.monotonic() - self._last_status >= self.hb_interval:
             self.send_status()
+        if self._flush_at is not None and time.monotonic() >= self._flush_at and self.worker is not None:
+            self._flush_at = None
+            self.worker.flush_evidence("the engine is stopping and the case did not end within the stop grace")
 
     def send_status(self, probe: Probe | None = None) -> None:
         self._last_status = time.monotonic()
@@ -136,7 +149,7 @@ class Executor(Stage):
                               probe=probe, unit=unit)
         try:
             self.mailbox.send("scheduler", body)
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - a status is resent on the next tick
             self.log.debug("status not sent: %s", e)
 
     def current(self) -> Current | None:
@@ -151,6 +164,14 @@ class Executor(Stage):
         if self.worker is not None:
             self.worker.stopping = True
         super().request_stop(why)
+
+    def _on_sigterm(self, signum: int, frame: Any) -> None:
+        # the supervisor kills a case at its deadline (or at the end of the stop grace) by SIGTERM to the
+        # executor's group, browser included, and SIGKILL after [Pipeline] kill-grace: the running attempt's
+        # evidence is written now, from what its recorder holds, before the stop goes on
+        if self.worker is not None:
+            self.worker.flush_evidence("the executor got SIGTERM: its case passed its deadline or the engine stopped")
+        super()._on_sigterm(signum, frame)
 
     def on_stop(self) -> None:
         if self.worker is not None:

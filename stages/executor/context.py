@@ -9,14 +9,15 @@ closes (``close_shared``) when the unit ends or the executor resets between coll
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from pipeline.models import CaseResult
 from stages.executor.common.evidence import EvidenceSpec
 
-__all__ = ["RunSettings", "RunContext", "CaseOutcome", "CaseRunner", "FileFetcher"]
+__all__ = ["CaseOutcome", "CaseRunner", "FileFetcher", "RunContext", "RunSettings"]
 
 FileFetcher = Callable[[str], tuple[str, bytes]]   # test-file id -> (file name, content); cached per task
 
@@ -35,6 +36,7 @@ class RunSettings:
     evidence_keep: str = "never"           # [Evidence] keep (tests and benches opt in); a task may override it
     evidence_max_mb: float = 25.0
     evidence_video: bool = True
+    evidence_secrets: tuple[str, ...] = ()  # masked in every bundle file (pipeline.secrets.spec_secrets)
     report_dir: str = ""                   # [Pipeline] report-dir, when a unit does not name its own
 
 
@@ -57,6 +59,8 @@ class RunContext:
     device: dict[str, Any] | None = None    # APP executors: the device registry entry they own
     evidence: EvidenceSpec = field(default_factory=EvidenceSpec)     # this attempt's policy (set by the host)
     evidence_result: dict[str, Any] = field(default_factory=dict)   # what the runner kept -> CaseResult.evidence
+    # set by a recorder while its attempt runs: keep what was collected (the executor got SIGTERM: killed)
+    evidence_flush: Callable[[str], None] | None = None
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()

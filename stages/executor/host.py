@@ -74,6 +74,7 @@ class UnitWorker:
         self.step = ""
         self.on_case_start: Callable[[CaseStarted], None] | None = None   # called in the case thread, first
         self.down = ""                # the device failed its health ladder in this unit (DeviceDown's message)
+        self.unit_ctx: RunContext | None = None      # the running unit's context (its recorder's flush hook)
 
     # -- thread side ----------------------------------------------------------------------------
     def _emit(self, event: Event) -> None:
@@ -82,6 +83,17 @@ class UnitWorker:
             os.write(self.wfd, b"x")
         except BlockingIOError:
             pass
+
+    def flush_evidence(self, reason: str) -> None:
+        """The process is being killed (SIGTERM from the supervisor, browser and driver with it): the running
+        attempt's recorder keeps what it collected until now. Called on the stage's main thread."""
+        ctx = self.unit_ctx
+        flush = ctx.evidence_flush if ctx is not None else None
+        if flush is not None:
+            try:
+                flush(reason)
+            except Exception as e:  # noqa: BLE001 - evidence never stands in the way of the stop
+                log.warning("%s: evidence of the killed attempt not kept: %s", self.name, e)
 
     def hold(self, task_id: str | None) -> None:
         """No case of ``task_id`` (None: of any task) starts from now on; the running one goes on."""
@@ -197,7 +209,7 @@ class UnitWorker:
     def _run_unit(self, unit: dict[str, Any]) -> None:
         variables: dict[str, Any] = dict(unit.get("variables") or {})
         coll = (unit["task_id"], unit["collection_id"])
-        ctx = self._ctx(unit, variables)
+        ctx = self.unit_ctx = self._ctx(unit, variables)
         if self.last_collection is not None and self.last_collection != coll:
             self.reset_between_collections(ctx)
         self.last_collection = coll
@@ -279,7 +291,8 @@ class UnitWorker:
         return EvidenceSpec(keep=str(unit.get("evidence") or self.settings.evidence_keep), max_mb=self.settings.evidence_max_mb,
                             task_report_dir=Path(report_dir) / unit["task_id"] if report_dir and unit.get("task_id") else None,
                             collection_id=unit["collection_id"], case_id=case["case_id"], index=int(case["index"]),
-                            attempt=int(case["run_times"]), video=self.settings.evidence_video)
+                            attempt=int(case["run_times"]), video=self.settings.evidence_video,
+                            secrets=self.settings.evidence_secrets)
 
     def _execute(self, unit: dict[str, Any], case: dict[str, Any], ctx: RunContext, t0: int,
                  data: dict[str, Any] | None = None) -> CaseResult:

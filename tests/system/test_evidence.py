@@ -8,11 +8,13 @@ from __future__ import annotations
 import base64
 import json
 import shutil
+import signal
 import tempfile
-import zlib
 import time
+import zlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from selenium import webdriver
@@ -20,8 +22,9 @@ from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.remote.webdriver import WebDriver
 
-from tests.system.engine import results, start_run, write_config
+from tests.system.engine import results, start_run, wait_for, write_config
 from tests.system.suites import write_suite
+from tests.system.test_run_stop import _running
 from tests.system.test_web_crash import _op, web_case
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -121,3 +124,61 @@ def test_task_evidence_first_retry_keeps_only_the_retry(tmp_path: Path, demo_url
     assert by[("fail", 2)]["files"] and by[("fail", 2)]["notes"] == []
     attempts = list((tmp_path / "reports" / "t-1" / "attachments").glob("*/*"))
     assert [p.relative_to(tmp_path / "reports" / "t-1").as_posix() for p in attempts] == ["attachments/fail@web.1/2"]
+
+
+def test_case_killed_at_its_deadline_keeps_what_was_collected(tmp_path: Path, demo_url: str, driver: WebDriver) -> None:
+    # a custom step stuck in one native call: only the supervisor's SIGTERM (then SIGKILL) ends the case
+    stuck = dict(_op("browser", "自定义"), operationCode="import time\ntime.sleep(120)")
+    hang = web_case("hang", "hangs", demo_url, _op("browser", "执行脚本", script="console.error('before-the-kill')"),
+                    _op("page", "单击", ("ID", "page2-link")), stuck)
+    suite = write_suite(tmp_path / "suite", {"web": [hang]}, max_thread=1)
+    cfg = write_config(tmp_path, "[Retry]\nmax-attempts = 1\n", api_workers=0, browsers=1, kill_grace=5)
+    proc = start_run(suite, cfg, "--case-timeout", "8")
+    out, err = proc.communicate(timeout=240)
+    assert proc.returncode == 1, (out, err)
+    row = results(tmp_path)[0]
+    assert row["status"] == 2 and "timeout after 8 s" in row["transactionList"][0]["log"], row   # the engine's result
+
+    page = (tmp_path / "reports" / "t-1" / "report.html").read_text(encoding="utf-8")
+    index = json.loads(_script(page, "report-data"))
+    blocks = [json.loads(zlib.decompress(base64.b64decode(b))) for b in json.loads(_script(page, "report-details"))]
+    ev = next(a.get("ev", {}) for c in index["cases"] for a in blocks[c["k"]][c["j"]])
+    assert {f["k"] for f in ev.get("files", [])} == {"console", "har", "driver-log", "video"}, ev   # no DOM: killed
+    assert any(n.startswith("attempt killed (the executor got SIGTERM") for n in ev["notes"]), ev["notes"]
+    assert any("before-the-kill" in r["text"] for r in ev["console"]), ev["console"]
+    assert any(r["u"].endswith("/page2.html") and r["s"] == 200 for r in ev["network"]), ev["network"]
+    bundle = tmp_path / "reports" / "t-1" / "attachments" / "hang@web.1" / "1"
+    assert "COMMAND Navigate" in (bundle / "chromedriver.log").read_text(errors="replace")
+
+    driver.get((tmp_path / "reports" / "t-1" / "report.html").as_uri())
+    driver.set_script_timeout(20)                 # the video of the attempt, up to the kill, plays in Chromium
+    media = driver.execute_async_script("""
+        const done = arguments[arguments.length - 1];
+        const v = document.createElement('video'); v.muted = true; v.src = arguments[0];
+        v.onerror = () => done({error: 'video error'});
+        v.onloadedmetadata = () => done({duration: v.duration, w: v.videoWidth});
+        document.body.appendChild(v);""", (bundle / "video.webm").as_uri())
+    assert "error" not in media and media["duration"] > 0 and media["w"] > 0, media
+    assert not (bundle / "evidence.json.tmp").exists()
+
+
+def test_case_killed_at_the_end_of_the_stop_grace_keeps_its_bundle(tmp_path: Path, demo_url: str) -> None:
+    # the engine stop SIGKILLs a case still running when the stop grace ends (no SIGTERM first): the executor
+    # writes the bundle shortly before
+    stuck = dict(_op("browser", "自定义"), operationCode="import time\ntime.sleep(120)")
+    hang = web_case("hang", "hangs", demo_url, _op("browser", "执行脚本", script="console.error('before-the-stop')"), stuck)
+    suite = write_suite(tmp_path / "suite", {"web": [hang]}, max_thread=1)
+    cfg = write_config(tmp_path, "[Retry]\nmax-attempts = 1\n", api_workers=0, browsers=1, stop_grace=6)
+    proc = start_run(suite, cfg)
+    wait_for(lambda: _running(tmp_path, "hang", 1), 60, "the hanging case running")
+    time.sleep(1)                                  # into its stuck step
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, (out, err)
+    row = results(tmp_path)[0]
+    assert row["status"] == 2 and "grace" in row["transactionList"][0]["log"], row
+    bundle = tmp_path / "reports" / "t-1" / "attachments" / "hang@web.1" / "1"
+    manifest = json.loads((bundle / "evidence.json").read_text())
+    assert {f["kind"] for f in manifest["files"]} >= {"console", "har", "driver-log"}, manifest
+    assert any("the engine is stopping and the case did not end within the stop grace" in n for n in manifest["notes"])
+    assert any("before-the-stop" in r["text"] for r in json.loads((bundle / "console.json").read_text()))

@@ -24,6 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipeline.evidence import left_bundle
 from pipeline.models import CaseResult, skipped_by_accident
 from stages.aggregator.writers import allure, html, junit, summary
 from stages.aggregator.writers._common import (
@@ -85,6 +86,10 @@ class ReportBuilder:
         if result.key in self.keys:
             return False
         self.keys.add(result.key)
+        if not result.evidence and result.outcome == "broken":     # killed from outside: the bundle it left
+            left = left_bundle(self.report_dir, result.collectionId, result.caseId, to_int(result.index),
+                               to_int(result.runTimes), to_int(result.startTime), to_int(result.endTime))
+            result = replace(result, evidence=left) if left is not None else result
         r = self.red.result(result)
         meta = self.meta
         self.allure_dir.mkdir(parents=True, exist_ok=True)

@@ -56,7 +56,9 @@ class CdpClient:
         self.listener = listener
         self.timeout = timeout
         try:
-            self.ws = websocket.create_connection(url, timeout=timeout, suppress_origin=True)
+            # skip_utf8_validation: websocket-client validates text frames byte by byte in Python (without
+            # wsaccel), ~10 ms of the GIL per screencast frame; json.loads rejects what is not UTF-8 anyway
+            self.ws = websocket.create_connection(url, timeout=timeout, suppress_origin=True, skip_utf8_validation=True)
         except (OSError, websocket.WebSocketException) as e:
             raise CdpError(f"cannot connect to {url}: {e}") from e
         self.ws.settimeout(None)
@@ -86,8 +88,10 @@ class CdpClient:
         """Send without waiting for the answer (the screencast acks, sent from the reader thread)."""
         self._write(self._new_id(), method, params, session)
 
-    def send(self, method: str, params: dict[str, Any] | None = None, session: str = "") -> dict[str, Any]:
-        """Send and wait for the answer; CdpError on an error answer, a timeout or a closed socket."""
+    def send(self, method: str, params: dict[str, Any] | None = None, session: str = "",
+             timeout: float | None = None) -> dict[str, Any]:
+        """Send and wait for the answer (``timeout`` s, default ``self.timeout``); CdpError on an error answer,
+        a timeout or a closed socket."""
         if self.closed:
             raise CdpError(f"{method}: connection closed ({self.error or 'closed'})")
         msg_id = self._new_id()
@@ -96,8 +100,9 @@ class CdpClient:
             self._waiting[msg_id] = (done, box)
         try:
             self._write(msg_id, method, params, session)
-            if not done.wait(self.timeout):
-                raise CdpError(f"{method}: no answer in {self.timeout:g} s")
+            wait = self.timeout if timeout is None else timeout
+            if not done.wait(wait):
+                raise CdpError(f"{method}: no answer in {wait:g} s")
         finally:
             with self._lock:
                 self._waiting.pop(msg_id, None)
@@ -141,6 +146,6 @@ class CdpClient:
         self.closed = True
         try:
             self.ws.close(timeout=1)
-        except Exception:  # noqa: BLE001
-            pass
+        except Exception as e:  # noqa: BLE001 - the browser may have closed it first
+            self.error = self.error or f"close: {type(e).__name__}: {e}"
         self._thread.join(timeout=2)

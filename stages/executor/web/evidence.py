@@ -2,16 +2,17 @@
 chromedriver log lines of the attempt and a screen recording that works headless.
 
 Console, network and video come from a DevTools connection of our own (``cdp.CdpClient``) attached to the
-case's window: ``Runtime``/``Log`` events for the console, ``Network`` events for the HAR, and
-``Page.startScreencast`` frames (acknowledged on the reader thread, so the browser keeps sending) for the
-video, encoded only when the bundle is kept. A remote end without a DevTools endpoint (a Grid without
+case's window: ``Runtime``/``Log`` events for the console, ``Network`` events for the HAR, and the
+``Page.startScreencast`` frames, paced to a few a second and stopped between attempts (``grabber``), for
+the video, kept in a bounded ring and encoded only when the bundle is kept. A remote end without a DevTools endpoint (a Grid without
 ``se:cdp``) gets the DOM through WebDriver and a note saying what it did not allow. Nothing here may fail
-a case: every problem becomes a note on the attempt and a log line.
+a case: every problem becomes a note on the attempt and a log line. An attempt killed from outside (the
+executor gets SIGTERM at the case's deadline) keeps what was collected until then (``killed``).
 """
 from __future__ import annotations
 
 import base64
-import json
+import functools
 import logging
 import threading
 import time
@@ -19,21 +20,22 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.evidence import keep_bundle, may_record
-from stages.executor.common.evidence import Bundle, EvidenceSpec
+from pipeline.secrets import redact_value
+from stages.executor.common.evidence import Bundle, EvidenceSpec, Json, Text
 from stages.executor.context import RunContext
 from stages.executor.web.browser import Browser
 from stages.executor.web.cdp import CdpClient, CdpError, browser_ws_url
+from stages.executor.web.grabber import FramePacer
 from stages.executor.web.har import NETWORK_EVENTS, NetworkLog, har_document
 from stages.executor.web.video import FrameBuffer, VideoError, encode_webm
 
-__all__ = ["WebRecorder", "DevtoolsTap", "ENGINE_VERSION"]
+__all__ = ["ENGINE_VERSION", "DevtoolsTap", "WebRecorder"]
 
 log = logging.getLogger("stages.executor.web.evidence")
 ENGINE_VERSION = "0.1.0"
 CONSOLE_LIMIT = 5000
+CONSOLE_EVENTS = ("Runtime.consoleAPICalled", "Runtime.exceptionThrown", "Log.entryAdded")
 SUMMARY_ROWS = 100          # console/network rows carried on the result for report.html (the files hold all)
-# ~800 px wide at quality 50: readable text at a fraction of the browser's JPEG cost (bench/evidence.py)
-SCREENCAST = {"format": "jpeg", "quality": 50, "maxWidth": 800, "maxHeight": 800, "everyNthFrame": 1}
 DOM_TIMEOUT_S = 2.0
 
 
@@ -41,18 +43,17 @@ TAP_KEY = "web.evidence.tap"     # ctx.shared: the DevTools connection of the co
 
 
 class DevtoolsTap:
-    """The DevTools connection of one browser, kept while the browser lives (a reused browser pays the connect,
-    attach and screencast start once, not per case). Events go to the attempt's recorder (``sink``); between
-    attempts frames are acknowledged and dropped. Execution contexts (for the DOM of every frame) are tracked
-    across attempts, since the browser announces them only when a frame loads."""
+    """The DevTools connection of one browser, kept while the browser lives (a reused browser pays the connect
+    and attach once, not per case). Events go to the attempt's recorder (``sink``); between attempts nothing
+    is captured. Execution contexts (for the DOM of every frame) are tracked across attempts, since the
+    browser announces them only when a frame loads."""
 
     def __init__(self, browser: Browser) -> None:
         self.browser = browser
         self.sink: WebRecorder | None = None
         self.contexts: dict[int, dict[str, Any]] = {}
         self.session = ""
-        self.video_error = ""
-        self.casting = False
+        self.pacer: FramePacer | None = None
         driver = browser.driver
         remote = browser.config.driver_path if browser.config.mode == "remote" else ""
         self.client = CdpClient(browser_ws_url(dict(driver.capabilities), remote), self._event)
@@ -61,6 +62,7 @@ class DevtoolsTap:
             self.session = str(self.client.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"])
             for method in ("Runtime.enable", "Log.enable", "Network.enable"):
                 self.client.send(method, {}, self.session)
+            self.pacer = FramePacer(self.client, self.session)
         except Exception:
             self.client.close()
             raise
@@ -71,35 +73,32 @@ class DevtoolsTap:
         if isinstance(tap, DevtoolsTap) and tap.browser is browser and not tap.client.closed:
             return tap
         if isinstance(tap, DevtoolsTap):
-            tap.client.close()
+            tap.close()
         ctx.shared.pop(TAP_KEY, None)
         tap = cls(browser)
         ctx.shared[TAP_KEY] = tap
         return tap
 
-    def screencast(self) -> None:
-        """Start the screencast once (it runs while the browser lives; frames come only on repaints)."""
-        if self.casting or self.video_error:
-            return
-        try:
-            self.client.send("Page.startScreencast", SCREENCAST, self.session)
-            self.casting = True
-        except CdpError as e:
-            self.video_error = _text(e)
+    def close(self) -> None:
+        if self.pacer is not None:
+            self.pacer.close()
+        self.client.close()
 
     @staticmethod
     def drop(ctx: RunContext) -> None:
         """Close the collection's tap (the browser is being quit)."""
         tap = ctx.shared.pop(TAP_KEY, None)
         if isinstance(tap, DevtoolsTap):
-            tap.client.close()
+            tap.close()
 
     def _event(self, method: str, p: dict[str, Any], session: str) -> None:
         if session != self.session:
             return
         if method == "Page.screencastFrame":
-            self.client.post("Page.screencastFrameAck", {"sessionId": p.get("sessionId")}, self.session)
-        elif method == "Runtime.executionContextCreated":
+            if self.pacer is not None:
+                self.pacer.frame(p)
+            return
+        if method == "Runtime.executionContextCreated":
             ctx = p.get("context") or {}
             aux = ctx.get("auxData") or {}
             if aux.get("isDefault"):
@@ -128,6 +127,7 @@ class WebRecorder:
         self.log_path = Path(browser.driver_log) if browser.driver_log else None
         self.log_offset = _size(self.log_path)
         self.ended = False
+        self._end_lock = threading.Lock()         # end (case thread) and killed (main thread) run once
 
     @classmethod
     def begin(cls, browser: Browser, ctx: RunContext) -> WebRecorder | None:
@@ -138,49 +138,71 @@ class WebRecorder:
         rec = cls(browser, spec)
         try:
             rec.tap = DevtoolsTap.of(browser, ctx)
-            if spec.video:
-                rec.tap.screencast()
-            if spec.video and rec.tap.video_error:
-                rec.bundle.note(f"video not recorded: {rec.tap.video_error}")
             rec.tap.sink = rec
+            if spec.video and rec.tap.pacer is not None:
+                rec.tap.pacer.start(rec.frame)
+                if rec.tap.pacer.error:
+                    rec.bundle.note(f"video not recorded: {rec.tap.pacer.error}")
         except Exception as e:  # noqa: BLE001 - no DevTools: the bundle says so, the case goes on
             ctx.shared.pop(TAP_KEY, None)
             rec.tap = None
             rec.bundle.note(f"console, network and video not recorded: {_text(e)}")
+        ctx.evidence_flush = functools.partial(rec.killed, ctx)
         return rec
 
     @staticmethod
     def end(recorder: WebRecorder | None, ctx: RunContext, outcome: str) -> None:
         """Stop ``recorder`` (idempotent) and put what the policy keeps on ``ctx.evidence_result``."""
-        if recorder is None or recorder.ended:
+        if recorder is None:
             return
-        recorder.ended = True
-        spec = ctx.evidence
-        try:
-            ctx.evidence_result = recorder.finish(keep_bundle(spec.keep, outcome, spec.attempt), outcome != "passed")
-        except Exception as e:  # noqa: BLE001 - recording never fails a case
-            log.warning("evidence not kept: %s", _text(e))
-            ctx.evidence_result = {"dir": "", "files": [], "notes": [f"evidence not kept: {_text(e)}"]}
+        with recorder._end_lock:
+            if recorder.ended:
+                return
+            recorder.ended = True
+            ctx.evidence_flush = None
+            spec = ctx.evidence
+            try:
+                ctx.evidence_result = recorder.finish(keep_bundle(spec.keep, outcome, spec.attempt), outcome != "passed")
+            except Exception as e:  # noqa: BLE001 - recording never fails a case
+                log.warning("evidence not kept: %s", _text(e))
+                ctx.evidence_result = {"dir": "", "files": [], "notes": [f"evidence not kept: {_text(e)}"]}
+
+    def killed(self, ctx: RunContext, reason: str) -> None:
+        """The attempt is being killed (main thread, on SIGTERM; the browser is stopped with it): write what
+        was collected until now as a broken attempt's bundle, with a manifest, since its result will be the
+        engine's (pipeline.evidence.left_bundle). A case that still ends keeps this bundle (run once)."""
+        with self._end_lock:
+            if self.ended:
+                return
+            self.ended = True
+            spec = ctx.evidence
+            try:
+                ctx.evidence_result = self.finish(keep_bundle(spec.keep, "broken", spec.attempt), False, killed=reason)
+            except Exception as e:  # noqa: BLE001
+                log.warning("evidence of the killed attempt not kept: %s", _text(e))
 
     # -- events (reader thread) ------------------------------------------------------------------------------
+    def frame(self, when: float, data: str) -> None:
+        """A screencast frame (reader thread), kept base64: decoded only for a bundle that is kept."""
+        with self._lock:
+            self.frames.add(when, data, len(data) * 3 // 4)
+
     def event(self, method: str, p: dict[str, Any]) -> None:
-        if method == "Page.screencastFrame":
-            if not self.spec.video:
-                return
-            when = float((p.get("metadata") or {}).get("timestamp") or time.time())
-            data = str(p.get("data") or "")          # kept base64: decoded only for a bundle that is kept
-            with self._lock:
-                self.frames.add(when, data, len(data) * 3 // 4)
-        elif method in NETWORK_EVENTS:
+        if method in NETWORK_EVENTS:
             with self._lock:
                 self.network.event(method, p)
-        elif method in ("Runtime.consoleAPICalled", "Runtime.exceptionThrown", "Log.entryAdded"):
-            if len(self.console) < CONSOLE_LIMIT:
-                self.console.append(_console_row(method, p))
+        elif method in CONSOLE_EVENTS and len(self.console) < CONSOLE_LIMIT:
+            self.console.append(_console_row(method, p))
 
     # -- end of the attempt ----------------------------------------------------------------------------------
-    def finish(self, keep: bool, failed: bool) -> dict[str, Any]:
-        """Stop recording; when ``keep``, write the bundle and return ``CaseResult.evidence`` (else {})."""
+    def finish(self, keep: bool, failed: bool, killed: str = "") -> dict[str, Any]:
+        """Stop recording; when ``keep``, write the bundle and return ``CaseResult.evidence`` (else {}).
+        ``killed``: why the attempt is being killed (no DOM then: the browser is going down with it)."""
+        pacer = self.tap.pacer if self.tap is not None else None
+        if pacer is not None:
+            if keep and failed and self.spec.video and not killed:
+                pacer.final()                     # the video ends on the page that failed
+            pacer.stop()
         ended = time.time()
         try:
             if keep and failed:
@@ -190,13 +212,15 @@ class WebRecorder:
         if not keep:
             return {}
         b = self.bundle
+        if killed:
+            b.note(f"attempt killed ({killed}); the bundle holds what was collected until then, no DOM at failure")
         har: dict[str, Any] = {"log": {"entries": []}}
         if self.tap is not None:                   # DevTools was attached: console and network were recorded
-            b.add("console.json", "console", json.dumps(self.console, ensure_ascii=False, indent=1).encode("utf-8"))
+            b.add("console.json", "console", Json(self.console))
             comment = f"{self.network.dropped} requests not recorded (limit {self.network.limit})" if self.network.dropped else ""
             with self._lock:
                 har = har_document(self.network.entries(), ENGINE_VERSION, comment)
-            b.add("network.har", "har", json.dumps(har, ensure_ascii=False, indent=1).encode("utf-8"))
+            b.add("network.har", "har", Json(har))
         self._driver_log(b)
         with self._lock:
             frames, dropped, total = list(self.frames.frames), self.frames.dropped, self.frames.total
@@ -204,14 +228,16 @@ class WebRecorder:
             if dropped:
                 b.note(f"video starts late: the first {dropped} of {total} frames were dropped to stay within max-mb")
             b.add("video.webm", "video", lambda path: _encode([(t, base64.b64decode(d)) for t, d in frames], ended, path))
-        elif self.tap is not None and self.spec.video and not self.tap.video_error:
+        elif self.tap is not None and self.spec.video and pacer is not None and not pacer.error:
             b.note("video not recorded: the browser sent no screencast frame (nothing was painted)")
-        saved = b.save(self.spec)
+        rows = {"console": redact_value([dict(r, text=r["text"][:500]) for r in self.console[:SUMMARY_ROWS]], self.spec.secrets),
+                "network": redact_value([{"m": e["request"]["method"], "u": e["request"]["url"][:500],
+                                          "s": e["response"]["status"], "t": e["time"], "b": e["response"]["bodySize"],
+                                          "err": e["response"].get("_error", "")}
+                                         for e in har["log"]["entries"][:SUMMARY_ROWS]], self.spec.secrets)}
+        saved = b.save(self.spec, dict(rows, started_ms=int(self.started * 1000), killed=killed) if killed else None)
         if saved.get("files"):
-            saved["console"] = [dict(r, text=r["text"][:500]) for r in self.console[:SUMMARY_ROWS]]
-            saved["network"] = [{"m": e["request"]["method"], "u": e["request"]["url"][:500], "s": e["response"]["status"],
-                                 "t": e["time"], "b": e["response"]["bodySize"], "err": e["response"].get("_error", "")}
-                                for e in har["log"]["entries"][:SUMMARY_ROWS]]
+            saved.update(rows)
         return saved
 
     def _dom(self) -> None:
@@ -241,10 +267,10 @@ class WebRecorder:
         index = []
         for i, (href, html) in enumerate(pages):
             name = f"dom-{i}.html"
-            self.bundle.add(name, "dom", html.encode("utf-8"))
+            self.bundle.add(name, "dom", Text(html))
             index.append({"file": name, "url": href})
         if index:
-            self.bundle.add("dom.json", "dom-index", json.dumps(index, ensure_ascii=False, indent=1).encode("utf-8"))
+            self.bundle.add("dom.json", "dom-index", Json(index))
 
     def _driver_log(self, b: Bundle) -> None:
         if self.log_path is None:
@@ -258,7 +284,7 @@ class WebRecorder:
         except OSError as e:
             b.note(f"chromedriver log not read: {e}")
             return
-        b.add("chromedriver.log", "driver-log", data)
+        b.add("chromedriver.log", "driver-log", Text(data.decode("utf-8", "surrogateescape")))
 
     def _close(self) -> None:
         if self.tap is not None and self.tap.sink is self:

@@ -5,6 +5,9 @@ tests against the har-schema JSON schemas that har-validator uses. Timings follo
 export: ``blocked``/``dns``/``connect``/``ssl`` are -1 when not applicable, ``send``/``wait``/``receive``
 never negative, ``time`` their sum (``ssl`` is included in ``connect``). A request that failed (refused,
 aborted, blocked) is still an entry: status 0 and the browser's reason in ``response._error``.
+
+Credentials never reach the file: the values of ``CREDENTIAL_HEADERS`` are ``******`` (Chrome DevTools'
+own HAR export leaves these headers out unless asked), and the recorder masks the run's secrets elsewhere.
 """
 from __future__ import annotations
 
@@ -12,8 +15,12 @@ import datetime as dt
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-__all__ = ["NetworkLog", "har_document"]
+from pipeline.secrets import MASK
 
+__all__ = ["CREDENTIAL_HEADERS", "NetworkLog", "har_document"]
+
+CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key",
+                                "x-auth-token"})
 NETWORK_EVENTS = ("Network.requestWillBeSent", "Network.responseReceived", "Network.loadingFinished",
                   "Network.loadingFailed")
 
@@ -70,7 +77,7 @@ def har_document(entries: list[dict[str, Any]], creator_version: str, comment: s
 
 
 def _iso(epoch_s: float | None) -> str:
-    t = dt.datetime.fromtimestamp(float(epoch_s or 0), dt.timezone.utc)
+    t = dt.datetime.fromtimestamp(float(epoch_s or 0), dt.UTC)
     return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
@@ -79,8 +86,9 @@ def _headers(h: Any) -> list[dict[str, str]]:
         return []
     out = []
     for name, value in h.items():
+        secret = str(name).lower() in CREDENTIAL_HEADERS
         for line in str(value).split("\n"):         # DevTools joins repeated headers with "\n"
-            out.append({"name": str(name), "value": line})
+            out.append({"name": str(name), "value": MASK if secret else line})
     return out
 
 

@@ -6,9 +6,16 @@ from __future__ import annotations
 import functools
 import json
 import threading
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from http.server import (
+    BaseHTTPRequestHandler,
+    SimpleHTTPRequestHandler,
+    ThreadingHTTPServer,
+)
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import jsonschema
 import pytest
@@ -19,6 +26,7 @@ from stages.executor.common.evidence import EvidenceSpec
 from stages.executor.context import RunSettings
 from stages.executor.web import video
 from stages.executor.web.cdp import CdpError, browser_ws_url
+from stages.executor.web.har import har_entry
 from tests.stages.executor.web.conftest import Web, logs, op
 from tests.stages.executor.web.test_runner import remote_driver  # noqa: F401  (a chromedriver as remote end)
 
@@ -32,9 +40,10 @@ NOISE = ("console.log('info " + MARK + "'); console.warn('warn " + MARK + "'); c
 
 
 def run(w: Web, tmp: Path, keep: str, *ops: dict[str, Any], attempt: int = 1, max_mb: float = 25.0,
-        video: bool = True) -> tuple[CaseResult, dict[str, Any]]:
+        video: bool = True, secrets: tuple[str, ...] = ()) -> tuple[CaseResult, dict[str, Any]]:
     w.ctx.evidence = EvidenceSpec(keep=keep, max_mb=max_mb, task_report_dir=tmp / "reports" / "task-web",
-                                  collection_id="col-1", case_id="case-1", index=1, attempt=attempt, video=video)
+                                  collection_id="col-1", case_id="case-1", index=1, attempt=attempt, video=video,
+                                  secrets=secrets)
     w.ctx.evidence_result = {}
     return w.run(*ops), w.ctx.evidence_result
 
@@ -64,7 +73,7 @@ def har_validator() -> jsonschema.protocols.Validator:
 
 
 def bundle(tmp: Path, ev: dict[str, Any]) -> Path:
-    return tmp / "reports" / "task-web" / ev["dir"]
+    return tmp / "reports" / "task-web" / str(ev["dir"])
 
 
 def test_failing_attempt_keeps_every_part(w: Web, tmp_path: Path, har_validator: Any) -> None:
@@ -96,11 +105,15 @@ def test_failing_attempt_keeps_every_part(w: Web, tmp_path: Path, har_validator:
     assert "COMMAND Navigate" in driver_log and "frame.html" in driver_log
 
 
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
 def test_video_plays_in_chromium_and_frames_change(w: Web, tmp_path: Path) -> None:
     _, ev = run(w, tmp_path, "failure", *failing(w))
     root = tmp_path / "reports" / "task-web"
-    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *a: None  # type: ignore[method-assign]
+    handler = functools.partial(_QuietHandler, directory=str(root))
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
@@ -134,6 +147,48 @@ def test_video_plays_in_chromium_and_frames_change(w: Web, tmp_path: Path) -> No
     finally:
         server.shutdown()
         server.server_close()
+
+
+SECRET = "s3cr3t-Engine-Value-91"
+# the secret in a console line, the DOM, a query string and a bearer header; a login whose answer sets a cookie
+LEAKY = ("console.log('pw " + SECRET + "'); document.body.insertAdjacentHTML('beforeend', '<p id=leak>" + SECRET + "</p>');"
+         "var a = new XMLHttpRequest(); a.open('POST', '/api/login', false); a.setRequestHeader('Content-Type', 'application/json');"
+         "a.send(JSON.stringify({username: 'admin', password: 'x'}));"
+         "var b = new XMLHttpRequest(); b.open('GET', '/api/users/1', false);"
+         "b.setRequestHeader('Authorization', 'Bearer " + SECRET + "'); b.send();"
+         "var c = new XMLHttpRequest(); c.open('GET', '/api/echo?key=" + SECRET + "', false); c.send();")
+
+
+def test_secrets_and_credentials_are_masked_in_every_part(w: Web, tmp_path: Path, har_validator: Any) -> None:
+    r, ev = run(w, tmp_path, "failure", w.open(), op("browser", "执行脚本", script=LEAKY),
+                op("assertion", "断言页面标题", assertion="equals", expect="not the title"), secrets=(SECRET,))
+    assert r.status == 1, logs(r)
+    d = bundle(tmp_path, ev)
+    assert {"console", "har", "dom", "driver-log", "video"} <= {f["kind"] for f in ev["files"]}
+    for f in d.iterdir():                        # no part holds the secret (the driver log saw the script too)
+        assert SECRET.encode() not in f.read_bytes(), f.name
+    assert SECRET not in json.dumps(ev)          # nor the rows carried on the result for report.html
+    console = json.loads((d / "console.json").read_text())
+    assert any(row["text"] == "pw ******" for row in console), console
+    assert '<p id="leak">******</p>' in (d / "dom-0.html").read_text()
+    har = json.loads((d / "network.har").read_text())
+    har_validator.validate(har)                  # masked value by value: still a valid HAR
+    by_path = {e["request"]["url"].split("/api/", 1)[-1]: e for e in har["log"]["entries"] if "/api/" in e["request"]["url"]}
+    assert set(by_path) == {"login", "users/1", "echo?key=******"}, set(by_path)
+    auth = [h["value"] for h in by_path["users/1"]["request"]["headers"] if h["name"].lower() == "authorization"]
+    assert auth == ["******"] and by_path["users/1"]["response"]["status"] == 200     # let in by the login's cookie
+    assert by_path["echo?key=******"]["request"]["queryString"] == [{"name": "key", "value": "******"}]
+
+
+def test_credential_headers_are_masked_whatever_their_case() -> None:
+    # Chromium reports cookies in Network.*ExtraInfo events, which the recorder does not read; a browser that
+    # puts them in the main events still gets them masked
+    entry = har_entry({"request": {"url": "http://127.0.0.1/x", "method": "GET",
+                                   "headers": {"Cookie": "sid=abc", "X-Trace": "t1", "authorization": "Basic eDp5"}},
+                       "response": {"status": 200, "headers": {"Set-Cookie": "sid=abc; Path=/\nlang=en"}}})
+    assert {h["name"]: h["value"] for h in entry["request"]["headers"]} == \
+        {"Cookie": "******", "X-Trace": "t1", "authorization": "******"}
+    assert entry["response"]["headers"] == [{"name": "Set-Cookie", "value": "******"}] * 2
 
 
 def test_passing_attempt_keeps_nothing_under_failure(w: Web, tmp_path: Path) -> None:
@@ -207,3 +262,55 @@ def test_remote_end_elsewhere_without_se_cdp_is_refused_with_a_reason() -> None:
         browser_ws_url(caps, "http://grid.example:4444/wd/hub")
     assert browser_ws_url({"se:cdp": "ws://grid.example:4444/session/1/se/cdp"}, "http://grid.example:4444") \
         == "ws://grid.example:4444/session/1/se/cdp"
+
+
+class _NoDevtoolsGrid(BaseHTTPRequestHandler):
+    """A WebDriver end in front of a real chromedriver that, like a Grid without ``se:cdp``, hides the
+    browser's DevTools address from the new session's capabilities."""
+
+    upstream = ""
+
+    def _forward(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        req = urllib.request.Request(self.upstream + self.path, data=body or None, method=self.command,
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=60) as resp:
+                status, data = resp.status, resp.read()
+        except urllib.error.HTTPError as e:
+            status, data = e.code, e.read()
+        if self.command == "POST" and self.path.rstrip("/") == "/session":
+            doc = json.loads(data)
+            caps = doc["value"]["capabilities"]
+            caps.pop("se:cdp", None)
+            caps.get("goog:chromeOptions", {}).pop("debuggerAddress", None)
+            data = json.dumps(doc).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = do_DELETE = _forward
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_remote_end_without_devtools_keeps_the_dom_and_notes_the_rest(demo_url: str, tmp_path: Path,
+                                                                       remote_driver: str) -> None:  # noqa: F811
+    handler = type("Grid", (_NoDevtoolsGrid,), {"upstream": remote_driver})
+    grid = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=grid.serve_forever, daemon=True).start()
+    w = Web(demo_url, tmp_path, RunSettings(webdriver={"options": "remote", "path": f"http://127.0.0.1:{grid.server_port}"}))
+    try:
+        r, ev = run(w, tmp_path, "failure", *failing(w))
+    finally:
+        w.close()
+        grid.shutdown()
+    assert r.status == 1, logs(r)
+    assert {f["kind"] for f in ev["files"]} == {"dom", "dom-index"}, ev          # the DOM through WebDriver only
+    notes = "\n".join(ev["notes"])
+    assert "console, network and video not recorded: CdpError: the WebDriver end reports no DevTools endpoint" in notes
+    assert "DOM: only the current frame (no DevTools endpoint for the other frames)" in notes
+    assert "chromedriver log not available through a remote WebDriver end" in notes
