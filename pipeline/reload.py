@@ -27,7 +27,8 @@ Signature = tuple[tuple[str, ...], "str | None"]
 
 def desired_pool(values: dict[str, dict[str, Any]], devices: dict[str, Any]) -> list[Signature]:
     """The executor signatures a config asks for, in the CLI's order: API workers, browsers, devices."""
-    api, browsers = int(values["Pipeline"]["api-workers"]), int(values["Pipeline"]["browsers"])
+    from .capacity_probe import browser_count
+    api, browsers = int(values["Pipeline"]["api-workers"]), browser_count(values)
     return ([(("API",), None)] * api + [(("API", "WEB"), None)] * browsers
             + [(("APP",), d) for d in sorted(devices)])
 

@@ -13,8 +13,10 @@ from pipeline.messages import Kind
 from pipeline.stage import Handler, Stage
 from pipeline.transport import Notifier
 
+from .admission import Admitter
 from .context import RunSettings
 from .host import UnitWorker
+from .reaper import reap_session
 
 __all__ = ["Executor", "STAGE"]
 
@@ -30,6 +32,7 @@ class Executor(Stage):
         self.worker: UnitWorker | None = None
         self.last_unit = ""
         self._last_status = 0.0
+        self.admitter: Admitter | None = None
 
     def on_start(self) -> None:
         cfg = self.spec.config
@@ -50,6 +53,7 @@ class Executor(Stage):
                 self.worker.runner(kind)
             except Exception as e:
                 self.log.error("cannot load the %s runner: %s", kind, e)
+        self.admitter = Admitter.from_spec(self.spec, self.name)      # browsers = auto: park above capacity
         self.worker.warm_up()
         self.send_status()
 
@@ -115,14 +119,33 @@ class Executor(Stage):
                 self.send_status()
 
     def on_tick(self) -> None:
+        if self._admit():
+            self.send_status()                   # credit withdrawn or offered again at once
         if time.monotonic() - self._last_status >= self.hb_interval:
             self.send_status()
 
+    def _admit(self) -> bool:
+        """Re-decide parking while idle (``browsers = auto``); True when it changed."""
+        w = self.worker
+        if self.admitter is None or w is None or w.busy() or w.unit is not None:
+            return False
+        return self.admitter.update(time.monotonic(), self._browser_pids)
+
+    def _browser_pids(self) -> list[int]:
+        from .web.session import SHARED_KEY         # WEB executors only (the admitter exists for them alone)
+        slot = self.worker.shared.get(SHARED_KEY) if self.worker is not None else None
+        browser = getattr(slot, "browser", None)
+        return list(browser.pids()) if browser is not None else []
+
     def send_status(self, probe: dict[str, Any] | None = None) -> None:
         self._last_status = time.monotonic()
+        self._admit()                            # never offer credit on a stale decision
         w = self.worker
-        idle = w is not None and not w.busy() and w.unit is None
+        parked = self.admitter.parked if self.admitter is not None else ""
+        idle = w is not None and not w.busy() and w.unit is None and not parked    # parked: no credit
         body: dict[str, Any] = {"kinds": self.kinds, "device": self.device_name, "idle": idle, "last_unit": self.last_unit}
+        if parked:
+            body["parked"] = parked
         if probe is not None:
             body["probe"] = probe
         if w is not None and w.unit is not None:
@@ -148,12 +171,15 @@ class Executor(Stage):
     def on_stop(self) -> None:
         if self.worker is not None:
             self.worker.close()
+        reap_session()            # whatever the polite close missed (a browser still starting, a re-parented one)
         if getattr(self, "_deadline_notice", None) is not None:
             self._deadline_notice.close()
 
     def stats(self) -> dict[str, Any]:
         base = super().stats()
         base.update({"kinds": self.kinds, "device": self.device_name})
+        if self.admitter is not None:
+            base["parked"] = self.admitter.parked
         return base
 
 

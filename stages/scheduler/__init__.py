@@ -128,8 +128,8 @@ class Scheduler(RoutingMixin, HealthMixin, RecoveryMixin, Stage):
             self.router.announce(ex.info.device)
         if ex.unit is None and not b["idle"] and b.get("unit") and time.monotonic() < self.adopt_until + 30:
             self._adopt(ex, b["unit"])
-        if ex.unit is None and b["idle"]:
-            ex.idle = True
+        if ex.unit is None:
+            ex.idle = bool(b["idle"])                   # a parked executor (capacity) withdraws its credit
         if b.get("probe"):
             self._probe_answered(ex, b["probe"])
 

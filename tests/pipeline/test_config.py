@@ -22,7 +22,7 @@ def write(tmp_path: Path, text: str) -> Path:
     ("[DEFAULT]\nbrowsers = 1\n", "DEFAULT", "", "unknown section"),
     ("[Pipeline]\nbrowser = 1\n", "Pipeline", "browser", "unknown key (known: api-workers, browsers"),
     ("[Pipeline]\nstrict-templates = maybe\n", "Pipeline", "strict-templates", "bad value 'maybe': expected true/false"),
-    ("[Pipeline]\nbrowsers = two\n", "Pipeline", "browsers", "bad value 'two': invalid literal for int"),
+    ("[Pipeline]\nbrowsers = two\n", "Pipeline", "browsers", "bad value 'two': expected a number >= 0, auto or grid"),
     ("[Pipeline]\nbrowsers = 1.5\n", "Pipeline", "browsers", "bad value '1.5'"),
     ("[RunSetting]\nmax-run = -1\n", "RunSetting", "max-run", "must be >= 0, got -1"),
     ("[Pipeline]\ncase-timeout = -3\n", "Pipeline", "case-timeout", "must be >= 0"),
