@@ -4,6 +4,7 @@ and delivers every result to the aggregator reliably before telling the schedule
 """
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any, ClassVar
@@ -18,7 +19,7 @@ from .context import RunSettings
 from .host import UnitWorker
 from .reaper import reap_session
 
-__all__ = ["Executor", "STAGE"]
+__all__ = ["STAGE", "Executor"]
 
 
 class Executor(Stage):
@@ -33,6 +34,7 @@ class Executor(Stage):
         self.last_unit = ""
         self._last_status = 0.0
         self.admitter: Admitter | None = None
+        self._dropped: set[str] = set()
 
     def on_start(self) -> None:
         cfg = self.spec.config
@@ -51,7 +53,7 @@ class Executor(Stage):
         for kind in self.kinds:                # import keyword libraries now, not inside the first case's deadline
             try:
                 self.worker.runner(kind)
-            except Exception as e:
+            except Exception as e:  # noqa: BLE001 - a broken runner must not stop the executor starting
                 self.log.error("cannot load the %s runner: %s", kind, e)
         self.admitter = Admitter.from_spec(self.spec, self.name)      # browsers = auto: park above capacity
         self.worker.warm_up()
@@ -112,11 +114,21 @@ class Executor(Stage):
                 self.log.info("device %s probe: %s", self.device_name, "passed" if body["ok"] else body["error"])
                 self.send_status(probe=body)
             elif kind == "unit.done":
-                self.mailbox.send("scheduler", Kind.UNIT_DONE, body)
+                if self._drop_for_test("unit.done"):
+                    self.log.warning("unit.done of %s not sent (LIUMA_TEST_DROP_ONCE)", body.get("unit_id"))
+                else:
+                    self.mailbox.send("scheduler", Kind.UNIT_DONE, body)
                 if self.worker is not None:
                     self.worker.unit = None
                 self.state = "idle"
                 self.send_status()
+
+    def _drop_for_test(self, what: str) -> bool:
+        """Tests lose one message on purpose: ``LIUMA_TEST_DROP_ONCE=<executor>:<event>`` (once per process)."""
+        if os.environ.get("LIUMA_TEST_DROP_ONCE") != f"{self.name}:{what}" or what in self._dropped:
+            return False
+        self._dropped.add(what)
+        return True
 
     def on_tick(self) -> None:
         if self._admit():
@@ -132,7 +144,9 @@ class Executor(Stage):
         return self.admitter.update(time.monotonic(), self._browser_pids)
 
     def _browser_pids(self) -> list[int]:
-        from .web.session import SHARED_KEY         # WEB executors only (the admitter exists for them alone)
+        from .web.session import (
+            SHARED_KEY,  # WEB executors only (the admitter exists for them alone)
+        )
         slot = self.worker.shared.get(SHARED_KEY) if self.worker is not None else None
         browser = getattr(slot, "browser", None)
         return list(browser.pids()) if browser is not None else []
@@ -152,7 +166,7 @@ class Executor(Stage):
             body["unit"] = dict(w.unit, running=w.running)
         try:
             self.mailbox.send("scheduler", Kind.EXECUTOR_STATUS, body)
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - status is re-sent every heartbeat interval
             self.log.debug("status not sent: %s", e)
 
     def current(self) -> dict[str, Any] | None:

@@ -30,6 +30,7 @@ from .recovery import RecoveryMixin
 from .retry import RetryPolicy
 from .routed import RoutingMixin
 from .routing import Router, registry_from_spec
+from .slots import SlotWatch, heal, watch
 
 __all__ = ["Scheduler", "STAGE"]
 
@@ -77,6 +78,7 @@ class Scheduler(RoutingMixin, HealthMixin, RecoveryMixin, Stage):
         self._synthetic: list[dict[str, Any]] = []
         self.stop_all: dict[str, Any] | None = None    # the engine is stopping: a task planned from now on is stopped too
         self._load_health()                              # quarantine survives a restart (health.py)
+        self.slots = SlotWatch(grace=max(5.0, 3 * self.hb_interval))   # leaked-slot self-check (slots.py)
 
     def _planned_body(self, ts: TaskState) -> dict[str, Any]:
         return {"task_id": ts.task_id, "report_dir": ts.report_dir, "name": ts.name or ts.task_id,
@@ -122,6 +124,7 @@ class Scheduler(RoutingMixin, HealthMixin, RecoveryMixin, Stage):
             ex = None
         if ex is not None and env.inc < ex.inc:
             return                                          # a stale message from a dead incarnation
+        watch(self, env)                                    # what it says it holds (slot self-check)
         if ex is None:
             ex = self.executors[env.src] = ExecState(ExecutorInfo(env.src, frozenset(b["kinds"]), b.get("device")), env.inc)
             self.known[env.src] = ex.info
@@ -224,6 +227,7 @@ class Scheduler(RoutingMixin, HealthMixin, RecoveryMixin, Stage):
         self._fail_stranded()
         self._send_probes()
         self._dispatch()
+        heal(self)
 
     def _disk_short(self, now: float) -> str | None:
         """``[Pipeline] min-free-mb``: no new unit starts while storage or reports are short of space."""
