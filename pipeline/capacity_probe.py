@@ -15,7 +15,7 @@ import psutil
 from .capacity import HostSample, Limits, pool_size
 from .errors import ConfigError
 
-__all__ = ["BROWSER_MODES", "browser_count", "browsers_pss_mb", "grid_slots", "limits_from", "measure"]
+__all__ = ["BROWSER_MODES", "browser_count", "browsers_pss_mb", "grid_slots", "limits_from", "measure", "tree_rss_mb"]
 
 BROWSER_MODES = ("auto", "grid")
 SHM = "/dev/shm"
@@ -54,6 +54,23 @@ def browsers_pss_mb(pids: Iterable[int]) -> float:
             seen.add(p.pid)
             try:
                 total += int(getattr(p.memory_full_info(), "pss", 0) or p.memory_info().rss)
+            except psutil.Error:
+                continue
+    return total / 2**20
+
+
+def tree_rss_mb(pids: Iterable[int]) -> float:
+    """RSS of ``pids`` and their descendants in MB (cheap; the recycling limit)."""
+    total = 0
+    for pid in pids:
+        try:
+            root = psutil.Process(pid)
+            procs = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            continue
+        for p in procs:
+            try:
+                total += p.memory_info().rss
             except psutil.Error:
                 continue
     return total / 2**20

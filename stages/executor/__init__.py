@@ -44,7 +44,9 @@ class Executor(Stage):
             faker_locale=cfg["Pipeline"]["faker-locale"], screenshot_every_step=cfg["Pipeline"]["screenshot-every-step"],
             default_step_timeout=cfg["Pipeline"]["step-timeout"], webdriver=wd, devices=dict(self.spec.devices),
             evidence_keep=cfg["Evidence"]["keep"], evidence_max_mb=cfg["Evidence"]["max-mb"],
-            evidence_video=cfg["Evidence"]["video"], report_dir=str(self.spec.report_dir))
+            evidence_video=cfg["Evidence"]["video"], report_dir=str(self.spec.report_dir),
+            recycle_cases=int(cfg.get("Capacity", {}).get("recycle-cases", 0)),
+            recycle_rss_mb=float(cfg.get("Capacity", {}).get("recycle-rss-mb", 0.0)))
         device = dict(self.spec.devices.get(self.device_name, {}), name=self.device_name) if self.device_name else None
         self.worker = UnitWorker(self.name, settings, Path(self.spec.storage_root), device, fetch_file=self._fetcher())
         self._deadline_notice = Notifier(self.mailbox, "supervisor")

@@ -9,14 +9,15 @@ closes (``close_shared``) when the unit ends or the executor resets between coll
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from pipeline.models import CaseResult
 from stages.executor.common.evidence import EvidenceSpec
 
-__all__ = ["RunSettings", "RunContext", "CaseOutcome", "CaseRunner", "FileFetcher"]
+__all__ = ["CaseOutcome", "CaseRunner", "FileFetcher", "RunContext", "RunSettings"]
 
 FileFetcher = Callable[[str], tuple[str, bytes]]   # test-file id -> (file name, content); cached per task
 
@@ -36,6 +37,8 @@ class RunSettings:
     evidence_max_mb: float = 25.0
     evidence_video: bool = True
     report_dir: str = ""                   # [Pipeline] report-dir, when a unit does not name its own
+    recycle_cases: int = 0                 # [Capacity] recycle-cases: a browser is replaced after this many (0: never)
+    recycle_rss_mb: float = 0.0            # [Capacity] recycle-rss-mb: ... or above this RSS (0: never)
 
 
 @dataclass(slots=True)
