@@ -205,7 +205,7 @@ def start_browser(config: BrowserConfig, command_timeout: float = 60.0, driver_l
         for path in (profile, scratch):
             if path:
                 shutil.rmtree(path, ignore_errors=True)
-        msg = (getattr(e, "msg", None) or str(e)).strip()
+        msg = (getattr(e, "msg", None) or str(e)).split("\nHost info:")[0].strip()   # a Grid appends build info
         transport = isinstance(e, (OSError, urllib3.exceptions.HTTPError)) and not isinstance(e, ValueError)
         infra = not isinstance(e, ValueError) and start_failure_is_infrastructure(
             config.mode, msg, transport, saturated=host_saturated())
