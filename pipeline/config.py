@@ -8,13 +8,14 @@ from __future__ import annotations
 import configparser
 import ipaddress
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .errors import ConfigError
 
-__all__ = ["Config", "load_config", "DEFAULT_CONFIG_PATH", "SCHEMA"]
+__all__ = ["DEFAULT_CONFIG_PATH", "SCHEMA", "Config", "load_config"]
 
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config" / "config.ini"
 
@@ -122,7 +123,7 @@ def _listen(v: str) -> str:
     v = v.strip()
     if not v:
         return ""
-    host, sep, port = v.rpartition(":")
+    host, _sep, port = v.rpartition(":")
     if not host:
         host = "127.0.0.1"                     # a bare port never exposes the endpoint beyond this machine
     bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
@@ -158,7 +159,7 @@ class Config:
     def get(self, section: str, key: str) -> Any:
         return self.values[section][key]
 
-    def with_overrides(self, section: str, **kv: Any) -> "Config":
+    def with_overrides(self, section: str, **kv: Any) -> Config:
         """A copy with ``kv`` (e.g. command-line options) applied, validated like the file's values."""
         if section not in SCHEMA:
             raise ConfigError("unknown section", file=self.path, section=section)

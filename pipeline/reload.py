@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["RESTART_ONLY", "PoolPlan", "desired_pool", "plan_pool", "merge_live", "changed_keys", "executor_entries"]
+__all__ = ["RESTART_ONLY", "PoolPlan", "changed_keys", "desired_pool", "executor_entries", "merge_live", "plan_pool"]
 
 # Values a running engine cannot take over: they name sockets, directories and identities.
 RESTART_ONLY: frozenset[tuple[str, str]] = frozenset({

@@ -16,6 +16,7 @@ import time
 import urllib.request
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 from tests.appium_server import free_port
 
@@ -120,7 +121,7 @@ class GridServer:
         self.proc.wait(timeout=30)
         self.proc = None
 
-    def __enter__(self) -> GridServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:

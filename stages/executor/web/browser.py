@@ -153,7 +153,7 @@ class Browser:
             if service is not None:
                 try:
                     service.stop()
-                except Exception:  # noqa: BLE001
+                except Exception:  # noqa: BLE001, S110 - the driver is gone either way
                     pass
         finally:
             for path in (self.profile_dir, self.scratch_dir):
