@@ -6,7 +6,8 @@ Reports per run: wall time, verdicts against the serial run's (extra failures, b
 and, in-process, the per-case browser overhead (reset or new browser) inside the case before the host's
 ``prepare`` step and after. Prints the load average, which on a shared 2-core machine dominates.
 
-Run: ``.venv/bin/python bench/web_load.py [--only serial,2,4,8,auto,grid] [--cases 120]``.
+Run: ``.venv/bin/python bench/web_load.py [--only serial,2,4,8,auto,auto-sized,grid] [--cases 120]``
+(``auto-sized``: ``auto`` without its load limit, i.e. the sizing alone).
 """
 from __future__ import annotations
 
@@ -179,6 +180,8 @@ def main() -> None:
             from tests.grid_server import GridServer
             with GridServer(tmp / "grid", slots=2) as g:
                 r = run_engine(tmp, suite, "4", f"[WebDriver]\noptions = remote\nremote-url = {g.url}\n")
+        elif name == "auto-sized":             # the sizing alone: no load limit (other tenants' load ignored)
+            r = run_engine(tmp, suite, "auto", "[Capacity]\nmax-load = 1000\n")
         else:
             r = run_engine(tmp, suite, "1" if name == "serial" else name)
         results[name] = r

@@ -33,7 +33,7 @@ class Limits:
     """``[Capacity]``: the budget per browser and the limits above which no further unit is admitted."""
 
     cores_per_browser: float = 0.5     # docker-selenium budgets 1; our cases mostly wait on pages and timers
-    max_load: float = 2.0              # 1-minute load average per core
+    max_load: float = 4.0              # 1-minute load average per core: twice what our own pool causes
     min_free_mb: float = 512.0         # memory kept free for everything else on the host
     browser_mb: float = 350.0          # assumed PSS of a browser until one of ours is measured
     shm_per_browser_mb: float = 64.0
