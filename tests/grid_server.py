@@ -68,7 +68,7 @@ class GridServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, ready_timeout: float = 90.0) -> GridServer:
+    def start(self, ready_timeout: float = 90.0) -> Self:
         if not grid_available():
             raise RuntimeError(f"no Grid: {GRID_JAR} (./dev installs it) and `java` are needed")
         self.workdir.mkdir(parents=True, exist_ok=True)

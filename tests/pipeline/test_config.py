@@ -142,4 +142,4 @@ def test_tcp_off_loopback_without_curve_keys_is_refused_saying_how_to_make_keys(
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "::1", "127.0.0.2"])
 def test_tcp_on_loopback_without_keys_and_any_host_with_keys_load(host: str) -> None:
     assert load_config_text(f"[Pipeline]\ntransport = tcp\ntcp-host = {host}\n").get("Pipeline", "tcp-host") == host
-    assert load_config_text(f"[Pipeline]\ntransport = tcp\ntcp-host = 0.0.0.0\ncurve-keys = k\n").get("Pipeline", "curve-keys") == "k"
+    assert load_config_text("[Pipeline]\ntransport = tcp\ntcp-host = 0.0.0.0\ncurve-keys = k\n").get("Pipeline", "curve-keys") == "k"
