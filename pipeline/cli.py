@@ -22,7 +22,8 @@ from .topology import RunSpec
 __all__ = ["main"]
 
 def _executors(cfg: Config, kinds_needed: set[str]) -> list[dict[str, Any]]:
-    api, browsers = int(cfg.get("Pipeline", "api-workers")), int(cfg.get("Pipeline", "browsers"))
+    from .capacity_probe import browser_count
+    api, browsers = int(cfg.get("Pipeline", "api-workers")), browser_count(cfg.values)   # auto: measured; grid: /status
     out = [{"name": f"executor-{i + 1}", "kinds": ["API"]} for i in range(api)]
     out += [{"name": f"executor-{api + i + 1}", "kinds": ["API", "WEB"]} for i in range(browsers)]
     out += [{"name": f"executor-{api + browsers + i + 1}", "kinds": ["APP"], "device": d} for i, d in enumerate(sorted(cfg.devices))]
@@ -75,7 +76,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     report_dir = _abs(cfg.get("Pipeline", "report-dir"))
     task, data_dir = load_suite(args.suite, storage / "data")
     kinds = {r.caseType for c in task.collections() for r in c.cases()}
-    if "WEB" not in kinds and int(cfg.get("Pipeline", "api-workers")) > 0 and int(cfg.get("Pipeline", "browsers")) > 0:
+    if "WEB" not in kinds and int(cfg.get("Pipeline", "api-workers")) > 0 and cfg.get("Pipeline", "browsers") != 0:
         cfg = cfg.with_overrides("Pipeline", browsers=0)     # no browser to start (and warm) for an API-only suite
     executors = _executors(cfg, kinds)
     names = {}
@@ -227,7 +228,7 @@ def cmd_start(args: argparse.Namespace) -> int:
             return 2
         except (ProcessLookupError, ValueError):
             pass
-    kinds = {"API"} | ({"WEB"} if int(cfg.get("Pipeline", "browsers")) else set())
+    kinds = {"API"} | ({"WEB"} if cfg.get("Pipeline", "browsers") != 0 else set())
     executors = _executors(cfg, kinds)
     if not args.foreground:
         if os.fork() > 0:
@@ -444,8 +445,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"where reports go, one folder per task (default: [Pipeline] report-dir, {_default('report-dir')!r})")
     r.add_argument("--api-workers", type=int, metavar="N",
                    help=f"executors for API cases only (default: [Pipeline] api-workers, {_default('api-workers')})")
-    r.add_argument("--browsers", type=int, metavar="N",
-                   help=f"executors with a headless browser, for WEB and API cases (default: [Pipeline] browsers, "
+    r.add_argument("--browsers", metavar="N|auto|grid",
+                   help=f"executors with a headless browser, for WEB and API cases: a number, auto (sized from the host's "
+                        f"cores, memory and /dev/shm; executors above the current capacity park) or grid (the slots of "
+                        f"the Selenium Grid at [WebDriver] remote-url) (default: [Pipeline] browsers, "
                         f"{_default('browsers')}; none are started for a suite without WEB cases)")
     r.add_argument("--case-timeout", type=float, metavar="SECONDS",
                    help=f"deadline of a case without its own timeout, in seconds; past it the case is killed and "
@@ -493,7 +496,10 @@ def main(argv: list[str] | None = None) -> int:
         ap._subcommands[args.cmd].error(f"unrecognized arguments: {' '.join(extra)}")  # type: ignore[attr-defined]
     if getattr(args, "tags", None):
         args.tags = [t for group in args.tags for t in group]
-    for opt in ("api_workers", "browsers", "case_timeout"):
+    browsers = getattr(args, "browsers", None)
+    if browsers is not None and not (browsers.strip().lower() in ("auto", "grid") or browsers.strip().isdigit()):
+        ap._subcommands[args.cmd].error(f"--browsers must be >= 0 (a number), auto or grid, not {browsers!r}")  # type: ignore[attr-defined]
+    for opt in ("api_workers", "case_timeout"):
         v = getattr(args, opt, None)
         if v is not None and v < 0:
             ap._subcommands[args.cmd].error(f"--{opt.replace('_', '-')} must be >= 0, not {v:g}")  # type: ignore[attr-defined]

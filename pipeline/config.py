@@ -1,6 +1,6 @@
 """config.ini -> frozen, typed settings. Keeps LiuMa's sections (Platform, Engine, Header, WebDriver,
 RunSetting) so an existing engine's file works, and adds the pipeline's own (Pipeline, Logging, Retention,
-Retry, Upload, Metrics, Evidence, Device:<name>). Unknown sections or keys and bad values raise ``ConfigError`` naming file,
+Retry, Upload, Metrics, Evidence, Capacity, Device:<name>). Unknown sections or keys and bad values raise ``ConfigError`` naming file,
 section and key. Values are read once; reload re-reads and validates before anything changes.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 from .errors import ConfigError
 
-__all__ = ["Config", "load_config", "DEFAULT_CONFIG_PATH", "SCHEMA"]
+__all__ = ["DEFAULT_CONFIG_PATH", "SCHEMA", "Config", "load_config"]
 
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config" / "config.ini"
 
@@ -53,6 +53,17 @@ def _gt0_float(v: str) -> float:
     return x
 
 
+def _browsers(v: str) -> int | str:
+    """A number of browser executors, ``auto`` (from the host's capacity) or ``grid`` (the Grid's slots)."""
+    low = v.strip().lower()
+    if low in ("auto", "grid"):
+        return low
+    try:
+        return _pos_int(low)
+    except ValueError:
+        raise ValueError(f"expected a number >= 0, auto or grid, got {v!r}") from None
+
+
 def _umask(v: str) -> int:
     n = int(v.strip(), 8)
     if not 0 <= n <= 0o777:
@@ -82,7 +93,7 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[str], Any], Any]]] = {
                   "remote-url": (_str, ""), "reset": (_choice("session", "clear"), "clear")},
     "RunSetting": {"max-run": (_pos_int, 2)},
     "Pipeline": {
-        "api-workers": (_pos_int, 2), "browsers": (_pos_int, 1), "case-timeout": (_gt0_float, 300.0),
+        "api-workers": (_pos_int, 2), "browsers": (_browsers, 1), "case-timeout": (_gt0_float, 300.0),
         "task-timeout": (_gt0_float, 3600.0), "kill-grace": (_pos_float, 3.0), "stop-grace": (_pos_float, 10.0),
         "storage-root": (_str, "storage"), "report-dir": (_str, "reports"), "run-dir": (_str, ""),
         "transport": (_choice("ipc", "tcp"), "ipc"), "tcp-host": (_str, "127.0.0.1"), "tcp-base-port": (_pos_int, 47100),
@@ -113,7 +124,7 @@ def _listen(v: str) -> str:
     v = v.strip()
     if not v:
         return ""
-    host, sep, port = v.rpartition(":")
+    host, _sep, port = v.rpartition(":")
     if not host:
         host = "127.0.0.1"                     # a bare port never exposes the endpoint beyond this machine
     bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
@@ -123,6 +134,14 @@ def _listen(v: str) -> str:
 
 
 SCHEMA["Logging"]["format"] = (_choice("text", "json"), "text")
+# browser capacity (issue 17, pipeline/capacity.py): sizing for browsers = auto, admission limits, recycling
+SCHEMA["Capacity"] = {
+    "cores-per-browser": (_gt0_float, 0.5), "max-load": (_gt0_float, 4.0), "min-free-mb": (_pos_float, 512.0),
+    "browser-mb": (_gt0_float, 350.0), "shm-per-browser-mb": (_pos_float, 64.0), "max-browsers": (_pos_int, 16),
+    "hold": (_pos_float, 3.0),
+    # a browser is replaced by a fresh one after this many cases (0: never) or above this RSS in MB (0: never)
+    "recycle-cases": (_pos_int, 100), "recycle-rss-mb": (_pos_float, 1500.0),
+}
 SCHEMA["Metrics"] = {"listen": (_listen, "")}
 
 FREE_SECTIONS = ("Header",)            # every key is an HTTP header for platform calls (reference §1.1)
@@ -222,7 +241,8 @@ def _validate(parser: configparser.ConfigParser, file: str) -> Config:
 
 def _check_whole(values: dict[str, dict[str, Any]], devices: dict[str, Any], file: str) -> None:
     """Checks across keys, shared by the file and by ``with_overrides``; normalises the platform url."""
-    if values["Pipeline"]["api-workers"] + values["Pipeline"]["browsers"] + len(devices) == 0:
+    browsers = values["Pipeline"]["browsers"]
+    if values["Pipeline"]["api-workers"] + (1 if isinstance(browsers, str) else browsers) + len(devices) == 0:
         raise ConfigError("no executors: set api-workers or browsers > 0", file=file, section="Pipeline", key="api-workers")
     _check_transport(values["Pipeline"], file)
     url = values["Platform"]["url"]

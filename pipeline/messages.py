@@ -153,6 +153,7 @@ class ExecutorStatus(Message):
     device: str | None = None
     unit: dict[str, Any] | None = None          # the unit.run body being run, plus ``running`` (a case.started body)
     probe: Probe | None = None                  # the answer to device.probe
+    parked: str | None = None                   # why it withholds its credit (browsers = auto: over capacity)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["RESTART_ONLY", "PoolPlan", "desired_pool", "plan_pool", "merge_live", "changed_keys", "executor_entries"]
+__all__ = ["RESTART_ONLY", "PoolPlan", "changed_keys", "desired_pool", "executor_entries", "merge_live", "plan_pool"]
 
 # Values a running engine cannot take over: they name sockets, directories and identities.
 RESTART_ONLY: frozenset[tuple[str, str]] = frozenset({
@@ -27,7 +27,8 @@ Signature = tuple[tuple[str, ...], "str | None"]
 
 def desired_pool(values: dict[str, dict[str, Any]], devices: dict[str, Any]) -> list[Signature]:
     """The executor signatures a config asks for, in the CLI's order: API workers, browsers, devices."""
-    api, browsers = int(values["Pipeline"]["api-workers"]), int(values["Pipeline"]["browsers"])
+    from .capacity_probe import browser_count
+    api, browsers = int(values["Pipeline"]["api-workers"]), browser_count(values)
     return ([(("API",), None)] * api + [(("API", "WEB"), None)] * browsers
             + [(("APP",), d) for d in sorted(devices)])
 

@@ -4,6 +4,7 @@ and delivers every result to the aggregator reliably before telling the schedule
 """
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any, ClassVar
@@ -26,8 +27,10 @@ from pipeline.secrets import spec_secrets
 from pipeline.stage import Handler, Stage
 from pipeline.transport import Notifier
 
+from .admission import Admitter
 from .context import RunSettings
 from .host import ProbeDone, Ready, UnitWorker
+from .reaper import reap_session
 
 __all__ = ["STAGE", "Executor"]
 
@@ -46,6 +49,8 @@ class Executor(Stage):
         self.last_unit = ""
         self._last_status = 0.0
         self._flush_at: float | None = None       # engine stopping: when to write the running case's evidence
+        self.admitter: Admitter | None = None
+        self._dropped: set[str] = set()
 
     def on_start(self) -> None:
         cfg = self.spec.config
@@ -56,7 +61,9 @@ class Executor(Stage):
             default_step_timeout=cfg["Pipeline"]["step-timeout"], webdriver=wd, devices=dict(self.spec.devices),
             evidence_keep=cfg["Evidence"]["keep"], evidence_max_mb=cfg["Evidence"]["max-mb"],
             evidence_video=cfg["Evidence"]["video"], evidence_secrets=tuple(spec_secrets(self.spec)),
-            report_dir=str(self.spec.report_dir))
+            report_dir=str(self.spec.report_dir),
+            recycle_cases=int(cfg.get("Capacity", {}).get("recycle-cases", 0)),
+            recycle_rss_mb=float(cfg.get("Capacity", {}).get("recycle-rss-mb", 0.0)))
         device = dict(self.spec.devices.get(self.device_name, {}), name=self.device_name) if self.device_name else None
         self.worker = UnitWorker(self.name, settings, Path(self.spec.storage_root), device, fetch_file=self._fetcher())
         self._deadline_notice = Notifier(self.mailbox, "supervisor")
@@ -67,6 +74,7 @@ class Executor(Stage):
                 self.worker.runner(kind)
             except Exception as e:  # noqa: BLE001 - a broken runner is reported by its first case
                 self.log.error("cannot load the %s runner: %s", kind, e)
+        self.admitter = Admitter.from_spec(self.spec, self.name)      # browsers = auto: park above capacity
         self.worker.warm_up()
         self.send_status()
 
@@ -127,26 +135,55 @@ class Executor(Stage):
                 self.log.info("device %s probe: %s", self.device_name, "passed" if ev.ok else ev.error)
                 self.send_status(probe=Probe(ok=ev.ok, error=ev.error))
             elif isinstance(ev, UnitDone):
-                self.mailbox.send("scheduler", ev)
+                if self._drop_for_test("unit.done"):
+                    self.log.warning("unit.done of %s not sent (LIUMA_TEST_DROP_ONCE)", ev.unit_id)
+                else:
+                    self.mailbox.send("scheduler", ev)
                 if self.worker is not None:
                     self.worker.unit = None
                 self.state = "idle"
                 self.send_status()
 
+    def _drop_for_test(self, what: str) -> bool:
+        """Tests lose one message on purpose: ``LIUMA_TEST_DROP_ONCE=<executor>:<event>`` (once per process)."""
+        if os.environ.get("LIUMA_TEST_DROP_ONCE") != f"{self.name}:{what}" or what in self._dropped:
+            return False
+        self._dropped.add(what)
+        return True
+
     def on_tick(self) -> None:
+        if self._admit():
+            self.send_status()                   # credit withdrawn or offered again at once
         if time.monotonic() - self._last_status >= self.hb_interval:
             self.send_status()
         if self._flush_at is not None and time.monotonic() >= self._flush_at and self.worker is not None:
             self._flush_at = None
             self.worker.flush_evidence("the engine is stopping and the case did not end within the stop grace")
 
+    def _admit(self) -> bool:
+        """Re-decide parking while idle (``browsers = auto``); True when it changed."""
+        w = self.worker
+        if self.admitter is None or w is None or w.busy() or w.unit is not None:
+            return False
+        return self.admitter.update(time.monotonic(), self._browser_pids)
+
+    def _browser_pids(self) -> list[int]:
+        from .web.session import (
+            SHARED_KEY,  # WEB executors only (the admitter exists for them alone)
+        )
+        slot = self.worker.shared.get(SHARED_KEY) if self.worker is not None else None
+        browser = getattr(slot, "browser", None)
+        return list(browser.pids()) if browser is not None else []
+
     def send_status(self, probe: Probe | None = None) -> None:
         self._last_status = time.monotonic()
+        self._admit()                            # never offer credit on a stale decision
         w = self.worker
-        idle = w is not None and not w.busy() and w.unit is None
+        parked = self.admitter.parked if self.admitter is not None else ""
+        idle = w is not None and not w.busy() and w.unit is None and not parked    # parked: no credit
         unit = dict(w.unit, running=w.running) if w is not None and w.unit is not None else None
         body = ExecutorStatus(kinds=self.kinds, device=self.device_name, idle=idle, last_unit=self.last_unit,
-                              probe=probe, unit=unit)
+                              probe=probe, unit=unit, parked=parked or None)
         try:
             self.mailbox.send("scheduler", body)
         except Exception as e:  # noqa: BLE001 - a status is resent on the next tick
@@ -176,12 +213,15 @@ class Executor(Stage):
     def on_stop(self) -> None:
         if self.worker is not None:
             self.worker.close()
+        reap_session()            # whatever the polite close missed (a browser still starting, a re-parented one)
         if getattr(self, "_deadline_notice", None) is not None:
             self._deadline_notice.close()
 
     def stats(self) -> dict[str, Any]:
         base = super().stats()
         base.update({"kinds": self.kinds, "device": self.device_name})
+        if self.admitter is not None:
+            base["parked"] = self.admitter.parked
         return base
 
 

@@ -38,6 +38,8 @@ class RunSettings:
     evidence_video: bool = True
     evidence_secrets: tuple[str, ...] = ()  # masked in every bundle file (pipeline.secrets.spec_secrets)
     report_dir: str = ""                   # [Pipeline] report-dir, when a unit does not name its own
+    recycle_cases: int = 0                 # [Capacity] recycle-cases: a browser is replaced after this many (0: never)
+    recycle_rss_mb: float = 0.0            # [Capacity] recycle-rss-mb: ... or above this RSS (0: never)
 
 
 @dataclass(slots=True)

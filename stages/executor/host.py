@@ -243,6 +243,9 @@ class UnitWorker:
         ctx.deadline = time.monotonic() + budget
         self.step = ""
         data = _read(unit, case)              # before case.started: a kill reported from then on names the case
+        if data is not None and not skip_reason:
+            self._prepare(case, data, ctx)        # a reset or fresh browser, a Grid session: not the case's time
+            ctx.deadline = time.monotonic() + budget
         name = str((data or {}).get("caseName") or "")
         self.current = {"case_id": case["case_id"], "index": case["index"], "run_times": case["run_times"],
                         "task_id": unit["task_id"], "deadline_s": budget, "t0": time.monotonic(),
@@ -283,6 +286,16 @@ class UnitWorker:
                                 status=result.status, outcome=result.outcome, name=result.caseName, result=result.to_dict(),
                                 reason=result.reason or "", variables=_plain(ctx.variables), device_down=down))
         return result
+
+    def _prepare(self, case: dict[str, Any], data: dict[str, Any], ctx: RunContext) -> None:
+        """The case's runner readies its resource before the case's clock starts (``WebRunner.prepare``)."""
+        prepare = getattr(self.runners.get(case["case_type"]), "prepare", None)
+        if prepare is None:
+            return
+        try:
+            prepare(data, ctx)
+        except Exception as e:  # noqa: BLE001 - the case itself then meets (and reports) the problem
+            log.warning("%s: preparing case %s failed: %s", self.name, case["case_id"], e)
 
     def _evidence(self, unit: dict[str, Any], case: dict[str, Any]) -> EvidenceSpec:
         """The attempt's evidence policy: the task's ``evidence`` over ``[Evidence] keep``; bundles go to

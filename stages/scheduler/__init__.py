@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 from pipeline.codec import Envelope
 from pipeline.errors import PipelineError
 from pipeline.journal import AppendLog
-from pipeline.messages import Kind, Message, TaskSubmit
+from pipeline.messages import ExecutorStatus, Kind, Message, TaskSubmit
 from pipeline.models import Task
 from pipeline.stage import Handler, Stage
 from pipeline.storage import fault_text, short_of_space
@@ -46,6 +46,7 @@ from .plan import TaskState, Unit
 from .quarantine import Quarantine
 from .routed import ROUTING_KEYS
 from .routing import Router
+from .slots import SlotWatch, heal, watch
 
 __all__ = ["JOURNAL", "STAGE", "STATE_FILE", "Scheduler", "settings_of"]
 
@@ -76,6 +77,7 @@ class Scheduler(Stage):
         self._unsynced = False
         self._disk_checked = -1e9
         self._disk_short: str | None = None
+        self.slots = SlotWatch(grace=max(5.0, 3 * self.hb_interval))   # leaked-slot self-check (slots.py)
         err = self.machine.quarantine.load(self._health_path(), time.monotonic(), time.time())   # for status before start
         if err:
             self.log.error("device quarantine state not restored: %s", err)
@@ -164,10 +166,14 @@ class Scheduler(Stage):
     def on_message(self, env: Envelope[Message]) -> None:
         self.apply(Received(env.src, env.inc, env.body))
 
-    on_executor_status = on_case_started = on_case_finished = on_unit_done = on_stage_died = on_task_stop = on_message
+    def on_executor_status(self, env: Envelope[ExecutorStatus]) -> None:
+        watch(self, env)                     # what it says it holds (slot self-check, slots.py)
+        self.apply(Received(env.src, env.inc, env.body))
+
+    on_case_started = on_case_finished = on_unit_done = on_stage_died = on_task_stop = on_message
 
     HANDLERS: ClassVar[dict[Kind, Handler]] = {
-        Kind.TASK_SUBMIT: on_task_submit, Kind.EXECUTOR_STATUS: on_message, Kind.CASE_STARTED: on_message,
+        Kind.TASK_SUBMIT: on_task_submit, Kind.EXECUTOR_STATUS: on_executor_status, Kind.CASE_STARTED: on_message,
         Kind.CASE_FINISHED: on_message, Kind.UNIT_DONE: on_message, Kind.STAGE_DIED: on_message, Kind.TASK_STOP: on_message,
     }
 
@@ -192,6 +198,7 @@ class Scheduler(Stage):
     # -- loop ----------------------------------------------------------------------------------------
     def on_tick(self) -> None:
         self.apply(Tick(self._disk(time.monotonic())))
+        heal(self)
 
     _dispatch = on_tick
 

@@ -202,8 +202,8 @@ class Machine:
         if ex.unit is None and not b.idle and b.unit and self.now < self.adopt_until + 30:
             restart.adopt(self, ex, b.unit)
             self.changed = True
-        if ex.unit is None and b.idle and not ex.idle:
-            ex.idle = self.changed = True
+        if ex.unit is None and b.idle != ex.idle:
+            ex.idle, self.changed = b.idle, True        # a parked executor (capacity) withdraws its credit
         if b.probe:
             health.probe_answered(self, ex, b.probe)
             self.changed = True

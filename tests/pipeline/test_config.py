@@ -22,7 +22,7 @@ def write(tmp_path: Path, text: str) -> Path:
     ("[DEFAULT]\nbrowsers = 1\n", "DEFAULT", "", "unknown section"),
     ("[Pipeline]\nbrowser = 1\n", "Pipeline", "browser", "unknown key (known: api-workers, browsers"),
     ("[Pipeline]\nstrict-templates = maybe\n", "Pipeline", "strict-templates", "bad value 'maybe': expected true/false"),
-    ("[Pipeline]\nbrowsers = two\n", "Pipeline", "browsers", "bad value 'two': invalid literal for int"),
+    ("[Pipeline]\nbrowsers = two\n", "Pipeline", "browsers", "bad value 'two': expected a number >= 0, auto or grid"),
     ("[Pipeline]\nbrowsers = 1.5\n", "Pipeline", "browsers", "bad value '1.5'"),
     ("[RunSetting]\nmax-run = -1\n", "RunSetting", "max-run", "must be >= 0, got -1"),
     ("[Pipeline]\ncase-timeout = -3\n", "Pipeline", "case-timeout", "must be >= 0"),
@@ -142,4 +142,4 @@ def test_tcp_off_loopback_without_curve_keys_is_refused_saying_how_to_make_keys(
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "::1", "127.0.0.2"])
 def test_tcp_on_loopback_without_keys_and_any_host_with_keys_load(host: str) -> None:
     assert load_config_text(f"[Pipeline]\ntransport = tcp\ntcp-host = {host}\n").get("Pipeline", "tcp-host") == host
-    assert load_config_text(f"[Pipeline]\ntransport = tcp\ntcp-host = 0.0.0.0\ncurve-keys = k\n").get("Pipeline", "curve-keys") == "k"
+    assert load_config_text("[Pipeline]\ntransport = tcp\ntcp-host = 0.0.0.0\ncurve-keys = k\n").get("Pipeline", "curve-keys") == "k"

@@ -19,18 +19,19 @@ from typing import Any
 
 os.environ.setdefault("SE_OFFLINE", "true")   # Selenium Manager never goes online (env.md §2.3)
 
-import psutil  # noqa: E402
-import urllib3.exceptions  # noqa: E402
-from selenium import webdriver  # noqa: E402
-from selenium.common.exceptions import WebDriverException  # noqa: E402
-from selenium.webdriver.chrome.options import Options  # noqa: E402
-from selenium.webdriver.chrome.service import Service  # noqa: E402
-from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
+import psutil
+import urllib3.exceptions
+from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
+from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.remote.webdriver import WebDriver
 
-from pipeline.metrics import observe_local  # noqa: E402
-from stages.executor.ui.driver import driver_lost, set_command_timeout  # noqa: E402,F401  (re-exported)
+from pipeline.metrics import observe_local
+from stages.executor.ui.driver import driver_lost, set_command_timeout
+from stages.executor.web.overload import host_saturated, start_failure_is_infrastructure
 
-__all__ = ["BrowserConfig", "Browser", "BrowserStartError", "start_browser", "is_browser_lost", "ENGINE_ARGS"]
+__all__ = ["ENGINE_ARGS", "Browser", "BrowserConfig", "BrowserStartError", "is_browser_lost", "start_browser"]
 
 DEFAULT_DRIVER = "/usr/bin/chromedriver"
 DEFAULT_BINARY = "/usr/bin/chromium"
@@ -55,7 +56,12 @@ _LOST_MARKERS = ("invalid session id", "chrome not reachable", "session deleted"
 
 
 class BrowserStartError(Exception):
-    """The browser could not be started with this configuration (reported as a case error)."""
+    """The browser could not be started. ``infrastructure``: the host or the Grid failed it (the case is
+    broken and retried, see ``overload``), else this configuration did (a case error)."""
+
+    def __init__(self, message: str, infrastructure: bool = False) -> None:
+        super().__init__(message)
+        self.infrastructure = infrastructure
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +153,7 @@ class Browser:
             if service is not None:
                 try:
                     service.stop()
-                except Exception:  # noqa: BLE001
+                except Exception:  # noqa: BLE001, S110 - the driver is gone either way
                     pass
         finally:
             for path in (self.profile_dir, self.scratch_dir):
@@ -199,8 +205,12 @@ def start_browser(config: BrowserConfig, command_timeout: float = 60.0, driver_l
         for path in (profile, scratch):
             if path:
                 shutil.rmtree(path, ignore_errors=True)
-        msg = getattr(e, "msg", None) or str(e)
-        raise BrowserStartError(f"浏览器启动失败 ({config.mode}, driver {config.driver_path}): {msg.strip()}") from e
+        msg = (getattr(e, "msg", None) or str(e)).split("\nHost info:")[0].strip()   # a Grid appends build info
+        transport = isinstance(e, (OSError, urllib3.exceptions.HTTPError)) and not isinstance(e, ValueError)
+        infra = not isinstance(e, ValueError) and start_failure_is_infrastructure(
+            config.mode, msg, transport, saturated=host_saturated())
+        where = f"Selenium Grid / remote WebDriver {config.driver_path}" if config.mode == "remote" else f"driver {config.driver_path}"
+        raise BrowserStartError(f"浏览器启动失败 ({config.mode}, {where}): {msg}", infrastructure=infra) from e
     set_command_timeout(driver, command_timeout)
     observe_local("browser_start_seconds", time.monotonic() - t0)     # liuma_browser_start_seconds
     browser = Browser(driver=driver, config=config, profile_dir=profile, started_in=time.monotonic() - t0,

