@@ -73,7 +73,6 @@ class Aggregator(Stage):
             report_dir=str(spec.report_dir), storage_root=Path(spec.storage_root),
             engine_code=spec.setting("Engine", "engine-code") or "local", secrets=tuple(secrets),
             platform=bool(spec.setting("Platform", "url"))))
-        self.clock: Callable[[], float] = time.time      # wall clock: report and metadata times
         self.journal = AppendLog(Path(spec.run_dir) / "state" / "aggregator.journal", on_error=self.storage_fault)
         self.reports = ReportThread(self.log)
         self._finals: dict[str, Future[dict[str, Path]]] = {}
@@ -87,7 +86,7 @@ class Aggregator(Stage):
         return self.machine.tasks
 
     def on_start(self) -> None:
-        now = self.clock()
+        now = self.clock.wall()
         n = 0
         for i, rec in enumerate(self.journal.replay()):
             try:
@@ -105,7 +104,7 @@ class Aggregator(Stage):
 
     def feed(self, event: Event) -> None:
         """Apply one event now and execute its commands, in order."""
-        for cmd in self.machine.apply(event, self.clock()):
+        for cmd in self.machine.apply(event, self.clock.wall()):
             self._execute(cmd)
 
     # -- messages ---------------------------------------------------------------------------------
