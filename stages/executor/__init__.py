@@ -48,6 +48,7 @@ class Executor(Stage):
         self.worker: UnitWorker | None = None
         self.last_unit = ""
         self._last_status = 0.0
+        self._sigterm_flushed = False
         self._flush_at: float | None = None       # engine stopping: when to write the running case's evidence
         self.admitter: Admitter | None = None
         self._dropped: set[str] = set()
@@ -206,7 +207,10 @@ class Executor(Stage):
         # the supervisor kills a case at its deadline (or at the end of the stop grace) by SIGTERM to the
         # executor's group, browser included, and SIGKILL after [Pipeline] kill-grace: the running attempt's
         # evidence is written now, from what its recorder holds, before the stop goes on
-        if self.worker is not None:
+        # evidence is written once: a further SIGTERM arriving while it is written (the handler runs again on
+        # the same thread) must not wait for the recorder's lock the first one holds
+        if self.worker is not None and not self._sigterm_flushed:
+            self._sigterm_flushed = True
             self.worker.flush_evidence("the executor got SIGTERM: its case passed its deadline or the engine stopped")
         super()._on_sigterm(signum, frame)
 
