@@ -41,10 +41,10 @@ import traceback
 __all__ = ["main", "PRELOAD"]
 
 PR_SET_PDEATHSIG = 1
-PRELOAD = ("zmq", "msgpack", "psutil", "requests", "urllib3", "jsonpath_ng", "orjson", "setproctitle",
+PRELOAD = ("zmq", "msgpack", "psutil", "requests", "urllib3", "jsonpath_ng", "jsonpath_ng.ext", "orjson", "setproctitle",
            "pipeline.stage", "pipeline.stage_main", "pipeline.transport", "pipeline.codec", "pipeline.journal",
            "stages.fetcher", "stages.scheduler", "stages.executor", "stages.aggregator", "stages.uploader",
-           "stages.janitor", "selenium.webdriver")
+           "stages.janitor", "stages.executor.api", "selenium.webdriver")
 
 
 def _pdeathsig(sig: int) -> None:

@@ -43,7 +43,7 @@ class Executor(Stage):
         device = dict(self.spec.devices.get(self.device_name, {}), name=self.device_name) if self.device_name else None
         self.worker = UnitWorker(self.name, settings, Path(self.spec.storage_root), device, fetch_file=self._fetcher())
         self._deadline_notice = Notifier(self.mailbox, "supervisor")
-        self.worker.on_case_start = lambda started: self._deadline_notice.send(Kind.CASE_DEADLINE, started)
+        self.worker.on_case_start = self._case_start_notice
         self.mailbox.register_fd(self.worker.rfd)
         for kind in self.kinds:                # import keyword libraries now, not inside the first case's deadline
             try:
@@ -52,6 +52,13 @@ class Executor(Stage):
                 self.log.error("cannot load the %s runner: %s", kind, e)
         self.worker.warm_up()
         self.send_status()
+
+    def _case_start_notice(self, started: dict[str, Any]) -> None:
+        """In the case thread, before the case runs: the supervisor starts the case's deadline clock and names
+        it from this notice alone (a forced heartbeat per case start, stats and all, was one more message per
+        case through the supervisor; ``case.finished``'s forced heartbeat still tells it the case is over)."""
+        cur = self.worker.current if self.worker is not None else None
+        self._deadline_notice.send(Kind.CASE_DEADLINE, dict(started, case=(cur or {}).get("name")))
 
     def _fetcher(self) -> Any:
         """Test files come from the platform's file endpoint (platform mode only), cached under
@@ -94,9 +101,8 @@ class Executor(Stage):
     def on_events(self, events: dict[Any, int]) -> None:
         assert self.worker is not None
         for kind, body in self.worker.drain():
-            if kind == "case.started":
+            if kind == "case.started":         # the supervisor's deadline clock runs already (the notice)
                 self.mailbox.send("scheduler", Kind.CASE_STARTED, body)
-                self.heartbeat(force=True)                 # the supervisor starts the deadline clock now
             elif kind == "case.finished":
                 # the result travels with case.finished: the scheduler journals it with the attempt before it
                 # acks, then hands it to the aggregator, so a SIGKILL right after this send loses nothing
