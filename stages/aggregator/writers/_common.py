@@ -77,8 +77,14 @@ def write_if_changed(path: Path, data: str | bytes) -> bool:
 def write_new(path: Path, data: str | bytes) -> None:
     """Plain write of a file nobody reads before the run ends (an Allure result of a new attempt): no temp
     file, no rename, no comparison. A crash mid-write is repaired by the rewrite after the journal replay."""
-    with open(path, "wb") as fh:
-        fh.write(data.encode("utf-8") if isinstance(data, str) else data)
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)   # no buffer, no fstat/isatty:
+    try:                                                                               # two of these per attempt
+        view = memoryview(raw)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
 
 
 def _replace_into(path: Path, raw: bytes) -> None:

@@ -75,6 +75,7 @@ class ReportBuilder:
                                                                   # that is only queued leaves no report folder
         self.containers: dict[str, dict[tuple[str, str, int], list[tuple[int, str, int, int]]]] = {}
         self._blocks: dict[int, tuple[tuple[Any, ...], str]] = {}
+        self._made = False          # allure_dir exists (one mkdir, not one per attempt)
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -87,7 +88,9 @@ class ReportBuilder:
         self.keys.add(result.key)
         r = self.red.result(result)
         meta = self.meta
-        self.allure_dir.mkdir(parents=True, exist_ok=True)
+        if not self._made:
+            self.allure_dir.mkdir(parents=True, exist_ok=True)
+            self._made = True
         link_attachments(self.report_dir, meta, [r])
         doc = allure._result(meta, self.allure_dir, r, meta.task_name, self.report_dir, write=write_new)
         write_new(self.allure_dir / f"{doc['uuid']}-result.json", dumps(doc))
