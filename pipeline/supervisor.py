@@ -185,7 +185,8 @@ class Supervisor(ReloadMixin):
         if env.kind is Kind.STAGE_HEARTBEAT:
             if w is None or env.inc != w.inc:
                 return                                        # an older incarnation's last words
-            w.last_heartbeat, w.heartbeat = time.monotonic(), env.body
+            w.last_heartbeat, w.heartbeat = time.monotonic(), (env.body if "stats" in env.body or not w.heartbeat
+                                                                 else dict(env.body, stats=w.heartbeat.get("stats")))  # a light one
             self._note_faults(w.name, (env.body.get("stats") or {}).get("storage_faults"))
             cur = env.body.get("current")
             if cur and cur.get("deadline_s") is not None:
