@@ -37,6 +37,7 @@ import signal
 import sys
 import time
 import traceback
+from typing import Any
 
 __all__ = ["main", "PRELOAD"]
 
@@ -64,7 +65,7 @@ def _preload() -> list[str]:
     return failed
 
 
-def _run_stage(req: dict, supervisor: int) -> None:
+def _run_stage(req: dict[str, Any], supervisor: int) -> None:
     """In the grandchild: become the stage process described by ``req``, then exit with its code."""
     code = 1
     try:
@@ -114,7 +115,7 @@ def _run_stage(req: dict, supervisor: int) -> None:
             os._exit(code)
 
 
-def _fork_stage(req: dict) -> int:
+def _fork_stage(req: dict[str, Any]) -> int:
     supervisor = int(req["supervisor"])
     r, w = os.pipe()
     middle = os.fork()
@@ -151,6 +152,7 @@ def main() -> int:
     out.write(json.dumps({"ready": os.getpid(), "preload_failed": failed}) + "\n")
     out.flush()
     for line in sys.stdin:
+        reply: dict[str, Any]
         try:
             req = json.loads(line)
             reply = {"pid": _fork_stage(req)}

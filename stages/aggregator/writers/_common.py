@@ -183,8 +183,8 @@ def outcome_of(result: CaseResult) -> str:
     """The attempt's outcome, falling back to the platform status when ``outcome`` is not a known value."""
     if result.outcome in _KNOWN_OUTCOMES:
         return result.outcome
-    return {Status.PASS: "passed", Status.FAIL: "failed", Status.ERROR: "error", Status.SKIP: "skipped"}.get(
-        _int(result.status), "error")
+    names: dict[int, str] = {Status.PASS: "passed", Status.FAIL: "failed", Status.ERROR: "error", Status.SKIP: "skipped"}
+    return names.get(_int(result.status), "error")
 
 
 def screenshot_path(meta: TaskReportMeta, shot: str) -> Path:
@@ -199,7 +199,7 @@ def screenshot_path(meta: TaskReportMeta, shot: str) -> Path:
 def step_screenshots(meta: TaskReportMeta, step: dict[str, Any]) -> list[Path]:
     """A step's screenshots: its ``screenShotList`` plus any UI action ``screen_results[].image_path``."""
     shots = [screenshot_path(meta, str(s)) for s in step.get("screenShotList") or [] if s]
-    detail = step.get("detail") if isinstance(step.get("detail"), dict) else {}
+    detail: dict[str, Any] = step["detail"] if isinstance(step.get("detail"), dict) else {}
     for action in detail.get("actions") or []:
         if not isinstance(action, dict):
             continue
@@ -243,7 +243,7 @@ def step_ms(step: dict[str, Any]) -> int:
     during = _int(step.get("during"))
     if during:
         return during
-    detail = step.get("detail") if isinstance(step.get("detail"), dict) else {}
+    detail: dict[str, Any] = step["detail"] if isinstance(step.get("detail"), dict) else {}
     return sum(_int(a.get("elapsed_ms")) for a in detail.get("actions") or [] if isinstance(a, dict))
 
 
@@ -254,7 +254,7 @@ def xml_safe(text: str) -> str:
 
 def step_error(step: dict[str, Any]) -> str:
     """The error text of a failed step: ``detail.error``, else the failed assertions' messages."""
-    detail = step.get("detail") if isinstance(step.get("detail"), dict) else {}
+    detail: dict[str, Any] = step["detail"] if isinstance(step.get("detail"), dict) else {}
     if detail.get("error"):
         return strip_log_prefix(str(detail["error"]))
     failed = [v for v in detail.get("validators") or [] if isinstance(v, dict) and not v.get("result")]
