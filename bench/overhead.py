@@ -7,7 +7,7 @@ through every stage. Prints, per size, the phases of the run measured in one go:
   reports       last case ended -> the aggregator reported the task (every report format written)
   shutdown      task reported -> the ``run`` process exited
 
-plus total CPU over every process of the run, the aggregator's longest single message handling (what
+plus total CPU over every process of the run and per stage, the aggregator's longest single message handling (what
 report writing could stall ingest by), memory per stage (max RSS) and message rates per hop.
 
     python bench/overhead.py [--sizes 1000 10000 50000] [--workers 2] [--against CHECKOUT]
@@ -50,7 +50,9 @@ def noop_suite(root: Path, cases: int, per_collection: int = 50) -> Path:
     return root
 
 
-def sample(run_root: Path, stop: threading.Event, mem: dict[str, float], stats: dict[str, dict]) -> None:
+def sample(run_root: Path, stop: threading.Event, mem: dict[str, float], stats: dict[str, dict],
+           cpu: dict[str, float] | None = None) -> None:
+    cpu = {} if cpu is None else cpu
     procs: dict[int, psutil.Process] = {}
     while not stop.is_set():
         for d in run_root.glob("lmp-*"):
@@ -67,6 +69,8 @@ def sample(run_root: Path, stop: threading.Event, mem: dict[str, float], stats: 
                 try:
                     p = procs.setdefault(pid, psutil.Process(pid))
                     mem[s["name"]] = max(mem.get(s["name"], 0.0), p.memory_info().rss / 2**20)
+                    t = p.cpu_times()               # the last sample before the stage exits (within 0.1 s)
+                    cpu[s["name"]] = t.user + t.system
                 except psutil.Error:
                     pass
         time.sleep(0.1)
@@ -91,8 +95,9 @@ def run(cases: int, workers: int, extra_ini: str = "", root: Path = ROOT) -> dic
                        f"api-workers = {workers}\nbrowsers = 0\nheartbeat-interval = 0.5\n{extra_ini}[Logging]\nlevel = info\n")
         mem: dict[str, float] = {}
         stats: dict[str, dict] = {}
+        cpu_by_stage: dict[str, float] = {}
         stop = threading.Event()
-        th = threading.Thread(target=sample, args=(t / "run", stop, mem, stats), daemon=True)
+        th = threading.Thread(target=sample, args=(t / "run", stop, mem, stats, cpu_by_stage), daemon=True)
         th.start()
         ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         start_epoch = time.time()
@@ -116,7 +121,7 @@ def run(cases: int, workers: int, extra_ini: str = "", root: Path = ROOT) -> dic
         return {"cases": len(rows), "wall": wall, "span": span, "rate": len(rows) / span if span else 0,
                 "startup": planned - start_epoch, "first_dispatch_ms": (first - planned) * 1000,
                 "reports": reported - last, "shutdown": start_epoch + wall - reported, "cpu": cpu,
-                "mem": mem, "stats": stats}
+                "mem": mem, "stats": stats, "cpu_by_stage": cpu_by_stage}
 
 
 def main() -> None:
@@ -145,6 +150,8 @@ def main() -> None:
     last = results[-1]
     print(f"\nmax RSS per stage (MB), {last['cases']}-case run:")
     print("  " + ", ".join(f"{k} {v:.0f}" for k, v in sorted(last["mem"].items())))
+    print(f"CPU s per stage (user + system), {last['cases']}-case run; the rest of the total is the supervisor (`run`) and the launcher:")
+    print("  " + ", ".join(f"{k} {v:.2f}" for k, v in sorted(last["cpu_by_stage"].items())))
     agg = (last["stats"].get("aggregator") or {}).get("reports") or {}
     print(f"aggregator report thread, {last['cases']}-case run (last heartbeat): {agg}")
     print(f"frames pushed per hop, {last['cases']}-case run (includes acks, statuses, heartbeats; rate over the run span):")
