@@ -442,21 +442,27 @@ class Scheduler(RoutingMixin, HealthMixin, RecoveryMixin, Stage):
         self._skip_blocked()
 
     def _skip_blocked(self) -> None:
-        """Units whose first case depends on a case that did not pass: skip that case with the reason."""
-        for u in list(self.queue):
-            ts = self.tasks[u.task_id]
-            deps = u.cases[0].get("dependencies") or ()
-            bad = [d for d in deps if self._dep_state(ts, d) in ("failed", "missing")]
-            if not bad:
-                continue
-            first, rest = u.cases[0], u.cases[1:]
-            st = ts.cases[(u.collection_id, first["case_id"], first["index"])]
-            self._settle(ts, st, Status.SKIP, Outcome.SKIPPED, f"skipped: dependency {', '.join(bad)} did not pass")
-            self.queue.remove(u)
-            if rest:
-                u.cases = rest
-                self._enqueue(u)
-            self._maybe_finish(ts)
+        """Units whose first case depends on a case that did not pass: skip that case with the reason, until
+        no unit's first case is blocked (the rest of a unit re-queued here may start with a blocked case too:
+        left to the next turn, an idle executor got it dispatched first)."""
+        skipped = True
+        while skipped:
+            skipped = False
+            for u in list(self.queue):
+                ts = self.tasks[u.task_id]
+                deps = u.cases[0].get("dependencies") or ()
+                bad = [d for d in deps if self._dep_state(ts, d) in ("failed", "missing")]
+                if not bad:
+                    continue
+                skipped = True
+                first, rest = u.cases[0], u.cases[1:]
+                st = ts.cases[(u.collection_id, first["case_id"], first["index"])]
+                self._settle(ts, st, Status.SKIP, Outcome.SKIPPED, f"skipped: dependency {', '.join(bad)} did not pass")
+                self.queue.remove(u)
+                if rest:
+                    u.cases = rest
+                    self._enqueue(u)
+                self._maybe_finish(ts)
 
     def _maybe_finish(self, ts: TaskState) -> None:
         if ts.finished_sent or ts.in_flight > 0 or any(u.task_id == ts.task_id for u in self.queue):
