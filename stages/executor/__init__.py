@@ -55,8 +55,8 @@ class Executor(Stage):
 
     def _case_start_notice(self, started: dict[str, Any]) -> None:
         """In the case thread, before the case runs: the supervisor starts the case's deadline clock and names
-        it from this notice alone (a forced heartbeat per case start, stats and all, was one more message per
-        case through the supervisor; ``case.finished``'s forced heartbeat still tells it the case is over)."""
+        it from this notice (the light heartbeat at ``case.started`` is for ``status``; ``case.finished``'s
+        tells the supervisor the case is over)."""
         cur = self.worker.current if self.worker is not None else None
         self._deadline_notice.send(Kind.CASE_DEADLINE, dict(started, case=(cur or {}).get("name")))
 
@@ -101,8 +101,9 @@ class Executor(Stage):
     def on_events(self, events: dict[Any, int]) -> None:
         assert self.worker is not None
         for kind, body in self.worker.drain():
-            if kind == "case.started":         # the supervisor's deadline clock runs already (the notice)
+            if kind == "case.started":         # the supervisor's deadline clock runs already (the notice);
                 self.mailbox.send("scheduler", Kind.CASE_STARTED, body)
+                self.heartbeat(force=True)                 # `status` shows the case now (a light heartbeat)
             elif kind == "case.finished":
                 # the result travels with case.finished: the scheduler journals it with the attempt before it
                 # acks, then hands it to the aggregator, so a SIGKILL right after this send loses nothing
