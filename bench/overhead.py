@@ -27,6 +27,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -50,7 +51,7 @@ def noop_suite(root: Path, cases: int, per_collection: int = 50) -> Path:
     return root
 
 
-def sample(run_root: Path, stop: threading.Event, mem: dict[str, float], stats: dict[str, dict],
+def sample(run_root: Path, stop: threading.Event, mem: dict[str, float], stats: dict[str, dict[str, Any]],
            cpu: dict[str, float] | None = None) -> None:
     cpu = {} if cpu is None else cpu
     procs: dict[int, psutil.Process] = {}
@@ -85,7 +86,7 @@ def _log_time(path: Path, pattern: str) -> float | None:
     return dt.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp() if m else None
 
 
-def run(cases: int, workers: int, extra_ini: str = "", root: Path = ROOT) -> dict:
+def run(cases: int, workers: int, extra_ini: str = "", root: Path = ROOT) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         t = Path(tmp)
         suite = noop_suite(t / "suite", cases)
@@ -94,7 +95,7 @@ def run(cases: int, workers: int, extra_ini: str = "", root: Path = ROOT) -> dic
         cfg.write_text(f"[Pipeline]\nstorage-root = {t / 'storage'}\nreport-dir = {t / 'reports'}\nrun-dir = {t / 'run'}\n"
                        f"api-workers = {workers}\nbrowsers = 0\nheartbeat-interval = 0.5\n{extra_ini}[Logging]\nlevel = info\n")
         mem: dict[str, float] = {}
-        stats: dict[str, dict] = {}
+        stats: dict[str, dict[str, Any]] = {}
         cpu_by_stage: dict[str, float] = {}
         stop = threading.Event()
         th = threading.Thread(target=sample, args=(t / "run", stop, mem, stats, cpu_by_stage), daemon=True)
