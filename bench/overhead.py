@@ -7,7 +7,7 @@ through every stage. Prints, per size, the phases of the run measured in one go:
   reports       last case ended -> the aggregator reported the task (every report format written)
   shutdown      task reported -> the ``run`` process exited
 
-plus total CPU over every process of the run, the aggregator's longest single message handling (what
+plus total CPU over every process of the run and per stage, the aggregator's longest single message handling (what
 report writing could stall ingest by), memory per stage (max RSS) and message rates per hop.
 
     python bench/overhead.py [--sizes 1000 10000 50000] [--workers 2] [--against CHECKOUT]
@@ -27,6 +27,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -50,7 +51,9 @@ def noop_suite(root: Path, cases: int, per_collection: int = 50) -> Path:
     return root
 
 
-def sample(run_root: Path, stop: threading.Event, mem: dict[str, float], stats: dict[str, dict]) -> None:
+def sample(run_root: Path, stop: threading.Event, mem: dict[str, float], stats: dict[str, dict[str, Any]],
+           cpu: dict[str, float] | None = None) -> None:
+    cpu = {} if cpu is None else cpu
     procs: dict[int, psutil.Process] = {}
     while not stop.is_set():
         for d in run_root.glob("lmp-*"):
@@ -67,6 +70,8 @@ def sample(run_root: Path, stop: threading.Event, mem: dict[str, float], stats: 
                 try:
                     p = procs.setdefault(pid, psutil.Process(pid))
                     mem[s["name"]] = max(mem.get(s["name"], 0.0), p.memory_info().rss / 2**20)
+                    t = p.cpu_times()               # the last sample before the stage exits (within 0.1 s)
+                    cpu[s["name"]] = t.user + t.system
                 except psutil.Error:
                     pass
         time.sleep(0.1)
@@ -81,7 +86,7 @@ def _log_time(path: Path, pattern: str) -> float | None:
     return dt.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp() if m else None
 
 
-def run(cases: int, workers: int, extra_ini: str = "", root: Path = ROOT) -> dict:
+def run(cases: int, workers: int, extra_ini: str = "", root: Path = ROOT) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         t = Path(tmp)
         suite = noop_suite(t / "suite", cases)
@@ -90,9 +95,10 @@ def run(cases: int, workers: int, extra_ini: str = "", root: Path = ROOT) -> dic
         cfg.write_text(f"[Pipeline]\nstorage-root = {t / 'storage'}\nreport-dir = {t / 'reports'}\nrun-dir = {t / 'run'}\n"
                        f"api-workers = {workers}\nbrowsers = 0\nheartbeat-interval = 0.5\n{extra_ini}[Logging]\nlevel = info\n")
         mem: dict[str, float] = {}
-        stats: dict[str, dict] = {}
+        stats: dict[str, dict[str, Any]] = {}
+        cpu_by_stage: dict[str, float] = {}
         stop = threading.Event()
-        th = threading.Thread(target=sample, args=(t / "run", stop, mem, stats), daemon=True)
+        th = threading.Thread(target=sample, args=(t / "run", stop, mem, stats, cpu_by_stage), daemon=True)
         th.start()
         ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         start_epoch = time.time()
@@ -116,7 +122,7 @@ def run(cases: int, workers: int, extra_ini: str = "", root: Path = ROOT) -> dic
         return {"cases": len(rows), "wall": wall, "span": span, "rate": len(rows) / span if span else 0,
                 "startup": planned - start_epoch, "first_dispatch_ms": (first - planned) * 1000,
                 "reports": reported - last, "shutdown": start_epoch + wall - reported, "cpu": cpu,
-                "mem": mem, "stats": stats}
+                "mem": mem, "stats": stats, "cpu_by_stage": cpu_by_stage}
 
 
 def main() -> None:
@@ -145,6 +151,8 @@ def main() -> None:
     last = results[-1]
     print(f"\nmax RSS per stage (MB), {last['cases']}-case run:")
     print("  " + ", ".join(f"{k} {v:.0f}" for k, v in sorted(last["mem"].items())))
+    print(f"CPU s per stage (user + system), {last['cases']}-case run; the rest of the total is the supervisor (`run`) and the launcher:")
+    print("  " + ", ".join(f"{k} {v:.2f}" for k, v in sorted(last["cpu_by_stage"].items())))
     agg = (last["stats"].get("aggregator") or {}).get("reports") or {}
     print(f"aggregator report thread, {last['cases']}-case run (last heartbeat): {agg}")
     print(f"frames pushed per hop, {last['cases']}-case run (includes acks, statuses, heartbeats; rate over the run span):")

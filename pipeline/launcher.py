@@ -37,14 +37,15 @@ import signal
 import sys
 import time
 import traceback
+from typing import Any
 
 __all__ = ["main", "PRELOAD"]
 
 PR_SET_PDEATHSIG = 1
-PRELOAD = ("zmq", "msgpack", "psutil", "requests", "urllib3", "jsonpath_ng", "orjson", "setproctitle",
+PRELOAD = ("zmq", "msgpack", "psutil", "requests", "urllib3", "jsonpath_ng", "jsonpath_ng.ext", "orjson", "setproctitle",
            "pipeline.stage", "pipeline.stage_main", "pipeline.transport", "pipeline.codec", "pipeline.journal",
            "stages.fetcher", "stages.scheduler", "stages.executor", "stages.aggregator", "stages.uploader",
-           "stages.janitor", "selenium.webdriver")
+           "stages.janitor", "stages.executor.api", "selenium.webdriver")
 
 
 def _pdeathsig(sig: int) -> None:
@@ -64,7 +65,7 @@ def _preload() -> list[str]:
     return failed
 
 
-def _run_stage(req: dict, supervisor: int) -> None:
+def _run_stage(req: dict[str, Any], supervisor: int) -> None:
     """In the grandchild: become the stage process described by ``req``, then exit with its code."""
     code = 1
     try:
@@ -114,7 +115,7 @@ def _run_stage(req: dict, supervisor: int) -> None:
             os._exit(code)
 
 
-def _fork_stage(req: dict) -> int:
+def _fork_stage(req: dict[str, Any]) -> int:
     supervisor = int(req["supervisor"])
     r, w = os.pipe()
     middle = os.fork()
@@ -151,6 +152,7 @@ def main() -> int:
     out.write(json.dumps({"ready": os.getpid(), "preload_failed": failed}) + "\n")
     out.flush()
     for line in sys.stdin:
+        reply: dict[str, Any]
         try:
             req = json.loads(line)
             reply = {"pid": _fork_stage(req)}

@@ -132,6 +132,7 @@ class PlainWriter:
         self.out, self.clock = out, clock
         self.started = clock.monotonic()
         self.finals: dict[tuple[Any, ...], dict[str, Any]] = {}     # per case, its latest attempt's body
+        self._unflushed = False
 
     def remember(self, b: dict[str, Any]) -> None:
         key = (b.get("task_id"), b.get("collection_id"), b["case_id"], b.get("index"))
@@ -143,18 +144,27 @@ class PlainWriter:
         return [b for b in self.finals.values() if int(b["status"]) in (1, 2)]
 
     def case(self, b: dict[str, Any]) -> None:
+        """Writes the line; the flush waits for the supervisor's turn to end (``tick``): one write per burst
+        of results instead of one per case (a 50,000-case run paid a pipe write each)."""
         self.remember(b)
         self.out.write(case_line(b) + "\n")
-        self.out.flush()
+        self._unflushed = True
 
     def task(self, b: dict[str, Any]) -> None:
         lines = totals_lines(b, self.clock.monotonic() - self.started, self.not_passed())
         self.out.write("\n".join(lines) + "\n")
         self.out.flush()
+        self._unflushed = False
 
-    def tick(self, sup: Any) -> None: ...
+    def tick(self, sup: Any) -> None:
+        if self._unflushed:
+            self._unflushed = False
+            self.out.flush()
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        if self._unflushed:
+            self._unflushed = False
+            self.out.flush()
 
 
 def running_from_status(status: dict[str, Any], done: frozenset[tuple[Any, ...]] | set[tuple[Any, ...]] = frozenset()

@@ -118,14 +118,19 @@ class Stage:
         except Exception as e:  # a stage never dies of one bad message
             dead_letters.exception("%s: handler for %s from %s failed: %s", self.name, env.kind.value, env.src, e)
 
-    def heartbeat(self, force: bool = False) -> None:
+    def heartbeat(self, force: bool = False, *, full: bool = False) -> None:
+        """Every ``hb_interval`` with the stage's stats; a forced one (state news: a case ended) sooner than
+        that carries no stats (the supervisor keeps the last ones): building, encoding and merging the stats
+        and metric snapshots once per case was a good part of what a case cost the supervisor."""
         now = self.clock.monotonic()
         if not force and now - self._last_hb < self.hb_interval:
             return
-        self._last_hb = now
+        light = force and not full and now - self._last_hb < self.hb_interval
+        if not light:
+            self._last_hb = now
         try:
             self.mailbox.send("supervisor", StageHeartbeat(pid=os.getpid(), state=self.state, current=self.current(),
-                                                           stats=self.stats()))
+                                                           stats=None if light else self.stats()))
         except Exception as e:
             log.debug("%s: heartbeat not sent: %s", self.name, e)
 
@@ -165,7 +170,7 @@ class Stage:
         if text not in self.storage_faults:
             self.storage_faults.append(text)
             self.log.error("storage fault: %s", text)
-            self.heartbeat(force=True)
+            self.heartbeat(force=True, full=True)
 
     def stats(self) -> dict[str, Any]:
         base = {"outbox": len(self.mailbox.outbox), "dead_lettered": self.mailbox.dead_lettered,

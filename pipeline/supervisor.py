@@ -186,7 +186,10 @@ class Supervisor:
         w, b = self._current(env), env.body
         if w is None or not isinstance(b, StageHeartbeat):
             return
-        w.last_heartbeat, w.heartbeat = self.clock.monotonic(), b.to_wire()
+        beat = b.to_wire()
+        if b.stats is None and w.heartbeat:           # a light one (state news between two full ones): keep the stats
+            beat["stats"] = w.heartbeat.get("stats")
+        w.last_heartbeat, w.heartbeat = self.clock.monotonic(), beat
         self._note_faults(w.name, (b.stats or {}).get("storage_faults"))
         cur = b.current
         if cur and cur.get("deadline_s") is not None:

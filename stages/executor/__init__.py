@@ -68,7 +68,7 @@ class Executor(Stage):
         device = dict(self.spec.devices.get(self.device_name, {}), name=self.device_name) if self.device_name else None
         self.worker = UnitWorker(self.name, settings, Path(self.spec.storage_root), device, fetch_file=self._fetcher())
         self._deadline_notice = Notifier(self.mailbox, "supervisor")
-        self.worker.on_case_start = lambda started: self._deadline_notice.send(CaseDeadline.from_wire(started.to_wire()))
+        self.worker.on_case_start = self._case_start_notice
         self.mailbox.register_fd(self.worker.rfd)
         for kind in self.kinds:                # import keyword libraries now, not inside the first case's deadline
             try:
@@ -78,6 +78,13 @@ class Executor(Stage):
         self.admitter = Admitter.from_spec(self.spec, self.name)      # browsers = auto: park above capacity
         self.worker.warm_up()
         self.send_status()
+
+    def _case_start_notice(self, started: CaseStarted) -> None:
+        """In the case thread, before the case runs: the supervisor starts the case's deadline clock and names
+        it from this notice (the light heartbeat at ``case.started`` is for ``status``; ``case.finished``'s
+        tells the supervisor the case is over)."""
+        cur = self.worker.current if self.worker is not None else None
+        self._deadline_notice.send(CaseDeadline.from_wire(dict(started.to_wire(), case=(cur or {}).get("name"))))
 
     def _fetcher(self) -> Any:
         """Test files come from the platform's file endpoint (platform mode only), cached under
@@ -125,7 +132,10 @@ class Executor(Stage):
     def on_events(self, events: dict[Any, int]) -> None:
         assert self.worker is not None
         for ev in self.worker.drain():
-            if isinstance(ev, (CaseStarted, CaseFinished)):
+            if isinstance(ev, CaseStarted):     # the supervisor's deadline clock runs already (the notice);
+                self.mailbox.send("scheduler", ev)
+                self.heartbeat(force=True)                 # `status` shows the case now (a light heartbeat)
+            elif isinstance(ev, CaseFinished):
                 # the result travels with case.finished: the scheduler journals it with the attempt before it
                 # acks, then hands it to the aggregator, so a SIGKILL right after this send loses nothing
                 self.mailbox.send("scheduler", ev)

@@ -61,20 +61,26 @@ def expire_tasks(m: Machine) -> None:
 
 
 def skip_blocked(m: Machine) -> None:
-    """Units whose first case depends on a case that did not pass: skip that case with the reason."""
-    for u in list(m.queue):
-        ts = m.tasks[u.task_id]
-        bad = [d for d in u.cases[0].get("dependencies") or () if dep_state(ts, d) in ("failed", "missing")]
-        if not bad:
-            continue
-        first, rest = u.cases[0], u.cases[1:]
-        st = ts.cases[(u.collection_id, first["case_id"], first["index"])]
-        m.settle(ts, st, Status.SKIP, Outcome.SKIPPED, f"skipped: dependency {', '.join(bad)} did not pass")
-        m.queue.remove(u)
-        if rest:
-            u.cases = rest
-            m.enqueue(u)
-        m.maybe_finish(ts)
+    """Units whose first case depends on a case that did not pass: skip that case with the reason, until no
+    unit's first case is blocked (the rest of a unit re-queued here may start with a blocked case too: left
+    to the next turn, an idle executor would get it dispatched first)."""
+    skipped = True
+    while skipped:
+        skipped = False
+        for u in list(m.queue):
+            ts = m.tasks[u.task_id]
+            bad = [d for d in u.cases[0].get("dependencies") or () if dep_state(ts, d) in ("failed", "missing")]
+            if not bad:
+                continue
+            skipped = True
+            first, rest = u.cases[0], u.cases[1:]
+            st = ts.cases[(u.collection_id, first["case_id"], first["index"])]
+            m.settle(ts, st, Status.SKIP, Outcome.SKIPPED, f"skipped: dependency {', '.join(bad)} did not pass")
+            m.queue.remove(u)
+            if rest:
+                u.cases = rest
+                m.enqueue(u)
+            m.maybe_finish(ts)
 
 
 def allowed(m: Machine, unit: Unit) -> bool:

@@ -77,8 +77,14 @@ def write_if_changed(path: Path, data: str | bytes) -> bool:
 def write_new(path: Path, data: str | bytes) -> None:
     """Plain write of a file nobody reads before the run ends (an Allure result of a new attempt): no temp
     file, no rename, no comparison. A crash mid-write is repaired by the rewrite after the journal replay."""
-    with open(path, "wb") as fh:
-        fh.write(data.encode("utf-8") if isinstance(data, str) else data)
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)   # no buffer, no fstat/isatty:
+    try:                                                                               # two of these per attempt
+        view = memoryview(raw)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
 
 
 def _replace_into(path: Path, raw: bytes) -> None:
@@ -177,8 +183,8 @@ def outcome_of(result: CaseResult) -> str:
     """The attempt's outcome, falling back to the platform status when ``outcome`` is not a known value."""
     if result.outcome in _KNOWN_OUTCOMES:
         return result.outcome
-    return {Status.PASS: "passed", Status.FAIL: "failed", Status.ERROR: "error", Status.SKIP: "skipped"}.get(
-        _int(result.status), "error")
+    names: dict[int, str] = {Status.PASS: "passed", Status.FAIL: "failed", Status.ERROR: "error", Status.SKIP: "skipped"}
+    return names.get(_int(result.status), "error")
 
 
 def screenshot_path(meta: TaskReportMeta, shot: str) -> Path:
@@ -193,7 +199,7 @@ def screenshot_path(meta: TaskReportMeta, shot: str) -> Path:
 def step_screenshots(meta: TaskReportMeta, step: dict[str, Any]) -> list[Path]:
     """A step's screenshots: its ``screenShotList`` plus any UI action ``screen_results[].image_path``."""
     shots = [screenshot_path(meta, str(s)) for s in step.get("screenShotList") or [] if s]
-    detail = step.get("detail") if isinstance(step.get("detail"), dict) else {}
+    detail: dict[str, Any] = step["detail"] if isinstance(step.get("detail"), dict) else {}
     for action in detail.get("actions") or []:
         if not isinstance(action, dict):
             continue
@@ -237,7 +243,7 @@ def step_ms(step: dict[str, Any]) -> int:
     during = _int(step.get("during"))
     if during:
         return during
-    detail = step.get("detail") if isinstance(step.get("detail"), dict) else {}
+    detail: dict[str, Any] = step["detail"] if isinstance(step.get("detail"), dict) else {}
     return sum(_int(a.get("elapsed_ms")) for a in detail.get("actions") or [] if isinstance(a, dict))
 
 
@@ -248,7 +254,7 @@ def xml_safe(text: str) -> str:
 
 def step_error(step: dict[str, Any]) -> str:
     """The error text of a failed step: ``detail.error``, else the failed assertions' messages."""
-    detail = step.get("detail") if isinstance(step.get("detail"), dict) else {}
+    detail: dict[str, Any] = step["detail"] if isinstance(step.get("detail"), dict) else {}
     if detail.get("error"):
         return strip_log_prefix(str(detail["error"]))
     failed = [v for v in detail.get("validators") or [] if isinstance(v, dict) and not v.get("result")]

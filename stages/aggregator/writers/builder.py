@@ -28,10 +28,11 @@ from pipeline.evidence import left_bundle
 from pipeline.models import CaseResult, skipped_by_accident
 from stages.aggregator.writers import allure, html, junit, summary
 from stages.aggregator.writers._common import (
-    Redactor, atomic_write, case_identity, dumps, outcome_of, to_int, write_new, xml_safe,
+    Redactor, atomic_write, case_identity, dumps, outcome_of, to_int, xml_safe,
 )
 from stages.aggregator.writers._html_template import TEMPLATE
 from stages.aggregator.writers.attachments import link_attachments
+from stages.aggregator.writers.filequeue import FileQueue
 from stages.aggregator.writers.results import REJECTED_FILE, RESULTS_FILE, platform_row, validate_platform_row
 
 if TYPE_CHECKING:
@@ -76,6 +77,8 @@ class ReportBuilder:
                                                                   # that is only queued leaves no report folder
         self.containers: dict[str, dict[tuple[str, str, int], list[tuple[int, str, int, int]]]] = {}
         self._blocks: dict[int, tuple[tuple[Any, ...], str]] = {}
+        self._made = False          # allure_dir exists (one mkdir, not one per attempt)
+        self._files = FileQueue()   # each attempt's new Allure files, written beside the rendering
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -92,10 +95,12 @@ class ReportBuilder:
             result = replace(result, evidence=left) if left is not None else result
         r = self.red.result(result)
         meta = self.meta
-        self.allure_dir.mkdir(parents=True, exist_ok=True)
+        if not self._made:
+            self.allure_dir.mkdir(parents=True, exist_ok=True)
+            self._made = True
         link_attachments(self.report_dir, meta, [r])
-        doc = allure._result(meta, self.allure_dir, r, meta.task_name, self.report_dir, write=write_new)
-        write_new(self.allure_dir / f"{doc['uuid']}-result.json", dumps(doc))
+        doc = allure._result(meta, self.allure_dir, r, meta.task_name, self.report_dir, write=self._files.put)
+        self._files.put(self.allure_dir / f"{doc['uuid']}-result.json", dumps(doc))
         ident = case_identity(r)
         self.containers.setdefault(r.collectionId, {}).setdefault(ident, []).append(
             (to_int(r.runTimes), doc["uuid"], doc["start"], doc["stop"]))
@@ -143,16 +148,20 @@ class ReportBuilder:
     def write(self, finished_at: datetime | None = None, stop_reason: str | None = None) -> dict[str, Path]:
         """Assemble and write every format (``finished_at`` set for the final report, ``stop_reason`` when the
         task was stopped)."""
+        failed = self._files.drain()        # every attempt's own Allure files are on disk before any report
         meta = replace(self.meta, finished_at=finished_at, stop_reason=stop_reason)
         order = sorted(self.cases, key=lambda k: (k[0], k[2], k[1]))     # (collection, index, case id)
         cases = [self.cases[k] for k in order]
-        return {
+        paths = {
             "summary": self._summary(meta, cases),
             "results": self._results(meta, cases),
             "junit": self._junit(meta, order, cases),
             "allure": self._allure(meta, order),
             "html": self._html(meta, order, cases),
         }
+        if failed:                          # the other formats are written; the caller reports the fault
+            raise failed[0]
+        return paths
 
     def _summary(self, meta: TaskReportMeta, cases: list[_Case]) -> Path:
         outcomes = Counter(c.outcome for c in cases)
@@ -217,8 +226,8 @@ class ReportBuilder:
             counts = [len(members), sum(c.junit_flags[0] for _, c in members), sum(c.junit_flags[1] for _, c in members),
                       sum(c.junit_flags[2] for _, c in members)]
             seconds = sum(float(c.junit_time) for _, c in members)
-            for key, value in zip(("tests", "failures", "errors", "skipped"), counts):
-                suite.set(key, str(value))
+            for attr, count in zip(("tests", "failures", "errors", "skipped"), counts):
+                suite.set(attr, str(count))
             suite.set("time", f"{seconds:.3f}")
             tot[0] += counts[0]
             tot[1] += counts[1]
@@ -241,8 +250,8 @@ class ReportBuilder:
                     texts.append(ET.tostring(elem, encoding="unicode"))
             parts.append(head + "\n  ".join(texts) + tail)
         root = ET.Element("testsuites", name=xml_safe(meta.task_name))
-        for key, value in zip(("tests", "failures", "errors"), tot[:3]):
-            root.set(key, str(value))
+        for attr, total in zip(("tests", "failures", "errors"), tot[:3]):
+            root.set(attr, str(total))
         root.set("time", f"{tot[3]:.3f}")
         opening = ET.tostring(root, encoding="unicode")
         if suites:

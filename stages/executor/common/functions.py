@@ -11,9 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-import faker
+from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import PipelineError
 from stages.executor.common import provider
@@ -21,6 +19,9 @@ from stages.executor.common.params import parse_literal
 from stages.executor.common.refs import MARKER, resolve_marker
 from stages.executor.common.script import NOT_RETURNED, ScriptError, run_script, script_names
 from stages.executor.common.variables import Variables
+
+if TYPE_CHECKING:
+    import faker
 
 __all__ = ["FunctionError", "FunctionLibrary", "split_args", "SIGNATURES"]
 
@@ -134,6 +135,7 @@ class FunctionLibrary:
     @property
     def faker(self) -> faker.Faker:
         if self._faker is None:
+            import faker        # here, not at module level: ~50 ms of import per executor that never calls one
             self._faker = faker.Faker(self.locale)
             self._faker.seed_instance(time.time_ns())
         return self._faker
