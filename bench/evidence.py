@@ -20,11 +20,11 @@ import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from bench.web import CASES, _op, make_case
-from examples.demo_server import serve
-from stages.executor.common.evidence import EvidenceSpec
-from stages.executor.context import RunContext
-from stages.executor.web import WebRunner
+from bench.web import CASES, _op, make_case  # noqa: E402 - after the sys.path line
+from examples.demo_server import serve  # noqa: E402 - after the sys.path line
+from stages.executor.common.evidence import EvidenceSpec  # noqa: E402 - after the sys.path line
+from stages.executor.context import RunContext  # noqa: E402 - after the sys.path line
+from stages.executor.web import WebRunner  # noqa: E402 - after the sys.path line
 
 MODES = ("never", "failure", "failure-no-video", "always")     # failure-no-video: [Evidence] video = false
 

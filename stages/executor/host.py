@@ -136,7 +136,7 @@ class UnitWorker:
             try:
                 ctx = self._ctx({"task_id": "", "collection_id": "", "data_dir": "."}, {})
                 for r in runners:
-                    took = r.warm_up(ctx)  # type: ignore[attr-defined]
+                    took = r.warm_up(ctx)
                     log.info("%s: %s warmed up in %.2f s", self.name, r.case_type, took)
             except Exception as e:      # the first case reports a real start failure
                 log.warning("%s: warm-up failed: %s", self.name, e)
@@ -154,7 +154,7 @@ class UnitWorker:
             if r is None or not hasattr(r, "check"):
                 continue
             try:
-                note = r.check(ctx)  # type: ignore[attr-defined]
+                note = r.check(ctx)
                 if note:
                     log.info("%s: %s", self.name, note)
             except DeviceDown as e:
@@ -370,7 +370,8 @@ def failure_reason(steps: list[Any], limit: int = 200) -> str:
     for step in steps:
         if not isinstance(step, dict) or step.get("status") not in (Status.FAIL, Status.ERROR):
             continue
-        detail = step.get("detail") if isinstance(step.get("detail"), dict) else {}
+        found = step.get("detail")
+        detail: dict[str, Any] = found if isinstance(found, dict) else {}
         text = str(detail.get("error") or "")
         if not text:
             text = "; ".join(f"{v.get('check')}: {v.get('message')}" for v in detail.get("validators") or []

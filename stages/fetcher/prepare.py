@@ -114,7 +114,7 @@ def error_report(raw: dict[str, Any], reason: str, report_dir: str) -> ErrorRepo
             if key in seen:
                 continue
             seen.add(key)
-            case_type = ref.get("caseType") if ref.get("caseType") in _CASE_TYPES else CaseType.API.value
+            case_type = str(ref.get("caseType")) if ref.get("caseType") in _CASE_TYPES else CaseType.API.value
             results.append(engine_result(task_id=task_id, collection_id=key[0], case_id=key[1], case_type=case_type,
                                          index=index, run_times=1, status=Status.ERROR, outcome=Outcome.ERROR,
                                          reason=reason, executor="fetcher").to_dict())

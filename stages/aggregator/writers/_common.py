@@ -33,6 +33,17 @@ _BR = re.compile(r"<br\s*/?>", re.IGNORECASE)
 _LOG_PREFIX = re.compile(r"^\s*\d{4}-\d{2}-\d{2}[ T][\d:.]+\s+-\s+\w+\s+-\s+")
 
 
+def submap(parent: Any, key: str) -> dict[str, Any]:
+    """``parent[key]`` when both are maps, else an empty map (details come from case files and executors)."""
+    value = parent.get(key) if isinstance(parent, dict) else None
+    return value if isinstance(value, dict) else {}
+
+
+def submap_or_none(parent: Any, key: str) -> dict[str, Any] | None:
+    value = parent.get(key) if isinstance(parent, dict) else None
+    return value if isinstance(value, dict) else None
+
+
 def atomic_write(path: Path, data: str | bytes, *, fsync: bool = True) -> Path:
     """Write ``data`` to ``path`` via a temp sibling + ``os.replace``; a crash leaves the old file intact."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -199,7 +210,7 @@ def screenshot_path(meta: TaskReportMeta, shot: str) -> Path:
 def step_screenshots(meta: TaskReportMeta, step: dict[str, Any]) -> list[Path]:
     """A step's screenshots: its ``screenShotList`` plus any UI action ``screen_results[].image_path``."""
     shots = [screenshot_path(meta, str(s)) for s in step.get("screenShotList") or [] if s]
-    detail: dict[str, Any] = step["detail"] if isinstance(step.get("detail"), dict) else {}
+    detail = submap(step, "detail")
     for action in detail.get("actions") or []:
         if not isinstance(action, dict):
             continue
@@ -243,7 +254,7 @@ def step_ms(step: dict[str, Any]) -> int:
     during = _int(step.get("during"))
     if during:
         return during
-    detail: dict[str, Any] = step["detail"] if isinstance(step.get("detail"), dict) else {}
+    detail = submap(step, "detail")
     return sum(_int(a.get("elapsed_ms")) for a in detail.get("actions") or [] if isinstance(a, dict))
 
 
@@ -254,7 +265,7 @@ def xml_safe(text: str) -> str:
 
 def step_error(step: dict[str, Any]) -> str:
     """The error text of a failed step: ``detail.error``, else the failed assertions' messages."""
-    detail: dict[str, Any] = step["detail"] if isinstance(step.get("detail"), dict) else {}
+    detail = submap(step, "detail")
     if detail.get("error"):
         return strip_log_prefix(str(detail["error"]))
     failed = [v for v in detail.get("validators") or [] if isinstance(v, dict) and not v.get("result")]

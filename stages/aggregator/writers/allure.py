@@ -23,9 +23,20 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.models import CaseResult, Status
 from stages.aggregator.writers._common import (
-    ATTACH_DIR, Redactor, dumps, group_attempts, html_log_to_text, outcome_of, prepare, step_error, step_ms,
+    ATTACH_DIR,
+    Redactor,
+    dumps,
+    group_attempts,
+    html_log_to_text,
+    outcome_of,
+    prepare,
+    step_error,
+    step_ms,
     step_screenshots,
-    strip_log_prefix, to_int, write_if_changed,
+    strip_log_prefix,
+    submap,
+    to_int,
+    write_if_changed,
 )
 from stages.aggregator.writers.attachments import place
 
@@ -37,7 +48,7 @@ __all__ = ["write_allure", "ALLURE_DIR", "STATUS_MAP", "history_id"]
 ALLURE_DIR = "allure-results"
 STATUS_MAP = {"passed": "passed", "flaky": "passed", "failed": "failed", "error": "broken",
               "broken": "broken", "skipped": "skipped"}
-_STEP_STATUS = {Status.PASS: "passed", Status.FAIL: "failed", Status.ERROR: "broken", Status.SKIP: "skipped"}
+_STEP_STATUS: dict[int, str] = {Status.PASS: "passed", Status.FAIL: "failed", Status.ERROR: "broken", Status.SKIP: "skipped"}
 _NS = uuid.UUID("6f1c1f0e-5b7a-4c59-9f57-3a1e0c2d4b10")
 
 
@@ -58,7 +69,7 @@ def write_allure(report_dir: Path, meta: TaskReportMeta, results: list[CaseResul
             "uuid": cid, "name": name, "children": [c[0] for c in children], "befores": [], "afters": [],
             "start": min(c[1] for c in children), "stop": max(c[2] for c in children)})
     _write_environment(out, meta)
-    _dump(out / "categories.json", CATEGORIES)           # type: ignore[arg-type]
+    _dump(out / "categories.json", CATEGORIES)
     # Allure reads buildOrder as a number: a task id there makes it drop the whole file
     _dump(out / "executor.json", {"name": "liuma-pipeline", "type": "liuma-pipeline", "buildName": parent,
                                   "reportName": f"{parent} ({meta.task_id})"})
@@ -155,7 +166,7 @@ def _text_attachment(out: Path, rid: str, key: str, name: str, text: str, write:
 
 
 def _step(meta: TaskReportMeta, out: Path, rid: str, i: int, t: dict[str, Any], report_dir: Path) -> dict[str, Any]:
-    detail = t.get("detail") if isinstance(t.get("detail"), dict) else {}
+    detail = submap(t, "detail")
     start = to_int(t.get("startTime"))
     status = _STEP_STATUS.get(to_int(t.get("status")), "broken")
     name = str(t.get("name") or "")

@@ -28,7 +28,13 @@ from pipeline.evidence import left_bundle
 from pipeline.models import CaseResult, skipped_by_accident
 from stages.aggregator.writers import allure, html, junit, summary
 from stages.aggregator.writers._common import (
-    Redactor, atomic_write, case_identity, dumps, outcome_of, to_int, xml_safe,
+    Redactor,
+    atomic_write,
+    case_identity,
+    dumps,
+    outcome_of,
+    to_int,
+    xml_safe,
 )
 from stages.aggregator.writers._html_template import TEMPLATE
 from stages.aggregator.writers.attachments import link_attachments

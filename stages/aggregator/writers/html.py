@@ -26,8 +26,18 @@ from urllib.parse import quote
 
 from pipeline.models import CaseResult, Status
 from stages.aggregator.writers._common import (
-    Redactor, atomic_write, group_attempts, outcome_of, prepare, req_resp_pair, step_attachments, step_error,
-    step_ms, to_int,
+    Redactor,
+    atomic_write,
+    group_attempts,
+    outcome_of,
+    prepare,
+    req_resp_pair,
+    step_attachments,
+    step_error,
+    step_ms,
+    submap,
+    submap_or_none,
+    to_int,
 )
 from stages.aggregator.writers._html_template import TEMPLATE
 
@@ -134,7 +144,7 @@ def _attempt(meta: TaskReportMeta, r: CaseResult) -> dict[str, Any]:
         if not isinstance(t, dict):
             continue
         status = to_int(t.get("status"))
-        detail = t.get("detail") if isinstance(t.get("detail"), dict) else {}
+        detail = submap(t, "detail")
         step: dict[str, Any] = {
             "n": str(t.get("name") or ""), "s": status, "d": step_ms(t), "c": str(t.get("content") or "").strip(),
             "t0": to_int(t.get("startTime")),
@@ -147,8 +157,8 @@ def _attempt(meta: TaskReportMeta, r: CaseResult) -> dict[str, Any]:
             step["v"] = checks
         pair = req_resp_pair(detail)
         if pair:
-            step["rq"] = pair.get("request") if isinstance(pair.get("request"), dict) else None
-            step["rs"] = pair.get("response") if isinstance(pair.get("response"), dict) else None
+            step["rq"] = submap_or_none(pair, "request")
+            step["rs"] = submap_or_none(pair, "response")
         actions = [{"m": str(a.get("method") or ""), "p": a.get("params"), "d": to_int(a.get("elapsed_ms")),
                     "e": str(a.get("error") or "")} for a in detail.get("actions") or [] if isinstance(a, dict)]
         if len(actions) > 1 or actions and actions[0]["m"] != step["n"]:

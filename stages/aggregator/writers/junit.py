@@ -25,8 +25,17 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.models import CaseResult, Status
 from stages.aggregator.writers._common import (
-    Redactor, atomic_write, group_attempts, html_log_to_text, outcome_of, prepare, step_attachments, step_error,
-    step_ms, to_int, xml_safe,
+    Redactor,
+    atomic_write,
+    group_attempts,
+    html_log_to_text,
+    outcome_of,
+    prepare,
+    step_attachments,
+    step_error,
+    step_ms,
+    to_int,
+    xml_safe,
 )
 
 if TYPE_CHECKING:
@@ -38,7 +47,7 @@ JUNIT_FILE = "junit.xml"
 _FAILED = ("failed",)
 _ERRORED = ("error", "broken")
 _ORDER = ("failure", "rerunFailure", "flakyFailure", "skipped", "error", "rerunError", "flakyError")   # Surefire 3.0
-_STEP_STATUS = {Status.PASS: "PASS", Status.FAIL: "FAIL", Status.ERROR: "ERROR", Status.SKIP: "SKIP"}
+_STEP_STATUS: dict[int, str] = {Status.PASS: "PASS", Status.FAIL: "FAIL", Status.ERROR: "ERROR", Status.SKIP: "SKIP"}
 
 
 def write_junit(report_dir: Path, meta: TaskReportMeta, results: list[CaseResult]) -> Path:

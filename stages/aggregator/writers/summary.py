@@ -26,8 +26,18 @@ from urllib.parse import urlencode
 
 from pipeline.models import CaseResult, Status, skipped_by_accident
 from stages.aggregator.writers._common import (
-    Redactor, atomic_write, group_attempts, outcome_of, prepare, req_resp_pair, step_attachments,
-    step_error, step_ms, to_int,
+    Redactor,
+    atomic_write,
+    group_attempts,
+    outcome_of,
+    prepare,
+    req_resp_pair,
+    step_attachments,
+    step_error,
+    step_ms,
+    submap,
+    submap_or_none,
+    to_int,
 )
 
 if TYPE_CHECKING:
@@ -132,7 +142,7 @@ def _detail(meta: TaskReportMeta, result: CaseResult, *, final: bool) -> dict[st
 
 
 def _record(meta: TaskReportMeta, result: CaseResult, step: dict[str, Any]) -> dict[str, Any]:
-    detail = step.get("detail") if isinstance(step.get("detail"), dict) else {}
+    detail = submap(step, "detail")
     status = to_int(step.get("status"))
     actions = [_action(a) for a in detail.get("actions") or [] if isinstance(a, dict)]
     elapsed = step_ms(step)
@@ -188,12 +198,12 @@ def _go_req_resps(pair: dict[str, Any] | None) -> dict[str, Any] | None:
     when no response arrived (transport error)."""
     if pair is None:
         return None
-    req = pair.get("request") if isinstance(pair.get("request"), dict) else {}
+    req = submap(pair, "request")
     request: dict[str, Any] = {"method": str(req.get("method") or ""), "url": _url(req),
                                "headers": dict(req.get("headers") or {})}
     if req.get("body") not in (None, "", {}, []):
         request["body"] = req["body"]
-    res = pair.get("response") if isinstance(pair.get("response"), dict) else None
+    res = submap_or_none(pair, "response")
     response = None
     if res is not None:
         body = res.get("body")
@@ -255,10 +265,11 @@ def _step_stat(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _sum_step_stats(stats: Any) -> dict[str, Any]:
-    total = {"total": 0, "successes": 0, "failures": 0, "actions": Counter(), "skipped": 0}
+    total: dict[str, Any] = {"total": 0, "successes": 0, "failures": 0, "actions": {}, "skipped": 0}
+    actions: Counter[str] = Counter()
     for s in stats:
         for key in ("total", "successes", "failures", "skipped"):
             total[key] += s[key]
-        total["actions"].update(s["actions"])
-    total["actions"] = dict(total["actions"])
+        actions.update(s["actions"])
+    total["actions"] = dict(actions)
     return total
