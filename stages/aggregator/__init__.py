@@ -16,7 +16,7 @@ import json
 import os
 import time
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -27,6 +27,7 @@ from pipeline.models import CaseResult, Status
 from pipeline.stage import Handler, Stage
 from pipeline.storage import fault_text
 
+from .history_writer import HistoryWriter
 from .report_thread import ReportThread
 from .writers import TaskReportMeta
 
@@ -68,6 +69,7 @@ class Aggregator(Stage):
         self._ingest_n = self._ingest_slow = 0
         self._tick_max = 0.0
         self.reports = ReportThread(self.log)
+        self.history = HistoryWriter(spec, self.log)      # <storage>/history.sqlite: one row per new attempt
         from pipeline.platform import engine_secret
         from pipeline.secrets import url_secrets
         self.secrets = [s for s in (spec.setting("Engine", "engine-secret"), engine_secret(spec), spec.headers.get("token", "")) if s]
@@ -179,6 +181,7 @@ class Aggregator(Stage):
             agg.counts.add(res)
             agg.dirty = True
             if not replay:
+                self.history.record(res, agg.started_at)
                 if agg.final is None and not agg.reported:
                     self.reports.add(agg.task_id, res)
                 self._announce(res)
@@ -255,7 +258,8 @@ class Aggregator(Stage):
             stop_reason=agg.stopped if final else None)
 
     def _open_reports(self, agg: TaskAgg) -> None:
-        self.reports.open(agg.task_id, agg.report_dir, self._meta(agg, final=False))
+        meta = replace(self._meta(agg, final=False), history=self.history.report_history(agg.task_id))
+        self.reports.open(agg.task_id, agg.report_dir, meta)
 
     def _final_report(self, agg: TaskAgg, paths: dict[str, Path]) -> None:
         missing = agg.missing
@@ -266,7 +270,8 @@ class Aggregator(Stage):
         agg.reported = True
         body = {"task_id": agg.task_id, "report_dir": str(agg.report_dir), "totals": totals,
                 "paths": {k: str(v) for k, v in paths.items()}, "missing": [list(k) for k in missing],
-                "by_kind": _by_kind(agg.results.values()), "storage_faults": list(self.storage_faults)}
+                "by_kind": _by_kind(agg.results.values()), "storage_faults": list(self.storage_faults),
+                **self.history.mute_notes(agg.counts.last.values(), dt.date.today())}
         self.mailbox.send("supervisor", Kind.TASK_REPORTED, body)
         if self.platform:
             self._forward(Kind.TASK_REPORTED, body, f"reported:{agg.task_id}")
@@ -291,6 +296,7 @@ class Aggregator(Stage):
             self.storage_fault(fault_text(e, path))
 
     def on_stop(self) -> None:
+        self.history.close()
         self.reports.stop()
         self.journal.sync()
         self.journal.close()

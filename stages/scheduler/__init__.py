@@ -24,7 +24,8 @@ from pipeline.stage import Handler, Stage
 
 from .health import HealthMixin
 from .plan import CaseState, TaskState, Unit, build_units, synthetic_result
-from .policy import DispatchPolicy, ExecutorInfo, FifoPolicy
+from .estimates import Estimates, eta_now, open_history
+from .policy import DispatchPolicy, ExecutorInfo, make_policy
 from .quarantine import Quarantine
 from .recovery import RecoveryMixin
 from .retry import RetryPolicy
@@ -52,7 +53,8 @@ class Scheduler(RoutingMixin, HealthMixin, RecoveryMixin, Stage):
 
     def __init__(self, name: str, inc: int, spec: Any) -> None:
         super().__init__(name, inc, spec)
-        self.policy: DispatchPolicy = FifoPolicy()
+        self.estimates = Estimates(open_history(spec, self.log.warning))    # run history: longest first, ETA
+        self.policy: DispatchPolicy = make_policy(str(spec.config["Pipeline"].get("dispatch")), self.estimates.unit)
         self.retry = RetryPolicy(max_attempts=int(spec.setting("Retry", "max-attempts")),
                                  retry_failures=bool(spec.setting("Retry", "retry-failures")),
                                  budget=int(spec.setting("Retry", "budget")))
@@ -97,6 +99,7 @@ class Scheduler(RoutingMixin, HealthMixin, RecoveryMixin, Stage):
         ts.name = body.get("name") or task.taskId
         ts.source = str(body.get("source") or "")
         units, ts.cases, disabled = build_units(task, self.default_timeout, list(self.spec.tags))
+        work = self.estimates.plan(task.taskId, ts.data_dir, units)
         names = body.get("case_names") or {}
         for st in ts.cases.values():
             st.name = names.get(st.ref.caseId, "")
@@ -108,7 +111,8 @@ class Scheduler(RoutingMixin, HealthMixin, RecoveryMixin, Stage):
             self._settle(ts, st, Status.SKIP, Outcome.SKIPPED, disabled_reason(st.ref.skipReason))
         for u in self._routed(ts, units):
             self._enqueue(u)
-        self.log.info("task %s planned: %d cases in %d units", task.taskId, len(ts.cases), len(units))
+        self.log.info("task %s planned: %d cases in %d units, estimated work %.1f s (%d cases timed before)",
+                      task.taskId, len(ts.cases), len(units), work, self.estimates.known.get(task.taskId, 0))
         if self.stop_all is not None:                  # submitted while the engine stops: nothing of it runs
             self._stop_tasks(dict(self.stop_all, task_id=ts.task_id))
         self._maybe_finish(ts)
@@ -464,6 +468,7 @@ class Scheduler(RoutingMixin, HealthMixin, RecoveryMixin, Stage):
         if not ts.all_final():
             return
         ts.finished_sent = True
+        self.estimates.forget(ts.task_id)
         self._write(["finished", ts.task_id])
         self.mailbox.send("aggregator", Kind.TASK_FINISHED, {"task_id": ts.task_id, "expected": ts.expected,
                                                              "stopped": ts.stopped})
@@ -495,7 +500,7 @@ class Scheduler(RoutingMixin, HealthMixin, RecoveryMixin, Stage):
                      "executors": {n: {"idle": e.idle, "unit": e.unit.unit_id if e.unit else None,
                                        "case": (e.running or {}).get("case_id")} for n, e in self.executors.items()},
                      "quarantined": self.quarantine.snapshot(time.monotonic(), time.time()), "disk_short": self.disk_short,
-                     "devices": self.devices_status()})
+                     "devices": self.devices_status(), "eta_s": round(eta_now(self.queue, self.executors.values(), self.estimates, time.time()), 1)})
         return base
 
 
