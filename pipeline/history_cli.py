@@ -38,7 +38,8 @@ def _flake(f: CaseFlake | None) -> dict[str, Any] | None:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    from .cli import _abs, _err, load_config
+    from .cli import _abs, _err
+    from .config import load_config
     cfg = load_config(args.config)
     path = history_path(Path(_abs(cfg.get("Pipeline", "storage-root"))))
     problems: list[str] = []
