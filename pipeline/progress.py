@@ -125,6 +125,8 @@ def totals_lines(b: dict[str, Any], wall_s: float | None = None, not_passed: lis
         out += [printable(f"  {STATUS_WORD.get(m['status'], '?'):<6} {m.get('name') or m['case_id']} "
                           f"[{m.get('collection_id')}/{m['case_id']}#{m.get('index')}] muted until {m['until']}"
                           + (" — " + " ".join(str(m["reason"]).split()) if m.get("reason") else "")) for m in b["muted"]]
+    if b.get("history_off"):
+        out.append(printable(f"RUN HISTORY OFF: {b['history_off']}"))
     for m in b.get("mutes_expired") or []:
         out.append(printable(f"MUTE EXPIRED: {m['case_id']} (until {m['until']}) counts again: renew or remove it in [Flaky] mute"))
     out += [f"  {name}: {path}" for name, path in sorted((b.get("paths") or {}).items())]

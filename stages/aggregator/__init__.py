@@ -271,7 +271,7 @@ class Aggregator(Stage):
         body = {"task_id": agg.task_id, "report_dir": str(agg.report_dir), "totals": totals,
                 "paths": {k: str(v) for k, v in paths.items()}, "missing": [list(k) for k in missing],
                 "by_kind": _by_kind(agg.results.values()), "storage_faults": list(self.storage_faults),
-                **self.history.mute_notes(agg.counts.last.values(), dt.date.today())}
+                **self.history.report_notes(agg.counts.last.values(), dt.date.today())}
         self.mailbox.send("supervisor", Kind.TASK_REPORTED, body)
         if self.platform:
             self._forward(Kind.TASK_REPORTED, body, f"reported:{agg.task_id}")

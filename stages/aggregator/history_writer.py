@@ -70,10 +70,12 @@ class HistoryWriter:
             return {}
         return self.store.flakes(self.store.task_cases(task_id), self.flaky_runs)
 
-    def mute_notes(self, finals: Iterable[CaseResult], today: dt.date) -> dict[str, Any]:
-        """For ``task.reported``: the muted cases that did not pass (out of the exit code) and mutes that expired."""
+    def report_notes(self, finals: Iterable[CaseResult], today: dt.date) -> dict[str, Any]:
+        """For ``task.reported``: the muted cases that did not pass (out of the exit code), mutes that expired,
+        and why the history is off (None when it works), for the recap."""
         return {"muted": muted_failures(finals, self.mutes, today),
-                "mutes_expired": [{"case_id": m.case_id, "until": m.until.isoformat()} for m in expired_mutes(self.mutes, today)]}
+                "mutes_expired": [{"case_id": m.case_id, "until": m.until.isoformat()} for m in expired_mutes(self.mutes, today)],
+                "history_off": self.store.off if self.store is not None else None}
 
     def close(self) -> None:
         if self.store is not None:

@@ -24,7 +24,7 @@ from pipeline.stage import Handler, Stage
 
 from .health import HealthMixin
 from .plan import CaseState, TaskState, Unit, build_units, synthetic_result
-from .estimates import Estimates, eta_now, open_history
+from .estimates import Estimates, open_history, scheduler_eta
 from .policy import DispatchPolicy, ExecutorInfo, make_policy
 from .quarantine import Quarantine
 from .recovery import RecoveryMixin
@@ -500,7 +500,7 @@ class Scheduler(RoutingMixin, HealthMixin, RecoveryMixin, Stage):
                      "executors": {n: {"idle": e.idle, "unit": e.unit.unit_id if e.unit else None,
                                        "case": (e.running or {}).get("case_id")} for n, e in self.executors.items()},
                      "quarantined": self.quarantine.snapshot(time.monotonic(), time.time()), "disk_short": self.disk_short,
-                     "devices": self.devices_status(), "eta_s": round(eta_now(self.queue, self.executors.values(), self.estimates, time.time()), 1)})
+                     "devices": self.devices_status(), "eta_s": scheduler_eta(self)})
         return base
 
 

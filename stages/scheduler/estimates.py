@@ -10,6 +10,7 @@ from __future__ import annotations
 import heapq
 import json
 import logging
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -92,12 +93,23 @@ def eta(busy: list[float], queued: list[float], workers: int) -> float:
     return max(free) if free else 0.0
 
 
-def eta_now(queue: list[Unit], executors: Iterable[Any], est: Estimates, now_epoch: float) -> float:
-    """The scheduler's ETA: its queue and its executors (objects with ``unit``, ``done_in_unit``, ``running``)."""
+def eta_now(queue: list[Unit], executors: Iterable[Any], est: Estimates, now_epoch: float, configured: int,
+            threads: int) -> float:
+    """The scheduler's ETA: its queue and its executors (objects with ``unit``, ``done_in_unit``, ``running``).
+    ``configured`` executors count before they announced themselves (a run's first seconds); ``threads`` (the
+    tasks' maxThread summed) caps how many run at once."""
     execs = list(executors)
     busy = []
     for ex in execs:
         if ex.unit is not None:
             started = (ex.running or {}).get("started_ms")
             busy.append(est.left_in_unit(ex.unit, ex.done_in_unit, max(0.0, now_epoch - started / 1000) if started else 0.0))
-    return eta(busy, [est.unit(u) for u in queue], len(execs))
+    return eta(busy, [est.unit(u) for u in queue], max(len(busy), min(max(len(execs), configured), threads)))
+
+
+def scheduler_eta(sched: Any) -> float:
+    """``eta_now`` for the scheduler stage (its ``stats``: what ``status`` and the progress bar show)."""
+    retired = {e["name"] for e in sched.spec.executors if e.get("retired")}
+    threads = sum(max(1, t.task.maxThread or 1) for t in sched.tasks.values() if not t.finished_sent)
+    return round(eta_now(sched.queue, sched.executors.values(), sched.estimates, time.time(),
+                         len(sched.spec.executors) - len(retired), threads), 1)
