@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 PY = str(ROOT / ".venv" / "bin" / "python")
 
-from tests.system.suites import api_case, write_suite  # noqa: E402
+from tests.system.suites import api_case, write_suite
 
 
 def free_port() -> int:
