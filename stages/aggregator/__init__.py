@@ -69,7 +69,7 @@ class Aggregator(Stage):
         self._ingest_n = self._ingest_slow = 0
         self._tick_max = 0.0
         self.reports = ReportThread(self.log)
-        self.history = HistoryWriter(spec, self.log)      # <storage>/history.sqlite: one row per new attempt
+        self.history = HistoryWriter(lambda: self.spec, self.log)    # <storage>/history.sqlite: a row per new attempt
         from pipeline.platform import engine_secret
         from pipeline.secrets import url_secrets
         self.secrets = [s for s in (spec.setting("Engine", "engine-secret"), engine_secret(spec), spec.headers.get("token", "")) if s]

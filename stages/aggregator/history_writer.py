@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -28,18 +28,21 @@ __all__ = ["HistoryWriter"]
 
 
 class HistoryWriter:
-    def __init__(self, spec: Any, log: logging.Logger) -> None:
+    def __init__(self, spec: Callable[[], Any], log: logging.Logger) -> None:
+        """``spec`` returns the stage's current RunSpec: mutes and flaky-runs follow a config reload."""
         self.log = log
-        cfg = spec.config
-        self.enabled = bool((cfg.get("History") or {}).get("enabled", True))
-        self.flaky_runs = int((cfg.get("History") or {}).get("flaky-runs", 20))
-        self.store = HistoryStore(history_path(spec.storage_root), warn=log.warning) if self.enabled else None
-        self.data = Path(spec.storage_root) / "data"
-        self.devices = {e.name: e.device or "" for e in spec.executor_specs()}
-        web = cfg.get("WebDriver") or {}
+        self.spec = spec
+        first = spec()
+        self.enabled = bool((first.config.get("History") or {}).get("enabled", True))
+        self.store = HistoryStore(history_path(first.storage_root), warn=log.warning) if self.enabled else None
+        self.data = Path(first.storage_root) / "data"
+        self.devices = {e.name: e.device or "" for e in first.executor_specs()}
+        web = first.config.get("WebDriver") or {}
         self.browser = "remote" if web.get("options") == "remote" else Path(str(web.get("binary") or "chromium")).name
-        self.mutes = parse_mutes(str((cfg.get("Flaky") or {}).get("mute") or ""))
         self._codes: dict[tuple[str, str, str], str] = {}
+
+    def _setting(self, section: str, key: str, default: Any) -> Any:
+        return (self.spec().config.get(section) or {}).get(key, default)
 
     def _code(self, res: CaseResult) -> str:
         """A short hash of the case file: outcomes that differ on the same code are flakiness, not a change."""
@@ -68,13 +71,14 @@ class HistoryWriter:
         """Each case's outcomes and flake rate over its previous runs, for report.html (empty: no history)."""
         if self.store is None:
             return {}
-        return self.store.flakes(self.store.task_cases(task_id), self.flaky_runs)
+        return self.store.flakes(self.store.task_cases(task_id), int(self._setting("History", "flaky-runs", 20)))
 
     def report_notes(self, finals: Iterable[CaseResult], today: dt.date) -> dict[str, Any]:
         """For ``task.reported``: the muted cases that did not pass (out of the exit code), mutes that expired,
         and why the history is off (None when it works), for the recap."""
-        return {"muted": muted_failures(finals, self.mutes, today),
-                "mutes_expired": [{"case_id": m.case_id, "until": m.until.isoformat()} for m in expired_mutes(self.mutes, today)],
+        mutes = parse_mutes(str(self._setting("Flaky", "mute", "") or ""))
+        return {"muted": muted_failures(finals, mutes, today),
+                "mutes_expired": [{"case_id": m.case_id, "until": m.until.isoformat()} for m in expired_mutes(mutes, today)],
                 "history_off": self.store.off if self.store is not None else None}
 
     def close(self) -> None:

@@ -483,6 +483,7 @@ class Scheduler(RoutingMixin, HealthMixin, RecoveryMixin, Stage):
         self.retry.budget = int(self.spec.setting("Retry", "budget"))
         self.router.devices = registry_from_spec(self.spec.devices)
         self.router.owned |= {e.device for e in self.spec.executor_specs() if e.device}
+        self.policy = make_policy(str(self.spec.config["Pipeline"].get("dispatch")), self.estimates.unit)
 
     def _retired(self) -> set[str]:
         return {e["name"] for e in self.spec.executors if e.get("retired")}
