@@ -468,9 +468,10 @@ def build_parser() -> argparse.ArgumentParser:
     _config_option(s)
     s.add_argument("--foreground", action="store_true", help="stay in the foreground, logging to the terminal (default: fork into the background)")
     s.set_defaults(func=cmd_start)
-    from .submit import add_parser as add_submit_parser      # submit lives in pipeline/submit.py
+    # submit and history live in pipeline/submit.py and pipeline/history_cli.py
+    from .history_cli import add_parser as add_history_parser
+    from .submit import add_parser as add_submit_parser
     add_submit_parser(command, _config_option)
-    from .history_cli import add_parser as add_history_parser  # history lives in pipeline/history_cli.py
     add_history_parser(command, _config_option)
     for name, func, help in (("stop", cmd_stop, "stop the engine or a running `run` (running cases get [Pipeline] stop-grace s)"),
                              ("status", cmd_status, "show the stages, executors, queues and tasks of the engine or a running `run`"),
