@@ -261,13 +261,20 @@ class HistoryStore:
     # -- reading -----------------------------------------------------------------------------------
     def durations(self, case_ids: Iterable[str]) -> dict[str, float]:
         """Per case, the median duration (s) of its latest timed attempts (passed, failed, error, flaky: a broken
-        or skipped attempt says nothing about how long the case takes); cases never timed are absent."""
+        or skipped attempt says nothing about how long the case takes); cases never timed are absent.
+        One query per 500 cases (a 50,000-case task is planned in 100 queries, not 50,000)."""
+        ids = sorted(set(case_ids))
         out: dict[str, float] = {}
-        for cid in set(case_ids):
-            rows = self._query("SELECT duration_s FROM attempts WHERE case_id = ? AND outcome NOT IN ('skipped', 'broken') "
-                               "ORDER BY started_at DESC LIMIT ?", (cid, ESTIMATE_SAMPLES))
-            if rows:
-                out[cid] = float(statistics.median(r[0] for r in rows))
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            rows = self._query(f"SELECT case_id, duration_s FROM attempts WHERE case_id IN ({','.join('?' * len(chunk))}) "
+                               "AND outcome NOT IN ('skipped', 'broken') ORDER BY case_id, started_at DESC", chunk)
+            per: dict[str, list[float]] = {}
+            for cid, secs in rows:
+                got = per.setdefault(cid, [])
+                if len(got) < ESTIMATE_SAMPLES:
+                    got.append(float(secs))
+            out.update({cid: float(statistics.median(v)) for cid, v in per.items()})
             if self.off is not None:
                 break
         return out

@@ -152,6 +152,7 @@ class Aggregator(Stage):
             self._unsynced = True
 
     def before_ack(self) -> None:
+        self.history.flush()             # this batch's history rows in one transaction (a failure only turns history off)
         if self._unsynced:
             self.journal.sync()          # acks go out only after this: at-least-once, durably
             self._unsynced = False
@@ -180,8 +181,8 @@ class Aggregator(Stage):
             agg.results[res.key] = res
             agg.counts.add(res)
             agg.dirty = True
+            self.history.record(res, agg.started_at)
             if not replay:
-                self.history.record(res, agg.started_at)
                 if agg.final is None and not agg.reported:
                     self.reports.add(agg.task_id, res)
                 self._announce(res)
