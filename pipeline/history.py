@@ -184,7 +184,13 @@ class HistoryStore:
                     return None              # no history yet: nothing to read, nothing wrong
                 db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=self._busy_ms / 1000,
                                      isolation_level=None, check_same_thread=False)
-                db.execute("SELECT count(*) FROM meta").fetchone()     # a corrupt file fails here, once
+                try:
+                    db.execute("SELECT count(*) FROM meta").fetchone()     # a corrupt file fails here, once
+                except sqlite3.OperationalError as e:
+                    db.close()
+                    if "no such table" in str(e):
+                        return None          # the writer is creating it right now: no history yet, ask again later
+                    raise
             else:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 db = sqlite3.connect(str(self.path), timeout=self._busy_ms / 1000, isolation_level=None,

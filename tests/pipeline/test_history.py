@@ -118,3 +118,13 @@ def test_reason_classes() -> None:
     assert reason_class("broken", "executor-2 crashed (SIGKILL)") == "crash"
     assert reason_class("broken", "device d1 down") == "device"
     assert reason_class("skipped", "engine stopping (signal SIGINT)") == "stopped"
+
+
+def test_a_reader_meeting_a_database_not_set_up_yet_asks_again_later(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite"
+    sqlite3.connect(path).execute("CREATE TABLE other (x)").connection.close()    # created, schema not yet written
+    said: list[str] = []
+    reader = HistoryStore(path, readonly=True, warn=said.append)
+    assert reader.durations(["a"]) == {} and reader.off is None and said == []
+    HistoryStore(path).record([att("r1", "a", secs=3.0)])
+    assert reader.durations(["a"]) == {"a": 3.0}
