@@ -79,7 +79,6 @@ class Aggregator(Stage):
             report_dir=str(spec.report_dir), storage_root=Path(spec.storage_root),
             engine_code=spec.setting("Engine", "engine-code") or "local", secrets=tuple(secrets),
             platform=bool(spec.setting("Platform", "url"))))
-        self.clock: Callable[[], float] = time.time      # wall clock: report and metadata times
         self.journal = AppendLog(Path(spec.run_dir) / "state" / "aggregator.journal", on_error=self.storage_fault)
         self.reports = ReportThread(self.log)
         self.history = HistoryWriter(lambda: self.spec, self.log)    # <storage>/history.sqlite: a row per new attempt
@@ -95,7 +94,7 @@ class Aggregator(Stage):
         return self.machine.tasks
 
     def on_start(self) -> None:
-        now = self.clock()
+        now = self.clock.wall()
         n = 0
         for i, rec in enumerate(self.journal.replay()):
             try:
@@ -116,7 +115,7 @@ class Aggregator(Stage):
 
     def feed(self, event: Event) -> None:
         """Apply one event now and execute its commands, in order."""
-        for cmd in self.machine.apply(event, self.clock()):
+        for cmd in self.machine.apply(event, self.clock.wall()):
             self._execute(cmd)
 
     # -- messages ---------------------------------------------------------------------------------
@@ -197,7 +196,7 @@ class Aggregator(Stage):
 
     def _history_row(self, res: CaseResult) -> None:
         agg = self.tasks.get(res.taskId)
-        self.history.record(res, agg.started_at if agg is not None else self.clock())
+        self.history.record(res, agg.started_at if agg is not None else self.clock.wall())
 
     def _noted(self, body: Message) -> Message:
         """A task.reported with the run history's notes (muted failures, expired mutes, history off), read
