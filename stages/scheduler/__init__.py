@@ -142,7 +142,7 @@ class Scheduler(Stage):
 
     def _replay(self) -> int:
         """Rebuild the machine from the journal: the same ``apply``, its commands dropped."""
-        self.machine = Machine(settings_of(self.spec), self.machine.policy)
+        self.machine = Machine(settings_of(self.spec), self.machine.fixed_policy)   # its own: over its own estimates
         n = 0
         for rec in self.journal.replay():
             try:
