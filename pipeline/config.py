@@ -108,7 +108,7 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[str], Any], Any]]] = {
                 "backup-count": (_pos_int, 5), "archive-days": (_pos_int, 30)},
     "Retention": {"data-days": (_pos_float, 7.0), "screenshot-hours": (_pos_float, 24.0), "report-days": (_pos_float, 30.0),
                   "backup": (_bool, False), "backup-keep": (_pos_int, 7), "disk-warn-percent": (_pos_float, 90.0),
-                  "interval": (_pos_float, 600.0)},
+                  "interval": (_pos_float, 600.0), "history-days": (_pos_float, 90.0)},
     "Retry": {"max-attempts": (_pos_int, 2), "retry-failures": (_bool, True), "budget": (_pos_int, 100),
               # device quarantine: this many broken cases within the window (s) hold a device; probe after (s)
               "quarantine-after": (_pos_int, 2), "quarantine-window": (_pos_float, 300.0),
@@ -142,6 +142,17 @@ SCHEMA["Capacity"] = {
     # a browser is replaced by a fresh one after this many cases (0: never) or above this RSS in MB (0: never)
     "recycle-cases": (_pos_int, 100), "recycle-rss-mb": (_pos_float, 1500.0),
 }
+# -- run history (issue 18): pipeline/history.py, longest-first dispatch, flake rate, mutes ----------------------
+def _mute(v: str) -> str:
+    """``CASE until YYYY-MM-DD, ...`` (pipeline/mute.py); kept as text (settings travel as JSON), checked here."""
+    from .mute import parse_mutes
+    parse_mutes(v)
+    return v.strip()
+
+
+SCHEMA["Pipeline"]["dispatch"] = (_choice("longest-first", "fifo"), "longest-first")
+SCHEMA["History"] = {"enabled": (_bool, True), "flaky-runs": (_pos_int, 20)}
+SCHEMA["Flaky"] = {"mute": (_mute, "")}
 SCHEMA["Metrics"] = {"listen": (_listen, "")}
 
 FREE_SECTIONS = ("Header",)            # every key is an HTTP header for platform calls (reference §1.1)

@@ -265,6 +265,9 @@ class TaskReported(Message):
     missing: list[Any] | None = None
     storage_faults: list[str] | None = None
     by_kind: dict[str, Any] | None = None       # totals per case type (metrics)
+    muted: list[Any] | None = None              # failures muted by [Flaky] mute (the run history's notes)
+    mutes_expired: list[Any] | None = None      # [Flaky] mute entries past their date
+    history_off: str | None = None              # why the run history is not written (unusable store)
 
 
 @dataclass(frozen=True)

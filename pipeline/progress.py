@@ -12,7 +12,8 @@ from typing import Any, TextIO
 
 from .clock import SYSTEM_CLOCK, Clock
 
-__all__ = ["ProgressState", "render", "rate_eta", "case_line", "totals_lines", "PlainWriter", "BarWriter", "make_writer"]
+__all__ = ["ProgressState", "render", "rate_eta", "case_line", "totals_lines", "PlainWriter", "BarWriter", "make_writer",
+           "history_eta"]
 
 STATUS_WORD = {0: "PASS", 1: "FAIL", 2: "ERROR", 3: "SKIP"}
 CLEAR_LINE = "\r\x1b[2K"
@@ -30,6 +31,7 @@ class ProgressState:
     skipped: int = 0
     started: float = field(default_factory=SYSTEM_CLOCK.monotonic)
     running: list[tuple[str, str, float, float | None]] = field(default_factory=list)
+    eta_s: float | None = None          # from the run history (the scheduler's estimates): preferred over the pace
     _final: dict[tuple[Any, ...], int] = field(default_factory=dict)
 
     @property
@@ -77,7 +79,8 @@ def render(state: ProgressState, width: int, now: float | None = None) -> str:
     counts = (f" {state.done}/{state.total}  passed {state.passed}  failed {state.failed}  error {state.error}"
               + (f"  skipped {state.skipped}" if state.skipped else "")
               + f"  running {len(state.running)}  {_clock(now - state.started)}"
-              + rate_eta(state.done, state.total, now - state.started))
+              + (rate_eta(state.done, state.total, now - state.started).split("  ETA")[0] + f"  ETA {_clock(state.eta_s)}"
+                 if state.eta_s is not None and state.done < state.total else rate_eta(state.done, state.total, now - state.started)))
     bar_w = max(10, min(40, width - len(counts) - 2))
     filled = bar_w if state.total <= 0 else min(bar_w, round(bar_w * state.done / state.total))
     lines = [_cut("[" + "#" * filled + "-" * (bar_w - filled) + "]" + counts, width)]
@@ -119,18 +122,41 @@ def totals_lines(b: dict[str, Any], wall_s: float | None = None, not_passed: lis
     if not_passed:
         out.append("not passed:")
         out += [f"  {case_line(x, brief=True)}" for x in not_passed]
+    if b.get("muted"):
+        out.append(f"MUTED ({len(b['muted'])} known-flaky case(s) that did not pass, left out of the exit code by [Flaky] mute):")
+        out += [printable(f"  {STATUS_WORD.get(m['status'], '?'):<6} {m.get('name') or m['case_id']} "
+                          f"[{m.get('collection_id')}/{m['case_id']}#{m.get('index')}] muted until {m['until']}"
+                          + (" — " + " ".join(str(m["reason"]).split()) if m.get("reason") else "")) for m in b["muted"]]
+    if b.get("history_off"):
+        out.append(printable(f"RUN HISTORY OFF: {b['history_off']}"))
+    for m in b.get("mutes_expired") or []:
+        out.append(printable(f"MUTE EXPIRED: {m['case_id']} (until {m['until']}) counts again: renew or remove it in [Flaky] mute"))
     out += [f"  {name}: {path}" for name, path in sorted((b.get("paths") or {}).items())]
     if b.get("missing"):
         out.append(f"  MISSING results: {b['missing']}")
     return out
 
 
+def history_eta(status: dict[str, Any]) -> float | None:
+    """The scheduler's ETA (s, from the run history's estimates) in ``Supervisor.status()``, aged by its
+    heartbeat's age; None before a task is planned or once nothing is left."""
+    q = status.get("queues") or {}
+    if not q.get("tasks") or q.get("eta_s") is None:
+        return None
+    age = next((float(s.get("heartbeat_age_s") or 0) for s in status.get("stages", []) if s.get("name") == "scheduler"), 0.0)
+    left = float(q["eta_s"]) - age
+    return left if left > 0 else None
+
+
 class PlainWriter:
-    """One line per case attempt, then the final block: what CI logs want."""
+    """One line per case attempt, then the final block: what CI logs want. Once the scheduler has an
+    estimate, one ``ETA`` line (from the run history) says when the run should end."""
 
     def __init__(self, out: TextIO, *, clock: Clock = SYSTEM_CLOCK) -> None:
         self.out, self.clock = out, clock
         self.started = clock.monotonic()
+        self.eta_said = False
+        self._eta_checked = -1e9
         self.finals: dict[tuple[Any, ...], dict[str, Any]] = {}     # per case, its latest attempt's body
         self._unflushed = False
 
@@ -159,6 +185,15 @@ class PlainWriter:
     def tick(self, sup: Any) -> None:
         if self._unflushed:
             self._unflushed = False
+            self.out.flush()
+        now = self.clock.monotonic()
+        if self.eta_said or sup.shutdown_at is not None or now - self._eta_checked < 1.0:
+            return
+        self._eta_checked = now                       # status() is not free: asked at most once a second
+        left = history_eta(sup.status())
+        if left is not None:
+            self.eta_said = True
+            self.out.write(f"ETA {_clock(left)} ({left:.1f} s left, estimated from the run history)\n")
             self.out.flush()
 
     def close(self) -> None:
@@ -223,7 +258,9 @@ class BarWriter(PlainWriter):
         if now - self._last < self.every or sup.shutdown_at is not None:
             return
         self._last = now
-        self.state.running = running_from_status(sup.status(now), self._done)
+        status = sup.status(now)
+        self.state.running = running_from_status(status, self._done)
+        self.state.eta_s = history_eta(status)
         self._draw()
 
     def close(self) -> None:

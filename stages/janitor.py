@@ -2,7 +2,7 @@
 logged (what, where, why).
 
 - task data ``data/<taskId>/`` after ``[Retention] data-days``; screenshots after ``screenshot-hours``;
-  report folders after ``report-days``;
+  report folders after ``report-days``; run history rows (``history.sqlite``) after ``history-days``, vacuumed;
 - rotated logs (``*.log.N``) older than ``[Logging] archive-days`` gzipped into ``log/archive/<YYYY-MM>/``;
 - orphan browsers: chromium/chromedriver processes of this run (their profile lives under the run
   directory) whose executor is gone are killed;
@@ -23,6 +23,7 @@ from typing import Any
 
 import psutil
 
+from pipeline.history import HistoryStore, history_path
 from pipeline.stage import Stage
 
 __all__ = ["Janitor", "STAGE", "expired_entries", "archive_rotated_logs", "find_orphans", "create_backup", "prune_backups",
@@ -173,6 +174,7 @@ class Janitor(Stage):
                 continue
             self.deleted += 1
             self.log.info("deleted %s (%s)", path, why)
+        self.vacuum_history(now - r["history-days"] * DAY)
         for src, dest in archive_rotated_logs(self.root / "log", self.spec.setting("Logging", "archive-days") * DAY, now):
             self.log.info("archived %s -> %s", src, dest)
         usage = psutil.disk_usage(str(self.root if self.root.exists() else Path.cwd()))
@@ -184,6 +186,21 @@ class Janitor(Stage):
             self.log.warning("memory %.1f%% used (%.1f GB available)", mem.percent, mem.available / 2**30)
         if r["backup"]:
             self.backup(now)
+
+    def vacuum_history(self, older_than: float) -> None:
+        """``[Retention] history-days``: run history rows older than that go, and their pages are given back."""
+        path = history_path(self.root)
+        if not path.exists():
+            return
+        store = HistoryStore(path, warn=self.log.warning)
+        try:
+            n = store.vacuum(older_than)
+        finally:
+            store.close()
+        if n:
+            self.deleted += n
+            self.log.info("deleted %d run history rows older than %s days from %s", n,
+                          self.spec.setting("Retention", "history-days"), path)
 
     def backup(self, now: float) -> None:
         """The daily backup and its rotation; a failure is logged and retried at the next sweep."""

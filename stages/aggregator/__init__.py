@@ -10,11 +10,13 @@ final answers come back to the machine as ``Reported`` events on the stage's tic
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -57,6 +59,7 @@ from .events import (
     event_of,
 )
 from .machine import ENGINE_VERSION, AggregatorMachine, MachineConfig, TaskAgg
+from .history_writer import HistoryWriter
 from .report_thread import ReportThread
 
 __all__ = ["ENGINE_VERSION", "STAGE", "Aggregator"]
@@ -75,6 +78,8 @@ class Aggregator(Stage):
             platform=bool(spec.setting("Platform", "url"))))
         self.journal = AppendLog(Path(spec.run_dir) / "state" / "aggregator.journal", on_error=self.storage_fault)
         self.reports = ReportThread(self.log)
+        self.history = HistoryWriter(lambda: self.spec, self.log)    # <storage>/history.sqlite: a row per new attempt
+        self._notes: dict[str, dict[str, Any]] = {}       # task -> its task.reported's history notes (sent and forwarded)
         self._finals: dict[str, Future[dict[str, Path]]] = {}
         self._fwd_pending: dict[str, str] = {}            # msg_id -> forward mark, until the uploader acks
         self._unsynced = False
@@ -91,10 +96,13 @@ class Aggregator(Stage):
         for i, rec in enumerate(self.journal.replay()):
             try:
                 event, at = event_of(rec)
-                self.machine.apply(event, now if at is None else at)     # state only: the effects happened before
+                for cmd in self.machine.apply(event, now if at is None else at):   # state only: the effects happened
+                    if isinstance(cmd, AttemptRecorded):    # before, except maybe the history row (flushed before the
+                        self._history_row(cmd.result)       # ack, after the journal append): inserted idempotently
                 n += 1
             except (JournalRecordError, KeyError, TypeError, ValueError) as e:
                 self.log.error("%s record %d skipped: %s", self.journal.path, i, e)
+        self.history.flush()
         self.journal.open()
         if n:
             self.log.info("rebuilt state from %d journal records (%d tasks)", n, len(self.tasks))
@@ -139,6 +147,7 @@ class Aggregator(Stage):
         self._ingest_slow += took > 0.05
 
     def before_ack(self) -> None:
+        self.history.flush()             # this batch's history rows in one transaction (a failure only turns history off)
         if self._unsynced:
             self.journal.sync()          # acks go out only after this: at-least-once, durably
             self._unsynced = False
@@ -162,7 +171,8 @@ class Aggregator(Stage):
         elif isinstance(cmd, Sync):
             self.journal.sync()
         elif isinstance(cmd, OpenReport):
-            self.reports.open(cmd.task_id, cmd.report_dir, cmd.meta)
+            meta = replace(cmd.meta, history=self.history.report_history(cmd.task_id))   # previous runs, flake rate
+            self.reports.open(cmd.task_id, cmd.report_dir, meta)
         elif isinstance(cmd, AddToReport):
             self.reports.add(cmd.task_id, cmd.result)
         elif isinstance(cmd, WriteFinal):
@@ -170,18 +180,37 @@ class Aggregator(Stage):
         elif isinstance(cmd, WriteMetadata):
             self._write_metadata(cmd.path, cmd.doc)
         elif isinstance(cmd, Send):
-            self.mailbox.send(cmd.peer, cmd.body)
+            body = self._noted(cmd.body)
+            self.mailbox.send(cmd.peer, body)
             if isinstance(cmd.body, TaskReported):
                 self.log.info("task %s reported: %s", cmd.body.task_id, cmd.body.totals)
         elif isinstance(cmd, Forward):                  # the machine forwards each mark once per incarnation
-            self._fwd_pending[self.mailbox.send("uploader", cmd.body)] = cmd.mark
+            self._fwd_pending[self.mailbox.send("uploader", self._noted(cmd.body))] = cmd.mark
         elif isinstance(cmd, AttemptRecorded):
             self.attempt_recorded(cmd.result)
         elif isinstance(cmd, LogError):
             self.log.error("%s", cmd.text)
 
+    def _history_row(self, res: CaseResult) -> None:
+        agg = self.tasks.get(res.taskId)
+        self.history.record(res, agg.started_at if agg is not None else self.clock.wall())
+
+    def _noted(self, body: Message) -> Message:
+        """A task.reported with the run history's notes (muted failures, expired mutes, history off), read
+        once per task: what the supervisor's recap and exit code use."""
+        if not isinstance(body, TaskReported):
+            return body
+        notes = self._notes.get(body.task_id)
+        if notes is None:
+            agg = self.tasks.get(body.task_id)
+            finals = list(agg.counts.last.values()) if agg is not None else []
+            notes = self._notes[body.task_id] = self.history.report_notes(finals, dt.date.today())
+        return replace(body, **notes)
+
     def attempt_recorded(self, res: CaseResult) -> None:
-        """Once per new attempt, after it is journaled: the supervisor's live progress (``case.reported``)."""
+        """Once per new attempt, after it is journaled: its run-history row (written by the before-ack flush)
+        and the supervisor's live progress (``case.reported``)."""
+        self._history_row(res)
         try:
             self.mailbox.send("supervisor", CaseReported(
                 task_id=res.taskId, case_id=res.caseId, name=res.caseName, status=res.status, outcome=res.outcome,
@@ -201,6 +230,7 @@ class Aggregator(Stage):
 
     def on_stop(self) -> None:
         self.reports.stop()
+        self.history.close()
         self.journal.sync()
         self.journal.close()
 

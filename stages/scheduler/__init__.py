@@ -41,6 +41,7 @@ from .events import (
     from_record,
     to_record,
 )
+from .estimates import eta_of, open_history, task_estimates
 from .machine import ExecState, Machine
 from .plan import TaskState, Unit
 from .quarantine import Quarantine
@@ -64,7 +65,8 @@ def settings_of(spec: Any) -> Settings:
         quarantine_probe=float(s("Retry", "quarantine-probe")), report_dir=str(spec.report_dir), tags=tuple(spec.tags),
         devices={k: dict(v) for k, v in spec.devices.items()},
         executors=tuple(ExecutorSpec(e.name, tuple(e.kinds), e.device) for e in spec.executor_specs()),
-        retired=frozenset(e["name"] for e in spec.executors if e.get("retired")))
+        retired=frozenset(e["name"] for e in spec.executors if e.get("retired")),
+        dispatch=str(spec.config["Pipeline"].get("dispatch") or "longest-first"))
 
 
 class Scheduler(Stage):
@@ -73,6 +75,7 @@ class Scheduler(Stage):
     def __init__(self, name: str, inc: int, spec: Any) -> None:
         super().__init__(name, inc, spec)
         self.machine = Machine(settings_of(spec))
+        self.history = open_history(spec, self.log.warning)      # run history (read-only): longest first, ETA
         self.journal = AppendLog(Path(spec.run_dir) / "state" / JOURNAL, on_error=self.storage_fault)
         self._unsynced = False
         self._disk_checked = -1e9
@@ -141,7 +144,7 @@ class Scheduler(Stage):
 
     def _replay(self) -> int:
         """Rebuild the machine from the journal: the same ``apply``, its commands dropped."""
-        self.machine = Machine(settings_of(self.spec), self.machine.policy)
+        self.machine = Machine(settings_of(self.spec), self.machine.fixed_policy)   # its own: over its own estimates
         n = 0
         for rec in self.journal.replay():
             try:
@@ -161,7 +164,14 @@ class Scheduler(Stage):
     # -- messages ------------------------------------------------------------------------------------
     def on_task_submit(self, env: Envelope[TaskSubmit]) -> None:
         """Sent by the fetcher (or the submit queue) when a validated task and its data folder are ready."""
-        self.apply(Submitted(env.src, env.body, self._app_cases(env.body)))
+        estimates, timed = self._estimates(env.body)
+        self.apply(Submitted(env.src, env.body, self._app_cases(env.body), estimates, timed))
+
+    def _estimates(self, body: TaskSubmit) -> tuple[dict[str, float], int]:
+        """Each case's seconds from the run history and step counts (read here: the machine reads nothing)."""
+        if body.task.get("taskId") in self.machine.tasks:
+            return {}, 0                   # a duplicate submit: the machine ignores it, no need to read
+        return task_estimates(self.history, body.task, body.data_dir)
 
     def on_message(self, env: Envelope[Message]) -> None:
         self.apply(Received(env.src, env.inc, env.body))
@@ -217,6 +227,8 @@ class Scheduler(Stage):
     def on_stop(self) -> None:
         self.journal.sync()
         self.journal.close()
+        if self.history is not None:
+            self.history.close()
 
     # -- the quarantine state file -------------------------------------------------------------------
     def _health_path(self) -> Path:
@@ -265,7 +277,7 @@ class Scheduler(Stage):
                      "executors": {n: {"idle": e.idle, "unit": e.unit.unit_id if e.unit else None,
                                        "case": (e.running or {}).get("case_id")} for n, e in m.executors.items()},
                      "quarantined": m.quarantine.snapshot(now, time.time()), "disk_short": m.disk_short,
-                     "devices": self.devices_status()})
+                     "devices": self.devices_status(), "eta_s": eta_of(m, time.time())})
         return base
 
 

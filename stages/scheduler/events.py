@@ -53,6 +53,7 @@ class Settings:
     devices: dict[str, dict[str, str]] = field(default_factory=dict)    # RunSpec.devices
     executors: tuple[ExecutorSpec, ...] = ()
     retired: frozenset[str] = frozenset()                               # removed by a config reload
+    dispatch: str = "fifo"                                              # [Pipeline] dispatch: fifo | longest-first
 
     def to_map(self) -> dict[str, Any]:
         d = asdict(self)
@@ -80,10 +81,14 @@ class Received:
 @dataclass(frozen=True)
 class Submitted:
     """task.submit, with the data routing needs from its APP case files: ``{"<collection>/<case>": {deviceUrl,
-    deviceSystem}}`` (read by the stage when the task arrives, never by the machine)."""
+    deviceSystem}}``, and each case's estimated seconds (``{"<collection>/<case>": s}``, from the run history and
+    step counts; ``timed``: how many the history knew) -- all read by the stage when the task arrives, never by
+    the machine, and journaled with the event, so a replay plans and dispatches in the same order."""
     src: str
     body: TaskSubmit
     app_cases: dict[str, dict[str, Any]] = field(default_factory=dict)
+    estimates: dict[str, float] = field(default_factory=dict)
+    timed: int = 0
 
 
 @dataclass(frozen=True)
@@ -145,7 +150,7 @@ def to_record(event: Event, now: float, wall: float) -> list[Any]:
     if isinstance(event, Received):
         return ["msg", now, wall, event.src, event.inc, event.body.KIND.value, event.body.to_wire()]
     if isinstance(event, Submitted):
-        return ["submit", now, wall, event.src, event.body.to_wire(), event.app_cases]
+        return ["submit", now, wall, event.src, event.body.to_wire(), event.app_cases, event.estimates, event.timed]
     if isinstance(event, Tick):
         return ["tick", now, wall, event.disk_short]
     if isinstance(event, Configured):
@@ -161,7 +166,9 @@ def from_record(rec: list[Any]) -> tuple[Event, float, float]:
     if what == "msg":
         return Received(str(rec[3]), int(rec[4]), from_wire(Kind(rec[5]), rec[6])), now, wall
     if what == "submit":
-        return Submitted(str(rec[3]), TaskSubmit.from_wire(rec[4]), dict(rec[5] or {})), now, wall
+        est = {str(k): float(v) for k, v in ((rec[6] if len(rec) > 6 else None) or {}).items()}   # older journals: none
+        return Submitted(str(rec[3]), TaskSubmit.from_wire(rec[4]), dict(rec[5] or {}), est,
+                         int(rec[7]) if len(rec) > 7 else 0), now, wall
     if what == "tick":
         return Tick(rec[3]), now, wall
     if what == "start":

@@ -49,7 +49,8 @@ from .events import (
     Tick,
 )
 from .plan import CaseState, TaskState, Unit, build_units, synthetic_result
-from .policy import DispatchPolicy, ExecutorInfo, FifoPolicy
+from .estimates import Estimates
+from .policy import DispatchPolicy, ExecutorInfo, make_policy
 from .quarantine import Quarantine
 from .retry import RetryPolicy
 from .routed import route_units
@@ -72,10 +73,15 @@ class ExecState:
 
 
 class Machine:
-    """All of the scheduler's state. ``policy`` picks the next unit for an idle executor (policy.py)."""
+    """All of the scheduler's state. ``policy`` picks the next unit for an idle executor (policy.py): the one
+    handed in, else the one ``Settings.dispatch`` names (switched by a reload), longest-first estimating a unit
+    from ``estimates`` (the seconds each task's ``Submitted`` brought)."""
 
     def __init__(self, settings: Settings, policy: DispatchPolicy | None = None) -> None:
-        self.policy: DispatchPolicy = policy or FifoPolicy()
+        self.fixed_policy = policy
+        self.estimates = Estimates()
+        self.policy: DispatchPolicy = policy or make_policy(settings.dispatch, self.estimates.unit)
+        self.dispatch = settings.dispatch
         self.retry = RetryPolicy()
         self.quarantine = Quarantine()
         self.router = Router()
@@ -100,6 +106,8 @@ class Machine:
         q.after, q.window, q.probe = s.quarantine_after, s.quarantine_window, s.quarantine_probe
         self.router.devices = registry_from_spec(s.devices)
         self.router.owned |= {e.device for e in s.executors if e.device}
+        if self.fixed_policy is None and s.dispatch != self.dispatch:
+            self.policy, self.dispatch = make_policy(s.dispatch, self.estimates.unit), s.dispatch
 
     # -- the one entry point -------------------------------------------------------------------------
     def apply(self, event: Event, now: float, wall: float = 0.0) -> list[Command]:
@@ -175,12 +183,14 @@ class Machine:
         for st in ts.cases.values():
             st.name = names.get(st.ref.caseId, "")
         self.tasks[task.taskId] = ts
+        work = self.estimates.plan(task.taskId, ev.estimates, ev.timed, units)
         self.send("aggregator", self.planned_body(ts))
         for st in disabled:
             self.settle(ts, st, Status.SKIP, Outcome.SKIPPED, disabled_reason(st.ref.skipReason))
         for u in self.routed(ts, units):
             self.enqueue(u)
-        self.log(logging.INFO, f"task {task.taskId} planned: {len(ts.cases)} cases in {len(units)} units")
+        self.log(logging.INFO, f"task {task.taskId} planned: {len(ts.cases)} cases in {len(units)} units, "
+                               f"estimated work {work:.1f} s ({ev.timed} cases timed before)")
         if self.stop_all is not None:                  # submitted while the engine stops: nothing of it runs
             self._stop_tasks(replace(self.stop_all, task_id=ts.task_id))
         self.maybe_finish(ts)
@@ -398,6 +408,7 @@ class Machine:
         if not ts.all_final():
             return
         ts.finished_sent = True
+        self.estimates.forget(ts.task_id)
         self.send("aggregator", TaskFinished(task_id=ts.task_id, expected=ts.expected, stopped=ts.stopped))
         self.send("fetcher", TaskReleased(task_id=ts.task_id))
         self.log(logging.INFO, f"task {ts.task_id} finished: {len(ts.expected)} results")

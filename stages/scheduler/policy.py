@@ -12,7 +12,7 @@ from typing import Protocol
 
 from .plan import Unit
 
-__all__ = ["DispatchPolicy", "ExecutorInfo", "FifoPolicy"]
+__all__ = ["DispatchPolicy", "ExecutorInfo", "FifoPolicy", "LongestFirstPolicy", "make_policy"]
 
 
 @dataclass
@@ -51,3 +51,35 @@ class FifoPolicy:
             del queue[i]
             return u
         return None
+
+
+class LongestFirstPolicy(FifoPolicy):
+    """Longest processing time first (LPT): among the units this executor may take at the queue's best
+    priority, the one with the largest estimate (s) goes first, so a long unit never starts last and
+    straggles; ties keep the queue's order (no estimates at all = FIFO). Priority still rules: a lower
+    priority unit never overtakes a higher one. ``estimate`` is handed in (history, step counts): pure."""
+
+    def __init__(self, estimate: Callable[[Unit], float]) -> None:
+        self.estimate = estimate
+
+    def next_for(self, ex: ExecutorInfo, queue: list[Unit], allowed: Callable[[Unit], bool], others_can: Callable[[Unit], bool],
+                 *, now: float = 0.0) -> Unit | None:
+        best: tuple[float, int] | None = None
+        priority: int | None = None
+        for i, u in enumerate(queue):
+            if priority is not None and u.priority != priority:
+                break                               # the queue is sorted by priority: the rest ranks lower
+            if not self.fits(u, ex) or not allowed(u) or (u.avoid == ex.name and others_can(u)):
+                continue
+            priority = u.priority
+            est = self.estimate(u)
+            if best is None or est > best[0]:
+                best = (est, i)
+        if best is None:
+            return None
+        return queue.pop(best[1])
+
+
+def make_policy(name: str, estimate: Callable[[Unit], float]) -> DispatchPolicy:
+    """``[Pipeline] dispatch``: ``longest-first`` (default) or ``fifo``."""
+    return LongestFirstPolicy(estimate) if name == "longest-first" else FifoPolicy()

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from tests.fakes import FakeClock
 from pipeline.progress import (BarWriter, PlainWriter, ProgressState, case_line, make_writer, rate_eta, render, running_from_status,
                                totals_lines)
 
@@ -174,3 +175,53 @@ def test_terminal_escapes_in_names_and_reasons_are_printed_escaped() -> None:
                       "index": 1, "reason": "line1\r\nline2", "executor": "executor-1"})
     assert not any(ord(ch) < 0x20 or 0x7f <= ord(ch) < 0xa0 for ch in line)
     assert "evil\\x1b]0;pwned\\x07\\x1b[2J" in line and "k\\x9b" in line and "line1 line2" in line   # reason: one line
+
+
+def test_bar_prefers_the_history_eta_over_the_pace() -> None:
+    assert render(state(10, passed=5, eta_s=42.0), 120, now=110.0).endswith("0:10  30.0/min  ETA 0:42")
+    assert render(state(10, eta_s=42.0), 120, now=110.0).endswith("0:10  ETA 0:42")     # before the first case ends
+    assert render(state(2, passed=2, eta_s=3.0), 120, now=110.0).endswith("0:10  12.0/min")   # done: no ETA
+
+
+def test_history_eta_is_aged_by_the_scheduler_heartbeat() -> None:
+    from pipeline.progress import history_eta
+    st = {"queues": {"tasks": 1, "eta_s": 10.0}, "stages": [{"name": "scheduler", "heartbeat_age_s": 0.5}]}
+    assert history_eta(st) == 9.5
+    assert history_eta({"queues": {"tasks": 0, "eta_s": 10.0}, "stages": []}) is None       # no task planned yet
+    assert history_eta({"queues": {"tasks": 1, "eta_s": 0.2}, "stages": [{"name": "scheduler", "heartbeat_age_s": 1}]}) is None
+
+
+class _Sup:
+    shutdown_at = None
+
+    def __init__(self, status: dict[str, Any]) -> None:
+        self._status = status
+
+    def status(self, now: float | None = None) -> dict[str, Any]:
+        return self._status
+
+
+def test_plain_writer_prints_one_eta_line() -> None:
+    out, clock = io.StringIO(), FakeClock()
+    w = PlainWriter(out, clock=clock)
+    w.tick(_Sup({"queues": {"tasks": 0}, "stages": []}))
+    sup = _Sup({"queues": {"tasks": 1, "eta_s": 75.0}, "stages": []})
+    w.tick(sup)                                  # within the second: status is not asked again
+    assert out.getvalue() == ""
+    clock.advance(1.0)
+    w.tick(sup)
+    clock.advance(1.0)
+    w.tick(sup)
+    assert out.getvalue() == "ETA 1:15 (75.0 s left, estimated from the run history)\n"
+
+
+def test_recap_lists_muted_cases_expired_mutes_and_history_off_loudly() -> None:
+    totals = {"cases": 2, "passed": 1, "failed": 1, "error": 0, "broken": 0, "skipped": 0, "flaky": 0, "attempts": 2}
+    lines = totals_lines({"totals": totals, "history_off": "run history /s/history.sqlite unusable (open: ...)",
+                          "muted": [{"case_id": "w", "collection_id": "c", "index": 2, "name": "wobbly", "status": 1,
+                                     "reason": "expected\nnope", "until": "2026-12-31"}],
+                          "mutes_expired": [{"case_id": "old", "until": "2026-01-01"}]})
+    assert lines[2:] == ["MUTED (1 known-flaky case(s) that did not pass, left out of the exit code by [Flaky] mute):",
+                         "  FAIL   wobbly [c/w#2] muted until 2026-12-31 — expected nope",
+                         "RUN HISTORY OFF: run history /s/history.sqlite unusable (open: ...)",
+                         "MUTE EXPIRED: old (until 2026-01-01) counts again: renew or remove it in [Flaky] mute"]

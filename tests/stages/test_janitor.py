@@ -150,3 +150,26 @@ def test_a_failed_deletion_is_logged_as_such(tmp_path: Path, caplog: pytest.LogC
     with caplog.at_level(logging.INFO, logger="stage.janitor"):
         j.sweep(NOW)
     assert j.deleted == 0 and "could not delete" in caplog.text and "deleted " not in caplog.text
+
+
+def test_sweep_vacuums_the_run_history_past_history_days(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from pipeline.history import Attempt, HistoryStore, history_path
+    path = history_path(tmp_path / "storage")
+    store = HistoryStore(path)
+    store.record([Attempt("r-old", "t", "c", "old", 1, 1, "API", 0, "passed", 1.0, NOW - 11 * DAY),
+                  Attempt("r-new", "t", "c", "new", 1, 1, "API", 0, "passed", 1.0, NOW - 9 * DAY)])
+    store.close()
+    j = make(tmp_path, "[Retention]\nhistory-days = 10\n")
+    with caplog.at_level(logging.INFO):
+        j.sweep(NOW)
+    left = HistoryStore(path, readonly=True)
+    assert left.case_attempts("old") == [] and len(left.case_attempts("new")) == 1
+    assert "deleted 1 run history rows older than 10.0 days" in caplog.text
+    j.sweep(NOW)                                   # nothing left to delete: nothing logged twice
+    assert caplog.text.count("run history rows") == 1
+
+
+def test_sweep_without_history_creates_none(tmp_path: Path) -> None:
+    from pipeline.history import history_path
+    make(tmp_path).sweep(NOW)
+    assert not history_path(tmp_path / "storage").exists()

@@ -17,10 +17,11 @@ brought into ``attachments/`` first and every format links there relatively: the
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from pipeline.models import CaseResult
 
@@ -40,6 +41,7 @@ class TaskReportMeta:
     secrets: Sequence[str] = field(default_factory=tuple)
     storage_root: Path = Path("storage")     # screenshots: storage_root/image/<task_id>/<id>.png
     stop_reason: str | None = None           # the task was stopped (engine stop, Ctrl-C, stop request): why
+    history: Mapping[str, Any] = field(default_factory=dict)    # case id -> pipeline.history.CaseFlake (previous runs)
 
     def __post_init__(self) -> None:
         for name in ("started_at", "finished_at"):

@@ -127,7 +127,7 @@ function render(){
     var c=cases[v];
     h+="<div class='row"+(v===sel?" sel":"")+"' data-i='"+v+"' data-outcome='"+c.o+"' "+top+" title='"+esc(c.n)+"'>"+
        "<span class='o o-"+c.o+"'>"+c.o+"</span><span class='nm'>"+esc(c.n)+"</span><span class='meta'>"+esc(c.c)+
-       (c.a.length>1?" \u00b7 \u00d7"+c.a.length:"")+" \u00b7 "+fmt(c.d)+"</span></div>";
+       (c.a.length>1?" \u00b7 \u00d7"+c.a.length:"")+" \u00b7 "+fmt(c.d)+(c.h?" \u00b7 "+hist(c):"")+"</span></div>";
   }
   spacer.innerHTML=h;
 }
@@ -186,10 +186,12 @@ function evidence(ev){
     h+="</table></details>";}
   return h+"</div>";
 }
+function hist(c){if(!c.h)return "";var d={passed:"\u2713",flaky:"~",skipped:"-"};
+  return "<span class='hist' title='last runs (oldest first), flake rate over "+c.h[2]+" runs'>"+c.h[0].map(function(o){return "<span class='o-"+esc(o)+"'>"+(d[o]||"\u2717")+"</span>";}).join("")+" "+Math.round(c.h[1]*100)+"%</span>";}
 function show(i,atts,push){
   var c=cases[i],k=key(c);shots=[];
   var h="<button id='back'>\u2190 back</button><h2>"+esc(c.n)+"</h2><div class='muted'>"+esc(c.c)+" / "+esc(c.id)+" #"+c.i+" \u00b7 "+esc(c.t)+
-    (c.tags.length?" \u00b7 "+esc(c.tags.join(", ")):"")+" \u00b7 <a href='#case="+esc(encodeURIComponent(k))+"'>link to this case</a></div>";
+    (c.tags.length?" \u00b7 "+esc(c.tags.join(", ")):"")+" \u00b7 <a href='#case="+esc(encodeURIComponent(k))+"'>link to this case</a>"+(c.h?" \u00b7 history "+hist(c):"")+"</div>";
   atts.forEach(function(a){
     h+="<div class='att'><div class='ah'><b class='o-"+a.o+"'>attempt "+a.r+": "+a.o+"</b><span class='muted'>"+fmt(a.d)+" \u00b7 "+esc(a.x||"")+" \u00b7 "+esc(new Date(a.s).toLocaleString())+"</span></div>";
     if(a.why)h+="<div class='err'>"+esc(a.why)+"</div>";

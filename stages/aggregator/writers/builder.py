@@ -145,7 +145,7 @@ class ReportBuilder:
                "i": to_int(final.index), "o": outcome_of(final), "d": html._ms(final), "m": html._message(final),
                "tags": list(final.tags or []),
                "a": [[to_int(a.startTime) - start_ms, html._ms(a), self.executors[a.executor] if a.executor else -1,
-                      outcome_of(a)] for a in attempts]}
+                      outcome_of(a)] for a in attempts], **html.history_cell(meta, final.caseId)}
         case.html_row = dumps(row)[1:].replace(b"<", _LT)          # without "{": k/j are prefixed at assembly
         case.html_details = dumps([html._attempt(meta, a) for a in reversed(attempts)])
         case.busy = sum(html._ms(a) for a in attempts)

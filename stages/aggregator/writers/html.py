@@ -95,7 +95,7 @@ def build_report_data(meta: TaskReportMeta, results: list[CaseResult], report_di
             # "executors", -1 for an engine-made result no executor ran: skipped, never started), outcome]
             "a": [[to_int(a.startTime) - start_ms, _ms(a),
                    executors.setdefault(a.executor, len(executors)) if a.executor else -1, outcome_of(a)]
-                  for a in attempts],
+                  for a in attempts], **history_cell(meta, final.caseId),
         })
     if pending:
         blocks.append(_block(pending))
@@ -113,6 +113,12 @@ def build_report_data(meta: TaskReportMeta, results: list[CaseResult], report_di
         "cases": cases,
     }
     return index, json.dumps(blocks)
+
+
+def history_cell(meta: TaskReportMeta, case_id: str) -> dict[str, Any]:
+    """``{"h": [last outcomes oldest first, flake rate, runs counted]}`` from the run history, or ``{}``."""
+    h = meta.history.get(case_id)
+    return {"h": [list(h.outcomes[-10:]), round(h.rate, 3), h.runs]} if h is not None and h.runs else {}
 
 
 def _block(details: list[Any]) -> str:

@@ -151,7 +151,7 @@ def test_higher_priority_task_goes_first(tmp_path: Path) -> None:
 
 
 def test_parallel_collection_is_split_per_case(tmp_path: Path) -> None:
-    sched, fake = make(tmp_path)
+    sched, fake = make(tmp_path, "[Pipeline]\ndispatch = fifo\n")      # the FIFO order (longest-first: test_longest_first.py)
     submit(sched, coll("p", "a", "b", {"caseId": "c", "priority": 9}, parallel=True), coll("s", "d", "e"))
     for i in range(5):
         executor(sched, f"executor-{i}")

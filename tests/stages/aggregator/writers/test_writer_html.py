@@ -252,3 +252,24 @@ def test_narrow_screen_390px(driver: WebDriver, report_dir: Path, meta: TaskRepo
         assert not pane.is_displayed()
     finally:
         driver.set_window_size(1280, 800)
+
+
+@pytest.mark.browser
+def test_rows_and_details_show_the_previous_runs_and_flake_rate(driver: WebDriver, tmp_path: Path, report_dir: Path,
+                                                                 meta: TaskReportMeta, results: list[CaseResult]) -> None:
+    """The history comes from a real store, written the way the aggregator writes it (HistoryStore.record)."""
+    from dataclasses import replace
+
+    from pipeline.history import Attempt, HistoryStore
+    store = HistoryStore(tmp_path / "history.sqlite")
+    store.record([Attempt(f"run{i}", meta.task_id, "col-api", "api-fail", 1, 1, "API", st, out, 1.0, 1000.0 + i, code="x")
+                  for i, (st, out) in enumerate([(0, "passed"), (1, "failed"), (0, "passed"), (0, "passed")])]
+                 + [Attempt(f"run{i}", meta.task_id, "col-api", f"filler{k}", 1, 1, "API", 0, "passed", 1.0, 1000.0 + i)
+                    for i in range(4) for k in range(5)])
+    meta = replace(meta, history=store.flakes(None))
+    _open(driver, write_all(report_dir, meta, results)["html"])
+    row = next(t for _o, t in _rows(driver) if "API fails" in t)
+    assert "\u2713\u2717\u2713\u2713 50%" in row, row         # passed, failed, passed, passed: 2 changes in 4 runs
+    assert not any("%" in t for _o, t in _rows(driver) if "API passes" in t)    # no history: no cell
+    _click_case(driver, "API fails")
+    assert "history \u2713\u2717\u2713\u2713 50%" in driver.find_element(By.TAG_NAME, "body").text
