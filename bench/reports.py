@@ -30,8 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("SE_OFFLINE", "true")
 
 from pipeline.models import CaseResult  # noqa: E402
-from stages.aggregator.writers import TaskReportMeta, write_all  # noqa: E402
-from stages.aggregator.writers import allure, html, junit, summary  # noqa: E402
+from stages.aggregator.writers import TaskReportMeta, allure, html, junit, summary, write_all  # noqa: E402  # noqa: E402
 from stages.aggregator.writers import results as results_mod  # noqa: E402
 
 OUTCOMES = ["passed"] * 70 + ["failed"] * 12 + ["error"] * 5 + ["broken"] * 3 + ["skipped"] * 5 + ["flaky"] * 5

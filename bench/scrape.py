@@ -12,17 +12,15 @@ import argparse
 import datetime as dt
 import json
 import re
-import subprocess
-import tempfile
 import socket
 import statistics
-import threading
+import subprocess
 import sys
+import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
-
-import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -92,6 +90,7 @@ def render_cost(n: int = 2000) -> float:
     import sys
     sys.path.insert(0, str(ROOT))
     from prometheus_client import CollectorRegistry, generate_latest
+
     from pipeline.metrics import EngineMetrics
     em = EngineMetrics()
     for i in range(5000):

@@ -27,6 +27,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from stages.executor.web.browser import ENGINE_ARGS  # noqa: E402
+
 CASES = 40
 COLLECTIONS = 8
 
@@ -175,6 +176,7 @@ def run_pytest(base: str, workers: int, suite: Path, reset: bool = False) -> flo
 def browser_costs(n: int = 2) -> list[tuple[float, float]]:
     """(start seconds, PSS MB of chromedriver + its chromium tree) for ``n`` browsers started in turn."""
     import psutil
+
     from stages.executor.web.browser import BrowserConfig, start_browser
     out, browsers = [], []
     try:

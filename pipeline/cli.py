@@ -70,7 +70,7 @@ def _abs(p: str) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .suite import load_suite, read_case, case_path
+    from .suite import case_path, load_suite, read_case
     cfg = _config(args)
     storage = Path(_abs(cfg.get("Pipeline", "storage-root")))
     report_dir = _abs(cfg.get("Pipeline", "report-dir"))

@@ -13,8 +13,9 @@ its ``deviceSystem``. ``ctx.device`` carries a ``Device`` as a plain dict (``to_
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 from pipeline.errors import ConfigError
@@ -94,7 +95,7 @@ class Device:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Device":
+    def from_dict(cls, data: Mapping[str, Any]) -> Device:
         return cls(**{k: v for k, v in data.items() if k in KNOWN_KEYS})
 
 
@@ -196,7 +197,7 @@ class Requirement:
     system: str = ""
 
     @classmethod
-    def of(cls, case: Mapping[str, Any], collection_device_id: str | None) -> "Requirement":
+    def of(cls, case: Mapping[str, Any], collection_device_id: str | None) -> Requirement:
         return cls(str(collection_device_id or "").strip(), str(case.get("deviceUrl") or "").strip(),
                    str(case.get("deviceSystem") or "").strip().lower())
 

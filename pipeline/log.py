@@ -12,8 +12,9 @@ import json
 import logging
 import logging.handlers
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from pipeline.secrets import redact_urls
 
@@ -52,7 +53,7 @@ class JsonFormatter(logging.Formatter):
         m = _LIFECYCLE.match(msg)
         if m:
             event, stage = event or m.group(1), m.group(2)
-        line = {"time": dt.datetime.fromtimestamp(record.created, dt.timezone.utc).isoformat(timespec="milliseconds"),
+        line = {"time": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(timespec="milliseconds"),
                 "level": record.levelname.lower(), "stage": stage, "task": getattr(record, "lm_task", None),
                 "case": getattr(record, "lm_case", None), "attempt": getattr(record, "lm_attempt", None),
                 "event": event, "message": msg, "logger": record.name}

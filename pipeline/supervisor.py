@@ -28,8 +28,20 @@ from .config import warn_if_unauthenticated
 from .curve import mailbox_options
 from .deadlines import DeadlineTable, death_reason
 from .log import LIFECYCLE_FORMAT
-from .messages import (CaseDeadline, CaseReported, Kind, Message, StageDied, StageFatal, StageHeartbeat, StageKill,
-                       StageStop, TaskReported, TaskStop, Victim)
+from .messages import (
+    CaseDeadline,
+    CaseReported,
+    Kind,
+    Message,
+    StageDied,
+    StageFatal,
+    StageHeartbeat,
+    StageKill,
+    StageStop,
+    TaskReported,
+    TaskStop,
+    Victim,
+)
 from .ops import COMMANDS as OPS_COMMANDS
 from .ops import Operations
 from .orphans import SUPERVISOR_PID_FILE, end_leftovers

@@ -47,7 +47,7 @@ class RunSpec:
         return p
 
     @classmethod
-    def load(cls, run_dir: str | Path) -> "RunSpec":
+    def load(cls, run_dir: str | Path) -> RunSpec:
         return cls(**json.loads((Path(run_dir) / "settings.json").read_text()))
 
     def executor_specs(self) -> list[ExecutorSpec]:

@@ -20,8 +20,8 @@ import socket
 import subprocess
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -64,7 +64,7 @@ class AppiumServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> "AppiumServer":
+    def start(self) -> AppiumServer:
         if not appium_available():
             raise RuntimeError(f"Appium is not installed in {APPIUM_HOME}: run `npm ci --prefix tools/appium`")
         env = dict(os.environ, APPIUM_HOME=str(APPIUM_HOME))
@@ -111,7 +111,7 @@ class AppiumServer:
             except subprocess.TimeoutExpired:
                 continue
 
-    def __enter__(self) -> "AppiumServer":
+    def __enter__(self) -> AppiumServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -14,7 +14,6 @@ import datetime as dt
 import json
 import os
 import time
-from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import replace
 from pathlib import Path
@@ -58,8 +57,8 @@ from .events import (
     WriteMetadata,
     event_of,
 )
-from .machine import ENGINE_VERSION, AggregatorMachine, MachineConfig, TaskAgg
 from .history_writer import HistoryWriter
+from .machine import ENGINE_VERSION, AggregatorMachine, MachineConfig, TaskAgg
 from .report_thread import ReportThread
 
 __all__ = ["ENGINE_VERSION", "STAGE", "Aggregator"]

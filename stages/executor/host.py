@@ -13,9 +13,10 @@ import re
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from pipeline.errors import DeviceDown, InfrastructureError, PipelineError
 from pipeline.messages import CaseFinished, CaseStarted, UnitDone

@@ -33,7 +33,7 @@ class Fetcher(Stage):
         if self.spec.suite:
             self._submit_local(Path(self.spec.suite))
         if self.spec.setting("Platform", "url"):
-            from .platform_loop import PlatformLoop       # imported only in platform mode
+            from .platform_loop import PlatformLoop  # imported only in platform mode
             self.platform = PlatformLoop(self)
             self.platform.start()
 

@@ -20,8 +20,8 @@ import queue
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import websocket
 

@@ -25,6 +25,7 @@ from pipeline.stage import Handler, Stage
 from pipeline.storage import fault_text, short_of_space
 from pipeline.suite import case_path, read_case
 
+from .estimates import eta_of, open_history, task_estimates
 from .events import (
     Configured,
     Event,
@@ -41,7 +42,6 @@ from .events import (
     from_record,
     to_record,
 )
-from .estimates import eta_of, open_history, task_estimates
 from .machine import ExecState, Machine
 from .plan import TaskState, Unit
 from .quarantine import Quarantine

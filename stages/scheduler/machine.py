@@ -35,6 +35,7 @@ from pipeline.messages import (
 from pipeline.models import UNKNOWN, Outcome, Status, Task, disabled_reason
 
 from . import health, restart, turn
+from .estimates import Estimates
 from .events import (
     Command,
     Configured,
@@ -49,7 +50,6 @@ from .events import (
     Tick,
 )
 from .plan import CaseState, TaskState, Unit, build_units, synthetic_result
-from .estimates import Estimates
 from .policy import DispatchPolicy, ExecutorInfo, make_policy
 from .quarantine import Quarantine
 from .retry import RetryPolicy

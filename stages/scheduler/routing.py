@@ -10,8 +10,8 @@ with its message (the requirement and the devices that exist) instead of leaving
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Mapping
 
 from pipeline.devices import Device, Requirement, parse_devices
 

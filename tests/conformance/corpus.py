@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from stages.executor.common.assertion import ALIASES, COMPARATORS
 from tests.conformance.corpus_web import web_collections

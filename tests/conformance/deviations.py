@@ -8,8 +8,9 @@ A difference explained by no entry fails the harness. An entry that explains not
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 __all__ = ["Deviation", "DEVIATIONS", "explain_cell", "explain_case"]
 

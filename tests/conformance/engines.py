@@ -14,8 +14,9 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from tests.conformance.oracle_env import Oracle
 from tests.fakeplatform import ENGINE_CODE, ENGINE_SECRET, FakePlatform

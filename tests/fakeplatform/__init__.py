@@ -6,7 +6,7 @@ Use the ``fake_platform`` fixture (import it into a test module or a conftest) o
 from __future__ import annotations
 
 import time
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 

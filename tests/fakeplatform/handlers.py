@@ -11,8 +11,9 @@ import binascii
 import json
 import time
 import urllib.parse
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from tests.fakeplatform.state import SCREENSHOT_NAME, Recorded, envelope, validate_row
 

@@ -18,11 +18,12 @@ import threading
 import time
 import urllib.parse
 import uuid
+from collections.abc import Callable, Mapping
 from http.server import ThreadingHTTPServer
-from typing import Any, Callable, Mapping
+from typing import Any
 
-from websockets.sync.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
+from websockets.sync.server import Server, ServerConnection, serve
 
 from tests.fakeplatform.handlers import PlatformHandler, Reply, _json
 from tests.fakeplatform.state import PlatformState, build_package, envelope

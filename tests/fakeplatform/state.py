@@ -15,8 +15,9 @@ import threading
 import time
 import zipfile
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 __all__ = ["Recorded", "TaskEntry", "PlatformState", "build_package", "validate_row", "SCREENSHOT_NAME"]
 

@@ -15,7 +15,7 @@ from pipeline.errors import CodecError
 from pipeline.messages import BODIES, REQUIRED, Kind, TaskSubmit
 from tests.bodies import TYPED_KINDS, valid_body, wrong_bodies
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 SENT = dt.datetime(2024, 5, 1, 12, 30, 15, 123456, tzinfo=UTC)
 
 

@@ -12,7 +12,13 @@ import pytest
 import zmq
 
 from pipeline.curve import (
-    configure_server, generate_keys, load_keypair, load_public, load_secret, server_setup, stop_authenticator,
+    configure_server,
+    generate_keys,
+    load_keypair,
+    load_public,
+    load_secret,
+    server_setup,
+    stop_authenticator,
 )
 from pipeline.errors import ConfigError
 

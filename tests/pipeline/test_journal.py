@@ -81,7 +81,7 @@ def test_seen_ids_is_bounded_and_forgets_the_oldest() -> None:
 
 
 RECORDS = [["planned", {"task_id": "t"}], ["result", {"caseId": "k", "index": 1, "blob": b"\x00\x01"}],
-           ["at", dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)], ["finished", {"expected": [[1, 2]]}]]
+           ["at", dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.UTC)], ["finished", {"expected": [[1, 2]]}]]
 
 
 def test_append_log_replays_every_record(tmp_path: Path) -> None:

@@ -4,18 +4,23 @@ import io
 import json
 import stat
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
 
 from pipeline.errors import SuiteError
-from pipeline.secrets import encrypt
 from pipeline.platform import (
-    FileTokenStore, MemoryTokenStore, PlatformClient, PlatformRejected, PlatformUnavailable,
+    FileTokenStore,
+    MemoryTokenStore,
+    PlatformClient,
+    PlatformRejected,
+    PlatformUnavailable,
 )
-from tests.fakeplatform import PNG, ENGINE_CODE, ENGINE_SECRET, FakePlatform, module_platform, wait_until  # noqa: F401 (fixture)
+from pipeline.secrets import encrypt
+from tests.fakeplatform import ENGINE_CODE, ENGINE_SECRET, PNG, FakePlatform, module_platform, wait_until  # noqa: F401 (fixture)
 
 CASE = {"caseId": "k-1", "caseName": "登录", "comment": None, "functions": [], "params": {}}
 

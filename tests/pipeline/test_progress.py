@@ -7,9 +7,18 @@ from typing import Any
 
 import pytest
 
+from pipeline.progress import (
+    BarWriter,
+    PlainWriter,
+    ProgressState,
+    case_line,
+    make_writer,
+    rate_eta,
+    render,
+    running_from_status,
+    totals_lines,
+)
 from tests.fakes import FakeClock
-from pipeline.progress import (BarWriter, PlainWriter, ProgressState, case_line, make_writer, rate_eta, render, running_from_status,
-                               totals_lines)
 
 
 def state(total: int = 10, **kw: Any) -> ProgressState:

@@ -7,8 +7,9 @@ import json
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from tests.appium_server import FAKE_APPS, AppiumServer, free_port
 from tests.stages.executor.app.appcases import case, op

@@ -8,17 +8,18 @@ import json
 import re
 import threading
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import psutil
 import pytest
 
 from pipeline import cli
 from tests.appium_server import FAKE_APPS, AppiumServer, free_port
-from tests.system.engine import engine_processes, results, run_dir_status, start_run, wait_for, write_config
 from tests.stages.executor.app.appcases import by_id, case, op
+from tests.system.engine import engine_processes, results, run_dir_status, start_run, wait_for, write_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.appium]
 

@@ -14,15 +14,15 @@ import argparse
 import json
 import os
 import signal
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
 from pipeline import cli
 from tests.appium_server import AppiumServer, free_port
-from tests.system.devices import (PHONES, HoldProxy, app_case, device_section, executor_of, servers_fixture,
-                                  wait_until, write_task_suite)
+from tests.system.devices import PHONES, HoldProxy, app_case, device_section, executor_of, servers_fixture, wait_until, write_task_suite
 from tests.system.engine import results, run_dir_status, start_run, write_config
 from tests.system.test_app import finish, left_behind, session_ms, summary_details
 

@@ -235,7 +235,7 @@ def test_systemd_notifications_ready_status_watchdog_stopping(tmp_path: Path) ->
         while not done.is_set():
             try:
                 got.append((time.monotonic(), sock.recv(4096).decode()))
-            except socket.timeout:
+            except TimeoutError:
                 continue
     th = threading.Thread(target=receive, daemon=True)
     th.start()

@@ -6,11 +6,10 @@ import json
 import os
 import signal
 import subprocess
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import psutil
-
 import pytest
 
 from tests.system.engine import BIN, ROOT, engine_processes, results, run_dir_status, start_run, wait_for, write_config

@@ -17,7 +17,11 @@ import pytest
 from selenium.webdriver.common.by import By
 
 from tests.stages.aggregator.writers.consumers import (
-    allure_expected, allure_generate, allure_widget, junit_problems, summary_problems,
+    allure_expected,
+    allure_generate,
+    allure_widget,
+    junit_problems,
+    summary_problems,
 )
 from tests.system.engine import start_run, write_config
 from tests.system.mixed_suite import TASK_ID, write_mixed_suite
@@ -117,7 +121,8 @@ def _links(report: Path) -> dict[str, list[str]]:
 def _html_images(page: Path) -> list[tuple[str, str, int]]:
     """Open report.html in headless Chromium, open every case, and return (case, src as written, natural
     width of the loaded image) for each screenshot: a broken link loads with width 0."""
-    from tests.stages.aggregator.writers.browser import chrome, open_report as _open
+    from tests.stages.aggregator.writers.browser import chrome
+    from tests.stages.aggregator.writers.browser import open_report as _open
 
     out = []
     with chrome() as driver:

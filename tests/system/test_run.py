@@ -152,6 +152,7 @@ def test_aggregator_killed_mid_run_loses_and_duplicates_nothing(tmp_path: Path, 
 
 def test_start_status_shows_six_stage_kinds_as_processes_then_stop(tmp_path: Path) -> None:
     import subprocess
+
     from tests.system.engine import BIN, ROOT
     cfg = write_config(tmp_path, api_workers=2, browsers=0)
     eng = subprocess.Popen([str(BIN), "start", "--foreground", "--config", str(cfg)], cwd=str(ROOT),

@@ -20,7 +20,7 @@ import xml.etree.ElementTree as ET
 import zlib
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -217,7 +217,7 @@ class ReportBuilder:
         suites: dict[str, list[tuple[tuple[str, str, int], _Case]]] = {}
         for k, c in zip(order, cases):
             suites.setdefault(k[0], []).append((k, c))
-        tz = meta.started_at.tzinfo or timezone.utc
+        tz = meta.started_at.tzinfo or UTC
         host = socket.gethostname()
         parts: list[str] = []
         tot = [0, 0, 0, 0.0]

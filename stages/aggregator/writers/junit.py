@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import socket
 import xml.etree.ElementTree as ET
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -75,7 +75,7 @@ def _suite(meta: TaskReportMeta, name: str, cases: list[list[CaseResult]]) -> ET
     suite = ET.Element("testsuite", name=xml_safe(name))
     props = ET.SubElement(suite, "properties")
     start = min(to_int(a[0].startTime) for a in cases)
-    tz = meta.started_at.tzinfo or timezone.utc
+    tz = meta.started_at.tzinfo or UTC
     for key, value in (("taskId", meta.task_id), ("engineVersion", meta.engine_version),
                        ("timestamp", datetime.fromtimestamp(start / 1000, tz=tz).isoformat(timespec="seconds")),
                        ("hostname", socket.gethostname())):

@@ -8,7 +8,8 @@ markers come after the leaves they name, and a leaf naming the whole object come
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 __all__ = ["render_request_parts", "part_order"]
 

@@ -10,8 +10,9 @@ import datetime
 import decimal
 import importlib
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from pipeline.errors import PipelineError
 

@@ -8,7 +8,8 @@ exist only in that platform's table, so the engine answers "未定义操作" on 
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from selenium.common.exceptions import NoAlertPresentException, WebDriverException
 

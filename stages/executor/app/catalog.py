@@ -4,8 +4,9 @@ device's platform, operations by (operationType, operationName), and a lost sess
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from functools import partial
-from typing import Any, Mapping
+from typing import Any
 
 from pipeline.errors import InfrastructureError
 from stages.executor.app import actions, queries

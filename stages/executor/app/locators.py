@@ -14,7 +14,8 @@ A bad definition raises ``LocatorError`` naming the parameter; it becomes a step
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 __all__ = ["LocatorError", "to_locator", "parse_props", "uiselector", "ios_predicate",
            "ANDROID_PROPS", "IOS_PROPS"]

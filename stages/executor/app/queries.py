@@ -6,7 +6,8 @@ the tuple, as in the original (which compared ``str(center)``). Alert targets ex
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from selenium.common.exceptions import NoAlertPresentException
 

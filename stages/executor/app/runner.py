@@ -10,12 +10,13 @@ in the first/last step log instead of failing the case.
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from pipeline.errors import InfrastructureError
 from stages.executor.app.catalog import AppCatalog
-from stages.executor.app.evidence import AppRecorder
 from stages.executor.app.devices import SECTION_PREFIX, Device, parse_device
+from stages.executor.app.evidence import AppRecorder
 from stages.executor.app.session import SESSION_KEY, AppSession, is_session_lost
 from stages.executor.common.functions import FunctionLibrary
 from stages.executor.common.params import convert_params

@@ -14,15 +14,15 @@ import base64
 import json
 import time
 import urllib.request
-from urllib.parse import unquote, urlsplit, urlunsplit
 from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from appium import webdriver
 from appium.options.common.base import AppiumOptions
 from appium.webdriver.client_config import AppiumClientConfig
 from selenium.common.exceptions import UnknownMethodException, WebDriverException
 
-from pipeline.errors import DeviceDown, InfrastructureError
+from pipeline.errors import DeviceDown
 from stages.executor.app.devices import Device
 from stages.executor.ui.driver import driver_lost, set_command_timeout
 

@@ -135,7 +135,7 @@ class FunctionLibrary:
     @property
     def faker(self) -> faker.Faker:
         if self._faker is None:
-            import faker        # here, not at module level: ~50 ms of import per executor that never calls one
+            import faker  # here, not at module level: ~50 ms of import per executor that never calls one
             self._faker = faker.Faker(self.locale)
             self._faker.seed_instance(time.time_ns())
         return self._faker

@@ -9,10 +9,10 @@ import json
 import operator
 import re
 import tempfile
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable
-
+from typing import Any
 
 __all__ = ["Provider", "SIGNATURES", "safe_arithmetic"]
 

@@ -12,9 +12,10 @@ import io
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any, Callable
+from typing import Any
 
 from pipeline.errors import PipelineError
 

@@ -7,8 +7,9 @@ value to compare, for ``relation`` operations the value to save, for the others 
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Protocol
+from typing import Any, Protocol
 
 __all__ = ["OpCall", "Operation", "UiCatalog", "OperationError", "MISSING"]
 

@@ -1,7 +1,8 @@
 """Helpers every W3C-WebDriver-based catalog shares (Selenium for WEB, Appium for APP)."""
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import urllib3.exceptions
 from selenium.common.exceptions import InvalidSessionIdException, WebDriverException

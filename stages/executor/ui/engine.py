@@ -13,9 +13,10 @@ which case ``InfrastructureError`` propagates (the host reports the case *broken
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from pipeline.errors import InfrastructureError
 from pipeline.models import Transaction

@@ -5,7 +5,8 @@ drift apart. A getter returns the *actual* value; comparing or saving it is the 
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from selenium.webdriver.remote.webdriver import WebDriver
 

@@ -2,16 +2,16 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
 from pipeline.platform import PlatformClient
 from stages.uploader.client import Deliverer
 from stages.uploader.outbox import Outbox
-from tests.fakeplatform import PNG, ENGINE_CODE, ENGINE_SECRET, FakePlatform, module_platform  # noqa: F401 (fixture)
-
+from tests.fakeplatform import ENGINE_CODE, ENGINE_SECRET, PNG, FakePlatform, module_platform  # noqa: F401 (fixture)
 
 
 @pytest.fixture

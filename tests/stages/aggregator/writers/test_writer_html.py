@@ -21,7 +21,8 @@ from selenium.webdriver.support.ui import Select  # noqa: E402
 from pipeline.models import CaseResult  # noqa: E402
 from stages.aggregator.writers import TaskReportMeta, write_all  # noqa: E402
 from stages.aggregator.writers.html import safe_log_html, write_html  # noqa: E402
-from tests.stages.aggregator.writers.browser import chrome, open_report as _open  # noqa: E402
+from tests.stages.aggregator.writers.browser import chrome  # noqa: E402
+from tests.stages.aggregator.writers.browser import open_report as _open
 
 
 @pytest.mark.parametrize("log, expected", [

@@ -10,8 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 from pipeline.models import CaseResult
-from stages.aggregator.writers import TaskReportMeta
-from stages.aggregator.writers import write_all
+from stages.aggregator.writers import TaskReportMeta, write_all
 from stages.aggregator.writers.junit import write_junit
 from tests.stages.aggregator.writers.consumers import junit_problems
 

@@ -11,7 +11,11 @@ import pytest
 from pipeline.models import CaseResult
 from stages.aggregator.writers import TaskReportMeta
 from stages.aggregator.writers.results import (
-    MAX_API_CONTENT, REJECTED_FILE, platform_row, validate_platform_row, write_results,
+    MAX_API_CONTENT,
+    REJECTED_FILE,
+    platform_row,
+    validate_platform_row,
+    write_results,
 )
 
 ROW_KEYS = {"status", "startTime", "endTime", "collectionId", "caseId", "caseType", "caseName", "caseDesc",

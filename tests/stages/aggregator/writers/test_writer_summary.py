@@ -14,7 +14,8 @@ import pytest
 from pipeline.models import CaseResult
 from stages.aggregator.writers import TaskReportMeta
 from stages.aggregator.writers.summary import write_summary
-from tests.stages.aggregator.writers.consumers import summary_problems, summary_validator as _validator
+from tests.stages.aggregator.writers.consumers import summary_problems
+from tests.stages.aggregator.writers.consumers import summary_validator as _validator
 
 
 @pytest.fixture

@@ -1,12 +1,12 @@
 """Reference §4.2: URL/REST/query/headers, every body type, files, sessions, proxies, verify/stream, timeout."""
 from __future__ import annotations
 
-from urllib.parse import parse_qs
-
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from urllib.parse import parse_qs
 
 import pytest
 

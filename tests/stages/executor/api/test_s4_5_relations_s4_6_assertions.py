@@ -1,7 +1,8 @@
 """Reference §4.5 (relations from every source) and §4.6 as used by API steps (implicit 200, stop at first false)."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 

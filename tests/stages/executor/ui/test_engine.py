@@ -4,8 +4,9 @@ from __future__ import annotations
 import io
 import re
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import pytest
 from PIL import Image
