@@ -17,7 +17,6 @@ grace is logged once per episode (``stuck``): that is a scheduler bug, named so 
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -105,14 +104,14 @@ def watch(sched: Scheduler, env: Envelope[ExecutorStatus]) -> None:
     incarnation's last words are not a report."""
     ex = sched.machine.executors.get(env.src)
     if ex is None or env.inc >= ex.inc:
-        sched.slots.report(env.src, bool(env.body.unit), str(env.body.last_unit or ""), time.monotonic())
+        sched.slots.report(env.src, bool(env.body.unit), str(env.body.last_unit or ""), sched.clock.monotonic())
 
 
 def heal(sched: Scheduler) -> None:
     """Hook for the loop turn (after the machine's tick): run the check and carry out its actions. A lost
     ``unit.done`` is applied to the machine as the ``unit.done`` it would have been (so it is journaled and
     replayed like one); a replacement is asked of the supervisor."""
-    m, now = sched.machine, time.monotonic()
+    m, now = sched.machine, sched.clock.monotonic()
     held = {n: e.unit.unit_id for n, e in m.executors.items() if e.unit is not None}
     idle = [e for e in m.executors.values() if e.idle and e.unit is None and not m.quarantine.blocked(e.info.name, now)]
     work = bool(idle) and any(m.policy.fits(u, e.info) and allowed(m, u) for u in m.queue for e in idle)
