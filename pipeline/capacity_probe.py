@@ -38,10 +38,9 @@ def measure(browser_mb: float = 0.0) -> HostSample:
                       shm_free_mb=shm_free, browser_mb=browser_mb)
 
 
-def browsers_pss_mb(pids: Iterable[int]) -> float:
-    """PSS (proportional set size: shared pages split among their users) of ``pids`` and all their
-    descendants, in MB: what one browser really costs, unlike RSS which counts shared libraries in full."""
-    total, seen = 0, set()
+def _tree(pids: Iterable[int]) -> list[psutil.Process]:
+    """``pids`` and all their descendants, each once (gone ones skipped)."""
+    out: dict[int, psutil.Process] = {}
     for pid in pids:
         try:
             root = psutil.Process(pid)
@@ -49,30 +48,30 @@ def browsers_pss_mb(pids: Iterable[int]) -> float:
         except psutil.Error:
             continue
         for p in procs:
-            if p.pid in seen:
-                continue
-            seen.add(p.pid)
-            try:
-                total += int(getattr(p.memory_full_info(), "pss", 0) or p.memory_info().rss)
-            except psutil.Error:
-                continue
+            out.setdefault(p.pid, p)
+    return list(out.values())
+
+
+def browsers_pss_mb(pids: Iterable[int]) -> float:
+    """PSS (proportional set size: shared pages split among their users) of ``pids`` and all their
+    descendants, in MB: what one browser really costs, unlike RSS which counts shared libraries in full."""
+    total = 0
+    for p in _tree(pids):
+        try:
+            total += int(getattr(p.memory_full_info(), "pss", 0) or p.memory_info().rss)
+        except psutil.Error:
+            continue
     return total / 2**20
 
 
 def tree_rss_mb(pids: Iterable[int]) -> float:
     """RSS of ``pids`` and their descendants in MB (cheap; the recycling limit)."""
     total = 0
-    for pid in pids:
+    for p in _tree(pids):
         try:
-            root = psutil.Process(pid)
-            procs = [root, *root.children(recursive=True)]
+            total += p.memory_info().rss
         except psutil.Error:
             continue
-        for p in procs:
-            try:
-                total += p.memory_info().rss
-            except psutil.Error:
-                continue
     return total / 2**20
 
 

@@ -84,7 +84,10 @@ class Executor(Stage):
         it from this notice (the light heartbeat at ``case.started`` is for ``status``; ``case.finished``'s
         tells the supervisor the case is over)."""
         cur = self.worker.current if self.worker is not None else None
-        self._deadline_notice.send(CaseDeadline.from_wire(dict(started.to_wire(), case=(cur or {}).get("name"))))
+        self._deadline_notice.send(CaseDeadline(task_id=started.task_id, case_id=started.case_id, index=started.index,
+                                                run_times=started.run_times, deadline_s=started.deadline_s,
+                                                unit_id=started.unit_id, collection_id=started.collection_id,
+                                                started_ms=started.started_ms, case=(cur or {}).get("name")))
 
     def _fetcher(self) -> Any:
         """Test files come from the platform's file endpoint (platform mode only), cached under
