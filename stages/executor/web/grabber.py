@@ -23,7 +23,7 @@ __all__ = ["RATE_HZ", "SCREENCAST", "BurstPacer", "FramePacer"]
 # a failed attempt's last frame is taken at failure (``final``), so the video ends on the page that failed
 RATE_HZ = 3.0
 SCREENCAST = {"format": "jpeg", "quality": 40, "maxWidth": 640, "maxHeight": 640, "everyNthFrame": 1}
-FINAL_WAIT_S = 0.5
+FINAL_WAIT_S = 1.0
 
 Sink = Callable[[float, str], None]          # (capture time, JPEG as base64 text)
 
@@ -54,8 +54,10 @@ class FramePacer:
         self.error = ""
         self._sink: Sink | None = None
         self._casting = False
-        self._frames = 0
         self._due = 0.0
+        self._burst_at = 0.0                   # when the running (or last) burst was started
+        self._frame_from = float("-inf")       # when the burst of the last frame delivered was started
+        self._final_from: float | None = None  # final() waits for a frame of a burst started after this
         self._cond = threading.Condition()
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="cdp-screencast", daemon=True)
@@ -68,16 +70,19 @@ class FramePacer:
             self._cond.notify_all()
 
     def final(self, timeout: float = FINAL_WAIT_S) -> bool:
-        """One more frame now (a failed attempt that is kept: its last state), waited for ≤ ``timeout`` s."""
-        end = time.monotonic() + timeout
+        """One more frame now (a failed attempt that is kept: its last state), waited for ≤ ``timeout`` s. Only a
+        frame of a burst started after this call counts: one already in flight may show the page before."""
+        asked = time.monotonic()
+        end = asked + timeout
         with self._cond:
             if self._sink is None or self.error:
                 return False
-            seen, self._due = self._frames, time.monotonic()
+            self._final_from, self._due = asked, asked
             self._cond.notify_all()
-            while self._frames == seen and time.monotonic() < end:
+            while self._frame_from < asked and time.monotonic() < end:
                 self._cond.wait(end - time.monotonic())
-            return self._frames != seen
+            self._final_from = None
+            return self._frame_from >= asked
 
     def stop(self) -> None:
         """No frame reaches the former sink after this returns; the screencast is stopped."""
@@ -103,9 +108,11 @@ class FramePacer:
             sink = self._sink
             if sink is not None:
                 sink(when, str(params.get("data") or ""))
-                self._frames += 1
+                self._frame_from = self._burst_at
             casting, self._casting = self._casting, False
-            self._due = self.pacer.due(time.monotonic())
+            now = time.monotonic()
+            waiting = self._final_from is not None and self._frame_from < self._final_from
+            self._due = now if waiting else self.pacer.due(now)     # final() waits: its burst starts at once
             self._cond.notify_all()
         if casting:
             self._post("Page.stopScreencast", {})
@@ -121,7 +128,7 @@ class FramePacer:
                 if now < self._due:
                     self._cond.wait(self._due - now)
                     continue                       # re-check: stopped, closed or a frame meanwhile
-                self._casting = True
+                self._casting, self._burst_at = True, now
                 self.pacer.started(now)
             self._post("Page.startScreencast", SCREENCAST)
 
