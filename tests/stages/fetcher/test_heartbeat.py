@@ -85,7 +85,8 @@ def test_reconnects_after_platform_restart_and_refetches(platform: FakePlatform,
     connects = platform.ws_connects
     platform.restart()
     assert wait_until(lambda: platform.ws_connects > connects and platform.session_open(), timeout=5)
-    assert any(c.synthetic for c in channel.poll())
+    # the server sees the session open before the client's reader has handled the connect: poll until it has
+    assert wait_until(lambda: any(c.synthetic for c in channel.poll()), timeout=5)
     assert platform.push({"type": "stopAll"})
     assert commands(channel, 1) == [Command("stopAll")]
 
