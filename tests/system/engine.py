@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -65,3 +66,15 @@ def engine_processes(tmp: Path | None = None) -> list[psutil.Process]:
 
 def results(tmp: Path, task_id: str = "t-1") -> list[dict[str, Any]]:
     return json.loads((tmp / "reports" / task_id / "results.json").read_text())["caseResultList"]  # type: ignore[no-any-return]
+
+
+def alive(pids: Iterable[int]) -> list[int]:
+    """The pids of ``pids`` still running (a zombie has ended: only its exit status is left to collect)."""
+    out = []
+    for pid in pids:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                out.append(pid)
+        except psutil.NoSuchProcess:
+            pass
+    return out

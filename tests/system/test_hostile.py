@@ -6,27 +6,17 @@ import json
 import os
 import signal
 import subprocess
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
-import psutil
 import pytest
 
-from tests.system.engine import BIN, ROOT, engine_processes, results, run_dir_status, start_run, wait_for, write_config
+from tests.system.engine import BIN, ROOT, alive, engine_processes, results, run_dir_status, start_run, wait_for, write_config
 from tests.system.suites import api_case, write_suite
 
 pytestmark = pytest.mark.slow
 
 
-def alive(pids: Iterable[int]) -> list[int]:
-    out = []
-    for pid in pids:
-        try:
-            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-                out.append(pid)
-        except psutil.NoSuchProcess:
-            pass
-    return out
 
 
 def _finish(proc, timeout: float = 90) -> tuple[int, str, str]:

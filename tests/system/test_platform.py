@@ -25,7 +25,7 @@ import pytest
 import zmq
 
 from tests.fakeplatform import ENGINE_CODE, ENGINE_SECRET, FakePlatform
-from tests.system.engine import BIN, ROOT, wait_for, write_config
+from tests.system.engine import BIN, ROOT, alive, wait_for, write_config
 from tests.system.suites import api_case, write_suite
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -134,17 +134,6 @@ interval = 0.3
 
     def log(self, stage: str) -> str:
         return "".join(p.read_text(errors="replace") for p in (self.tmp / "storage" / "log").glob(f"{stage}*.log*"))
-
-
-def alive(pids: set[int]) -> list[int]:
-    out = []
-    for pid in pids:
-        try:
-            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-                out.append(pid)
-        except psutil.NoSuchProcess:
-            pass
-    return out
 
 
 @pytest.fixture(scope="module")
