@@ -10,7 +10,6 @@ devices, each its own real Appium server: two android (phone-a, phone-b), one ap
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import signal
@@ -20,11 +19,10 @@ from typing import Any
 
 import pytest
 
-from pipeline import cli
 from tests.appium_server import AppiumServer, free_port
 from tests.system.devices import PHONES, HoldProxy, app_case, device_section, executor_of, servers_fixture, wait_until, write_task_suite
 from tests.system.engine import results, run_dir_status, start_run, write_config
-from tests.system.test_app import finish, left_behind, session_ms, summary_details
+from tests.system.test_app import cli_status_lines, finish, left_behind, session_ms, summary_details
 
 pytestmark = [pytest.mark.slow, pytest.mark.appium]
 
@@ -165,18 +163,11 @@ def test_killed_server_breaks_the_case_retries_on_a_matching_device_quarantines_
     assert all(d["executor"] != executor_of("ipad") for d in details if d["collection_id"].startswith("android"))
     log = (tmp_path / "storage" / "log" / "scheduler.log").read_text()
     assert f"{victim} (device {dead}) quarantined: " in log and f"{victim} (device {dead}) passed its probe: re-admitted" in log
-    printed = cli_lines(status, monkeypatch, capsys)
+    printed = cli_status_lines(status, monkeypatch, capsys)
     row = next(line for line in printed if line.startswith(f"{dead} "))
     assert victim in row and "quarantined" in row and dead in row.split("quarantined", 1)[1]
     assert any(line.startswith("ipad ") and "healthy" in line for line in printed)
     assert not left_behind(tmp_path)
-
-
-def cli_lines(status: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> list[str]:
-    monkeypatch.setattr(cli, "_request", lambda args, req: status)
-    capsys.readouterr()
-    assert cli.cmd_status(argparse.Namespace(json=False, config=None)) == 0
-    return capsys.readouterr().out.splitlines()
 
 
 def test_quarantine_survives_a_scheduler_restart(tmp_path: Path, servers: dict[str, AppiumServer]) -> None:
