@@ -90,6 +90,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     spec = RunSpec(str(run_dir), "run", cfg.values, cfg.headers, cfg.devices, cfg.path, str(prepared),
                    list(args.tags or []), report_dir, str(storage), executors)
     spec.save()
+    from .profiling import mark
+    mark("suite loaded")
     from .supervisor import Supervisor
     _supervisor_logging(cfg, storage)
     from .console import Console
@@ -246,6 +248,8 @@ def cmd_start(args: argparse.Namespace) -> int:
     spec = RunSpec(str(run_dir), "start", cfg.values, cfg.headers, cfg.devices, cfg.path, None, [],
                    _abs(cfg.get("Pipeline", "report-dir")), storage, executors)
     spec.save()
+    from .profiling import mark
+    mark("suite loaded")
     from .supervisor import Supervisor
     _supervisor_logging(cfg, Path(storage))
     sup = Supervisor(spec)
@@ -510,8 +514,10 @@ def main(argv: list[str] | None = None) -> int:
         v = getattr(args, opt, None)
         if v is not None and v < 0:
             ap._subcommands[args.cmd].error(f"--{opt.replace('_', '-')} must be >= 0, not {v:g}")  # type: ignore[attr-defined]
+    from .profiling import Profile
     try:
-        return int(args.func(args))
+        with Profile(f"cli-{args.cmd}"):
+            return int(args.func(args))
     except (ConfigError, SuiteError) as e:
         _err(f"liuma-pipeline: {e}")
         return 2

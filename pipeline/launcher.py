@@ -2,9 +2,11 @@
 
 Each stage used to be ``python -m pipeline.stage_main ...``: a new interpreter paying its own start-up and
 imports (zmq, msgpack, requests, selenium, the stage packages; ~0.2 s CPU each, times seven stages and every
-restart). With ``[Pipeline] launcher = fork`` the supervisor starts this module once (``python -m
-pipeline.launcher``, in its own session) and asks it over stdin/stdout, one JSON line each way, to start a
-stage: ``{"argv", "env", "log", "cwd", "supervisor"}`` -> ``{"pid"}`` (or ``{"error"}``).
+restart). With ``[Pipeline] launcher = fork`` the supervisor imports ``PRELOAD`` itself and forks the launcher
+from its own process (``fork_launcher``) before it has a thread or a ZeroMQ context, so nothing is imported
+twice and no second interpreter starts; a supervisor that already runs threads execs ``python -m
+pipeline.launcher`` instead. Either way it asks the launcher over two pipes, one JSON line each way, to start
+a stage: ``{"argv", "env", "log", "cwd", "supervisor"}`` -> ``{"pid"}`` (or ``{"error"}``).
 
 Who owns what (the supervisor keeps everything it had with ``Popen``):
 
@@ -37,11 +39,12 @@ import signal
 import sys
 import time
 import traceback
-from typing import Any
+from typing import IO, Any
 
-__all__ = ["main", "PRELOAD"]
+__all__ = ["PRELOAD", "fork_launcher", "main", "preload", "serve"]
 
 PR_SET_PDEATHSIG = 1
+_MAXFD = os.sysconf("SC_OPEN_MAX") if hasattr(os, "sysconf") else 1024
 PRELOAD = ("zmq", "msgpack", "psutil", "requests", "urllib3", "jsonpath_ng", "jsonpath_ng.ext", "orjson", "setproctitle",
            "pipeline.stage", "pipeline.stage_main", "pipeline.transport", "pipeline.codec", "pipeline.journal",
            "stages.fetcher", "stages.scheduler", "stages.executor", "stages.aggregator", "stages.uploader",
@@ -55,7 +58,39 @@ def _pdeathsig(sig: int) -> None:
         pass
 
 
-def _preload() -> list[str]:
+def _forget_logging() -> None:
+    """Drop the handlers a forked child inherited (their files are the parent's): each stage sets up its own."""
+    import logging
+    for lg in [logging.getLogger(), *(v for v in logging.Logger.manager.loggerDict.values() if isinstance(v, logging.Logger))]:
+        lg.handlers.clear()
+
+
+def _stdio(log_path: str) -> None:
+    """stdin from /dev/null, stdout and stderr appended to ``log_path``, unbuffered as with an exec'ed stage."""
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    os.close(null)
+    for f in (sys.stdout, sys.stderr):
+        try:
+            f.reconfigure(line_buffering=True, write_through=True)      # type: ignore[union-attr]
+        except (AttributeError, ValueError):
+            pass
+
+
+def _title(title: str) -> None:
+    try:        # while environ is untouched (setproctitle finds the argv area through it)
+        import setproctitle
+        setproctitle.setproctitle(title)
+    except ImportError:
+        pass
+
+
+def preload() -> list[str]:
+    """Import every module of ``PRELOAD`` into this process; returns the ones that failed (with why)."""
     failed = []
     for name in PRELOAD:
         try:
@@ -70,24 +105,15 @@ def _run_stage(req: dict[str, Any], supervisor: int) -> None:
     code = 1
     try:
         os.setsid()
-        try:        # first, while environ is untouched (setproctitle finds the argv area through it)
-            import setproctitle
-            setproctitle.setproctitle(" ".join(req["argv"]))
-        except ImportError:
-            pass
+        _title(" ".join(req["argv"]))      # first, while environ is untouched
         end = time.monotonic() + 5.0
         while os.getppid() != supervisor and time.monotonic() < end:     # re-parented once the middle exits
             time.sleep(0.001)
         _pdeathsig(signal.SIGKILL)
         if os.getppid() != supervisor:
             os._exit(70)
-        fd = os.open(req["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        null = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(null, 0)
-        os.dup2(fd, 1)
-        os.dup2(fd, 2)
-        os.close(fd)
-        os.close(null)
+        _stdio(req["log"])
+        os.closerange(3, _MAXFD)           # the launcher's pipes: a stage holds what an exec'ed one would
         os.environ.clear()
         os.environ.update(req["env"])
         os.chdir(req["cwd"] or ".")
@@ -140,18 +166,11 @@ def _fork_stage(req: dict[str, Any]) -> int:
     return int(data)
 
 
-def main() -> int:
-    """``python -m pipeline.launcher RUN_DIR`` (the run directory only names whose launcher this is in ps)."""
-    supervisor = os.getppid()
-    _pdeathsig(signal.SIGKILL)
-    if os.getppid() != supervisor:
-        return 0
-    signal.signal(signal.SIGINT, signal.SIG_IGN)       # Ctrl-C is the supervisor's to handle
-    failed = _preload()
-    out = sys.stdout
-    out.write(json.dumps({"ready": os.getpid(), "preload_failed": failed}) + "\n")
+def serve(inp: IO[str], out: IO[str], preload_failed: list[str]) -> int:
+    """The launcher's loop: one request line in, one reply line out, until ``inp`` closes."""
+    out.write(json.dumps({"ready": os.getpid(), "preload_failed": preload_failed}) + "\n")
     out.flush()
-    for line in sys.stdin:
+    for line in inp:
         reply: dict[str, Any]
         try:
             req = json.loads(line)
@@ -162,6 +181,65 @@ def main() -> int:
         out.write(json.dumps(reply) + "\n")
         out.flush()
     return 0
+
+
+def fork_launcher(log_path: str, env: dict[str, str], cwd: str | None, run_dir: str) -> tuple[int, int, int]:
+    """Fork the launcher from this (the supervisor's) process, which has imported ``PRELOAD`` already: no
+    second interpreter start and no second import of every module. Returns ``(pid, request fd to write,
+    reply fd to read)``. Only while this process has one thread and no ZeroMQ context (the caller checks):
+    a fork copies only the calling thread, and a context's I/O threads and sockets would be broken copies.
+    The child keeps nothing of the supervisor's: its own session, default signals, no logging handler, no
+    profiler, stdio on ``log_path``, every other descriptor closed; it exits (``os._exit``: no atexit
+    handler of the supervisor's runs twice) when the request pipe closes."""
+    supervisor = os.getpid()
+    req_r, req_w = os.pipe()
+    rep_r, rep_w = os.pipe()
+    for f in (sys.stdout, sys.stderr):      # nothing buffered may be written twice
+        f.flush()
+    pid = os.fork()
+    if pid:
+        os.close(req_r)
+        os.close(rep_w)
+        return pid, req_w, rep_r
+    code = 1
+    try:
+        sys.setprofile(None)                # LIUMA_PROFILE: the supervisor's profiler stays the supervisor's
+        _title(f"{sys.executable} -m pipeline.launcher {run_dir}")    # first, while environ is untouched
+        os.setsid()
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD, signal.SIGPIPE):
+            signal.signal(sig, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the supervisor's to handle
+        _pdeathsig(signal.SIGKILL)
+        if os.getppid() != supervisor:
+            os._exit(0)
+        _forget_logging()
+        _stdio(log_path)
+        keep = sorted((req_r, rep_w))
+        os.closerange(3, keep[0])
+        os.closerange(keep[0] + 1, keep[1])
+        os.closerange(keep[1] + 1, _MAXFD)
+        os.environ.clear()
+        os.environ.update(env)
+        os.chdir(cwd or ".")
+        with os.fdopen(req_r, "r") as inp, os.fdopen(rep_w, "w") as out:
+            import gc
+            gc.freeze()                     # the preloaded objects: no stage GC pass writes to (and copies) their pages
+            code = serve(inp, out, [])
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        os._exit(code)
+
+
+def main() -> int:
+    """``python -m pipeline.launcher RUN_DIR`` (the run directory only names whose launcher this is in ps):
+    the exec'ed launcher, used when the supervisor cannot fork one (it already runs threads)."""
+    supervisor = os.getppid()
+    _pdeathsig(signal.SIGKILL)
+    if os.getppid() != supervisor:
+        return 0
+    signal.signal(signal.SIGINT, signal.SIG_IGN)       # Ctrl-C is the supervisor's to handle
+    return serve(sys.stdin, sys.stdout, preload())
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from .clock import SYSTEM_CLOCK, Clock
 
@@ -39,46 +39,65 @@ def describe_exit(code: int | None) -> str:
 
 
 class Launcher:
-    """The supervisor's side of :mod:`pipeline.launcher`: started once, asked for one stage per line."""
+    """The supervisor's side of :mod:`pipeline.launcher`: started once, asked for one stage per line.
+
+    Forked from this process (after ``preload``) while it has one thread and no ZeroMQ context: no second
+    interpreter and no second import of everything. Otherwise (a caller that already runs threads) the
+    launcher is exec'ed as ``python -m pipeline.launcher`` and preloads for itself."""
 
     def __init__(self, log_path: Path, cwd: str | None, run_dir: str = "") -> None:
         import sys
         self.log_path, self.cwd = log_path, cwd
         log_path.parent.mkdir(parents=True, exist_ok=True)
         from .orphans import SUPERVISOR_ENV
-        # a forked stage shows the launcher's environment in /proc/<pid>/environ: the supervisor's pid there is
-        # how a later engine on the same storage root recognises (and ends) the leftovers of a dead one
         env = dict(os.environ, PYTHONUNBUFFERED="1", SE_OFFLINE="true", **{SUPERVISOR_ENV: str(os.getpid())},
                    PYTHONPATH=(cwd or ".") + os.pathsep + os.environ.get("PYTHONPATH", ""))
-        with open(log_path, "ab") as out:
-            self.popen = subprocess.Popen([sys.executable, "-m", "pipeline.launcher", run_dir], env=env, cwd=cwd,
-                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=out,
-                                          start_new_session=True)
+        self.proc: subprocess.Popen[bytes] | _Forked
+        self.stdin: IO[bytes]
+        self.stdout: IO[bytes]
+        if _single_threaded():
+            from . import launcher
+            self.preload_failed = launcher.preload()
+            pid, req_w, rep_r = launcher.fork_launcher(str(log_path), env, cwd, run_dir)
+            self.proc, self.forked = _Forked(pid), True
+            self.stdin, self.stdout = os.fdopen(req_w, "wb"), os.fdopen(rep_r, "rb")
+        else:
+            with open(log_path, "ab") as out:
+                popen = subprocess.Popen([sys.executable, "-m", "pipeline.launcher", run_dir], env=env, cwd=cwd,
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=out, start_new_session=True)
+            assert popen.stdin is not None and popen.stdout is not None
+            self.proc, self.forked, self.stdin, self.stdout = popen, False, popen.stdin, popen.stdout
         ready = self._reply(60.0)
         if "ready" not in ready:
             raise OSError(f"launcher did not start: {ready}")
-        self.preload_failed = ready.get("preload_failed") or []
+        self.preload_failed = ready.get("preload_failed") or getattr(self, "preload_failed", [])
+        import logging
+        logging.getLogger("pipeline.process").info(
+            "launcher pid %d %s", self.proc.pid, "forked from the supervisor after preloading" if self.forked
+            else "exec'ed (the supervisor already runs threads): it preloads for itself")
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
 
     def _reply(self, timeout: float) -> dict[str, Any]:
         import json
         import select
-        assert self.popen.stdout is not None
-        r, _, _ = select.select([self.popen.stdout], [], [], timeout)
-        line = self.popen.stdout.readline() if r else b""
+        r, _, _ = select.select([self.stdout], [], [], timeout)
+        line = self.stdout.readline() if r else b""
         if not line:
-            raise OSError(f"launcher pid {self.popen.pid} gave no answer ({describe_exit(self.popen.poll())})")
+            raise OSError(f"launcher pid {self.proc.pid} gave no answer ({describe_exit(self.proc.poll())})")
         reply: dict[str, Any] = json.loads(line)
         return reply
 
     def alive(self) -> bool:
-        return self.popen.poll() is None
+        return self.proc.poll() is None
 
     def fork(self, argv: list[str], env: dict[str, str], log_path: Path, cwd: str | None) -> int:
         import json
-        assert self.popen.stdin is not None
         req = {"argv": argv, "env": env, "log": str(log_path), "cwd": cwd, "supervisor": os.getpid()}
-        self.popen.stdin.write((json.dumps(req) + "\n").encode())
-        self.popen.stdin.flush()
+        self.stdin.write((json.dumps(req) + "\n").encode())
+        self.stdin.flush()
         reply = self._reply(30.0)
         if "pid" not in reply:
             raise OSError(f"launcher could not start {argv[3:5]}: {reply.get('error')}")
@@ -86,12 +105,22 @@ class Launcher:
 
     def close(self) -> None:
         try:
-            if self.popen.stdin:
-                self.popen.stdin.close()
-            self.popen.wait(timeout=2)
+            self.stdin.close()
+            self.stdout.close()
+            self.proc.wait(timeout=2)
         except (OSError, subprocess.TimeoutExpired):
-            self.popen.kill()
-            self.popen.wait()
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+
+def _single_threaded() -> bool:
+    """Only this thread runs here, native ones included (a ZeroMQ context's I/O threads, which ``threading``
+    does not list): the one state in which forking the launcher from this process is safe."""
+    import threading
+    try:
+        return len(os.listdir("/proc/self/task")) == 1
+    except OSError:
+        return threading.active_count() == 1
 
 
 def use_launcher(enabled: bool, log_path: Path, cwd: str | None, run_dir: str = "") -> None:
@@ -121,7 +150,7 @@ def stop_launcher() -> None:
 
 def helper_pids() -> set[int]:
     """Our own helper children that are not stages (the orphan sweep must leave them alone)."""
-    return {_LAUNCHER.popen.pid} if _LAUNCHER is not None and _LAUNCHER.alive() else set()
+    return {_LAUNCHER.pid} if _LAUNCHER is not None and _LAUNCHER.alive() else set()
 
 
 def sweep_orphans(live: set[int]) -> None:
