@@ -224,7 +224,9 @@ def fork_launcher(log_path: str, env: dict[str, str], cwd: str | None, run_dir: 
         with os.fdopen(req_r, "r") as inp, os.fdopen(rep_w, "w") as out:
             import gc
             gc.freeze()                     # the preloaded objects: no stage GC pass writes to (and copies) their pages
-            code = serve(inp, out, [])
+            from .profiling import Profile
+            with Profile("launcher"):
+                code = serve(inp, out, [])
     except BaseException:
         traceback.print_exc()
     finally:
