@@ -81,10 +81,27 @@ def _stdio(log_path: str) -> None:
             pass
 
 
-def _title(title: str) -> None:
-    try:        # while environ is untouched (setproctitle finds the argv area through it)
+def _title(args: list[str]) -> None:
+    """Make ``/proc/<pid>/cmdline`` read ``args``, NUL-separated as an exec'ed process's would: ``ps``,
+    ``pgrep``, psutil, the orphan sweep (``pipeline.orphans``) and the tests parse it. The arguments are
+    written over this process's own argument area (``arg_start``/``arg_end`` of ``/proc/self/stat``) and
+    the rest of it zeroed; only when they do not fit there, ``setproctitle`` (one space-separated title
+    that may run into the environment's area; psutil splits it on spaces). Forked from the supervisor, that
+    area is the ``run`` command line's; a title shorter than it reads back NUL-padded, as one argument."""
+    data = b"\0".join(os.fsencode(a) for a in args) + b"\0"
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()       # after "pid (comm)": field N is fields[N - 3]
+        start, end = int(fields[45]), int(fields[46])         # arg_start (48), arg_end (49)
+        if start and len(data) <= end - start:
+            ctypes.memmove(start, data, len(data))
+            ctypes.memset(start + len(data), 0, end - start - len(data))
+            return
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
         import setproctitle
-        setproctitle.setproctitle(title)
+        setproctitle.setproctitle(" ".join(args))
     except ImportError:
         pass
 
@@ -105,7 +122,7 @@ def _run_stage(req: dict[str, Any], supervisor: int) -> None:
     code = 1
     try:
         os.setsid()
-        _title(" ".join(req["argv"]))      # first, while environ is untouched
+        _title(req["argv"])      # first, while environ is untouched (the setproctitle fallback finds the area through it)
         end = time.monotonic() + 5.0
         while os.getppid() != supervisor and time.monotonic() < end:     # re-parented once the middle exits
             time.sleep(0.001)
@@ -204,7 +221,7 @@ def fork_launcher(log_path: str, env: dict[str, str], cwd: str | None, run_dir: 
     code = 1
     try:
         sys.setprofile(None)                # LIUMA_PROFILE: the supervisor's profiler stays the supervisor's
-        _title(f"{sys.executable} -m pipeline.launcher {run_dir}")    # first, while environ is untouched
+        _title([sys.executable, "-m", "pipeline.launcher", run_dir])    # first, while environ is untouched
         os.setsid()
         for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD, signal.SIGPIPE):
             signal.signal(sig, signal.SIG_DFL)

@@ -33,6 +33,10 @@ def _launcher(tmp: Path) -> psutil.Process:
     return p
 
 
+def run_dir_of(tmp: Path) -> Path:
+    return next((tmp / "run").glob("lmp-*"))
+
+
 def _fds(pid: int) -> dict[int, str]:
     return {int(fd): os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
 
@@ -55,8 +59,11 @@ def test_the_launcher_is_forked_from_the_supervisor_and_holds_nothing_of_it(tmp_
         pipes = {v for fd, v in fds.items() if fd > 2}
         assert len(pipes) == 2 and all(v.startswith("pipe:") for v in pipes), fds       # its request and reply pipes only
         assert fds[1].endswith("launcher.out") and fds[2].endswith("launcher.out"), fds
+        assert [a for a in launcher.cmdline() if a][1:] == ["-m", "pipeline.launcher", str(run_dir_of(tmp_path))]
         for s in _stages(tmp_path):
             assert not pipes & set(_fds(s["pid"]).values()), (s["name"], _fds(s["pid"]))
+            args = [a for a in psutil.Process(s["pid"]).cmdline() if a]      # one argument each, as an exec'ed stage's
+            assert args[1:] == ["-m", "pipeline.stage_main", str(run_dir_of(tmp_path)), s["kind"], s["name"], "0"], args
         out, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, (out, err)
         assert out.count("liuma-pipeline: task") == 1, out
