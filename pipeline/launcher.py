@@ -6,7 +6,8 @@ restart). With ``[Pipeline] launcher = fork`` the supervisor imports ``PRELOAD``
 from its own process (``fork_launcher``) before it has a thread or a ZeroMQ context, so nothing is imported
 twice and no second interpreter starts; a supervisor that already runs threads execs ``python -m
 pipeline.launcher`` instead. Either way it asks the launcher over two pipes, one JSON line each way, to start
-a stage: ``{"argv", "env", "log", "cwd", "supervisor"}`` -> ``{"pid"}`` (or ``{"error"}``).
+a stage: ``{"argv", "env", "log", "cwd", "supervisor"}`` -> ``{"pid"}`` (or ``{"error"}``), or several at once
+(the start-up): ``{"batch": [request, ...]}`` -> ``{"pids": [...]}``, all forked from one intermediate.
 
 Who owns what (the supervisor keeps everything it had with ``Popen``):
 
@@ -158,29 +159,39 @@ def _run_stage(req: dict[str, Any], supervisor: int) -> None:
             os._exit(code)
 
 
-def _fork_stage(req: dict[str, Any]) -> int:
-    supervisor = int(req["supervisor"])
+def _fork_stages(reqs: list[dict[str, Any]]) -> list[int]:
+    """Fork every stage of ``reqs`` from one intermediate process, which reports their pids and exits (the
+    stages are then orphans, re-parented to the supervisor). One intermediate for a whole start-up instead
+    of one per stage: each is a fork and an exit of the preloaded interpreter (~3 ms CPU)."""
+    supervisors = {int(r["supervisor"]) for r in reqs}
+    if len(supervisors) != 1:
+        raise ValueError("a batch names one supervisor")
+    supervisor = supervisors.pop()
     r, w = os.pipe()
     middle = os.fork()
-    if middle == 0:                     # intermediate: fork the stage, tell its pid, leave
+    if middle == 0:                     # intermediate: fork the stages, tell their pids, leave
         try:
             os.close(r)
-            pid = os.fork()
-            if pid == 0:
-                os.close(w)
-                _run_stage(req, supervisor)
-            os.write(w, str(pid).encode())
+            pids = []
+            for req in reqs:
+                pid = os.fork()
+                if pid == 0:
+                    os.close(w)
+                    _run_stage(req, supervisor)
+                pids.append(pid)
+            os.write(w, ",".join(map(str, pids)).encode())
         finally:
             os._exit(0)
     os.close(w)
     data = b""
-    while chunk := os.read(r, 64):
+    while chunk := os.read(r, 4096):
         data += chunk
     os.close(r)
     os.waitpid(middle, 0)
-    if not data:
-        raise OSError("the intermediate process did not report the stage's pid")
-    return int(data)
+    pids = [int(x) for x in data.split(b",") if x]
+    if len(pids) != len(reqs):
+        raise OSError(f"the intermediate process reported {len(pids)} of {len(reqs)} stage pids")
+    return pids
 
 
 def serve(inp: IO[str], out: IO[str], preload_failed: list[str]) -> int:
@@ -191,8 +202,11 @@ def serve(inp: IO[str], out: IO[str], preload_failed: list[str]) -> int:
         reply: dict[str, Any]
         try:
             req = json.loads(line)
-            reply = {"pid": _fork_stage(req)}
-            print(f"launcher {os.getpid()}: forked {' '.join(req['argv'][4:])} as pid {reply['pid']}", file=sys.stderr, flush=True)
+            batch = req["batch"] if "batch" in req else [req]       # {"batch": [request, ...]} -> {"pids": [...]}
+            pids = _fork_stages(batch)
+            for one, pid in zip(batch, pids):
+                print(f"launcher {os.getpid()}: forked {' '.join(one['argv'][4:])} as pid {pid}", file=sys.stderr, flush=True)
+            reply = {"pids": pids} if "batch" in req else {"pid": pids[0]}
         except Exception as e:
             reply = {"error": f"{type(e).__name__}: {e}"}
         out.write(json.dumps(reply) + "\n")

@@ -11,8 +11,8 @@ from typing import IO, Any
 
 from .clock import SYSTEM_CLOCK, Clock
 
-__all__ = ["ProcessHandle", "describe_exit", "helper_pids", "set_child_subreaper", "stop_launcher", "sweep_orphans", "try_launcher",
-           "use_launcher"]
+__all__ = ["ProcessHandle", "describe_exit", "helper_pids", "set_child_subreaper", "spawn_many", "stop_launcher", "sweep_orphans",
+           "try_launcher", "use_launcher"]
 
 _LAUNCHER: Launcher | None = None
 
@@ -102,6 +102,18 @@ class Launcher:
         if "pid" not in reply:
             raise OSError(f"launcher could not start {argv[3:5]}: {reply.get('error')}")
         return int(reply["pid"])
+
+    def fork_batch(self, stages: list[tuple[list[str], dict[str, str], Path, str | None]]) -> list[int]:
+        """Several stages in one request, forked from one intermediate (``(argv, env, log_path, cwd)`` each)."""
+        import json
+        reqs = [{"argv": a, "env": e, "log": str(lp), "cwd": c, "supervisor": os.getpid()} for a, e, lp, c in stages]
+        self.stdin.write((json.dumps({"batch": reqs}) + "\n").encode())
+        self.stdin.flush()
+        reply = self._reply(30.0)
+        pids = reply.get("pids")
+        if not isinstance(pids, list) or len(pids) != len(stages):
+            raise OSError(f"launcher could not start {len(stages)} stages: {reply.get('error')}")
+        return [int(p) for p in pids]
 
     def close(self) -> None:
         try:
@@ -206,6 +218,27 @@ class _Forked:
                 raise subprocess.TimeoutExpired(str(self.pid), timeout or 0)
             time.sleep(0.01)
         return self.returncode       # type: ignore[return-value]
+
+
+def spawn_many(handles: list[Any]) -> None:
+    """Spawn several stage processes at once (the start-up): through the launcher in one request when every
+    handle is a :class:`ProcessHandle` and a launcher runs (one intermediate process and one round trip for
+    all), else each on its own (``handle.spawn()``; tests' fake processes too)."""
+    batchable = len(handles) > 1 and all(type(h) is ProcessHandle for h in handles)
+    if batchable and _LAUNCHER is not None and _LAUNCHER.alive():
+        for h in handles:
+            h.log_path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            pids = _LAUNCHER.fork_batch([(h.argv, h.env, h.log_path, h.cwd) for h in handles])
+        except (OSError, ValueError) as e:
+            import logging
+            logging.getLogger("pipeline.process").warning("launcher failed (%s): starting the stages one by one", e)
+        else:
+            for h, pid in zip(handles, pids):
+                h.popen, h.started_at, h.term_sent_at = _Forked(pid), h.clock.monotonic(), None
+            return
+    for h in handles:
+        h.spawn()
 
 
 class ProcessHandle:

@@ -45,7 +45,7 @@ from .messages import (
 from .ops import COMMANDS as OPS_COMMANDS
 from .ops import Operations
 from .orphans import SUPERVISOR_PID_FILE, end_leftovers
-from .process import ProcessHandle, set_child_subreaper, stop_launcher, sweep_orphans, try_launcher
+from .process import ProcessHandle, set_child_subreaper, spawn_many, stop_launcher, sweep_orphans, try_launcher
 from .profiling import mark
 from .restart import Backoff, FlappingDetector
 from .supervisor_reload import Reloader
@@ -124,9 +124,11 @@ class Supervisor:
         names = [(k, n) for k, n in names if not any(e["name"] == n and e.get("retired") for e in self.spec.executors)]
         for kind, name in names:
             self.add_watcher(kind, name)
+        watchers = list(self.watchers.values())
+        spawn_many([w.prepare(self.stage_env.get(w.kind)) for w in watchers])     # one launcher request for all
         now = self.clock.monotonic()
-        for w in self.watchers.values():
-            self.spawn(w, now)
+        for w in watchers:
+            log.info(LIFECYCLE_FORMAT, "start", w.name, f"pid={w.started(now)} inc={w.inc}")
 
     def add_watcher(self, kind: str, name: str) -> StageWatcher:
         cfg = self.spec.config["Pipeline"]
