@@ -125,6 +125,11 @@ def run(cases: int, workers: int, extra_ini: str = "", root: Path = ROOT) -> dic
                 "mem": mem, "stats": stats, "cpu_by_stage": cpu_by_stage}
 
 
+def _share(part: float, whole: float) -> str:
+    """``part`` as a share of ``whole``; a one-case run has no running span (first start == last end)."""
+    return f"{part / whole:.0%}" if whole else "n/a"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", type=int, nargs="*", default=[1000, 10000, 50000])
@@ -144,7 +149,7 @@ def main() -> None:
                 results.append(res)
             agg = (res["stats"].get("aggregator") or {}).get("reports") or {}
             print(f"{label:>7} {res['cases']:>6} {res['wall']:>7.2f} {res['startup']:>7.2f}s {res['first_dispatch_ms']:>7.0f}ms "
-                  f"{res['span']:>7.2f}s {res['reports']:>7.2f}s {res['reports'] / res['span']:>7.0%} {res['shutdown']:>7.2f}s "
+                  f"{res['span']:>7.2f}s {res['reports']:>7.2f}s {_share(res['reports'], res['span']):>8} {res['shutdown']:>7.2f}s "
                   f"{res['rate']:>8.0f} {res['cpu']:>6.1f} {agg.get('ingest_max_ms', float('nan')):>8.1f}ms "
                   f"({agg.get('ingest_over_50ms', '?')} of {agg.get('ingested', '?')} > 50 ms; tick max {agg.get('tick_max_ms', '?')} ms)",
                   flush=True)
@@ -158,7 +163,7 @@ def main() -> None:
     print(f"frames pushed per hop, {last['cases']}-case run (includes acks, statuses, heartbeats; rate over the run span):")
     for src, st in sorted(last["stats"].items()):
         for dst, n in sorted((st.get("sent_to") or {}).items()):
-            print(f"  {src:>11} -> {dst:<11} {n:>7}  {n / last['span']:>8.0f}/s")
+            print(f"  {src:>11} -> {dst:<11} {n:>7}  " + (f"{n / last['span']:>8.0f}/s" if last["span"] else "(one case: no span)"))
     print("targets: >= 2,500 no-op cases/s at 50,000; reports <= 10 % of running at 10,000 and 50,000; "
           "first dispatch < 1 s after the plan; ingest never blocked > 50 ms")
 

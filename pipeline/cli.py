@@ -74,7 +74,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = _config(args)
     storage = Path(_abs(cfg.get("Pipeline", "storage-root")))
     report_dir = _abs(cfg.get("Pipeline", "report-dir"))
-    task, data_dir = load_suite(args.suite, storage / "data")
+    read: dict[str, str] = {}                  # the names load_suite read while validating (each file is read once)
+    task, data_dir = load_suite(args.suite, storage / "data", read)
     kinds = {r.caseType for c in task.collections() for r in c.cases()}
     if "WEB" not in kinds and int(cfg.get("Pipeline", "api-workers")) > 0 and cfg.get("Pipeline", "browsers") != 0:
         cfg = cfg.with_overrides("Pipeline", browsers=0)     # no browser to start (and warm) for an API-only suite
@@ -82,7 +83,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     names = {}
     for c in task.collections():
         for r in c.cases():
-            names[r.caseId] = str(read_case(case_path(data_dir, c.collectionId, r.caseId)).get("caseName") or r.caseId)
+            names[r.caseId] = read[r.caseId] if r.caseId in read else \
+                str(read_case(case_path(data_dir, c.collectionId, r.caseId)).get("caseName") or r.caseId)
     run_dir = Path(tempfile.mkdtemp(prefix="lmp-", dir=cfg.get("Pipeline", "run-dir") or None))
     prepared = run_dir / "local-task.json"
     prepared.write_text(json.dumps({"task": task.to_dict(), "data_dir": str(data_dir), "report_dir": report_dir,
@@ -90,6 +92,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     spec = RunSpec(str(run_dir), "run", cfg.values, cfg.headers, cfg.devices, cfg.path, str(prepared),
                    list(args.tags or []), report_dir, str(storage), executors)
     spec.save()
+    from .profiling import mark
+    mark("suite loaded")
     from .supervisor import Supervisor
     _supervisor_logging(cfg, storage)
     from .console import Console
@@ -246,6 +250,8 @@ def cmd_start(args: argparse.Namespace) -> int:
     spec = RunSpec(str(run_dir), "start", cfg.values, cfg.headers, cfg.devices, cfg.path, None, [],
                    _abs(cfg.get("Pipeline", "report-dir")), storage, executors)
     spec.save()
+    from .profiling import mark
+    mark("suite loaded")
     from .supervisor import Supervisor
     _supervisor_logging(cfg, Path(storage))
     sup = Supervisor(spec)
@@ -510,8 +516,10 @@ def main(argv: list[str] | None = None) -> int:
         v = getattr(args, opt, None)
         if v is not None and v < 0:
             ap._subcommands[args.cmd].error(f"--{opt.replace('_', '-')} must be >= 0, not {v:g}")  # type: ignore[attr-defined]
+    from .profiling import Profile
     try:
-        return int(args.func(args))
+        with Profile(f"cli-{args.cmd}"):
+            return int(args.func(args))
     except (ConfigError, SuiteError) as e:
         _err(f"liuma-pipeline: {e}")
         return 2

@@ -2,9 +2,12 @@
 
 Each stage used to be ``python -m pipeline.stage_main ...``: a new interpreter paying its own start-up and
 imports (zmq, msgpack, requests, selenium, the stage packages; ~0.2 s CPU each, times seven stages and every
-restart). With ``[Pipeline] launcher = fork`` the supervisor starts this module once (``python -m
-pipeline.launcher``, in its own session) and asks it over stdin/stdout, one JSON line each way, to start a
-stage: ``{"argv", "env", "log", "cwd", "supervisor"}`` -> ``{"pid"}`` (or ``{"error"}``).
+restart). With ``[Pipeline] launcher = fork`` the supervisor imports ``PRELOAD`` itself and forks the launcher
+from its own process (``fork_launcher``) before it has a thread or a ZeroMQ context, so nothing is imported
+twice and no second interpreter starts; a supervisor that already runs threads execs ``python -m
+pipeline.launcher`` instead. Either way it asks the launcher over two pipes, one JSON line each way, to start
+a stage: ``{"argv", "env", "log", "cwd", "supervisor"}`` -> ``{"pid"}`` (or ``{"error"}``), or several at once
+(the start-up): ``{"batch": [request, ...]}`` -> ``{"pids": [...]}``, all forked from one intermediate.
 
 Who owns what (the supervisor keeps everything it had with ``Popen``):
 
@@ -37,11 +40,12 @@ import signal
 import sys
 import time
 import traceback
-from typing import Any
+from typing import IO, Any
 
-__all__ = ["main", "PRELOAD"]
+__all__ = ["PRELOAD", "fork_launcher", "main", "preload", "serve"]
 
 PR_SET_PDEATHSIG = 1
+_MAXFD = os.sysconf("SC_OPEN_MAX") if hasattr(os, "sysconf") else 1024
 PRELOAD = ("zmq", "msgpack", "psutil", "requests", "urllib3", "jsonpath_ng", "jsonpath_ng.ext", "orjson", "setproctitle",
            "pipeline.stage", "pipeline.stage_main", "pipeline.transport", "pipeline.codec", "pipeline.journal",
            "stages.fetcher", "stages.scheduler", "stages.executor", "stages.aggregator", "stages.uploader",
@@ -55,7 +59,56 @@ def _pdeathsig(sig: int) -> None:
         pass
 
 
-def _preload() -> list[str]:
+def _forget_logging() -> None:
+    """Drop the handlers a forked child inherited (their files are the parent's): each stage sets up its own."""
+    import logging
+    for lg in [logging.getLogger(), *(v for v in logging.Logger.manager.loggerDict.values() if isinstance(v, logging.Logger))]:
+        lg.handlers.clear()
+
+
+def _stdio(log_path: str) -> None:
+    """stdin from /dev/null, stdout and stderr appended to ``log_path``, unbuffered as with an exec'ed stage."""
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    os.close(null)
+    for f in (sys.stdout, sys.stderr):
+        try:
+            f.reconfigure(line_buffering=True, write_through=True)      # type: ignore[union-attr]
+        except (AttributeError, ValueError):
+            pass
+
+
+def _title(args: list[str]) -> None:
+    """Make ``/proc/<pid>/cmdline`` read ``args``, NUL-separated as an exec'ed process's would: ``ps``,
+    ``pgrep``, psutil, the orphan sweep (``pipeline.orphans``) and the tests parse it. The arguments are
+    written over this process's own argument area (``arg_start``/``arg_end`` of ``/proc/self/stat``) and
+    the rest of it zeroed; only when they do not fit there, ``setproctitle`` (one space-separated title
+    that may run into the environment's area; psutil splits it on spaces). Forked from the supervisor, that
+    area is the ``run`` command line's; a title shorter than it reads back NUL-padded, as one argument."""
+    data = b"\0".join(os.fsencode(a) for a in args) + b"\0"
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()       # after "pid (comm)": field N is fields[N - 3]
+        start, end = int(fields[45]), int(fields[46])         # arg_start (48), arg_end (49)
+        if start and len(data) <= end - start:
+            ctypes.memmove(start, data, len(data))
+            ctypes.memset(start + len(data), 0, end - start - len(data))
+            return
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import setproctitle
+        setproctitle.setproctitle(" ".join(args))
+    except ImportError:
+        pass
+
+
+def preload() -> list[str]:
+    """Import every module of ``PRELOAD`` into this process; returns the ones that failed (with why)."""
     failed = []
     for name in PRELOAD:
         try:
@@ -70,24 +123,15 @@ def _run_stage(req: dict[str, Any], supervisor: int) -> None:
     code = 1
     try:
         os.setsid()
-        try:        # first, while environ is untouched (setproctitle finds the argv area through it)
-            import setproctitle
-            setproctitle.setproctitle(" ".join(req["argv"]))
-        except ImportError:
-            pass
+        _title(req["argv"])      # first, while environ is untouched (the setproctitle fallback finds the area through it)
         end = time.monotonic() + 5.0
         while os.getppid() != supervisor and time.monotonic() < end:     # re-parented once the middle exits
             time.sleep(0.001)
         _pdeathsig(signal.SIGKILL)
         if os.getppid() != supervisor:
             os._exit(70)
-        fd = os.open(req["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        null = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(null, 0)
-        os.dup2(fd, 1)
-        os.dup2(fd, 2)
-        os.close(fd)
-        os.close(null)
+        _stdio(req["log"])
+        os.closerange(3, _MAXFD)           # the launcher's pipes: a stage holds what an exec'ed one would
         os.environ.clear()
         os.environ.update(req["env"])
         os.chdir(req["cwd"] or ".")
@@ -115,53 +159,120 @@ def _run_stage(req: dict[str, Any], supervisor: int) -> None:
             os._exit(code)
 
 
-def _fork_stage(req: dict[str, Any]) -> int:
-    supervisor = int(req["supervisor"])
+def _fork_stages(reqs: list[dict[str, Any]]) -> list[int]:
+    """Fork every stage of ``reqs`` from one intermediate process, which reports their pids and exits (the
+    stages are then orphans, re-parented to the supervisor). One intermediate for a whole start-up instead
+    of one per stage: each is a fork and an exit of the preloaded interpreter (~3 ms CPU)."""
+    supervisors = {int(r["supervisor"]) for r in reqs}
+    if len(supervisors) != 1:
+        raise ValueError("a batch names one supervisor")
+    supervisor = supervisors.pop()
     r, w = os.pipe()
     middle = os.fork()
-    if middle == 0:                     # intermediate: fork the stage, tell its pid, leave
+    if middle == 0:                     # intermediate: fork the stages, tell their pids, leave
         try:
             os.close(r)
-            pid = os.fork()
-            if pid == 0:
-                os.close(w)
-                _run_stage(req, supervisor)
-            os.write(w, str(pid).encode())
+            pids = []
+            for req in reqs:
+                pid = os.fork()
+                if pid == 0:
+                    os.close(w)
+                    _run_stage(req, supervisor)
+                pids.append(pid)
+            os.write(w, ",".join(map(str, pids)).encode())
         finally:
             os._exit(0)
     os.close(w)
     data = b""
-    while chunk := os.read(r, 64):
+    while chunk := os.read(r, 4096):
         data += chunk
     os.close(r)
     os.waitpid(middle, 0)
-    if not data:
-        raise OSError("the intermediate process did not report the stage's pid")
-    return int(data)
+    pids = [int(x) for x in data.split(b",") if x]
+    if len(pids) != len(reqs):
+        raise OSError(f"the intermediate process reported {len(pids)} of {len(reqs)} stage pids")
+    return pids
 
 
-def main() -> int:
-    """``python -m pipeline.launcher RUN_DIR`` (the run directory only names whose launcher this is in ps)."""
-    supervisor = os.getppid()
-    _pdeathsig(signal.SIGKILL)
-    if os.getppid() != supervisor:
-        return 0
-    signal.signal(signal.SIGINT, signal.SIG_IGN)       # Ctrl-C is the supervisor's to handle
-    failed = _preload()
-    out = sys.stdout
-    out.write(json.dumps({"ready": os.getpid(), "preload_failed": failed}) + "\n")
+def serve(inp: IO[str], out: IO[str], preload_failed: list[str]) -> int:
+    """The launcher's loop: one request line in, one reply line out, until ``inp`` closes."""
+    out.write(json.dumps({"ready": os.getpid(), "preload_failed": preload_failed}) + "\n")
     out.flush()
-    for line in sys.stdin:
+    for line in inp:
         reply: dict[str, Any]
         try:
             req = json.loads(line)
-            reply = {"pid": _fork_stage(req)}
-            print(f"launcher {os.getpid()}: forked {' '.join(req['argv'][4:])} as pid {reply['pid']}", file=sys.stderr, flush=True)
+            batch = req["batch"] if "batch" in req else [req]       # {"batch": [request, ...]} -> {"pids": [...]}
+            pids = _fork_stages(batch)
+            for one, pid in zip(batch, pids):
+                print(f"launcher {os.getpid()}: forked {' '.join(one['argv'][4:])} as pid {pid}", file=sys.stderr, flush=True)
+            reply = {"pids": pids} if "batch" in req else {"pid": pids[0]}
         except Exception as e:
             reply = {"error": f"{type(e).__name__}: {e}"}
         out.write(json.dumps(reply) + "\n")
         out.flush()
     return 0
+
+
+def fork_launcher(log_path: str, env: dict[str, str], cwd: str | None, run_dir: str) -> tuple[int, int, int]:
+    """Fork the launcher from this (the supervisor's) process, which has imported ``PRELOAD`` already: no
+    second interpreter start and no second import of every module. Returns ``(pid, request fd to write,
+    reply fd to read)``. Only while this process has one thread and no ZeroMQ context (the caller checks):
+    a fork copies only the calling thread, and a context's I/O threads and sockets would be broken copies.
+    The child keeps nothing of the supervisor's: its own session, default signals, no logging handler, no
+    profiler, stdio on ``log_path``, every other descriptor closed; it exits (``os._exit``: no atexit
+    handler of the supervisor's runs twice) when the request pipe closes."""
+    supervisor = os.getpid()
+    req_r, req_w = os.pipe()
+    rep_r, rep_w = os.pipe()
+    for f in (sys.stdout, sys.stderr):      # nothing buffered may be written twice
+        f.flush()
+    pid = os.fork()
+    if pid:
+        os.close(req_r)
+        os.close(rep_w)
+        return pid, req_w, rep_r
+    code = 1
+    try:
+        sys.setprofile(None)                # LIUMA_PROFILE: the supervisor's profiler stays the supervisor's
+        _title([sys.executable, "-m", "pipeline.launcher", run_dir])    # first, while environ is untouched
+        os.setsid()
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD, signal.SIGPIPE):
+            signal.signal(sig, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the supervisor's to handle
+        _pdeathsig(signal.SIGKILL)
+        if os.getppid() != supervisor:
+            os._exit(0)
+        _forget_logging()
+        _stdio(log_path)
+        keep = sorted((req_r, rep_w))
+        os.closerange(3, keep[0])
+        os.closerange(keep[0] + 1, keep[1])
+        os.closerange(keep[1] + 1, _MAXFD)
+        os.environ.clear()
+        os.environ.update(env)
+        os.chdir(cwd or ".")
+        with os.fdopen(req_r, "r") as inp, os.fdopen(rep_w, "w") as out:
+            import gc
+            gc.freeze()                     # the preloaded objects: no stage GC pass writes to (and copies) their pages
+            from .profiling import Profile
+            with Profile("launcher"):
+                code = serve(inp, out, [])
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        os._exit(code)
+
+
+def main() -> int:
+    """``python -m pipeline.launcher RUN_DIR`` (the run directory only names whose launcher this is in ps):
+    the exec'ed launcher, used when the supervisor cannot fork one (it already runs threads)."""
+    supervisor = os.getppid()
+    _pdeathsig(signal.SIGKILL)
+    if os.getppid() != supervisor:
+        return 0
+    signal.signal(signal.SIGINT, signal.SIG_IGN)       # Ctrl-C is the supervisor's to handle
+    return serve(sys.stdin, sys.stdout, preload())
 
 
 if __name__ == "__main__":

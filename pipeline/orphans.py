@@ -61,7 +61,8 @@ def end_leftovers(storage_root: str | Path, me: int | None = None) -> list[int]:
         if "pipeline.stage_main" not in cmd:
             continue
         try:
-            run_dir = Path(cmd[cmd.index("pipeline.stage_main") + 1])
+            at = cmd.index("pipeline.stage_main")
+            run_dir = Path(cmd[at + 1])
             sup = int(p.environ().get(SUPERVISOR_ENV) or 0) or supervisor_of(run_dir)
             theirs = str(Path(json.loads((run_dir / "settings.json").read_text())["storage_root"]).resolve())
         except (psutil.Error, OSError, ValueError, IndexError, KeyError, TypeError):
@@ -70,7 +71,7 @@ def end_leftovers(storage_root: str | Path, me: int | None = None) -> list[int]:
             continue                                           # not marked (an older engine's: leave it), ours, or a live engine's
         if theirs != root:
             continue
-        log.warning("ending leftover stage %s (pid %d) of a dead engine (supervisor %s) on %s", " ".join(cmd[-3:]), p.pid, sup or "?", root)
+        log.warning("ending leftover stage %s (pid %d) of a dead engine (supervisor %s) on %s", " ".join(cmd[at + 2:at + 5]), p.pid, sup or "?", root)
         try:
             os.killpg(p.pid, signal.SIGKILL)                   # a stage leads its own session: browsers go too
         except (ProcessLookupError, PermissionError):

@@ -7,12 +7,12 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from .clock import SYSTEM_CLOCK, Clock
 
-__all__ = ["ProcessHandle", "describe_exit", "helper_pids", "set_child_subreaper", "stop_launcher", "sweep_orphans", "try_launcher",
-           "use_launcher"]
+__all__ = ["ProcessHandle", "describe_exit", "helper_pids", "set_child_subreaper", "spawn_many", "stop_launcher", "sweep_orphans",
+           "try_launcher", "use_launcher"]
 
 _LAUNCHER: Launcher | None = None
 
@@ -39,59 +39,100 @@ def describe_exit(code: int | None) -> str:
 
 
 class Launcher:
-    """The supervisor's side of :mod:`pipeline.launcher`: started once, asked for one stage per line."""
+    """The supervisor's side of :mod:`pipeline.launcher`: started once, asked for one stage per line.
+
+    Forked from this process (after ``preload``) while it has one thread and no ZeroMQ context: no second
+    interpreter and no second import of everything. Otherwise (a caller that already runs threads) the
+    launcher is exec'ed as ``python -m pipeline.launcher`` and preloads for itself."""
 
     def __init__(self, log_path: Path, cwd: str | None, run_dir: str = "") -> None:
         import sys
         self.log_path, self.cwd = log_path, cwd
         log_path.parent.mkdir(parents=True, exist_ok=True)
         from .orphans import SUPERVISOR_ENV
-        # a forked stage shows the launcher's environment in /proc/<pid>/environ: the supervisor's pid there is
-        # how a later engine on the same storage root recognises (and ends) the leftovers of a dead one
         env = dict(os.environ, PYTHONUNBUFFERED="1", SE_OFFLINE="true", **{SUPERVISOR_ENV: str(os.getpid())},
                    PYTHONPATH=(cwd or ".") + os.pathsep + os.environ.get("PYTHONPATH", ""))
-        with open(log_path, "ab") as out:
-            self.popen = subprocess.Popen([sys.executable, "-m", "pipeline.launcher", run_dir], env=env, cwd=cwd,
-                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=out,
-                                          start_new_session=True)
+        self.proc: subprocess.Popen[bytes] | _Forked
+        self.stdin: IO[bytes]
+        self.stdout: IO[bytes]
+        if _single_threaded():
+            from . import launcher
+            self.preload_failed = launcher.preload()
+            pid, req_w, rep_r = launcher.fork_launcher(str(log_path), env, cwd, run_dir)
+            self.proc, self.forked = _Forked(pid), True
+            self.stdin, self.stdout = os.fdopen(req_w, "wb"), os.fdopen(rep_r, "rb")
+        else:
+            with open(log_path, "ab") as out:
+                popen = subprocess.Popen([sys.executable, "-m", "pipeline.launcher", run_dir], env=env, cwd=cwd,
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=out, start_new_session=True)
+            assert popen.stdin is not None and popen.stdout is not None
+            self.proc, self.forked, self.stdin, self.stdout = popen, False, popen.stdin, popen.stdout
         ready = self._reply(60.0)
         if "ready" not in ready:
             raise OSError(f"launcher did not start: {ready}")
-        self.preload_failed = ready.get("preload_failed") or []
+        self.preload_failed = ready.get("preload_failed") or getattr(self, "preload_failed", [])
+        import logging
+        logging.getLogger("pipeline.process").info(
+            "launcher pid %d %s", self.proc.pid, "forked from the supervisor after preloading" if self.forked
+            else "exec'ed (the supervisor already runs threads): it preloads for itself")
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
 
     def _reply(self, timeout: float) -> dict[str, Any]:
         import json
         import select
-        assert self.popen.stdout is not None
-        r, _, _ = select.select([self.popen.stdout], [], [], timeout)
-        line = self.popen.stdout.readline() if r else b""
+        r, _, _ = select.select([self.stdout], [], [], timeout)
+        line = self.stdout.readline() if r else b""
         if not line:
-            raise OSError(f"launcher pid {self.popen.pid} gave no answer ({describe_exit(self.popen.poll())})")
+            raise OSError(f"launcher pid {self.proc.pid} gave no answer ({describe_exit(self.proc.poll())})")
         reply: dict[str, Any] = json.loads(line)
         return reply
 
     def alive(self) -> bool:
-        return self.popen.poll() is None
+        return self.proc.poll() is None
 
     def fork(self, argv: list[str], env: dict[str, str], log_path: Path, cwd: str | None) -> int:
         import json
-        assert self.popen.stdin is not None
         req = {"argv": argv, "env": env, "log": str(log_path), "cwd": cwd, "supervisor": os.getpid()}
-        self.popen.stdin.write((json.dumps(req) + "\n").encode())
-        self.popen.stdin.flush()
+        self.stdin.write((json.dumps(req) + "\n").encode())
+        self.stdin.flush()
         reply = self._reply(30.0)
         if "pid" not in reply:
             raise OSError(f"launcher could not start {argv[3:5]}: {reply.get('error')}")
         return int(reply["pid"])
 
+    def fork_batch(self, stages: list[tuple[list[str], dict[str, str], Path, str | None]]) -> list[int]:
+        """Several stages in one request, forked from one intermediate (``(argv, env, log_path, cwd)`` each)."""
+        import json
+        reqs = [{"argv": a, "env": e, "log": str(lp), "cwd": c, "supervisor": os.getpid()} for a, e, lp, c in stages]
+        self.stdin.write((json.dumps({"batch": reqs}) + "\n").encode())
+        self.stdin.flush()
+        reply = self._reply(30.0)
+        pids = reply.get("pids")
+        if not isinstance(pids, list) or len(pids) != len(stages):
+            raise OSError(f"launcher could not start {len(stages)} stages: {reply.get('error')}")
+        return [int(p) for p in pids]
+
     def close(self) -> None:
         try:
-            if self.popen.stdin:
-                self.popen.stdin.close()
-            self.popen.wait(timeout=2)
+            self.stdin.close()
+            self.stdout.close()
+            self.proc.wait(timeout=2)
         except (OSError, subprocess.TimeoutExpired):
-            self.popen.kill()
-            self.popen.wait()
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+
+def _single_threaded() -> bool:
+    """Only this thread runs here, native ones included (a ZeroMQ context's I/O threads, which ``threading``
+    does not list): the one state in which forking the launcher from this process is safe."""
+    import threading
+    try:
+        return len(os.listdir("/proc/self/task")) == 1
+    except OSError:
+        return threading.active_count() == 1
 
 
 def use_launcher(enabled: bool, log_path: Path, cwd: str | None, run_dir: str = "") -> None:
@@ -121,7 +162,7 @@ def stop_launcher() -> None:
 
 def helper_pids() -> set[int]:
     """Our own helper children that are not stages (the orphan sweep must leave them alone)."""
-    return {_LAUNCHER.popen.pid} if _LAUNCHER is not None and _LAUNCHER.alive() else set()
+    return {_LAUNCHER.pid} if _LAUNCHER is not None and _LAUNCHER.alive() else set()
 
 
 def sweep_orphans(live: set[int]) -> None:
@@ -177,6 +218,27 @@ class _Forked:
                 raise subprocess.TimeoutExpired(str(self.pid), timeout or 0)
             time.sleep(0.01)
         return self.returncode       # type: ignore[return-value]
+
+
+def spawn_many(handles: list[Any]) -> None:
+    """Spawn several stage processes at once (the start-up): through the launcher in one request when every
+    handle is a :class:`ProcessHandle` and a launcher runs (one intermediate process and one round trip for
+    all), else each on its own (``handle.spawn()``; tests' fake processes too)."""
+    batchable = len(handles) > 1 and all(type(h) is ProcessHandle for h in handles)
+    if batchable and _LAUNCHER is not None and _LAUNCHER.alive():
+        for h in handles:
+            h.log_path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            pids = _LAUNCHER.fork_batch([(h.argv, h.env, h.log_path, h.cwd) for h in handles])
+        except (OSError, ValueError) as e:
+            import logging
+            logging.getLogger("pipeline.process").warning("launcher failed (%s): starting the stages one by one", e)
+        else:
+            for h, pid in zip(handles, pids):
+                h.popen, h.started_at, h.term_sent_at = _Forked(pid), h.clock.monotonic(), None
+            return
+    for h in handles:
+        h.spawn()
 
 
 class ProcessHandle:

@@ -18,6 +18,7 @@ from .curve import mailbox_options
 from .messages import ConfigReload, Current, Kind, Message, StageHeartbeat
 from .metrics import local_snapshot
 from .orphans import SUPERVISOR_ENV, parent_gone
+from .profiling import mark
 from .topology import RunSpec, endpoint_resolver
 from .transport import Mailbox
 
@@ -54,6 +55,7 @@ class Stage:
         self.on_start()
         self.state = "running"
         self.heartbeat(force=True)
+        mark("ready")
 
     def _on_sigterm(self, signum: int, frame: Any) -> None:
         self.request_stop("SIGTERM")
@@ -61,6 +63,7 @@ class Stage:
     def request_stop(self, why: str) -> None:
         if not self.stopping:
             self.log.info("%s stopping (%s)", self.name, why)
+            mark("stop asked")
         self.stopping = True
 
     def run_forever(self) -> None:

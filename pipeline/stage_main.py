@@ -13,12 +13,18 @@ from pathlib import Path
 from .errors import ConfigError, StageError
 from .log import setup_logging
 from .orphans import SUPERVISOR_ENV, die_with_parent
+from .profiling import Profile
 from .topology import STAGE_KINDS, RunSpec
 
 EX_CONFIG = 78
 
 
 def main(argv: list[str]) -> int:
+    with Profile(argv[2] if len(argv) > 2 else "stage"):
+        return _main(argv)
+
+
+def _main(argv: list[str]) -> int:
     run_dir, kind, name, inc = argv[0], argv[1], argv[2], int(argv[3])
     die_with_parent(int(os.environ.get(SUPERVISOR_ENV) or 0))
     if kind not in STAGE_KINDS:

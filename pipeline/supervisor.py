@@ -45,7 +45,8 @@ from .messages import (
 from .ops import COMMANDS as OPS_COMMANDS
 from .ops import Operations
 from .orphans import SUPERVISOR_PID_FILE, end_leftovers
-from .process import ProcessHandle, set_child_subreaper, stop_launcher, sweep_orphans, try_launcher
+from .process import ProcessHandle, set_child_subreaper, spawn_many, stop_launcher, sweep_orphans, try_launcher
+from .profiling import mark
 from .restart import Backoff, FlappingDetector
 from .supervisor_reload import Reloader
 from .supervisor_status import status, write_status
@@ -106,12 +107,14 @@ class Supervisor:
         warn_if_unauthenticated(self.spec.config["Pipeline"])
         if self.spec.config["Pipeline"].get("launcher", "exec") == "fork":   # stages forked from a preloaded interpreter
             try_launcher(Path(self.spec.storage_root) / "log" / "launcher.out", PROJECT_ROOT, str(self.run_dir))
+            mark("launcher ready")
         self.run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.run_dir.chmod(0o700)
         (self.run_dir / SUPERVISOR_PID_FILE).write_text(f"{os.getpid()}\n")   # how a later engine spots our leftovers
         self.mailbox.start()
         self.control.start()
         self.spawn_all()
+        mark("stages spawned")
         self.ops.start()
 
     def spawn_all(self) -> None:
@@ -121,9 +124,11 @@ class Supervisor:
         names = [(k, n) for k, n in names if not any(e["name"] == n and e.get("retired") for e in self.spec.executors)]
         for kind, name in names:
             self.add_watcher(kind, name)
+        watchers = list(self.watchers.values())
+        spawn_many([w.prepare(self.stage_env.get(w.kind)) for w in watchers])     # one launcher request for all
         now = self.clock.monotonic()
-        for w in self.watchers.values():
-            self.spawn(w, now)
+        for w in watchers:
+            log.info(LIFECYCLE_FORMAT, "start", w.name, f"pid={w.started(now)} inc={w.inc}")
 
     def add_watcher(self, kind: str, name: str) -> StageWatcher:
         cfg = self.spec.config["Pipeline"]
@@ -152,9 +157,13 @@ class Supervisor:
         self.start()
         try:
             while not self.finished():
-                self.tick()
+                # stopping: look for the stages' exits often (a stage's exit does not wake the mailbox poll);
+                # the last one gone is the end of the run
+                self.tick(10 if self.shutdown_at is not None else 100)
+            mark("stages gone")
         finally:
             self.close()
+            mark("closed")
 
     def tick(self, timeout_ms: int = 100) -> None:
         self.mailbox.poll(timeout_ms)
@@ -230,6 +239,7 @@ class Supervisor:
         if self.on_task:
             self.on_task(b.to_wire())
         if self.spec.mode == "run":
+            mark("task reported")
             self.begin_shutdown("run complete")
 
     def on_stage_fatal(self, env: Envelope[Message]) -> None:

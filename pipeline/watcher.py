@@ -45,7 +45,9 @@ class StageWatcher:
     def tmp_dir(self) -> Path:
         return self.run_dir / "tmp" / self.name
 
-    def spawn(self, now: float, extra_env: dict[str, str] | None = None) -> int:
+    def prepare(self, extra_env: dict[str, str] | None = None) -> ProcessHandle:
+        """The next incarnation's process, not spawned yet (``spawn`` does both; the supervisor's start-up
+        spawns all stages at once, then calls ``started``)."""
         self.inc += 1
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ, TMPDIR=str(self.tmp_dir), SE_OFFLINE="true", PYTHONUNBUFFERED="1",
@@ -53,9 +55,17 @@ class StageWatcher:
                    **{SUPERVISOR_ENV: str(os.getpid())}, **(extra_env or {}))       # the stage dies with us
         argv = [sys.executable, "-m", "pipeline.stage_main", str(self.run_dir), self.kind, self.name, str(self.inc)]
         self.proc = self.make_process(argv, env, self.log_dir / f"{self.name}.out", cwd=PROJECT_ROOT, clock=self.clock)
-        pid = self.proc.spawn()
+        return self.proc
+
+    def started(self, now: float) -> int:
+        """The process made by ``prepare`` was spawned: the stage runs (its pid)."""
+        assert self.proc is not None
         self.state, self.kill_reason, self.last_heartbeat, self.heartbeat = "running", "", now, {}
-        return pid
+        return self.proc.pid
+
+    def spawn(self, now: float, extra_env: dict[str, str] | None = None) -> int:
+        self.prepare(extra_env).spawn()
+        return self.started(now)
 
     def uptime(self, now: float) -> float:
         return now - self.proc.started_at if self.proc and self.state == "running" else 0.0

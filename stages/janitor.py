@@ -155,7 +155,7 @@ class Janitor(Stage):
 
     def on_tick(self) -> None:
         now = self.clock.monotonic()
-        if now - self._last_reap >= 5.0:
+        if now - self._last_reap >= 5.0 and not self.stopping:   # stopping: the supervisor sweeps orphans as it closes
             self._last_reap = now
             self.reap_orphans()
         if now - self._last_sweep >= float(self.spec.setting("Retention", "interval")) or self._last_sweep == 0.0:

@@ -78,3 +78,25 @@ def test_signalling_a_process_that_is_gone_is_harmless(tmp_path: Path) -> None:
                                         (-9, "killed by signal SIGKILL (9)"), (-200, "killed by signal 200")])
 def test_describe_exit(code: int | None, text: str) -> None:
     assert describe_exit(code) == text
+
+
+def test_a_supervisor_running_threads_execs_the_launcher_instead_of_forking_it(tmp_path: Path) -> None:
+    """Forking copies only the calling thread: with another thread alive the launcher is exec'ed (it preloads
+    for itself) and still answers; closing it ends it."""
+    import threading
+
+    from pipeline.process import Launcher
+    stop = threading.Event()
+    t = threading.Thread(target=stop.wait, daemon=True)
+    t.start()
+    try:
+        launcher = Launcher(tmp_path / "log" / "launcher.out", str(Path(__file__).resolve().parents[2]), str(tmp_path))
+    finally:
+        stop.set()
+        t.join()
+    try:
+        assert not launcher.forked and launcher.alive() and launcher.preload_failed == []
+        assert "pipeline.launcher" in " ".join(psutil.Process(launcher.pid).cmdline())
+    finally:
+        launcher.close()
+    assert not launcher.alive()

@@ -12,7 +12,7 @@ from typing import Any
 
 from pipeline.errors import PipelineError
 from stages.executor.api.request import StepDataError, collect, truthy
-from stages.executor.api.step import SESSION_KEY, AssertionFailed, StepEnv, run_block
+from stages.executor.api.step import POOL_KEY, SESSION_KEY, AssertionFailed, StepEnv, run_block
 from stages.executor.common.assertion import compare
 from stages.executor.common.functions import FunctionLibrary
 from stages.executor.common.params import convert_params
@@ -76,6 +76,9 @@ class ApiRunner:
         session = ctx.shared.pop(SESSION_KEY, None)
         if session is not None:
             session.close()
+        pool = ctx.shared.pop(POOL_KEY, None)
+        if pool is not None:
+            pool.close()
         ctx.shared.pop(FILES_KEY, None)
 
 

@@ -2,13 +2,18 @@
 post items; an assertion failure is raised only after relations and post items ran."""
 from __future__ import annotations
 
+import functools
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
+import requests.adapters
+import requests.utils
 
 from pipeline.errors import PipelineError
 from pipeline.models import AssertData
@@ -24,6 +29,7 @@ from stages.executor.common.variables import Variables
 __all__ = ["AssertionFailed", "StepEnv", "run_block"]
 
 SESSION_KEY = "api.session"
+POOL_KEY = "api.pool"           # ctx.shared: the collection's HTTP connection pool (see _new_session)
 
 
 class AssertionFailed(PipelineError):
@@ -107,27 +113,64 @@ def _sql_spec(env: StepEnv, value: Any) -> dict[str, Any] | None:
 
 # -- send -------------------------------------------------------------------------------------------------
 
+def _new_session(env: StepEnv) -> requests.Session:
+    """A session with its own cookie jar (the §4.2 semantics) over the collection's one connection pool:
+    keep-alive connections are reused between the steps and cases of a collection instead of a TCP connect
+    per request (a fresh ``requests.Session`` has a fresh pool). Cookies never travel through the pool."""
+    pool = env.shared.get(POOL_KEY)
+    if pool is None:
+        pool = env.shared[POOL_KEY] = requests.adapters.HTTPAdapter()
+    s = _Session()
+    s.mount("https://", pool)
+    s.mount("http://", pool)
+    return s
+
+
+class _Session(requests.Session):
+    """requests reads the whole environment twice per send to find proxies (``trust_env``); an executor's
+    environment does not change while it runs, so the answer per (scheme, host, ``no_proxy``) is kept and the
+    same settings are merged as requests would (CA bundle variables included)."""
+
+    def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any) -> Any:
+        if not self.trust_env:
+            return super().merge_environment_settings(url, proxies, stream, verify, cert)
+        proxies = {} if proxies is None else proxies
+        parts = urlsplit(str(url))
+        for k, v in _environ_proxies(parts.scheme, parts.netloc, proxies.get("no_proxy")).items():
+            proxies.setdefault(k, v)
+        if verify is True or verify is None:
+            verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or verify
+        self.trust_env = False                # the environment part is done above
+        try:
+            return super().merge_environment_settings(url, proxies, stream, verify, cert)
+        finally:
+            self.trust_env = True
+
+
+@functools.lru_cache(maxsize=256)
+def _environ_proxies(scheme: str, netloc: str, no_proxy: str | None) -> dict[str, str]:
+    return dict(requests.utils.get_environ_proxies(f"{scheme}://{netloc}/", no_proxy=no_proxy))
+
+
 def _session(env: StepEnv, controller: dict[str, Any]) -> tuple[requests.Session, Callable[[], None]]:
-    """The session for this send and what to do afterwards (§4.2 session table)."""
+    """The session for this send and what to do afterwards (§4.2 session table). A session that is done
+    with is dropped, not closed: closing it would close the collection's pool (``close_shared`` does)."""
     use, save = truthy(controller.get("useSession")), truthy(controller.get("saveSession"))
     shared = env.shared.get(SESSION_KEY)
     if use and save:
         if shared is None:
-            shared = env.shared[SESSION_KEY] = requests.Session()
+            shared = env.shared[SESSION_KEY] = _new_session(env)
         return shared, lambda: None
-    fresh = requests.Session()
+    fresh = _new_session(env)
     if use:
         if shared is not None:
             fresh.cookies.update(shared.cookies.copy())
-        return fresh, fresh.close
+        return fresh, lambda: None
     if save:
         def replace() -> None:
-            old = env.shared.get(SESSION_KEY)
             env.shared[SESSION_KEY] = fresh
-            if old is not None:
-                old.close()
         return fresh, replace
-    return fresh, fresh.close
+    return fresh, lambda: None
 
 
 def send(env: StepEnv, request: Prepared, controller: dict[str, Any]) -> Exchange:

@@ -1,7 +1,9 @@
 """Reference §4.2: URL/REST/query/headers, every body type, files, sessions, proxies, verify/stream, timeout."""
 from __future__ import annotations
 
+import http.server
 import json
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -12,7 +14,7 @@ import pytest
 
 from pipeline.models import CaseResult, Status
 from stages.executor.context import RunSettings
-from tests.stages.executor.api.conftest import make_ctx
+from tests.stages.executor.api.conftest import make_ctx, step
 
 Run = Callable[..., CaseResult]
 Mk = Callable[..., dict[str, Any]]
@@ -201,3 +203,57 @@ def test_timing_phases_of_the_exchange(run_case: Run, mkstep: Mk) -> None:
     assert t["headers_ms"] >= 300 - 5                  # the server slept 300 ms before sending its headers
     assert t["total_ms"] >= t["headers_ms"] and t["body_ms"] >= 0
     assert result.transactionList[0]["during"] == int(t["total_ms"]) or abs(result.transactionList[0]["during"] - t["total_ms"]) < 1
+
+
+class _Counting(http.server.BaseHTTPRequestHandler):
+    """HTTP/1.1 keep-alive; counts connections; /login sets a cookie, /echo answers the Cookie it got."""
+    protocol_version = "HTTP/1.1"
+    connections = 0
+
+    def setup(self) -> None:
+        type(self).connections += 1
+        super().setup()
+
+    def do_GET(self) -> None:
+        body = json.dumps({"cookie": self.headers.get("Cookie")}).encode()
+        self.send_response(200)
+        if self.path.startswith("/login"):
+            self.send_header("Set-Cookie", "sid=abc; Path=/")
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_fresh_sessions_of_a_collection_share_connections_not_cookies(run_case: Run, tmp_path: Path) -> None:
+    """§4.2: without useSession/saveSession every send has a fresh session (no cookie of another send), yet
+    the collection's sends reuse one keep-alive connection instead of a TCP connect each."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Counting)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        ctx = make_ctx(tmp_path)
+        mk = lambda path: step(base, path)  # noqa: E731
+        first = run_case([mk("/login"), mk("/echo")], ctx=ctx)
+        second = run_case([mk("/echo"), mk("/login"), mk("/echo")], ctx=ctx)     # the next case of the collection
+        assert first.status == Status.PASS and second.status == Status.PASS, first.transactionList[0]["log"]
+        assert echo(first, 1) == {"cookie": None} and echo(second, 2) == {"cookie": None}
+        assert _Counting.connections == 1
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_proxy_from_the_environment_and_no_proxy_are_honoured(run_case: Run, mkstep: Mk, base_url: str,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """requests' environment handling (kept per host by the runner) is unchanged: HTTP_PROXY routes a send
+    through the proxy (the demo server answers an absolute-form request line), NO_PROXY exempts a host."""
+    monkeypatch.setenv("HTTP_PROXY", base_url)
+    monkeypatch.setenv("NO_PROXY", "liuma-direct.invalid")
+    via = run_case([mkstep("/api/echo", url="http://liuma-env-proxied.invalid")])
+    assert echo(via)["path"] == "http://liuma-env-proxied.invalid/api/echo"
+    direct = run_case([mkstep("/api/echo", url="http://liuma-direct.invalid")])
+    assert direct.status != Status.PASS and "请求发送失败" in direct.transactionList[0]["log"]     # not via the proxy: no such host
