@@ -13,22 +13,10 @@ from pathlib import Path
 from .errors import ConfigError, StageError
 from .log import setup_logging
 from .orphans import SUPERVISOR_ENV, die_with_parent
+from .profiling import profiled
 from .topology import STAGE_KINDS, RunSpec
 
 EX_CONFIG = 78
-PROFILE_ENV = "LIUMA_PROFILE_DIR"      # set: each stage dumps a cProfile of its run to <dir>/<name>.<pid>.prof
-
-
-def _run_profiled(stage: object, name: str) -> None:
-    """Run the stage under cProfile (for finding what costs per case; see bench/README or docs/architecture.md)."""
-    import cProfile
-    prof = cProfile.Profile()
-    try:
-        prof.runcall(stage.run_forever)          # type: ignore[attr-defined]
-    finally:
-        out = Path(os.environ[PROFILE_ENV])
-        out.mkdir(parents=True, exist_ok=True)
-        prof.dump_stats(str(out / f"{name}.{os.getpid()}.prof"))
 
 
 def main(argv: list[str]) -> int:
@@ -51,7 +39,7 @@ def main(argv: list[str]) -> int:
     module = importlib.import_module(f"stages.{kind}")
     stage = module.STAGE(name, inc, spec)
     try:
-        _run_profiled(stage, name) if os.environ.get(PROFILE_ENV) else stage.run_forever()
+        profiled(stage.run_forever, name)()        # LIUMA_PROFILE_DIR: a cProfile of the stage's loop
     except (ConfigError, StageError) as e:
         logging.getLogger(name).error("%s cannot run: %s", name, e)
         print(f"{name}: {e}", file=sys.stderr)

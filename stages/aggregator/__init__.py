@@ -11,6 +11,7 @@ final answers come back to the machine as ``Reported`` events on the stage's tic
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import json
 import os
 import time
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from pipeline.codec import Envelope
+from pipeline.gc_policy import FreezePolicy, freeze_young
 from pipeline.journal import AppendLog
 from pipeline.messages import (
     CaseReported,
@@ -84,6 +86,17 @@ class Aggregator(Stage):
         self._unsynced = False
         self._ingest_max = self._tick_max = 0.0
         self._ingest_n = self._ingest_slow = 0
+        self._gc_t0 = 0.0
+        self._gc_max: dict[int, float] = {}               # generation -> its longest collection (s): stats
+        gc.callbacks.append(self._gc_timed)
+        self._freeze = FreezePolicy()
+
+    def _gc_timed(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._gc_t0 = time.perf_counter()
+        else:
+            gen = info.get("generation", 0)
+            self._gc_max[gen] = max(self._gc_max.get(gen, 0.0), time.perf_counter() - self._gc_t0)
 
     @property
     def tasks(self) -> dict[str, TaskAgg]:
@@ -160,6 +173,8 @@ class Aggregator(Stage):
                 del self._finals[task_id]
                 self.feed(Reported(task_id, {k: str(v) for k, v in fut.result().items()}, tuple(self.storage_faults)))
         self.feed(Tick())
+        if self._freeze.due(self.clock.monotonic(), self._ingest_n):
+            freeze_young()                      # the heap of results out of full collections (pipeline/gc_policy.py)
         self._tick_max = max(self._tick_max, time.perf_counter() - t0)      # stats: the loop's own bookkeeping
 
     # -- commands ---------------------------------------------------------------------------------
@@ -238,7 +253,9 @@ class Aggregator(Stage):
         base["results"] = sum(len(a.results) for a in self.tasks.values())
         base["reports"] = {"backlog": self.reports.backlog(), "ingest_max_ms": round(self._ingest_max * 1000, 1),
                            "ingested": self._ingest_n, "ingest_over_50ms": self._ingest_slow,
-                           "tick_max_ms": round(self._tick_max * 1000, 1), **self.reports.stats}
+                           "tick_max_ms": round(self._tick_max * 1000, 1),
+                           "gc_max_ms": {str(g): round(t * 1000, 1) for g, t in sorted(self._gc_max.items())},
+                           **self.reports.stats}
         base["tasks"] = [{"task_id": a.task_id, "name": a.name, "cases": a.cases, "results": len(a.results),
                           "started_at": a.started_at, "finishing": a.expected is not None}
                          for a in self.tasks.values() if not a.reported]

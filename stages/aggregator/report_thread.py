@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.models import CaseResult
+from pipeline.profiling import profiled
 from pipeline.storage import fault_text
 from stages.aggregator.writers import TaskReportMeta
 from stages.aggregator.writers.builder import ReportBuilder
@@ -41,7 +42,7 @@ class ReportThread:
         self._dirty: set[str] = set()
         self._gap = min_gap
         self._last_partial = time.monotonic()
-        self._thread = threading.Thread(target=self._run, name="aggregator-reports", daemon=True)
+        self._thread = threading.Thread(target=profiled(self._run, "aggregator-reports"), name="aggregator-reports", daemon=True)
         self.stats: dict[str, Any] = {"partials": 0, "partial_max_s": 0.0, "final_s": 0.0, "rendered": 0}
         self.faults: list[str] = []     # failed writes (fault_text), drained by the stage's loop: sockets stay on it
 
