@@ -67,6 +67,8 @@ class FakeMailbox:
 
     # the parts of Mailbox a Stage's tick() touches, as no-ops
     def flush_acks(self) -> None: ...
+    def cork(self) -> None: ...          # sends are recorded at once: a turn's batching is the real Mailbox's
+    def uncork(self) -> None: ...
     def resend_due(self) -> int:
         return 0
 

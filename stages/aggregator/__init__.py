@@ -25,6 +25,7 @@ from pipeline.gc_policy import FreezePolicy, freeze_young
 from pipeline.journal import AppendLog
 from pipeline.messages import (
     CaseReported,
+    CasesReported,
     Kind,
     Message,
     ResultRecord,
@@ -84,19 +85,24 @@ class Aggregator(Stage):
         self._finals: dict[str, Future[dict[str, Path]]] = {}
         self._fwd_pending: dict[str, str] = {}            # msg_id -> forward mark, until the uploader acks
         self._unsynced = False
+        self._progress: list[dict[str, Any]] = []         # case.reported bodies of this loop turn
         self._ingest_max = self._tick_max = 0.0
         self._ingest_n = self._ingest_slow = 0
-        self._gc_t0 = 0.0
+        self._gc_t0 = self._gc_c0 = 0.0
+        self._gc_cpu: dict[int, float] = {}
         self._gc_max: dict[int, float] = {}               # generation -> its longest collection (s): stats
         gc.callbacks.append(self._gc_timed)
         self._freeze = FreezePolicy()
 
     def _gc_timed(self, phase: str, info: dict[str, int]) -> None:
+        """Stats: each generation's longest collection, wall and CPU (on a loaded machine the wall time of a
+        collection also holds the time the process was not scheduled)."""
         if phase == "start":
-            self._gc_t0 = time.perf_counter()
+            self._gc_t0, self._gc_c0 = time.perf_counter(), time.thread_time()
         else:
             gen = info.get("generation", 0)
             self._gc_max[gen] = max(self._gc_max.get(gen, 0.0), time.perf_counter() - self._gc_t0)
+            self._gc_cpu[gen] = max(self._gc_cpu.get(gen, 0.0), time.thread_time() - self._gc_c0)
 
     @property
     def tasks(self) -> dict[str, TaskAgg]:
@@ -163,6 +169,7 @@ class Aggregator(Stage):
         if self._unsynced:
             self.journal.sync()          # acks go out only after this: at-least-once, durably
             self._unsynced = False
+        self._send_progress()            # the turn's attempts, journaled: one cases.reported
 
     def on_tick(self) -> None:
         t0 = time.perf_counter()
@@ -223,15 +230,23 @@ class Aggregator(Stage):
 
     def attempt_recorded(self, res: CaseResult) -> None:
         """Once per new attempt, after it is journaled: its run-history row (written by the before-ack flush)
-        and the supervisor's live progress (``case.reported``)."""
+        and the supervisor's live progress (``case.reported``, sent with the loop turn's others as one
+        ``cases.reported`` by ``_send_progress``)."""
         self._history_row(res)
+        self._progress.append(CaseReported(
+            task_id=res.taskId, case_id=res.caseId, name=res.caseName, status=res.status, outcome=res.outcome,
+            runTimes=res.runTimes, elapsed_ms=max(0, res.endTime - res.startTime), reason=res.reason,
+            executor=res.executor, collection_id=res.collectionId, index=res.index, case_type=res.caseType).to_wire())
+
+    def _send_progress(self) -> None:
+        """This loop turn's ``case.reported`` bodies in one frame: best effort (the results are journaled)."""
+        if not self._progress:
+            return
+        batch, self._progress = self._progress, []
         try:
-            self.mailbox.send("supervisor", CaseReported(
-                task_id=res.taskId, case_id=res.caseId, name=res.caseName, status=res.status, outcome=res.outcome,
-                runTimes=res.runTimes, elapsed_ms=max(0, res.endTime - res.startTime), reason=res.reason,
-                executor=res.executor, collection_id=res.collectionId, index=res.index, case_type=res.caseType))
+            self.mailbox.send("supervisor", CasesReported(cases=batch))
         except Exception as e:  # noqa: BLE001 - progress is best effort; the result is journaled already
-            self.log.debug("case.reported not sent: %s", e)
+            self.log.debug("cases.reported (%d) not sent: %s", len(batch), e)
 
     def _write_metadata(self, path: Path, doc: dict[str, Any]) -> None:
         try:
@@ -243,6 +258,7 @@ class Aggregator(Stage):
             self.storage_fault(fault_text(e, path))
 
     def on_stop(self) -> None:
+        self._send_progress()
         self.reports.stop()
         self.history.close()
         self.journal.sync()
@@ -255,6 +271,7 @@ class Aggregator(Stage):
                            "ingested": self._ingest_n, "ingest_over_50ms": self._ingest_slow,
                            "tick_max_ms": round(self._tick_max * 1000, 1),
                            "gc_max_ms": {str(g): round(t * 1000, 1) for g, t in sorted(self._gc_max.items())},
+                           "gc_cpu_max_ms": {str(g): round(t * 1000, 1) for g, t in sorted(self._gc_cpu.items())},
                            **self.reports.stats}
         base["tasks"] = [{"task_id": a.task_id, "name": a.name, "cases": a.cases, "results": len(a.results),
                           "started_at": a.started_at, "finishing": a.expected is not None}
