@@ -41,6 +41,7 @@ class FakeMailbox:
     dead_lettered: int = 0
     sent_to: dict[str, int] = field(default_factory=dict)
     received: int = 0
+    pushes: int = 0
 
     def send(self, peer: str, body: Message, *, msg_id: str | None = None) -> str:
         mid = msg_id or new_id()
