@@ -14,6 +14,7 @@ import datetime as dt
 import gc
 import json
 import os
+import sys
 import time
 from concurrent.futures import Future
 from dataclasses import replace
@@ -66,6 +67,8 @@ from .report_thread import ReportThread
 
 __all__ = ["ENGINE_VERSION", "STAGE", "Aggregator"]
 
+SWITCH_INTERVAL_S = 0.0005
+
 
 class Aggregator(Stage):
     POLL_MS = 100
@@ -86,6 +89,7 @@ class Aggregator(Stage):
         self._fwd_pending: dict[str, str] = {}            # msg_id -> forward mark, until the uploader acks
         self._unsynced = False
         self._progress: list[dict[str, Any]] = []         # case.reported bodies of this loop turn
+        self._switch = sys.getswitchinterval()
         self._ingest_max = self._tick_max = 0.0
         self._ingest_n = self._ingest_slow = 0
         self._gc_t0 = self._gc_c0 = 0.0
@@ -124,6 +128,11 @@ class Aggregator(Stage):
         self.journal.open()
         if n:
             self.log.info("rebuilt state from %d journal records (%d tasks)", n, len(self.tasks))
+        # the report thread renders in pure Python: every socket, journal or database call of this loop releases
+        # the GIL and then waited up to the default 5 ms switch interval to get it back, once per message; at
+        # 0.5 ms ingest waits at most that long per call, and the report thread still gets the rest
+        self._switch = sys.getswitchinterval()
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
         self.reports.start()
         self.mailbox.on_ack = self._acked
         self.feed(Recovered())
@@ -260,6 +269,7 @@ class Aggregator(Stage):
     def on_stop(self) -> None:
         self._send_progress()
         self.reports.stop()
+        sys.setswitchinterval(self._switch)
         self.history.close()
         self.journal.sync()
         self.journal.close()
