@@ -125,6 +125,11 @@ class Message:
         why = problem(body, cls)
         if why:
             raise ValueError(why)
+        return cls.of_checked(body)
+
+    @classmethod
+    def of_checked(cls, body: Mapping[str, Any]) -> typing.Self:
+        """The typed body of a map ``body_problem`` already passed (the codec checks each frame once)."""
         return cls(**{f: body[f] for f, _ in fields_of(cls) if f in body})
 
 
