@@ -135,9 +135,12 @@ class Executor(Stage):
     def on_events(self, events: dict[Any, int]) -> None:
         assert self.worker is not None
         news = False
-        for ev in self.worker.drain():
+        drained = self.worker.drain()
+        ended = {_attempt(ev) for ev in drained if isinstance(ev, CaseFinished)}
+        for ev in drained:
             if isinstance(ev, CaseStarted):     # the supervisor's deadline clock runs already (the notice);
-                self.mailbox.send("scheduler", ev)
+                if _attempt(ev) not in ended:   # a start whose end is in this same batch tells the scheduler nothing
+                    self.mailbox.send("scheduler", ev)
                 news = True                                # `status` shows the case now (a light heartbeat)
             elif isinstance(ev, CaseFinished):
                 # the result travels with case.finished: the scheduler journals it with the attempt before it
@@ -243,6 +246,10 @@ class Executor(Stage):
         if self.admitter is not None:
             base["parked"] = self.admitter.parked
         return base
+
+
+def _attempt(ev: CaseStarted | CaseFinished) -> tuple[str, str, str, int, int]:
+    return ev.unit_id, ev.collection_id, ev.case_id, ev.index, ev.run_times
 
 
 STAGE = Executor
