@@ -81,7 +81,9 @@ class Aggregator(Stage):
             report_dir=str(spec.report_dir), storage_root=Path(spec.storage_root),
             engine_code=spec.setting("Engine", "engine-code") or "local", secrets=tuple(secrets),
             platform=bool(spec.setting("Platform", "url"))))
-        self.journal = AppendLog(Path(spec.run_dir) / "state" / "aggregator.journal", on_error=self.storage_fault)
+        # buffered until before_ack's sync: everything this stage sends about a record leaves after that
+        self.journal = AppendLog(Path(spec.run_dir) / "state" / "aggregator.journal", on_error=self.storage_fault,
+                                 flush_each=False)
         self.reports = ReportThread(self.log)
         self.history = HistoryWriter(lambda: self.spec, self.log)    # <storage>/history.sqlite: a row per new attempt
         self._notes: dict[str, dict[str, Any]] = {}       # task -> its task.reported's history notes (sent and forwarded)
