@@ -118,11 +118,17 @@ def run(cases: int, workers: int, extra_ini: str = "", root: Path = ROOT) -> dic
         planned = _log_time(logs / "scheduler.log", r"stage.scheduler: task noop planned") or first
         reported = _log_time(logs / "aggregator.log", r"stage.aggregator: task noop reported") or last
         span = last - first
+        try:
+            m = re.search(r"final reports of noop: \d+ attempts; waited ([\d.]+) s for the attempts queued before, wrote in ([\d.]+) s",
+                          (logs / "aggregator.log").read_text(encoding="utf-8"))
+        except OSError:
+            m = None
+        final = (float(m.group(1)), float(m.group(2))) if m else (float("nan"), float("nan"))
         cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
         return {"cases": len(rows), "wall": wall, "span": span, "rate": len(rows) / span if span else 0,
                 "startup": planned - start_epoch, "first_dispatch_ms": (first - planned) * 1000,
                 "reports": reported - last, "shutdown": start_epoch + wall - reported, "cpu": cpu,
-                "mem": mem, "stats": stats, "cpu_by_stage": cpu_by_stage}
+                "mem": mem, "stats": stats, "cpu_by_stage": cpu_by_stage, "final": final}
 
 
 def _share(part: float, whole: float) -> str:
@@ -151,7 +157,8 @@ def main() -> None:
             print(f"{label:>7} {res['cases']:>6} {res['wall']:>7.2f} {res['startup']:>7.2f}s {res['first_dispatch_ms']:>7.0f}ms "
                   f"{res['span']:>7.2f}s {res['reports']:>7.2f}s {_share(res['reports'], res['span']):>8} {res['shutdown']:>7.2f}s "
                   f"{res['rate']:>8.0f} {res['cpu']:>6.1f} {agg.get('ingest_max_ms', float('nan')):>8.1f}ms "
-                  f"({agg.get('ingest_over_50ms', '?')} of {agg.get('ingested', '?')} > 50 ms; tick max {agg.get('tick_max_ms', '?')} ms)",
+                  f"({agg.get('ingest_over_50ms', '?')} of {agg.get('ingested', '?')} > 50 ms; tick max {agg.get('tick_max_ms', '?')} ms) "
+                  f"final: backlog {res['final'][0]:.2f}s + write {res['final'][1]:.2f}s",
                   flush=True)
     last = results[-1]
     print(f"\nmax RSS per stage (MB), {last['cases']}-case run:")
@@ -164,6 +171,8 @@ def main() -> None:
     for src, st in sorted(last["stats"].items()):
         for dst, n in sorted((st.get("sent_to") or {}).items()):
             print(f"  {src:>11} -> {dst:<11} {n:>7}  " + (f"{n / last['span']:>8.0f}/s" if last["span"] else "(one case: no span)"))
+    print("ZeroMQ messages sent per stage (a loop turn's frames to one peer leave as one multipart message):")
+    print("  " + ", ".join(f"{src} {st['pushes']}" for src, st in sorted(last["stats"].items()) if "pushes" in st))
     print("targets: >= 2,500 no-op cases/s at 50,000; reports <= 10 % of running at 10,000 and 50,000; "
           "first dispatch < 1 s after the plan; ingest never blocked > 50 ms")
 

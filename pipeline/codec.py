@@ -110,5 +110,5 @@ def decode(data: bytes) -> Envelope[Message]:
     problem = body_problem(k, body)
     if problem:
         raise CodecError(f"{k.value} {who}: body {problem}")
-    typed = BODIES[k].from_wire(body)
+    typed = BODIES[k].of_checked(body)             # checked just above: not twice
     return Envelope(kind=k, body=typed, src=src, inc=inc, msg_id=msg_id, sent_at=sent_at, v=v)

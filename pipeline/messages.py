@@ -18,7 +18,7 @@ from typing import Any, ClassVar, TypedDict
 
 from .shapes import fields_of, problem
 
-__all__ = ["BODIES", "RELIABLE", "REQUIRED", "Ack", "CaseDeadline", "CaseFinished", "CaseReported", "CaseStarted",
+__all__ = ["BODIES", "RELIABLE", "REQUIRED", "Ack", "CaseDeadline", "CaseFinished", "CaseReported", "CaseStarted", "CasesReported",
            "ConfigReload", "Current", "DeviceProbe", "ExecutorStatus", "Kind", "Message", "Probe", "ResultRecord",
            "StageDied", "StageFatal", "StageHeartbeat", "StageKill", "StageStop", "TaskFinished", "TaskKeepalive", "TaskPlanned",
            "TaskReleased", "TaskReported", "TaskStop", "TaskStopped", "TaskSubmit", "Totals", "UnitDone", "UnitRun", "Victim",
@@ -42,7 +42,8 @@ class Kind(str, enum.Enum):
     TASK_REPORTED = "task.reported"        # aggregator -> supervisor / uploader
     TASK_STOPPED = "task.stopped"          # fetcher -> uploader (platform mode): the platform ended these tasks
     TASK_KEEPALIVE = "task.keepalive"      # fetcher -> uploader (platform mode): a task in flight needs an empty upload
-    CASE_REPORTED = "case.reported"        # aggregator -> supervisor
+    CASE_REPORTED = "case.reported"        # aggregator -> supervisor (one attempt; still accepted)
+    CASES_REPORTED = "cases.reported"      # aggregator -> supervisor: the attempts of one loop turn, each a case.reported
     STAGE_HEARTBEAT = "stage.heartbeat"    # every stage -> supervisor
     STAGE_FATAL = "stage.fatal"            # a stage -> supervisor: cannot go on, do not restart (no stage sends it yet)
     STAGE_DIED = "stage.died"              # supervisor -> scheduler
@@ -124,6 +125,11 @@ class Message:
         why = problem(body, cls)
         if why:
             raise ValueError(why)
+        return cls.of_checked(body)
+
+    @classmethod
+    def of_checked(cls, body: Mapping[str, Any]) -> typing.Self:
+        """The typed body of a map ``body_problem`` already passed (the codec checks each frame once)."""
         return cls(**{f: body[f] for f, _ in fields_of(cls) if f in body})
 
 
@@ -300,6 +306,15 @@ class CaseReported(Message):
     collection_id: str | None = None
     index: int | None = None
     case_type: str | None = None
+
+
+@dataclass(frozen=True)
+class CasesReported(Message):
+    """Several ``case.reported`` bodies in one frame (the aggregator sends one per loop turn: one frame per
+    attempt was a third of what the supervisor decoded); each is checked on its own when unpacked, so one bad
+    entry is dead-lettered alone."""
+    KIND = Kind.CASES_REPORTED
+    cases: list[dict[str, Any]]
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ receives exactly the keys of reference §7.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import enum
 import time
@@ -56,11 +57,51 @@ class _Record:
 
     @classmethod
     def from_dict(cls: type[T], data: dict[str, Any]) -> T:
-        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        names = _names(cls)
         return cls(**{k: v for k, v in data.items() if k in names})
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)  # type: ignore[call-overload, no-any-return]
+        """``dataclasses.asdict`` (same result: nested records as dicts, containers and values copied), without
+        its per-field reflection: a result was converted once per attempt in the executor and the aggregator."""
+        out: dict[str, Any] = _plain(self)
+        return out
+
+
+_NAMES: dict[type, frozenset[str]] = {}
+_ORDER: dict[type, tuple[str, ...]] = {}
+_ATOMS = (str, int, float, bool, type(None), bytes)
+
+
+def _names(cls: type) -> frozenset[str]:
+    names = _NAMES.get(cls)
+    if names is None:
+        _ORDER[cls] = tuple(f.name for f in dataclasses.fields(cls))
+        names = _NAMES[cls] = frozenset(_ORDER[cls])
+    return names
+
+
+def _plain(v: Any) -> Any:
+    t = type(v)
+    if t in _ATOMS:
+        return v
+    if t is list:
+        return [_plain(x) for x in v]
+    if t is dict:
+        return {_plain(k): _plain(x) for k, x in v.items()}
+    if dataclasses.is_dataclass(v) and not isinstance(v, type):
+        if t not in _ORDER:
+            _names(t)
+        return {name: _plain(getattr(v, name)) for name in _ORDER[t]}
+    if isinstance(v, enum.Enum):
+        return v                            # deepcopy keeps an enum member itself
+    if isinstance(v, tuple):                # asdict's rules for the rarer shapes
+        items = [_plain(x) for x in v]
+        return t(*items) if hasattr(v, "_fields") else t(items)
+    if isinstance(v, list):
+        return t(_plain(x) for x in v)
+    if isinstance(v, dict):
+        return t((_plain(k), _plain(x)) for k, x in v.items())
+    return copy.deepcopy(v)
 
 
 @dataclass(slots=True)

@@ -3,17 +3,20 @@
 Each stage process (and the ``run``/``start`` process) writes ``DIR/<name>-<pid>.prof`` (cProfile, for
 ``python -m pstats``; not with ``LIUMA_PROFILE=cpu:DIR``, which keeps only the marks and the CPU figures,
 undistorted by the profiler) and ``DIR/<name>-<pid>.json`` (wall-clock marks with the process's CPU seconds so far,
-and its CPU seconds at exit: user, system). ``bench/launcher.py --profile`` prints them as one timeline. Unset: no cost.
+and its CPU seconds at exit: user, system). ``bench/launcher.py --profile`` prints them as one timeline. cProfile sees only the thread it runs in, so a
+stage's own threads (the aggregator's report thread, an executor's unit threads) are wrapped one by one with
+:func:`profiled`. Unset: no cost.
 """
 from __future__ import annotations
 
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ENV", "Profile", "mark"]
+__all__ = ["ENV", "Profile", "mark", "profiled"]
 
 ENV = "LIUMA_PROFILE"
 _MARKS: list[tuple[str, float, float]] = []
@@ -60,3 +63,24 @@ class Profile:
                                                              "system": t.system, "marks": _MARKS}))
         except OSError:                      # a profile that cannot be written never fails the process
             pass
+
+
+def profiled(target: Callable[[], None], name: str) -> Callable[[], None]:
+    """``target`` itself, or ``target`` under cProfile dumping ``DIR/<name>-<pid>.prof`` when ``LIUMA_PROFILE``
+    names a directory (not in ``cpu:`` mode): the way to profile a thread."""
+    value = os.environ.get(ENV) or ""
+    if not value or value.startswith("cpu:"):
+        return target
+
+    def run() -> None:
+        import cProfile
+        prof = cProfile.Profile()
+        try:
+            prof.runcall(target)
+        finally:
+            try:
+                Path(value).mkdir(parents=True, exist_ok=True)
+                prof.dump_stats(str(Path(value) / f"{name}-{os.getpid()}.prof"))
+            except OSError:
+                pass
+    return run

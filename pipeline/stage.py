@@ -85,6 +85,13 @@ class Stage:
     # -- one turn --------------------------------------------------------------------------------
     def tick(self, timeout_ms: int | None = None) -> None:
         events = self.mailbox.poll(self.POLL_MS if timeout_ms is None else timeout_ms)
+        self.mailbox.cork()             # the turn's frames leave together, per peer, when it ends (transport.py)
+        try:
+            self._turn(events)
+        finally:
+            self.mailbox.uncork()
+
+    def _turn(self, events: dict[Any, int]) -> None:
         self.on_events(events)
         handled = 0
         while True:
@@ -177,7 +184,7 @@ class Stage:
 
     def stats(self) -> dict[str, Any]:
         base = {"outbox": len(self.mailbox.outbox), "dead_lettered": self.mailbox.dead_lettered,
-                "sent_to": dict(self.mailbox.sent_to), "received": self.mailbox.received,
+                "sent_to": dict(self.mailbox.sent_to), "pushes": self.mailbox.pushes, "received": self.mailbox.received,
                 "storage_faults": list(self.storage_faults)}
         observed = local_snapshot()          # histograms for the supervisor's metrics (pipeline/metrics.py)
         if observed:

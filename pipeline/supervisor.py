@@ -19,6 +19,7 @@ import os
 import shutil
 import signal
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar, cast
 
@@ -31,6 +32,7 @@ from .log import LIFECYCLE_FORMAT
 from .messages import (
     CaseDeadline,
     CaseReported,
+    CasesReported,
     Kind,
     Message,
     StageDied,
@@ -230,6 +232,19 @@ class Supervisor:
         if self.on_case and isinstance(env.body, CaseReported):
             self.on_case(env.body.to_wire())
 
+    def on_cases_reported(self, env: Envelope[Message]) -> None:
+        """A batch of ``case.reported``: each entry handled as if it had come alone (logs, metrics, progress)."""
+        if not isinstance(env.body, CasesReported):
+            return
+        for i, item in enumerate(env.body.cases):
+            try:
+                body = CaseReported.from_wire(item)
+            except (TypeError, ValueError) as e:
+                logging.getLogger("pipeline.deadletter").warning(
+                    "supervisor: cases.reported from %s: entry %d dropped: %s", env.src, i, e)
+                continue
+            self._handle(replace(env, kind=Kind.CASE_REPORTED, body=body))
+
     def on_task_reported(self, env: Envelope[Message]) -> None:
         b = env.body
         if not isinstance(b, TaskReported) or any(r["task_id"] == b.task_id for r in self.reported):
@@ -260,7 +275,7 @@ class Supervisor:
 
     HANDLERS: ClassVar[dict[Kind, Handler]] = {
         Kind.STAGE_HEARTBEAT: on_heartbeat, Kind.CASE_DEADLINE: on_case_deadline, Kind.CASE_REPORTED: on_case_reported,
-        Kind.TASK_REPORTED: on_task_reported, Kind.STAGE_FATAL: on_stage_fatal, Kind.STAGE_KILL: on_stage_kill,
+        Kind.CASES_REPORTED: on_cases_reported, Kind.TASK_REPORTED: on_task_reported, Kind.STAGE_FATAL: on_stage_fatal, Kind.STAGE_KILL: on_stage_kill,
     }
 
     def _note_faults(self, stage: str, faults: Any) -> None:

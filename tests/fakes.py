@@ -41,6 +41,7 @@ class FakeMailbox:
     dead_lettered: int = 0
     sent_to: dict[str, int] = field(default_factory=dict)
     received: int = 0
+    pushes: int = 0
 
     def send(self, peer: str, body: Message, *, msg_id: str | None = None) -> str:
         mid = msg_id or new_id()
@@ -67,6 +68,8 @@ class FakeMailbox:
 
     # the parts of Mailbox a Stage's tick() touches, as no-ops
     def flush_acks(self) -> None: ...
+    def cork(self) -> None: ...          # sends are recorded at once: a turn's batching is the real Mailbox's
+    def uncork(self) -> None: ...
     def resend_due(self) -> int:
         return 0
 

@@ -11,8 +11,10 @@ final answers come back to the machine as ``Reported`` events on the stage's tic
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import json
 import os
+import sys
 import time
 from concurrent.futures import Future
 from dataclasses import replace
@@ -20,9 +22,11 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from pipeline.codec import Envelope
+from pipeline.gc_policy import FreezePolicy, freeze_young
 from pipeline.journal import AppendLog
 from pipeline.messages import (
     CaseReported,
+    CasesReported,
     Kind,
     Message,
     ResultRecord,
@@ -63,6 +67,8 @@ from .report_thread import ReportThread
 
 __all__ = ["ENGINE_VERSION", "STAGE", "Aggregator"]
 
+SWITCH_INTERVAL_S = 0.0005
+
 
 class Aggregator(Stage):
     POLL_MS = 100
@@ -75,15 +81,34 @@ class Aggregator(Stage):
             report_dir=str(spec.report_dir), storage_root=Path(spec.storage_root),
             engine_code=spec.setting("Engine", "engine-code") or "local", secrets=tuple(secrets),
             platform=bool(spec.setting("Platform", "url"))))
-        self.journal = AppendLog(Path(spec.run_dir) / "state" / "aggregator.journal", on_error=self.storage_fault)
+        # buffered until before_ack's sync: everything this stage sends about a record leaves after that
+        self.journal = AppendLog(Path(spec.run_dir) / "state" / "aggregator.journal", on_error=self.storage_fault,
+                                 flush_each=False)
         self.reports = ReportThread(self.log)
         self.history = HistoryWriter(lambda: self.spec, self.log)    # <storage>/history.sqlite: a row per new attempt
         self._notes: dict[str, dict[str, Any]] = {}       # task -> its task.reported's history notes (sent and forwarded)
         self._finals: dict[str, Future[dict[str, Path]]] = {}
         self._fwd_pending: dict[str, str] = {}            # msg_id -> forward mark, until the uploader acks
         self._unsynced = False
+        self._progress: list[dict[str, Any]] = []         # case.reported bodies of this loop turn
+        self._switch = sys.getswitchinterval()
         self._ingest_max = self._tick_max = 0.0
         self._ingest_n = self._ingest_slow = 0
+        self._gc_t0 = self._gc_c0 = 0.0
+        self._gc_cpu: dict[int, float] = {}
+        self._gc_max: dict[int, float] = {}               # generation -> its longest collection (s): stats
+        gc.callbacks.append(self._gc_timed)
+        self._freeze = FreezePolicy()
+
+    def _gc_timed(self, phase: str, info: dict[str, int]) -> None:
+        """Stats: each generation's longest collection, wall and CPU (on a loaded machine the wall time of a
+        collection also holds the time the process was not scheduled)."""
+        if phase == "start":
+            self._gc_t0, self._gc_c0 = time.perf_counter(), time.thread_time()
+        else:
+            gen = info.get("generation", 0)
+            self._gc_max[gen] = max(self._gc_max.get(gen, 0.0), time.perf_counter() - self._gc_t0)
+            self._gc_cpu[gen] = max(self._gc_cpu.get(gen, 0.0), time.thread_time() - self._gc_c0)
 
     @property
     def tasks(self) -> dict[str, TaskAgg]:
@@ -105,6 +130,11 @@ class Aggregator(Stage):
         self.journal.open()
         if n:
             self.log.info("rebuilt state from %d journal records (%d tasks)", n, len(self.tasks))
+        # the report thread renders in pure Python: every socket, journal or database call of this loop releases
+        # the GIL and then waited up to the default 5 ms switch interval to get it back, once per message; at
+        # 0.5 ms ingest waits at most that long per call, and the report thread still gets the rest
+        self._switch = sys.getswitchinterval()
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
         self.reports.start()
         self.mailbox.on_ack = self._acked
         self.feed(Recovered())
@@ -150,6 +180,7 @@ class Aggregator(Stage):
         if self._unsynced:
             self.journal.sync()          # acks go out only after this: at-least-once, durably
             self._unsynced = False
+        self._send_progress()            # the turn's attempts, journaled: one cases.reported
 
     def on_tick(self) -> None:
         t0 = time.perf_counter()
@@ -160,6 +191,8 @@ class Aggregator(Stage):
                 del self._finals[task_id]
                 self.feed(Reported(task_id, {k: str(v) for k, v in fut.result().items()}, tuple(self.storage_faults)))
         self.feed(Tick())
+        if self._freeze.due(self.clock.monotonic(), self._ingest_n):
+            freeze_young()                      # the heap of results out of full collections (pipeline/gc_policy.py)
         self._tick_max = max(self._tick_max, time.perf_counter() - t0)      # stats: the loop's own bookkeeping
 
     # -- commands ---------------------------------------------------------------------------------
@@ -208,15 +241,23 @@ class Aggregator(Stage):
 
     def attempt_recorded(self, res: CaseResult) -> None:
         """Once per new attempt, after it is journaled: its run-history row (written by the before-ack flush)
-        and the supervisor's live progress (``case.reported``)."""
+        and the supervisor's live progress (``case.reported``, sent with the loop turn's others as one
+        ``cases.reported`` by ``_send_progress``)."""
         self._history_row(res)
+        self._progress.append(CaseReported(
+            task_id=res.taskId, case_id=res.caseId, name=res.caseName, status=res.status, outcome=res.outcome,
+            runTimes=res.runTimes, elapsed_ms=max(0, res.endTime - res.startTime), reason=res.reason,
+            executor=res.executor, collection_id=res.collectionId, index=res.index, case_type=res.caseType).to_wire())
+
+    def _send_progress(self) -> None:
+        """This loop turn's ``case.reported`` bodies in one frame: best effort (the results are journaled)."""
+        if not self._progress:
+            return
+        batch, self._progress = self._progress, []
         try:
-            self.mailbox.send("supervisor", CaseReported(
-                task_id=res.taskId, case_id=res.caseId, name=res.caseName, status=res.status, outcome=res.outcome,
-                runTimes=res.runTimes, elapsed_ms=max(0, res.endTime - res.startTime), reason=res.reason,
-                executor=res.executor, collection_id=res.collectionId, index=res.index, case_type=res.caseType))
+            self.mailbox.send("supervisor", CasesReported(cases=batch))
         except Exception as e:  # noqa: BLE001 - progress is best effort; the result is journaled already
-            self.log.debug("case.reported not sent: %s", e)
+            self.log.debug("cases.reported (%d) not sent: %s", len(batch), e)
 
     def _write_metadata(self, path: Path, doc: dict[str, Any]) -> None:
         try:
@@ -228,7 +269,9 @@ class Aggregator(Stage):
             self.storage_fault(fault_text(e, path))
 
     def on_stop(self) -> None:
+        self._send_progress()
         self.reports.stop()
+        sys.setswitchinterval(self._switch)
         self.history.close()
         self.journal.sync()
         self.journal.close()
@@ -238,7 +281,10 @@ class Aggregator(Stage):
         base["results"] = sum(len(a.results) for a in self.tasks.values())
         base["reports"] = {"backlog": self.reports.backlog(), "ingest_max_ms": round(self._ingest_max * 1000, 1),
                            "ingested": self._ingest_n, "ingest_over_50ms": self._ingest_slow,
-                           "tick_max_ms": round(self._tick_max * 1000, 1), **self.reports.stats}
+                           "tick_max_ms": round(self._tick_max * 1000, 1),
+                           "gc_max_ms": {str(g): round(t * 1000, 1) for g, t in sorted(self._gc_max.items())},
+                           "gc_cpu_max_ms": {str(g): round(t * 1000, 1) for g, t in sorted(self._gc_cpu.items())},
+                           **self.reports.stats}
         base["tasks"] = [{"task_id": a.task_id, "name": a.name, "cases": a.cases, "results": len(a.results),
                           "started_at": a.started_at, "finishing": a.expected is not None}
                          for a in self.tasks.values() if not a.reported]

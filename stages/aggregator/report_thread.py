@@ -3,8 +3,8 @@
 The stage's own thread only journals, de-duplicates and acks; it hands each new attempt to this thread
 through a queue and never renders or writes a report itself. The thread renders attempts as they come,
 rewrites a running task's partial reports when it has been idle for long enough (throttled: at least
-``min_gap`` s apart and 3x the last write's cost, so a large task spends at most a quarter of this thread on
-rewrites), and writes a final report when asked, after every attempt queued before the request (FIFO),
+``min_gap`` s apart and ``PARTIAL_DUTY``x the last write's cost, so a large task spends at most a tenth of
+this thread on rewrites: at 50,000 cases one rewrite costs ~2 s of the core the run needs), and writes a final report when asked, after every attempt queued before the request (FIFO),
 answering through a :class:`~concurrent.futures.Future` the stage polls on its ticks.
 
 The thread competes for the GIL, not for the stage's loop: the rendering and joins are short calls and file
@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.models import CaseResult
+from pipeline.profiling import profiled
 from pipeline.storage import fault_text
 from stages.aggregator.writers import TaskReportMeta
 from stages.aggregator.writers.builder import ReportBuilder
@@ -30,6 +31,7 @@ from stages.aggregator.writers.builder import ReportBuilder
 __all__ = ["ReportThread"]
 
 _STOP = object()
+PARTIAL_DUTY = 10       # the gap after a partial rewrite, in multiples of what it cost
 
 
 class ReportThread:
@@ -41,7 +43,7 @@ class ReportThread:
         self._dirty: set[str] = set()
         self._gap = min_gap
         self._last_partial = time.monotonic()
-        self._thread = threading.Thread(target=self._run, name="aggregator-reports", daemon=True)
+        self._thread = threading.Thread(target=profiled(self._run, "aggregator-reports"), name="aggregator-reports", daemon=True)
         self.stats: dict[str, Any] = {"partials": 0, "partial_max_s": 0.0, "final_s": 0.0, "rendered": 0}
         self.faults: list[str] = []     # failed writes (fault_text), drained by the stage's loop: sockets stay on it
 
@@ -137,6 +139,6 @@ class ReportThread:
         self._dirty.clear()
         cost = time.monotonic() - t0
         self._last_partial = time.monotonic()
-        self._gap = max(self.min_gap, 3 * cost)
+        self._gap = max(self.min_gap, PARTIAL_DUTY * cost)
         self.stats["partials"] += 1
         self.stats["partial_max_s"] = max(self.stats["partial_max_s"], round(cost, 3))

@@ -134,15 +134,19 @@ class Executor(Stage):
 
     def on_events(self, events: dict[Any, int]) -> None:
         assert self.worker is not None
-        for ev in self.worker.drain():
+        news = False
+        drained = self.worker.drain()
+        ended = {_attempt(ev) for ev in drained if isinstance(ev, CaseFinished)}
+        for ev in drained:
             if isinstance(ev, CaseStarted):     # the supervisor's deadline clock runs already (the notice);
-                self.mailbox.send("scheduler", ev)
-                self.heartbeat(force=True)                 # `status` shows the case now (a light heartbeat)
+                if _attempt(ev) not in ended:   # a start whose end is in this same batch tells the scheduler nothing
+                    self.mailbox.send("scheduler", ev)
+                news = True                                # `status` shows the case now (a light heartbeat)
             elif isinstance(ev, CaseFinished):
                 # the result travels with case.finished: the scheduler journals it with the attempt before it
                 # acks, then hands it to the aggregator, so a SIGKILL right after this send loses nothing
                 self.mailbox.send("scheduler", ev)
-                self.heartbeat(force=True)                 # the supervisor starts (or stops) the deadline clock now
+                news = True                                # the supervisor stops (or moves) the deadline clock
             elif isinstance(ev, Ready):
                 self.send_status()
             elif isinstance(ev, ProbeDone):
@@ -157,6 +161,8 @@ class Executor(Stage):
                     self.worker.unit = None
                 self.state = "idle"
                 self.send_status()
+        if news:        # one light heartbeat with the state after all of them: what the last would have said
+            self.heartbeat(force=True)
 
     def _drop_for_test(self, what: str) -> bool:
         """Tests lose one message on purpose: ``LIUMA_TEST_DROP_ONCE=<executor>:<event>`` (once per process)."""
@@ -240,6 +246,10 @@ class Executor(Stage):
         if self.admitter is not None:
             base["parked"] = self.admitter.parked
         return base
+
+
+def _attempt(ev: CaseStarted | CaseFinished) -> tuple[str, str, str, int, int]:
+    return ev.unit_id, ev.collection_id, ev.case_id, ev.index, ev.run_times
 
 
 STAGE = Executor

@@ -21,6 +21,7 @@ from typing import Any
 from pipeline.errors import DeviceDown, InfrastructureError, PipelineError
 from pipeline.messages import CaseFinished, CaseStarted, UnitDone
 from pipeline.models import CaseResult, Outcome, Status, engine_result
+from pipeline.profiling import profiled
 from pipeline.suite import case_path, read_case
 
 from .common.evidence import EvidenceSpec
@@ -61,6 +62,7 @@ class UnitWorker:
         self.fetch_file = fetch_file
         self.events: queue.Queue[Event] = queue.Queue()
         self.rfd, self.wfd = os.pipe()
+        self._woken = False             # a wake-up byte is in the pipe (or about to be): no second one needed
         os.set_blocking(self.rfd, False)
         self.runners: dict[str, CaseRunner] = {}
         self.shared: dict[str, Any] = {}
@@ -80,6 +82,9 @@ class UnitWorker:
     # -- thread side ----------------------------------------------------------------------------
     def _emit(self, event: Event) -> None:
         self.events.put(event)
+        if self._woken:                 # the loop has a wake-up byte it has not drained yet: it will see this too
+            return
+        self._woken = True
         try:
             os.write(self.wfd, b"x")
         except BlockingIOError:
@@ -111,7 +116,8 @@ class UnitWorker:
             self.thread.join(timeout=5)       # already past its unit.done: only the thread's exit is left
         self.unit = unit
         self._active = True
-        self.thread = threading.Thread(target=self._run_unit, args=(unit,), name=f"unit-{unit['unit_id'][:8]}", daemon=True)
+        name = f"unit-{unit['unit_id'][:8]}"
+        self.thread = threading.Thread(target=profiled(lambda: self._run_unit(unit), f"{self.name}-{name}"), name=name, daemon=True)
         self.thread.start()
 
     def runner(self, case_type: str) -> CaseRunner:
@@ -332,11 +338,19 @@ class UnitWorker:
 
     # -- loop side ------------------------------------------------------------------------------
     def drain(self) -> list[Event]:
+        """Every event so far. The thread writes a wake-up byte only when none is pending (``_woken``): a
+        write per event was a syscall per case start and end. The flag is cleared after a first pass and the
+        queue read again, so an event put while it was still set is taken now, and one put later writes."""
         try:
             while os.read(self.rfd, 4096):
                 pass
         except BlockingIOError:
             pass
+        out = self._take()
+        self._woken = False
+        return out + self._take()
+
+    def _take(self) -> list[Event]:
         out = []
         while True:
             try:

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 from pipeline.codec import Envelope
 from pipeline.errors import PipelineError
+from pipeline.gc_policy import FreezePolicy, freeze_young
 from pipeline.journal import AppendLog
 from pipeline.messages import ExecutorStatus, Kind, Message, TaskSubmit
 from pipeline.models import Task
@@ -78,6 +79,7 @@ class Scheduler(Stage):
         self.history = open_history(spec, self.log.warning)      # run history (read-only): longest first, ETA
         self.journal = AppendLog(Path(spec.run_dir) / "state" / JOURNAL, on_error=self.storage_fault)
         self._unsynced = False
+        self._freeze = FreezePolicy()
         self._disk_checked = -1e9
         self._disk_short: str | None = None
         self.slots = SlotWatch(grace=max(5.0, 3 * self.hb_interval))   # leaked-slot self-check (slots.py)
@@ -209,6 +211,8 @@ class Scheduler(Stage):
     def on_tick(self) -> None:
         self.apply(Tick(self._disk(time.monotonic())))
         heal(self)
+        if self._freeze.due(self.clock.monotonic(), self.mailbox.received):
+            freeze_young()               # the task's state out of full collections (pipeline/gc_policy.py)
 
     _dispatch = on_tick
 

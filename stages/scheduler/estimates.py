@@ -82,18 +82,30 @@ class Estimates:
     """Seconds per case of each task in the machine (from its ``Submitted``), forgotten when it finishes."""
     by_task: dict[str, dict[str, float]] = field(default_factory=dict)
     known: dict[str, int] = field(default_factory=dict)          # task -> cases estimated from their own history
+    # task -> unit_id -> (the unit's case list, its estimate): longest-first asks for every queued unit on each
+    # dispatch and the ETA on each status, ~100 lookups per case at 10,000 cases; the list is held, so an `is`
+    # check sees a unit whose cases were replaced (a retry unit) and recomputes
+    _units: dict[str, dict[str, tuple[list[Any], float, int]]] = field(default_factory=dict)
 
     def plan(self, task_id: str, table: dict[str, float], timed: int, units: Iterable[Unit]) -> float:
         """Keep ``task_id``'s table; returns the task's total work (s) over its planned ``units``."""
         self.by_task[task_id] = dict(table)
         self.known[task_id] = timed
+        self._units.pop(task_id, None)
         return sum(self.unit(u) for u in units)
 
     def case(self, task_id: str, collection_id: str, case_id: str) -> float:
         return self.by_task.get(task_id, {}).get(case_key(collection_id, case_id), DEFAULT_STEP_S)
 
     def unit(self, u: Unit) -> float:
-        return sum(self.case(u.task_id, u.collection_id, c["case_id"]) for c in u.cases)
+        memo = self._units.setdefault(u.task_id, {})
+        hit = memo.get(u.unit_id)
+        if hit is not None and hit[0] is u.cases and len(u.cases) == hit[2]:
+            return hit[1]
+        table = self.by_task.get(u.task_id, {})
+        est = sum(table.get(case_key(u.collection_id, c["case_id"]), DEFAULT_STEP_S) for c in u.cases)
+        memo[u.unit_id] = (u.cases, est, len(u.cases))
+        return est
 
     def left_in_unit(self, u: Unit, done: set[tuple[str, int]], running_for: float) -> float:
         """What a running unit still needs: its cases not reported yet, less what the current one has run."""
@@ -104,6 +116,7 @@ class Estimates:
     def forget(self, task_id: str) -> None:
         self.by_task.pop(task_id, None)
         self.known.pop(task_id, None)
+        self._units.pop(task_id, None)
 
 
 def eta(busy: list[float], queued: list[float], workers: int) -> float:

@@ -67,7 +67,13 @@ class Unit:
 
     @property
     def kinds(self) -> set[str]:
-        return {c["case_type"] for c in self.cases}
+        """The case types in the unit, remembered for the case list they were read from (every dispatch asks
+        each queued unit; a unit whose ``cases`` were replaced is read again). A copy: callers may change it."""
+        memo: tuple[list[dict[str, Any]], int, frozenset[str]] | None = self.__dict__.get("_kinds")
+        if memo is None or memo[0] is not self.cases or memo[1] != len(self.cases):
+            memo = (self.cases, len(self.cases), frozenset(c["case_type"] for c in self.cases))
+            self.__dict__["_kinds"] = memo          # not a field: not in asdict, repr or ==
+        return set(memo[2])
 
     def body(self, data_dir: str, deadline_cap: float) -> UnitRun:
         cases = [dict(c, timeout=min(c["timeout"], deadline_cap)) for c in self.cases]

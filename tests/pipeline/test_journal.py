@@ -128,3 +128,16 @@ def test_garbage_tail_is_cut_too(tmp_path: Path) -> None:
         fh.write(b"\xc1\xc1\xc1")                       # never-used msgpack byte
     assert list(AppendLog(path).replay()) == RECORDS[:1]
     assert path.stat().st_size == packed_sizes()[0]
+
+
+def test_a_buffered_append_log_writes_at_sync_and_replays_the_same(tmp_path: Path) -> None:
+    log = AppendLog(tmp_path / "j", flush_each=False)
+    for r in RECORDS:
+        log.append(r)
+    assert log.path.stat().st_size == 0                # in the buffer: nothing derived from them was sent yet
+    log.sync()
+    assert log.path.stat().st_size == sum(packed_sizes())
+    assert list(AppendLog(log.path).replay()) == RECORDS
+    log.append(["after", 1])
+    log.close()                                        # closing writes the buffered tail too
+    assert list(AppendLog(log.path).replay()) == RECORDS + [["after", 1]]

@@ -234,7 +234,7 @@ def test_a_handler_that_raises_does_not_kill_the_supervisor(rig: Rig, caplog: py
 
 
 def test_every_kind_the_supervisor_handles_is_in_its_table() -> None:
-    assert set(Supervisor.HANDLERS) == {Kind.STAGE_HEARTBEAT, Kind.CASE_DEADLINE, Kind.CASE_REPORTED, Kind.TASK_REPORTED,
+    assert set(Supervisor.HANDLERS) == {Kind.STAGE_HEARTBEAT, Kind.CASE_DEADLINE, Kind.CASE_REPORTED, Kind.CASES_REPORTED, Kind.TASK_REPORTED,
                                         Kind.STAGE_FATAL, Kind.STAGE_KILL}
 
 
@@ -306,3 +306,21 @@ def test_sighup_reloads_unless_the_terminal_hung_up(tmp_path: Path, hung_up: boo
     rig.tick()
     rig.tick()                                          # asked once: reloaded (or not) once
     assert rig.sup.reloader.generation == generation
+
+
+def test_a_batch_of_case_reported_is_handled_entry_by_entry(rig: Rig, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from tests.stages.aggregator.test_aggregator import make, planned, record, result
+    agg, fake = make(tmp_path / "agg")                       # the real producer: an aggregator's loop turn
+    planned(agg, tmp_path / "agg")
+    record(agg, result("k1"))
+    record(agg, result("k2", run_times=2))
+    agg.before_ack()
+    [sent] = fake.of(Kind.CASES_REPORTED, "supervisor")
+    cases = list(sent.body["cases"])
+    cases.insert(1, {"task_id": "t1", "status": 0})             # a bad entry (no case_id) between them
+    seen: list[dict[str, Any]] = []
+    rig.sup.on_case = seen.append
+    rig.tick(rig.msg(Kind.CASES_REPORTED, {"cases": cases}, "aggregator"))
+    assert [(c["case_id"], c["runTimes"]) for c in seen] == [("k1", 1), ("k2", 2)]
+    assert "cases.reported from aggregator: entry 1 dropped: lacks field case_id" in caplog.text
+    agg.on_stop()

@@ -72,8 +72,8 @@ def test_results_are_journaled_and_deduplicated_by_key(tmp_path: Path) -> None:
     agg.before_ack()
     assert [(r.caseId, r.runTimes, r.caseName) for r in agg.tasks["t1"].results.values()] == [("k1", 1, "name k1"), ("k1", 2, "name k1")]
     assert [rec[0] for rec in agg.journal.replay()] == ["planned", "result", "result"]
-    reported = fake.of(Kind.CASE_REPORTED, "supervisor")
-    assert [(s.body["case_id"], s.body["runTimes"], s.body["elapsed_ms"]) for s in reported] == [("k1", 1, 250), ("k1", 2, 250)]
+    [batch] = fake.of(Kind.CASES_REPORTED, "supervisor")                 # the loop turn's attempts: one frame
+    assert [(c["case_id"], c["runTimes"], c["elapsed_ms"]) for c in batch.body["cases"]] == [("k1", 1, 250), ("k1", 2, 250)]
 
 
 def test_a_new_incarnation_replays_the_journal(tmp_path: Path) -> None:
@@ -88,7 +88,8 @@ def test_a_new_incarnation_replays_the_journal(tmp_path: Path) -> None:
     t = again.tasks["t1"]
     assert {k: r.to_dict() for k, r in t.results.items()} == {k: r.to_dict() for k, r in agg.tasks["t1"].results.items()}
     assert t.name == "nightly" and t.expected == [tuple(key(c)) for c in ("k1", "k2", "k3")]
-    assert fake2.of(Kind.CASE_REPORTED) == []                            # replay does not announce again
+    again.before_ack()
+    assert fake2.of(Kind.CASES_REPORTED) == []                           # replay does not announce again
     record(again, result("k2", status=Status.FAIL))                      # the executor re-sends: still once
     assert len(t.results) == 2
 

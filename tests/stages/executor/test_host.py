@@ -227,3 +227,41 @@ def test_device_down_inside_a_case_breaks_it_and_hands_the_rest_back(tmp_path: P
     assert (fin["k1"]["outcome"], fin["k1"]["device_down"]) == ("passed", False)
     assert (fin["k2"]["outcome"], fin["k2"]["device_down"], fin["k2"]["name"]) == ("broken", True, "第二")
     assert events[-1] == ("unit.done", {"unit_id": "u-1", "device_down": "设备[phone-a]无法创建Appium会话"})
+
+
+def _pending_bytes(fd: int) -> int:
+    import os
+    n = 0
+    try:
+        while chunk := os.read(fd, 4096):
+            n += len(chunk)
+    except BlockingIOError:
+        pass
+    return n
+
+
+def test_the_case_thread_writes_one_wake_up_per_drain_and_none_is_lost(worker: UnitWorker) -> None:
+    import threading
+
+    from stages.executor.host import ProbeDone
+    for i in range(5):
+        worker._emit(ProbeDone(ok=True, error=str(i)))
+    assert _pending_bytes(worker.rfd) == 1                        # one wake-up for the five events
+    worker._emit(ProbeDone(ok=True, error="5"))                   # the loop has not drained yet: no second byte
+    assert _pending_bytes(worker.rfd) == 0
+    assert [e.error for e in worker.drain()] == [str(i) for i in range(6)]   # type: ignore[union-attr]
+    worker._emit(ProbeDone(ok=True, error="after"))               # after a drain the next event wakes the loop again
+    assert _pending_bytes(worker.rfd) == 1
+    assert [e.error for e in worker.drain()] == ["after"]         # type: ignore[union-attr]
+    seen: list[str] = []                                          # a thread emitting while the loop drains
+    def emit() -> None:
+        for i in range(2000):
+            worker._emit(ProbeDone(ok=True, error=str(i)))
+    t = threading.Thread(target=emit)
+    t.start()
+    import select
+    while len(seen) < 2000:                                       # drain only when woken, as the loop does
+        assert select.select([worker.rfd], [], [], 5)[0], f"{2000 - len(seen)} events without a wake-up"
+        seen += [e.error for e in worker.drain()]                 # type: ignore[union-attr]
+    t.join()
+    assert seen == [str(i) for i in range(2000)]
