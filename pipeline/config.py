@@ -90,7 +90,9 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[str], Any], Any]]] = {
     "Engine": {"engine-code": (_str, ""), "engine-secret": (_str, "")},
     "WebDriver": {"options": (_choice("headless", "normal", "remote"), "headless"), "path": (_str, "/usr/bin/chromedriver"),
                   "binary": (_str, "/usr/bin/chromium"), "window-size": (_str, "1280,800"),
-                  "remote-url": (_str, ""), "reset": (_choice("session", "clear"), "clear")},
+                  "remote-url": (_str, ""), "reset": (_choice("session", "clear"), "clear"),
+                  # a parked Grid session: kept at most this long while others queue / while idle (s)
+                  "grid-hold": (_pos_float, 60.0), "grid-idle": (_pos_float, 60.0)},
     "RunSetting": {"max-run": (_pos_int, 2)},
     "Pipeline": {
         "api-workers": (_pos_int, 2), "browsers": (_browsers, 1), "case-timeout": (_gt0_float, 300.0),

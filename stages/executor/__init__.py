@@ -166,6 +166,8 @@ class Executor(Stage):
         return True
 
     def on_tick(self) -> None:
+        if self.worker is not None:
+            self.worker.idle_tick()              # a parked Grid session is given back when others wait for it
         if self._admit():
             self.send_status()                   # credit withdrawn or offered again at once
         if time.monotonic() - self._last_status >= self.hb_interval:

@@ -137,6 +137,9 @@ class Browser:
     scratch_dir: str | None = None    # short TMPDIR given to chromedriver/Chromium when ours is too long
     budget: float = -1.0              # page-load/script timeout last set (WebCatalog.prepare skips equal ones)
     driver_log: str | None = None     # chromedriver --log-path (inside profile_dir), for the evidence bundle
+    started_at: float = field(default_factory=time.monotonic)   # a Grid session is given back after a while
+    cdp: Any = None                   # remote: the se:cdp connection its reset uses (``remote.remote_cdp``)
+    history_base: int = 1             # remote without se:cdp: the first window's history length after a reset
 
     def pids(self) -> list[int]:
         """chromedriver's pid (local mode only), for memory measurement and reaping."""
@@ -146,6 +149,9 @@ class Browser:
 
     def quit(self) -> None:
         """End the session, then delete the profile; never raises (a dead browser is already gone)."""
+        if self.cdp is not None:
+            self.cdp.close()
+            self.cdp = None
         try:
             self.driver.quit()
         except Exception:  # noqa: BLE001 - quitting a lost session must not mask the case's own result

@@ -8,6 +8,8 @@ returned; only a lost browser (session gone, chromedriver dead, a WebDriver call
 """
 from __future__ import annotations
 
+import logging
+import time
 from typing import Any
 
 from pipeline.capacity_probe import tree_rss_mb
@@ -18,13 +20,17 @@ from stages.executor.common.steplog import CaseRecorder, escape
 from stages.executor.common.template import Renderer
 from stages.executor.common.variables import Variables
 from stages.executor.context import CaseOutcome, RunContext
+from stages.executor.ui.driver import set_command_timeout
 from stages.executor.ui.engine import EngineOptions, StepEngine, opt_list
 from stages.executor.web.browser import BrowserConfig, BrowserStartError, start_browser
 from stages.executor.web.catalog import WebCatalog
 from stages.executor.web.evidence import DevtoolsTap, WebRecorder
+from stages.executor.web.remote import GRID_HOLD_S, GRID_IDLE_S, grid_queue_length, release_due
 from stages.executor.web.session import SHARED_KEY, BrowserSlot, NoBrowserError
 
 __all__ = ["WebRunner"]
+
+log = logging.getLogger("stages.executor")
 
 
 class WebRunner:
@@ -35,6 +41,8 @@ class WebRunner:
 
     def __init__(self, reuse: bool | None = None) -> None:
         self.reuse = reuse
+        self._unit_ctx: RunContext | None = None     # the context of the last prepared case (one per unit)
+        self._idle_checked = 0.0
 
     def run(self, case: dict[str, Any], ctx: RunContext) -> CaseOutcome:
         case_id = str(case.get("caseId") or "")
@@ -47,7 +55,7 @@ class WebRunner:
         functions.deadline = ctx.deadline
         renderer = Renderer(variables, functions, strict=ctx.settings.strict_templates)
         slot = self.slot(ctx)
-        reuse = self._reuse(ctx) and not _remote(ctx)      # a Grid slot is held only while a case runs
+        reuse = self._reuse(ctx)        # a Grid session too: given back by ``idle``/``prepare`` (``remote``)
         healthy = False
         recorder: WebRecorder | None = None
         try:
@@ -84,8 +92,36 @@ class WebRunner:
         slot = self.slot(ctx)
         if slot.browser is not None and not slot.open and _worn(slot, ctx):
             slot.close()
-        slot.prepare(config, reuse=self._reuse(ctx) and config.mode != "remote",
-                     command_timeout=ctx.settings.default_step_timeout + 5.0, driver_log=_driver_log(ctx))
+        between_units, self._unit_ctx = ctx is not self._unit_ctx, ctx      # the host makes one ctx per unit
+        if config.mode == "remote":
+            self._give_back(slot, ctx, between_units)
+        slot.prepare(config, reuse=self._reuse(ctx), command_timeout=ctx.settings.default_step_timeout + 5.0,
+                     driver_log=_driver_log(ctx))
+
+    def idle(self, ctx: RunContext) -> None:
+        """The executor is idle (the host calls it from its loop, about every tick): a parked Grid session goes
+        back to the Grid when someone waits in its queue or it idled ``grid-idle`` seconds (checked once a
+        second). Runs on the loop thread; the release is one DELETE bounded by a 5 s command timeout."""
+        slot = ctx.shared.get(SHARED_KEY)
+        if not isinstance(slot, BrowserSlot) or slot.browser is None or slot.open or not _remote(ctx):
+            return
+        t = time.monotonic()
+        if t - self._idle_checked < 1.0:
+            return
+        self._idle_checked = t
+        set_command_timeout(slot.browser.driver, 5.0)
+        self._give_back(slot, ctx, between_units=True)
+
+    def _give_back(self, slot: BrowserSlot, ctx: RunContext, between_units: bool) -> None:
+        if slot.browser is None or slot.open or slot.browser.config.mode != "remote":
+            return
+        ws, t = ctx.settings.webdriver, time.monotonic()
+        queued = grid_queue_length(slot.browser.config.driver_path)
+        why = release_due(t - slot.browser.started_at, t - slot.parked_at, queued, between_units,
+                          hold=float(ws.get("grid-hold", GRID_HOLD_S)), idle=float(ws.get("grid-idle", GRID_IDLE_S)))
+        if why:
+            log.info("Grid session %s given back: %s", slot.browser.driver.session_id, why)
+            slot.close()
 
     def warm_up(self, ctx: RunContext) -> float:
         """Start the browser a ``driverSetting``-free case would get, before the first case (parked, so the

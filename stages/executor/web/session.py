@@ -3,8 +3,10 @@
 Policy (measured in bench/web.py and the tests, documented in the report):
 - ``startDriver`` true with a browser already held whose configuration is identical → the browser is
   *reset* (alerts dismissed, extra windows closed, ``about:blank``, all cookies/storage/cache and the
-  navigation history cleared through CDP, implicit wait 0): ~0.05-0.1 s instead of ~1-1.4 s for a new Chromium. A different
-  configuration, a remote browser without CDP, or ``reuse = false`` → quit and start a new one.
+  navigation history cleared through CDP, implicit wait 0): ~0.05-0.1 s instead of ~1-1.4 s for a new Chromium. A
+  remote (Grid) session is reset the same way through plain WebDriver and the Grid's ``se:cdp`` (``remote``). A
+  different configuration, a reset that fails (a session the Grid dropped) or ``reuse = false`` → quit and start
+  a new one.
 - ``closeDriver`` true → the browser is *parked* (kept, but a following ``startDriver`` false case gets
   the original error "无法找到已启动的浏览器进程…", as if it had been quit). After a case that ended in an
   error the browser is quit instead of parked, so a confused browser never leaks into the next case.
@@ -15,6 +17,7 @@ Policy (measured in bench/web.py and the tests, documented in the report):
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +29,7 @@ from stages.executor.web.browser import (
     BrowserStartError,
     start_browser,
 )
+from stages.executor.web.remote import reset_remote
 
 __all__ = ["NO_BROWSER", "SHARED_KEY", "BrowserSlot", "NoBrowserError", "reset_browser"]
 
@@ -48,6 +52,7 @@ class BrowserSlot:
     fresh: bool = False      # ``browser`` was reset or started by ``prepare``: the next case takes it as is
     prestart_error: BrowserStartError | None = None    # ``prepare`` failed: the next case reports it
     cases: int = 0           # cases served by ``browser`` (recycling)
+    parked_at: float = 0.0   # monotonic time the last case released the browser (a Grid session's idle time)
 
     def prepare(self, config: BrowserConfig, reuse: bool, command_timeout: float, driver_log: bool = False) -> None:
         """Before a ``startDriver`` case's clock starts: reset the parked browser or start a new one (for a
@@ -100,6 +105,7 @@ class BrowserSlot:
         if not close:
             return
         self.open = False
+        self.parked_at = time.monotonic()
         if not (reuse and healthy):
             self.close()
 
@@ -118,8 +124,10 @@ def reset_browser(browser: Browser) -> bool:
     The page is unloaded *before* storage is cleared so its unload handlers cannot write into the next case.
     """
     driver: Any = browser.driver
+    if browser.config.mode == "remote":
+        return reset_remote(browser)      # plain WebDriver, plus the Grid's se:cdp when it offers it
     if not hasattr(driver, "execute_cdp_cmd"):
-        return False      # remote sessions: no CDP to clear every origin's storage
+        return False
     try:
         handles = driver.window_handles
         for handle in handles[1:]:
