@@ -6,8 +6,9 @@ Reports per run: wall time, verdicts against the serial run's (extra failures, b
 and, in-process, the per-case browser overhead (reset or new browser) inside the case before the host's
 ``prepare`` step and after. Prints the load average, which on a shared 2-core machine dominates.
 
-Run: ``.venv/bin/python bench/web_load.py [--only serial,2,4,8,auto,auto-sized,grid] [--cases 120]``
-(``auto-sized``: ``auto`` without its load limit, i.e. the sizing alone).
+Run: ``.venv/bin/python bench/web_load.py [--only serial,2,4,8,auto,auto-sized,grid,grid-new] [--cases 120]``
+(``auto-sized``: ``auto`` without its load limit, i.e. the sizing alone; ``grid-new``: through the Grid with a
+new session per case, ``[WebDriver] reset = session``, as before Grid sessions were reused).
 """
 from __future__ import annotations
 
@@ -176,10 +177,12 @@ def main() -> None:
     for name in args.only.split(","):
         tmp = work / name
         suite = write_suite(tmp / "suite", base, args.cases, args.collections, 1 if name == "serial" else 16)
-        if name == "grid":
+        if name in ("grid", "grid-new"):      # grid-new: a new Grid session per case (reset = session), as before reuse
             from tests.grid_server import GridServer
             with GridServer(tmp / "grid", slots=2) as g:
-                r = run_engine(tmp, suite, "4", f"[WebDriver]\noptions = remote\nremote-url = {g.url}\n")
+                reset = "reset = session\n" if name == "grid-new" else ""
+                r = run_engine(tmp, suite, "4", f"[WebDriver]\noptions = remote\nremote-url = {g.url}\n{reset}")
+                r["sessions"] = g.log_tail(10**8).count("Session created by the Node")
         elif name == "auto-sized":             # the sizing alone: no load limit (other tenants' load ignored)
             r = run_engine(tmp, suite, "auto", "[Capacity]\nmax-load = 1000\n")
         else:
@@ -191,7 +194,8 @@ def main() -> None:
         broken = sum(1 for v in r["final"].values() if v == 2)
         print(f"{name:>6}: wall {r['wall']:6.1f} s, executors {r['executors']}, attempts {r['attempts']}, failed {fails}, "
               f"broken {broken}, verdicts differing from serial {len(diff)} {diff[:8]}, parked events {r['parked']}, "
-              f"stuck-slot heals {'yes' if r['stuck'] else 'none'}, mean load {r['load']:.1f}, exit {r['exit']}", flush=True)
+              f"stuck-slot heals {'yes' if r['stuck'] else 'none'}, mean load {r['load']:.1f}, exit {r['exit']}"
+              + (f", Grid sessions {r['sessions']}" if "sessions" in r else ""), flush=True)
     if "serial" in results:
         s = results["serial"]["wall"]
         print("speed-up over serial (= N 1): " + ", ".join(f"{k} {s / v['wall']:.2f}x" for k, v in results.items()))
