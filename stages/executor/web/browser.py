@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import ast
 import glob
+import logging
 import os
 import shutil
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,11 +29,15 @@ from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.remote.webdriver import WebDriver
 
+from pipeline.chromium_litter import default_roots, held_now
+from pipeline.chromium_litter import sweep as litter_sweep
 from pipeline.metrics import observe_local
 from stages.executor.ui.driver import driver_lost, set_command_timeout
 from stages.executor.web.overload import host_saturated, start_failure_is_infrastructure
 
 __all__ = ["ENGINE_ARGS", "Browser", "BrowserConfig", "BrowserStartError", "is_browser_lost", "start_browser"]
+
+log = logging.getLogger("stages.executor")
 
 DEFAULT_DRIVER = "/usr/bin/chromedriver"
 DEFAULT_BINARY = "/usr/bin/chromium"
@@ -140,6 +146,8 @@ class Browser:
     started_at: float = field(default_factory=time.monotonic)   # a Grid session is given back after a while
     cdp: Any = None                   # remote: the se:cdp connection its reset uses (``remote.remote_cdp``)
     history_base: int = 1             # remote without se:cdp: the first window's history length after a reset
+    singleton_dir: str | None = None  # Chromium's $TMPDIR/org.chromium.Chromium.*/ (left when it is killed)
+    sweeper: threading.Thread | None = None   # the litter sweep started by ``quit`` (tests join it)
 
     def pids(self) -> list[int]:
         """chromedriver's pid (local mode only), for memory measurement and reaping."""
@@ -165,6 +173,31 @@ class Browser:
             for path in (self.profile_dir, self.scratch_dir):
                 if path:
                     shutil.rmtree(path, ignore_errors=True)
+            if self.config.mode != "remote":
+                self.sweeper = sweep_litter_soon(self.singleton_dir)
+
+
+_sweep_lock = threading.Lock()
+
+
+def sweep_litter_soon(own_dir: str | None) -> threading.Thread:
+    """After a quit, off the case path: this browser's singleton dir when nothing holds it (the browser was
+    killed, so Chromium could not remove it), then what other killed browsers left (``chromium_litter``:
+    ``/dev/shm`` segments, singleton and profile dirs older than a minute that no live process holds)."""
+    def run() -> None:
+        with _sweep_lock:                 # one walk at a time, however many browsers quit together
+            try:
+                held = held_now()
+                if own_dir and os.path.isdir(own_dir) and not held.holds(own_dir, True):
+                    shutil.rmtree(own_dir, ignore_errors=True)
+                removed = litter_sweep(default_roots(), min_age=60.0)
+                if removed:
+                    log.info("removed %d leftover(s) of killed browsers: %s", len(removed), ", ".join(removed[:5]))
+            except OSError as e:
+                log.warning("sweeping browser leftovers failed: %s", e)
+    t = threading.Thread(target=run, name="litter-sweep", daemon=True)
+    t.start()
+    return t
 
 
 def build_options(config: BrowserConfig, profile_dir: str | None) -> Options:
@@ -225,6 +258,11 @@ def start_browser(config: BrowserConfig, command_timeout: float = 60.0, driver_l
         browser.initial_rect = dict(driver.get_window_rect())
     except WebDriverException:
         pass
+    if profile:
+        try:        # Chromium links its profile's SingletonSocket into $TMPDIR/org.chromium.Chromium.XXXXXX/
+            browser.singleton_dir = os.path.dirname(os.readlink(os.path.join(profile, "SingletonSocket")))
+        except OSError:
+            pass
     return browser
 
 
