@@ -7,7 +7,8 @@ and, in-process, the per-case browser overhead (reset or new browser) inside the
 ``prepare`` step and after. Prints the load average, which on a shared 2-core machine dominates.
 
 Run: ``.venv/bin/python bench/web_load.py [--only serial,2,4,8,auto,auto-sized,grid,grid-new] [--cases 120]``
-(``auto-sized``: ``auto`` without its load limit, i.e. the sizing alone; ``grid-new``: through the Grid with a
+(``auto-sized``: ``auto`` without its load limit, i.e. the sizing alone; ``spare``: the wall a new browser costs
+between two cases with and without the background spare, in-process; ``grid-new``: through the Grid with a
 new session per case, ``[WebDriver] reset = session``, as before Grid sessions were reused).
 """
 from __future__ import annotations
@@ -160,6 +161,33 @@ def overhead(base: str, n: int = 12) -> tuple[float, float]:
     return out[0], out[1]
 
 
+def spare_overhead(base: str, n: int = 8) -> tuple[float, float]:
+    """A new browser for every case (``recycle-cases = 1``): median wall of the host's ``prepare`` (the browser
+    overhead between two cases; the case clock never includes it) without and with the background spare."""
+    from stages.executor.context import RunContext, RunSettings
+    from stages.executor.web import WebRunner
+    tmp = Path(tempfile.mkdtemp(prefix="bench-spare-"))
+    out = []
+    for spare in (False, True):
+        runner = WebRunner()
+        ctx = RunContext(task_id="b", collection_id="c", storage_root=tmp, data_dir=tmp,
+                         settings=RunSettings(recycle_cases=1, spare_browser=spare))
+        times = []
+        try:
+            for i in range(n + 1):
+                case = make_case(base, i * 5 + 2)
+                t0 = time.monotonic()
+                runner.prepare(case, ctx)
+                if i:                                             # the first start is no replacement
+                    times.append(time.monotonic() - t0)
+                ctx.deadline = time.monotonic() + 60
+                runner.run(case, ctx)
+        finally:
+            runner.close_shared(ctx)
+        out.append(statistics.median(times))
+    return out[0], out[1]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--only", default="serial,2,4,8,auto,grid")
@@ -173,8 +201,14 @@ def main() -> None:
     before, after = overhead(base)
     print(f"per-case wall, browser reset inside the case: {before:.3f} s; prepared before the case: {after:.3f} s "
           f"(overhead out of the case path: {before - after:.3f} s)", flush=True)
+    if "spare" in args.only.split(","):
+        off, on = spare_overhead(base)
+        print(f"a new browser per case (recycle-cases 1), median prepare between cases: started then {off:.3f} s; "
+              f"spare started during the previous case {on:.3f} s (load {os.getloadavg()[0]:.1f})", flush=True)
     results: dict[str, dict[str, Any]] = {}
     for name in args.only.split(","):
+        if name == "spare":
+            continue
         tmp = work / name
         suite = write_suite(tmp / "suite", base, args.cases, args.collections, 1 if name == "serial" else 16)
         if name in ("grid", "grid-new"):      # grid-new: a new Grid session per case (reset = session), as before reuse

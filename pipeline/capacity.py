@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-__all__ = ["Admission", "HostSample", "Limits", "admission", "capacity", "pool_size"]
+__all__ = ["Admission", "HostSample", "Limits", "admission", "capacity", "pool_size", "spare_room"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,3 +92,15 @@ def admission(sample: HostSample, limits: Limits, pool: int, rank: int, parked_s
             return Admission(False, cap, "holding after park")
         return Admission(True, cap, "")
     return Admission(False, cap, why or f"rank {rank} above capacity {cap}")
+
+
+def spare_room(sample: HostSample, limits: Limits) -> str:
+    """Why no spare browser may be started now ("" when it may): one more browser must fit in the available
+    memory above ``min-free-mb`` (at the measured PSS of ours) and in free ``/dev/shm``."""
+    need = _per_browser(sample, limits)
+    room = sample.mem_available_mb - limits.min_free_mb
+    if room < need:
+        return f"available memory {sample.mem_available_mb:.0f} MB leaves {room:.0f} MB above min-free-mb, < one browser ({need:.0f} MB)"
+    if sample.shm_free_mb < limits.shm_per_browser_mb:
+        return f"/dev/shm free {sample.shm_free_mb:.0f} MB < {limits.shm_per_browser_mb:g} MB"
+    return ""

@@ -143,6 +143,8 @@ SCHEMA["Capacity"] = {
     "hold": (_pos_float, 3.0),
     # a browser is replaced by a fresh one after this many cases (0: never) or above this RSS in MB (0: never)
     "recycle-cases": (_pos_int, 100), "recycle-rss-mb": (_pos_float, 1500.0),
+    # the replacement of a browser due for recycling or lost is started in the background (when memory allows)
+    "spare": (_bool, True),
 }
 # -- run history (issue 18): pipeline/history.py, longest-first dispatch, flake rate, mutes ----------------------
 def _mute(v: str) -> str:

@@ -40,6 +40,8 @@ class RunSettings:
     report_dir: str = ""                   # [Pipeline] report-dir, when a unit does not name its own
     recycle_cases: int = 0                 # [Capacity] recycle-cases: a browser is replaced after this many (0: never)
     recycle_rss_mb: float = 0.0            # [Capacity] recycle-rss-mb: ... or above this RSS (0: never)
+    spare_browser: bool = True             # [Capacity] spare: start a replacement browser in the background
+    capacity: dict[str, Any] = field(default_factory=dict)   # [Capacity] section (the spare's memory bound)
 
 
 @dataclass(slots=True)

@@ -68,3 +68,12 @@ def test_grid_down_is_a_clear_error() -> None:
 def test_measure_reads_this_host() -> None:
     s = measure()
     assert s.cores >= 1 and s.mem_available_mb > 0 and s.load1 >= 0 and s.shm_free_mb >= 0
+
+
+def test_a_spare_browser_needs_room_for_one_more_browser_above_min_free() -> None:
+    from pipeline.capacity import spare_room
+    lim = Limits(min_free_mb=512, browser_mb=350, shm_per_browser_mb=64)
+    assert spare_room(HostSample(cores=2, load1=9.0, mem_available_mb=900, shm_free_mb=1000), lim) == ""   # load: no matter
+    assert "< one browser (350 MB)" in spare_room(HostSample(cores=2, load1=0, mem_available_mb=800, shm_free_mb=1000), lim)
+    assert "< one browser (500 MB)" in spare_room(HostSample(2, 0, 900, 1000, browser_mb=500), lim)   # measured PSS
+    assert "/dev/shm free 10 MB" in spare_room(HostSample(2, 0, 4000, 10), lim)

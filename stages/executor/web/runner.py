@@ -12,7 +12,7 @@ import logging
 import time
 from typing import Any
 
-from pipeline.capacity_probe import tree_rss_mb
+from pipeline.capacity_probe import limits_from, tree_rss_mb
 from pipeline.errors import InfrastructureError
 from stages.executor.common.functions import FunctionLibrary
 from stages.executor.common.params import convert_params
@@ -69,7 +69,10 @@ class WebRunner:
                 healthy = not rec.any_error
         except InfrastructureError:
             WebRecorder.end(recorder, ctx, "broken")
+            lost = slot.browser.config if slot.browser is not None else None
             slot.close()
+            if lost is not None:          # its replacement starts now, while the result travels
+                self._spare(slot, lost, ctx)
             raise
         finally:
             WebRecorder.end(recorder, ctx, "error" if rec.any_error else "failed" if rec.any_fail else "passed")
@@ -91,12 +94,19 @@ class WebRunner:
             return                                   # the case reports the bad setting
         slot = self.slot(ctx)
         if slot.browser is not None and not slot.open and _worn(slot, ctx):
-            slot.close()
+            slot.retire()                            # quits in the background
         between_units, self._unit_ctx = ctx is not self._unit_ctx, ctx      # the host makes one ctx per unit
         if config.mode == "remote":
             self._give_back(slot, ctx, between_units)
         slot.prepare(config, reuse=self._reuse(ctx), command_timeout=ctx.settings.default_step_timeout + 5.0,
                      driver_log=_driver_log(ctx))
+        if slot.browser is not None and _due(slot, ctx):    # worn after this case: its replacement starts now
+            self._spare(slot, config, ctx)
+
+    def _spare(self, slot: BrowserSlot, config: BrowserConfig, ctx: RunContext) -> None:
+        if ctx.settings.spare_browser and config.mode != "remote":
+            slot.start_spare(config, ctx.settings.default_step_timeout + 5.0, _driver_log(ctx),
+                             limits_from({"Capacity": ctx.settings.capacity}))
 
     def idle(self, ctx: RunContext) -> None:
         """The executor is idle (the host calls it from its loop, about every tick): a parked Grid session goes
@@ -157,7 +167,7 @@ class WebRunner:
         DevtoolsTap.drop(ctx)
         slot = ctx.shared.pop(SHARED_KEY, None)
         if isinstance(slot, BrowserSlot):
-            slot.close()
+            slot.close_all()
 
     # -- helpers ---------------------------------------------------------------------------------------------
     @staticmethod
@@ -210,6 +220,16 @@ def _worn(slot: BrowserSlot, ctx: RunContext) -> bool:
     if s.recycle_cases and slot.cases >= s.recycle_cases:
         return True
     return bool(s.recycle_rss_mb and slot.browser is not None and tree_rss_mb(slot.browser.pids()) > s.recycle_rss_mb)
+
+
+def _due(slot: BrowserSlot, ctx: RunContext) -> bool:
+    """The browser will be worn once the coming case is over (its last case) or is close to the RSS limit
+    (80 %): the moment to start its replacement in the background."""
+    s = ctx.settings
+    if s.recycle_cases and slot.cases + 1 >= s.recycle_cases:
+        return True
+    return bool(s.recycle_rss_mb and slot.browser is not None
+                and tree_rss_mb(slot.browser.pids()) > 0.8 * s.recycle_rss_mb)
 
 
 def _driver_log(ctx: RunContext) -> bool:
