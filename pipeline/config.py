@@ -145,6 +145,8 @@ SCHEMA["Capacity"] = {
     "recycle-cases": (_pos_int, 100), "recycle-rss-mb": (_pos_float, 1500.0),
     # the replacement of a browser due for recycling or lost is started in the background (when memory allows)
     "spare": (_bool, True),
+    # a retried WEB attempt waits (s, outside its clock) for the run queue to fall below max-load first
+    "retry-wait": (_pos_float, 20.0),
 }
 # -- run history (issue 18): pipeline/history.py, longest-first dispatch, flake rate, mutes ----------------------
 def _mute(v: str) -> str:

@@ -60,6 +60,7 @@ class RunContext:
     fetch_file: FileFetcher | None = None   # None in local mode without a platform
     on_step: Callable[[str], None] = lambda name: None   # host reports "now running step <name>" (timeouts name it)
     executor_name: str = ""
+    attempt: int = 1                        # the case's run_times: a retry waits for a calm host (WEB prepare)
     device: dict[str, Any] | None = None    # APP executors: the device registry entry they own
     evidence: EvidenceSpec = field(default_factory=EvidenceSpec)     # this attempt's policy (set by the host)
     evidence_result: dict[str, Any] = field(default_factory=dict)   # what the runner kept -> CaseResult.evidence

@@ -260,6 +260,7 @@ class UnitWorker:
         self.step = ""
         data = _read(unit, case)              # before case.started: a kill reported from then on names the case
         if data is not None and not skip_reason:
+            ctx.attempt = int(case.get("run_times") or 1)
             self._prepare(case, data, ctx)        # a reset or fresh browser, a Grid session: not the case's time
             ctx.deadline = time.monotonic() + budget
         name = str((data or {}).get("caseName") or "")

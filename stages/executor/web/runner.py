@@ -12,8 +12,10 @@ import logging
 import time
 from typing import Any
 
+from pipeline.capacity import Limits, saturation
 from pipeline.capacity_probe import limits_from, tree_rss_mb
 from pipeline.errors import InfrastructureError
+from pipeline.host_monitor import monitor
 from stages.executor.common.functions import FunctionLibrary
 from stages.executor.common.params import convert_params
 from stages.executor.common.steplog import CaseRecorder, escape
@@ -43,6 +45,7 @@ class WebRunner:
         self.reuse = reuse
         self._unit_ctx: RunContext | None = None     # the context of the last prepared case (one per unit)
         self._idle_checked = 0.0
+        monitor()           # samples the host from now on: a timeout is judged on the load during its wait
 
     def run(self, case: dict[str, Any], ctx: RunContext) -> CaseOutcome:
         case_id = str(case.get("caseId") or "")
@@ -62,7 +65,7 @@ class WebRunner:
             browser = self._acquire(case, ctx, renderer, rec, slot, reuse)
             if browser is not None:
                 recorder = WebRecorder.begin(browser, ctx)
-                catalog = WebCatalog(browser, ctx.settings.default_step_timeout)
+                catalog = WebCatalog(browser, ctx.settings.default_step_timeout, _limits(ctx))
                 options = EngineOptions(image_dir=ctx.image_dir, deadline=ctx.deadline,
                                         screenshot_every_step=ctx.settings.screenshot_every_step, on_step=ctx.on_step)
                 StepEngine(catalog, rec, variables, renderer, options).run(opt_list(case, rec))
@@ -85,6 +88,8 @@ class WebRunner:
         """Before the case's clock starts (the host calls it): recycle a worn browser, then reset the parked
         one or start a new one (remote: wait in the Grid's session queue), so neither costs case time. Only
         for a ``startDriver`` case whose ``driverSetting`` needs no rendering; others get theirs in the case."""
+        if ctx.attempt > 1:
+            self._wait_calm(ctx)
         setting = case.get("driverSetting") or {}
         if not _flag(case.get("startDriver"), True) or not isinstance(setting, dict) or "{{" in repr(setting):
             return
@@ -107,6 +112,23 @@ class WebRunner:
         if ctx.settings.spare_browser and config.mode != "remote":
             slot.start_spare(config, ctx.settings.default_step_timeout + 5.0, _driver_log(ctx),
                              limits_from({"Capacity": ctx.settings.capacity}))
+
+    def _wait_calm(self, ctx: RunContext) -> str:
+        """A retry runs on a calm host: wait (outside the case's clock) until the run queue of the last 2 s is
+        below ``max-load`` and memory above ``min-free-mb``, at most ``[Capacity] retry-wait`` s. Returns
+        why the host is still saturated when the wait gave up ("" when calm)."""
+        limits = _limits(ctx)
+        if limits is None:
+            return ""
+        end = time.monotonic() + float(ctx.settings.capacity.get("retry-wait", 20.0))
+        while True:
+            t = time.monotonic()
+            why = saturation(monitor().samples(), limits, t - 2.0, t)
+            if not why or t >= end:
+                if why:
+                    log.info("attempt %d runs on a saturated host after waiting: %s", ctx.attempt, why)
+                return why
+            time.sleep(0.5)
 
     def idle(self, ctx: RunContext) -> None:
         """The executor is idle (the host calls it from its loop, about every tick): a parked Grid session goes
@@ -220,6 +242,11 @@ def _worn(slot: BrowserSlot, ctx: RunContext) -> bool:
     if s.recycle_cases and slot.cases >= s.recycle_cases:
         return True
     return bool(s.recycle_rss_mb and slot.browser is not None and tree_rss_mb(slot.browser.pids()) > s.recycle_rss_mb)
+
+
+def _limits(ctx: RunContext) -> Limits | None:
+    """The engine's ``[Capacity]`` limits a timeout is judged against; None (never judged) without them."""
+    return limits_from({"Capacity": ctx.settings.capacity}) if ctx.settings.capacity else None
 
 
 def _due(slot: BrowserSlot, ctx: RunContext) -> bool:
