@@ -91,7 +91,7 @@ def reset_remote(browser: Any) -> bool:
         if initial:
             driver.timeouts = Timeouts(page_load=initial.get("pageLoad", 300000) / 1000,
                                        script=initial.get("script", 30000) / 1000)
-            browser.budget = -1.0
+        browser.budget = -1.0        # the next case sets its page-load/script and HTTP timeouts again
         if browser.initial_rect:
             driver.set_window_rect(**browser.initial_rect)
         return True

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+import urllib.parse
 from typing import Any
 
 from pipeline.capacity import Limits, saturation
@@ -141,7 +142,6 @@ class WebRunner:
         if t - self._idle_checked < 1.0:
             return
         self._idle_checked = t
-        set_command_timeout(slot.browser.driver, 5.0)
         self._give_back(slot, ctx, between_units=True)
 
     def _give_back(self, slot: BrowserSlot, ctx: RunContext, between_units: bool) -> None:
@@ -153,6 +153,7 @@ class WebRunner:
                           hold=float(ws.get("grid-hold", GRID_HOLD_S)), idle=float(ws.get("grid-idle", GRID_IDLE_S)))
         if why:
             log.info("Grid session %s given back: %s", slot.browser.driver.session_id, why)
+            set_command_timeout(slot.browser.driver, 5.0)     # a DELETE: never a long wait on the loop thread
             slot.close()
 
     def warm_up(self, ctx: RunContext) -> float:
@@ -245,8 +246,15 @@ def _worn(slot: BrowserSlot, ctx: RunContext) -> bool:
 
 
 def _limits(ctx: RunContext) -> Limits | None:
-    """The engine's ``[Capacity]`` limits a timeout is judged against; None (never judged) without them."""
-    return limits_from({"Capacity": ctx.settings.capacity}) if ctx.settings.capacity else None
+    """The engine's ``[Capacity]`` limits a timeout is judged against; None (never judged) without them, or
+    when the browser runs on another machine (a remote WebDriver end not on this host's loopback)."""
+    if not ctx.settings.capacity:
+        return None
+    if _remote(ctx):
+        host = urllib.parse.urlsplit(str(ctx.settings.webdriver.get("remote-url") or "")).hostname
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            return None
+    return limits_from({"Capacity": ctx.settings.capacity})
 
 
 def _due(slot: BrowserSlot, ctx: RunContext) -> bool:

@@ -21,3 +21,19 @@ def test_within_a_unit_a_queued_request_waits_until_the_hold_is_over() -> None:
 
 def test_a_remote_end_that_does_not_answer_has_no_queue() -> None:
     assert grid_queue_length(f"http://127.0.0.1:{free_port()}", timeout=1) == 0
+
+
+def test_timeouts_of_a_browser_on_another_machine_are_not_judged_on_this_hosts_load(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from stages.executor.context import RunContext, RunSettings
+    from stages.executor.web.runner import _limits
+
+    def ctx(webdriver: dict[str, str], capacity: dict[str, float]) -> RunContext:
+        return RunContext(task_id="t", collection_id="c", storage_root=Path("."), data_dir=Path("."),
+                          settings=RunSettings(webdriver=webdriver, capacity=capacity))
+    cap = {"max-load": 2.0}
+    assert _limits(ctx({"options": "remote", "remote-url": "http://grid.lab:4444"}, cap)) is None
+    assert _limits(ctx({"options": "remote", "remote-url": "http://127.0.0.1:4444"}, cap)) is not None
+    assert _limits(ctx({}, cap)).max_load == 2.0  # type: ignore[union-attr]
+    assert _limits(ctx({}, {})) is None                              # no [Capacity] given: never judged
