@@ -220,3 +220,39 @@ def test_a_run_opens_one_grid_session_for_the_cases_of_its_executor(tmp_path: Pa
     rows = results(tmp_path)
     assert len(rows) == 6 and all(r["status"] == 0 for r in rows), rows
     assert created == 1, created                                  # 6 cases, 2 collections, one session
+
+
+def test_a_parked_grid_session_goes_back_when_someone_queues_for_it_or_after_grid_idle(tmp_path: Path,
+                                                                                       demo_url: str) -> None:
+    import threading
+
+    from stages.executor.context import RunSettings
+    from stages.executor.web.browser import BrowserConfig, start_browser
+    from tests.stages.executor.web.conftest import Web
+    with GridServer(tmp_path / "grid", slots=1, queue_timeout=120) as g:
+        w = Web(demo_url, tmp_path, RunSettings(webdriver={"options": "remote", "remote-url": g.url, "grid-idle": 3600}))
+        other: list[Any] = []
+        try:
+            assert _prepared_run(w, w.open()).status == 0
+            slot = w.runner.slot(w.ctx)
+            assert slot.browser is not None and not slot.open          # parked, holding the only slot
+            w.runner.idle(w.ctx)
+            assert slot.browser is not None                           # nobody waits: kept
+            asker = threading.Thread(target=lambda: other.append(
+                start_browser(BrowserConfig.from_settings({"options": "remote", "remote-url": g.url}), 120.0)))
+            asker.start()                                             # another client queues for the slot
+            wait_for(lambda: (w.runner.idle(w.ctx), slot.browser is None)[1], 60, "the parked session given back")
+            asker.join(120)
+            assert other and other[0].driver.session_id                # ... and got it
+        finally:
+            w.close()
+            for b in other:
+                b.quit()
+        w2 = Web(demo_url, tmp_path, RunSettings(webdriver={"options": "remote", "remote-url": g.url, "grid-idle": 1}))
+        try:
+            assert _prepared_run(w2, w2.open()).status == 0
+            slot2 = w2.runner.slot(w2.ctx)
+            wait_for(lambda: (w2.runner.idle(w2.ctx), slot2.browser is None)[1], 60, "the idle session given back")
+            wait_for(lambda: _grid_sessions(g) == [], 30, "the Grid to free the slot")
+        finally:
+            w2.close()
