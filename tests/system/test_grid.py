@@ -166,6 +166,7 @@ def _grid_sessions(g: GridServer) -> list[str]:
 def test_cases_of_an_executor_reuse_one_grid_session_and_see_none_of_the_last_ones_state(
         tmp_path: Path, demo_url: str, grid: GridServer) -> None:
     from tests.stages.executor.web.conftest import op
+    wait_for(lambda: _grid_sessions(grid) == [], 30, "the sessions of earlier tests on this Grid to end")
     w = _grid_web(grid.url, demo_url, tmp_path)
     try:
         r = _prepared_run(w, w.open(), op("browser", "添加cookie", name="a", value="1"),
@@ -193,6 +194,7 @@ def test_cases_of_an_executor_reuse_one_grid_session_and_see_none_of_the_last_on
 def test_a_grid_session_killed_between_cases_is_replaced_before_the_next_case(
         tmp_path: Path, demo_url: str, grid: GridServer) -> None:
     import urllib.request
+    wait_for(lambda: _grid_sessions(grid) == [], 30, "the sessions of earlier tests on this Grid to end")
     w = _grid_web(grid.url, demo_url, tmp_path)
     try:
         assert _prepared_run(w, w.open()).status == 0
