@@ -31,8 +31,12 @@ def burners() -> Iterator[None]:
     procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(4 * cores)]
     try:
         limits = Limits(max_load=SATURATED["max-load"], min_free_mb=0)
-        wait_for(lambda: saturation(monitor().samples(), limits, time.monotonic() - 1.0, time.monotonic()), 60,
-                 "the burners to saturate the run queue")
+        # the judgement windows are a step (>= 2 s here) and the retry's last 2 s: every sample of the last 3 s
+        # must be the burners' (a mean over a window reaching back before them may still be calm)
+        wait_for(lambda: all(x.runnable / x.cores > limits.max_load for t, x in monitor().samples()
+                             if t >= time.monotonic() - 3.0) and saturation(monitor().samples(), limits,
+                                                                           time.monotonic() - 3.0, time.monotonic()),
+                 60, "the burners to saturate the run queue")
         yield
     finally:
         for p in procs:
