@@ -52,7 +52,7 @@ class HostMonitor:
         while True:
             try:
                 s = self.sample()
-            except OSError:
+            except Exception:  # noqa: BLE001 - an unreadable sample is skipped, the sampler lives on
                 time.sleep(self.period * 4)
                 continue
             with self._lock:

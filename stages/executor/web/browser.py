@@ -193,7 +193,7 @@ def sweep_litter_soon(own_dir: str | None) -> threading.Thread:
                 removed = litter_sweep(default_roots(), min_age=60.0)
                 if removed:
                     log.info("removed %d leftover(s) of killed browsers: %s", len(removed), ", ".join(removed[:5]))
-            except OSError as e:
+            except Exception as e:  # noqa: BLE001 - housekeeping never takes a thread's exception into the run
                 log.warning("sweeping browser leftovers failed: %s", e)
     t = threading.Thread(target=run, name="litter-sweep", daemon=True)
     t.start()

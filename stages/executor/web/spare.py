@@ -57,6 +57,9 @@ class Spare:
         except BrowserStartError as e:
             self.error = e
             return
+        except Exception as e:  # noqa: BLE001 - a spare that fails is no spare: prepare starts one as before
+            self.error = BrowserStartError(f"spare browser: {type(e).__name__}: {e}")
+            return
         with self._lock:
             if not self._abandoned:
                 self.browser = browser
