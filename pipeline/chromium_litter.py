@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["SHM_DIR", "Held", "held_now", "litter", "sweep"]
+__all__ = ["SHM_DIR", "Held", "bound_sockets", "default_roots", "held_now", "litter", "sweep"]
 
 SHM_DIR = "/dev/shm"
 SHM_PREFIX = ".org.chromium.Chromium."
@@ -72,14 +72,15 @@ def held_now(proc: str = "/proc") -> Held:
                 words.update(w.decode("utf-8", "replace") for w in f.read().split(b"\0") if b"/" in w)
         except OSError:               # gone, or not ours to read: nothing of it is litter we could judge
             continue
-    return Held(frozenset(paths), frozenset(words), frozenset(_bound_sockets(proc)))
+    return Held(frozenset(paths), frozenset(words), frozenset(bound_sockets(proc)))
 
 
 def _undeleted(path: str) -> str:
     return path[:-len(" (deleted)")] if path.endswith(" (deleted)") else path
 
 
-def _bound_sockets(proc: str) -> set[str]:
+def bound_sockets(proc: str = "/proc") -> set[str]:
+    """Paths of the unix sockets bound right now (``/proc/net/unix``)."""
     out = set()
     try:
         with open(f"{proc}/net/unix", encoding="utf-8", errors="replace") as f:

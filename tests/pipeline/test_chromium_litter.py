@@ -124,8 +124,8 @@ def test_a_sigkilled_browser_leaves_nothing_after_its_quit_and_a_live_one_keeps_
         victim.quit()
         live.quit()
     try:
-        assert live.sweeper is not None
-        live.sweeper.join(60)
-        assert sorted(os.listdir(root)) == []              # a clean quit leaves nothing either
+        if live.sweeper is not None:                        # none: Chromium had removed its singleton dir itself
+            live.sweeper.join(60)
+        wait_for(lambda: os.listdir(root) == [], 30, "a cleanly quit browser's files to be gone")
     finally:
         request_cleanup(root, ignore_errors=True)

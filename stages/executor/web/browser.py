@@ -29,7 +29,7 @@ from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.remote.webdriver import WebDriver
 
-from pipeline.chromium_litter import default_roots, held_now
+from pipeline.chromium_litter import bound_sockets, default_roots
 from pipeline.chromium_litter import sweep as litter_sweep
 from pipeline.metrics import observe_local
 from stages.executor.ui.driver import driver_lost, set_command_timeout
@@ -178,18 +178,27 @@ class Browser:
 
 
 _sweep_lock = threading.Lock()
+_last_sweep = [-1e9]
+SWEEP_EVERY_S = 60.0
 
 
-def sweep_litter_soon(own_dir: str | None) -> threading.Thread:
-    """After a quit, off the case path: this browser's singleton dir when nothing holds it (the browser was
-    killed, so Chromium could not remove it), then what other killed browsers left (``chromium_litter``:
-    ``/dev/shm`` segments, singleton and profile dirs older than a minute that no live process holds)."""
+def sweep_litter_soon(own_dir: str | None) -> threading.Thread | None:
+    """After a quit, off the case path. A Chromium that exits cleanly removes its singleton dir itself, so
+    one still there means the browser was killed: it is removed once no socket is bound in it (one read of
+    /proc/net/unix), and then, at most once a minute, what other killed browsers left (``chromium_litter``:
+    ``/dev/shm`` segments, singleton and profile dirs older than a minute that no live process holds; the
+    walk over /proc is the janitor's periodic job, so a clean quit never pays it)."""
+    if not own_dir or not os.path.isdir(own_dir):
+        return None
+
     def run() -> None:
         with _sweep_lock:                 # one walk at a time, however many browsers quit together
             try:
-                held = held_now()
-                if own_dir and os.path.isdir(own_dir) and not held.holds(own_dir, True):
+                if not any(s.startswith(own_dir.rstrip("/") + "/") for s in bound_sockets()):
                     shutil.rmtree(own_dir, ignore_errors=True)
+                if time.monotonic() - _last_sweep[0] < SWEEP_EVERY_S:
+                    return
+                _last_sweep[0] = time.monotonic()
                 removed = litter_sweep(default_roots(), min_age=60.0)
                 if removed:
                     log.info("removed %d leftover(s) of killed browsers: %s", len(removed), ", ".join(removed[:5]))
