@@ -6,8 +6,10 @@ Reports per run: wall time, verdicts against the serial run's (extra failures, b
 and, in-process, the per-case browser overhead (reset or new browser) inside the case before the host's
 ``prepare`` step and after. Prints the load average, which on a shared 2-core machine dominates.
 
-Run: ``.venv/bin/python bench/web_load.py [--only serial,2,4,8,auto,auto-sized,grid] [--cases 120]``
-(``auto-sized``: ``auto`` without its load limit, i.e. the sizing alone).
+Run: ``.venv/bin/python bench/web_load.py [--only serial,2,4,8,auto,auto-sized,grid,grid-new] [--cases 120]``
+(``auto-sized``: ``auto`` without its load limit, i.e. the sizing alone; ``spare``: the wall a new browser costs
+between two cases with and without the background spare, in-process; ``grid-new``: through the Grid with a
+new session per case, ``[WebDriver] reset = session``, as before Grid sessions were reused).
 """
 from __future__ import annotations
 
@@ -159,6 +161,33 @@ def overhead(base: str, n: int = 12) -> tuple[float, float]:
     return out[0], out[1]
 
 
+def spare_overhead(base: str, n: int = 8) -> tuple[float, float]:
+    """A new browser for every case (``recycle-cases = 1``): median wall of the host's ``prepare`` (the browser
+    overhead between two cases; the case clock never includes it) without and with the background spare."""
+    from stages.executor.context import RunContext, RunSettings
+    from stages.executor.web import WebRunner
+    tmp = Path(tempfile.mkdtemp(prefix="bench-spare-"))
+    out = []
+    for spare in (False, True):
+        runner = WebRunner()
+        ctx = RunContext(task_id="b", collection_id="c", storage_root=tmp, data_dir=tmp,
+                         settings=RunSettings(recycle_cases=1, spare_browser=spare))
+        times = []
+        try:
+            for i in range(n + 1):
+                case = make_case(base, i * 5 + 2)
+                t0 = time.monotonic()
+                runner.prepare(case, ctx)
+                if i:                                             # the first start is no replacement
+                    times.append(time.monotonic() - t0)
+                ctx.deadline = time.monotonic() + 60
+                runner.run(case, ctx)
+        finally:
+            runner.close_shared(ctx)
+        out.append(statistics.median(times))
+    return out[0], out[1]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--only", default="serial,2,4,8,auto,grid")
@@ -172,14 +201,22 @@ def main() -> None:
     before, after = overhead(base)
     print(f"per-case wall, browser reset inside the case: {before:.3f} s; prepared before the case: {after:.3f} s "
           f"(overhead out of the case path: {before - after:.3f} s)", flush=True)
+    if "spare" in args.only.split(","):
+        off, on = spare_overhead(base)
+        print(f"a new browser per case (recycle-cases 1), median prepare between cases: started then {off:.3f} s; "
+              f"spare started during the previous case {on:.3f} s (load {os.getloadavg()[0]:.1f})", flush=True)
     results: dict[str, dict[str, Any]] = {}
     for name in args.only.split(","):
+        if name == "spare":
+            continue
         tmp = work / name
         suite = write_suite(tmp / "suite", base, args.cases, args.collections, 1 if name == "serial" else 16)
-        if name == "grid":
+        if name in ("grid", "grid-new"):      # grid-new: a new Grid session per case (reset = session), as before reuse
             from tests.grid_server import GridServer
             with GridServer(tmp / "grid", slots=2) as g:
-                r = run_engine(tmp, suite, "4", f"[WebDriver]\noptions = remote\nremote-url = {g.url}\n")
+                reset = "reset = session\n" if name == "grid-new" else ""
+                r = run_engine(tmp, suite, "4", f"[WebDriver]\noptions = remote\nremote-url = {g.url}\n{reset}")
+                r["sessions"] = g.log_tail(10**8).count("Session created by the Node")
         elif name == "auto-sized":             # the sizing alone: no load limit (other tenants' load ignored)
             r = run_engine(tmp, suite, "auto", "[Capacity]\nmax-load = 1000\n")
         else:
@@ -191,7 +228,8 @@ def main() -> None:
         broken = sum(1 for v in r["final"].values() if v == 2)
         print(f"{name:>6}: wall {r['wall']:6.1f} s, executors {r['executors']}, attempts {r['attempts']}, failed {fails}, "
               f"broken {broken}, verdicts differing from serial {len(diff)} {diff[:8]}, parked events {r['parked']}, "
-              f"stuck-slot heals {'yes' if r['stuck'] else 'none'}, mean load {r['load']:.1f}, exit {r['exit']}", flush=True)
+              f"stuck-slot heals {'yes' if r['stuck'] else 'none'}, mean load {r['load']:.1f}, exit {r['exit']}"
+              + (f", Grid sessions {r['sessions']}" if "sessions" in r else ""), flush=True)
     if "serial" in results:
         s = results["serial"]["wall"]
         print("speed-up over serial (= N 1): " + ", ".join(f"{k} {s / v['wall']:.2f}x" for k, v in results.items()))

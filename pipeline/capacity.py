@@ -11,9 +11,10 @@ The executor of rank 0 is never parked, so a suite always progresses.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["Admission", "HostSample", "Limits", "admission", "capacity", "pool_size"]
+__all__ = ["Admission", "HostSample", "Limits", "admission", "capacity", "pool_size", "saturation", "spare_room"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +27,7 @@ class HostSample:
     mem_available_mb: float
     shm_free_mb: float
     browser_mb: float = 0.0
+    runnable: float = -1.0    # processes runnable at that instant (``procs_running``), -1 when not measured
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,3 +94,35 @@ def admission(sample: HostSample, limits: Limits, pool: int, rank: int, parked_s
             return Admission(False, cap, "holding after park")
         return Admission(True, cap, "")
     return Admission(False, cap, why or f"rank {rank} above capacity {cap}")
+
+
+def spare_room(sample: HostSample, limits: Limits) -> str:
+    """Why no spare browser may be started now ("" when it may): one more browser must fit in the available
+    memory above ``min-free-mb`` (at the measured PSS of ours) and in free ``/dev/shm``."""
+    need = _per_browser(sample, limits)
+    room = sample.mem_available_mb - limits.min_free_mb
+    if room < need:
+        return f"available memory {sample.mem_available_mb:.0f} MB leaves {room:.0f} MB above min-free-mb, < one browser ({need:.0f} MB)"
+    if sample.shm_free_mb < limits.shm_per_browser_mb:
+        return f"/dev/shm free {sample.shm_free_mb:.0f} MB < {limits.shm_per_browser_mb:g} MB"
+    return ""
+
+
+def saturation(samples: Sequence[tuple[float, HostSample]], limits: Limits, start: float, end: float) -> str:
+    """Why the host was saturated during ``[start, end]`` ("" when it was not), from ``(time, sample)`` pairs
+    taken meanwhile (the last one before ``start`` when none falls inside: a short wait): the mean number of
+    runnable processes per core above ``max-load``, or available memory below ``min-free-mb`` at any sample.
+    Instant run-queue samples, not the 1-minute load average, which lags a burst by tens of seconds."""
+    window = [s for t, s in samples if start <= t <= end] or [s for t, s in samples if t <= start][-1:]
+    window = [s for s in window if s.runnable >= 0]
+    if not window:
+        return ""
+    cores = max(1, window[0].cores)
+    runnable = sum(s.runnable for s in window) / len(window)
+    if runnable / cores > limits.max_load:
+        return (f"load {runnable:.1f} runnable on {cores} cores > {limits.max_load:g}/core "
+                f"(mean of {len(window)} samples over {max(0.0, end - start):.1f} s)")
+    low = min(s.mem_available_mb for s in window)
+    if low < limits.min_free_mb:
+        return f"available memory {low:.0f} MB < {limits.min_free_mb:g} MB"
+    return ""

@@ -90,7 +90,9 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[str], Any], Any]]] = {
     "Engine": {"engine-code": (_str, ""), "engine-secret": (_str, "")},
     "WebDriver": {"options": (_choice("headless", "normal", "remote"), "headless"), "path": (_str, "/usr/bin/chromedriver"),
                   "binary": (_str, "/usr/bin/chromium"), "window-size": (_str, "1280,800"),
-                  "remote-url": (_str, ""), "reset": (_choice("session", "clear"), "clear")},
+                  "remote-url": (_str, ""), "reset": (_choice("session", "clear"), "clear"),
+                  # a parked Grid session: kept at most this long while others queue / while idle (s)
+                  "grid-hold": (_pos_float, 60.0), "grid-idle": (_pos_float, 60.0)},
     "RunSetting": {"max-run": (_pos_int, 2)},
     "Pipeline": {
         "api-workers": (_pos_int, 2), "browsers": (_browsers, 1), "case-timeout": (_gt0_float, 300.0),
@@ -141,6 +143,10 @@ SCHEMA["Capacity"] = {
     "hold": (_pos_float, 3.0),
     # a browser is replaced by a fresh one after this many cases (0: never) or above this RSS in MB (0: never)
     "recycle-cases": (_pos_int, 100), "recycle-rss-mb": (_pos_float, 1500.0),
+    # the replacement of a browser due for recycling or lost is started in the background (when memory allows)
+    "spare": (_bool, True),
+    # a retried WEB attempt waits (s, outside its clock) for the run queue to fall below max-load first
+    "retry-wait": (_pos_float, 20.0),
 }
 # -- run history (issue 18): pipeline/history.py, longest-first dispatch, flake rate, mutes ----------------------
 def _mute(v: str) -> str:

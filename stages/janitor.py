@@ -5,7 +5,8 @@ logged (what, where, why).
   report folders after ``report-days``; run history rows (``history.sqlite``) after ``history-days``, vacuumed;
 - rotated logs (``*.log.N``) older than ``[Logging] archive-days`` gzipped into ``log/archive/<YYYY-MM>/``;
 - orphan browsers: chromium/chromedriver processes of this run (their profile lives under the run
-  directory) whose executor is gone are killed;
+  directory) whose executor is gone are killed; what killed browsers left (``/dev/shm`` segments,
+  Chromium's singleton dirs, chromedriver's and our profiles) is deleted once no live process holds it;
 - disk and memory watch: a warning before the disk fills;
 - ``[Retention] backup = true``: a daily ``backup/backup_<YYYYmmdd_HHMMSS>.zip`` of the config file, ``data/``
   and ``log/`` (not ``log/archive/``), keeping the newest ``backup-keep``.
@@ -23,6 +24,8 @@ from typing import Any
 
 import psutil
 
+from pipeline.chromium_litter import default_roots
+from pipeline.chromium_litter import sweep as litter_sweep
 from pipeline.history import HistoryStore, history_path
 from pipeline.stage import Stage
 
@@ -142,6 +145,10 @@ def find_orphans(marker: str, live_pgids: set[int]) -> list[psutil.Process]:
     return out
 
 
+LITTER_EVERY_S = 60.0         # browser leftovers: swept this often ...
+LITTER_MIN_AGE_S = 60.0       # ... once this old (a starting browser has made its dir, not yet opened it)
+
+
 class Janitor(Stage):
     POLL_MS = 1000
 
@@ -150,6 +157,7 @@ class Janitor(Stage):
         self.root = Path(spec.storage_root)
         self._last_sweep = 0.0
         self._last_reap = 0.0
+        self._last_litter = 0.0
         self.deleted = 0
         self.reaped = 0
 
@@ -158,6 +166,9 @@ class Janitor(Stage):
         if now - self._last_reap >= 5.0 and not self.stopping:   # stopping: the supervisor sweeps orphans as it closes
             self._last_reap = now
             self.reap_orphans()
+        if now - self._last_litter >= LITTER_EVERY_S:
+            self._last_litter = now
+            self.sweep_litter()
         if now - self._last_sweep >= float(self.spec.setting("Retention", "interval")) or self._last_sweep == 0.0:
             self._last_sweep = now
             self.sweep(self.clock.wall())
@@ -233,6 +244,21 @@ class Janitor(Stage):
                 self.log.warning("reaped orphan process %d (%s): its executor is gone", p.pid, cmd)
             except psutil.Error:
                 pass
+
+    def sweep_litter(self) -> None:
+        """What browsers of dead executors left (``pipeline.chromium_litter``): ``/dev/shm`` segments and
+        Chromium's singleton, chromedriver's and our profile dirs in every stage's temp dir and /tmp, older
+        than a minute and held by no live process (another tenant's live browser included)."""
+        tmp = Path(self.spec.run_dir) / "tmp"
+        roots = [str(p) for p in sorted(tmp.glob("*")) if p.is_dir()] + default_roots()
+        try:
+            removed = litter_sweep(roots, min_age=LITTER_MIN_AGE_S)
+        except OSError as e:
+            self.log.warning("sweeping browser leftovers failed: %s", e)
+            return
+        self.deleted += len(removed)
+        for path in removed:
+            self.log.info("deleted %s (left by a killed browser, held by no live process)", path)
 
     def _live_pgids(self) -> set[int] | None:
         status = Path(self.spec.run_dir) / "status.json"

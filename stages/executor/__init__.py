@@ -64,7 +64,8 @@ class Executor(Stage):
             evidence_video=cfg["Evidence"]["video"], evidence_secrets=tuple(spec_secrets(self.spec)),
             report_dir=str(self.spec.report_dir),
             recycle_cases=int(cfg.get("Capacity", {}).get("recycle-cases", 0)),
-            recycle_rss_mb=float(cfg.get("Capacity", {}).get("recycle-rss-mb", 0.0)))
+            recycle_rss_mb=float(cfg.get("Capacity", {}).get("recycle-rss-mb", 0.0)),
+            spare_browser=bool(cfg.get("Capacity", {}).get("spare", True)), capacity=dict(cfg.get("Capacity", {})))
         device = dict(self.spec.devices.get(self.device_name, {}), name=self.device_name) if self.device_name else None
         self.worker = UnitWorker(self.name, settings, Path(self.spec.storage_root), device, fetch_file=self._fetcher())
         self._deadline_notice = Notifier(self.mailbox, "supervisor")
@@ -172,6 +173,8 @@ class Executor(Stage):
         return True
 
     def on_tick(self) -> None:
+        if self.worker is not None:
+            self.worker.idle_tick()              # a parked Grid session is given back when others wait for it
         if self._admit():
             self.send_status()                   # credit withdrawn or offered again at once
         if time.monotonic() - self._last_status >= self.hb_interval:

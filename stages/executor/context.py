@@ -40,6 +40,8 @@ class RunSettings:
     report_dir: str = ""                   # [Pipeline] report-dir, when a unit does not name its own
     recycle_cases: int = 0                 # [Capacity] recycle-cases: a browser is replaced after this many (0: never)
     recycle_rss_mb: float = 0.0            # [Capacity] recycle-rss-mb: ... or above this RSS (0: never)
+    spare_browser: bool = True             # [Capacity] spare: start a replacement browser in the background
+    capacity: dict[str, Any] = field(default_factory=dict)   # [Capacity] section (the spare's memory bound)
 
 
 @dataclass(slots=True)
@@ -58,6 +60,7 @@ class RunContext:
     fetch_file: FileFetcher | None = None   # None in local mode without a platform
     on_step: Callable[[str], None] = lambda name: None   # host reports "now running step <name>" (timeouts name it)
     executor_name: str = ""
+    attempt: int = 1                        # the case's run_times: a retry waits for a calm host (WEB prepare)
     device: dict[str, Any] | None = None    # APP executors: the device registry entry they own
     evidence: EvidenceSpec = field(default_factory=EvidenceSpec)     # this attempt's policy (set by the host)
     evidence_result: dict[str, Any] = field(default_factory=dict)   # what the runner kept -> CaseResult.evidence

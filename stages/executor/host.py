@@ -188,6 +188,21 @@ class UnitWorker:
         self.thread.start()
         return True
 
+    def idle_tick(self) -> None:
+        """While no unit runs (the stage loop calls it every tick): runners give back what an idle executor
+        must not hold (``WebRunner.idle``: a Grid session someone queues for)."""
+        if self._active or self.unit is not None:
+            return
+        runners = [r for r in self.runners.values() if hasattr(r, "idle")]
+        if not runners:
+            return
+        ctx = self._ctx({"task_id": "", "collection_id": "", "data_dir": "."}, {})
+        for r in runners:
+            try:
+                r.idle(ctx)
+            except Exception as e:  # noqa: BLE001 - never the loop's end: the next tick tries again
+                log.warning("%s: idle housekeeping of %s failed: %s", self.name, r.case_type, e)
+
     def reset_between_collections(self, ctx: RunContext) -> None:
         for r in self.runners.values():
             reset = getattr(r, "reset_shared", None)
@@ -251,6 +266,7 @@ class UnitWorker:
         self.step = ""
         data = _read(unit, case)              # before case.started: a kill reported from then on names the case
         if data is not None and not skip_reason:
+            ctx.attempt = int(case.get("run_times") or 1)
             self._prepare(case, data, ctx)        # a reset or fresh browser, a Grid session: not the case's time
             ctx.deadline = time.monotonic() + budget
         name = str((data or {}).get("caseName") or "")

@@ -68,3 +68,26 @@ def test_grid_down_is_a_clear_error() -> None:
 def test_measure_reads_this_host() -> None:
     s = measure()
     assert s.cores >= 1 and s.mem_available_mb > 0 and s.load1 >= 0 and s.shm_free_mb >= 0
+
+
+def test_a_spare_browser_needs_room_for_one_more_browser_above_min_free() -> None:
+    from pipeline.capacity import spare_room
+    lim = Limits(min_free_mb=512, browser_mb=350, shm_per_browser_mb=64)
+    assert spare_room(HostSample(cores=2, load1=9.0, mem_available_mb=900, shm_free_mb=1000), lim) == ""   # load: no matter
+    assert "< one browser (350 MB)" in spare_room(HostSample(cores=2, load1=0, mem_available_mb=800, shm_free_mb=1000), lim)
+    assert "< one browser (500 MB)" in spare_room(HostSample(2, 0, 900, 1000, browser_mb=500), lim)   # measured PSS
+    assert "/dev/shm free 10 MB" in spare_room(HostSample(2, 0, 4000, 10), lim)
+
+
+def test_saturation_is_judged_on_the_samples_taken_during_the_wait() -> None:
+    from pipeline.capacity import saturation
+    lim = Limits(max_load=2.0, min_free_mb=500)
+
+    def s(runnable: float, mem: float = 4000) -> HostSample:
+        return HostSample(cores=2, load1=0, mem_available_mb=mem, shm_free_mb=1000, runnable=runnable)
+    busy = [(10.0, s(1)), (11.0, s(9)), (11.5, s(7)), (12.0, s(8)), (20.0, s(0))]
+    assert "load 8.0 runnable on 2 cores > 2/core (mean of 3 samples over 1.0 s)" == saturation(busy, lim, 11.0, 12.0)
+    assert saturation(busy, lim, 19.0, 21.0) == ""                     # calm by the time of this wait
+    assert saturation(busy, lim, 12.1, 12.2) != ""                     # a short wait: the sample just before
+    assert "available memory 300 MB < 500 MB" == saturation([(1.0, s(0, 300))], lim, 0.5, 1.5)
+    assert saturation([], lim, 0, 1) == "" and saturation([(1.0, s(-1))], lim, 0, 2) == ""   # not measured: calm

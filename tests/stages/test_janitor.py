@@ -173,3 +173,25 @@ def test_sweep_without_history_creates_none(tmp_path: Path) -> None:
     from pipeline.history import history_path
     make(tmp_path).sweep(NOW)
     assert not history_path(tmp_path / "storage").exists()
+
+
+def test_sweep_litter_removes_what_dead_executors_browsers_left_but_not_what_a_live_process_holds(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    j = make(tmp_path)
+    ex = tmp_path / "run" / "tmp" / "executor-1"
+    dead, held = ex / "liuma-chrome-dead", ex / "liuma-chrome-held"
+    for d in (dead, held):
+        d.mkdir(parents=True)
+    (held / "Cookies").write_bytes(b"x")
+    helper = subprocess.Popen([sys.executable, "-c", "import sys, time; f = open(sys.argv[1]); print('ready', flush=True);"
+                               " time.sleep(120)", str(held / "Cookies")], stdout=subprocess.PIPE)
+    try:
+        assert helper.stdout is not None and helper.stdout.readline() == b"ready\n"
+        for d in (dead, held):
+            os.utime(d, (time.time() - 600,) * 2)
+        j.sweep_litter()
+        assert not dead.exists() and held.is_dir() and j.deleted >= 1      # (and whatever /tmp held of the kind)
+    finally:
+        helper.kill()
+        helper.wait()

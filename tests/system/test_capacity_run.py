@@ -47,3 +47,41 @@ def test_auto_pool_under_its_limits_uses_several_executors(tmp_path: Path, demo_
     rows = results(tmp_path)
     assert len(rows) == 12 and all(r["status"] == 0 for r in rows), rows
     assert len(set(executors_by_case(tmp_path).values())) >= 2, executors_by_case(tmp_path)
+
+
+def _timeout_suite(tmp: Path, base: str) -> Path:
+    from tests.system.test_web_crash import _op
+    case = web_case("wait", "等待不存在的元素", base, _op("page", "等待元素出现", ("ID", "never-there"), second="2"))
+    return write_suite(tmp / "suite", {"c1": [case]})
+
+
+def test_a_webdriver_timeout_is_broken_with_the_load_only_while_the_host_is_saturated(tmp_path: Path,
+                                                                                       demo_url: str) -> None:
+    # the same element wait times out in both runs; judged against limits this host is far below (calm) it
+    # stays the case's error, against 1 runnable process per core while 4 CPU burners per core run it is broken
+    import os
+    import subprocess
+    import sys
+    calm, busy = tmp_path / "calm", tmp_path / "busy"
+    for d, limit in ((calm, 1000.0), (busy, 1.0)):
+        d.mkdir()
+        write_config(d, f"[Capacity]\nmax-load = {limit}\nmin-free-mb = 0\n[Retry]\nmax-attempts = 1\n", api_workers=0,
+                     browsers=1)
+    proc = start_run(_timeout_suite(calm, demo_url), calm / "config.ini")
+    out, err = proc.communicate(timeout=240)
+    rows = results(calm)
+    assert [r["status"] for r in rows] == [2] and "BROKEN" not in out, (out, err)
+    assert "等待元素出现超时" in json.dumps(rows, ensure_ascii=False) and "saturated" not in out
+    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(4 * len(os.sched_getaffinity(0)))]
+    try:
+        proc = start_run(_timeout_suite(busy, demo_url), busy / "config.ini")
+        out, err = proc.communicate(timeout=400)
+    finally:
+        for p in burners:
+            p.kill()
+            p.wait()
+    rows = results(busy)
+    assert [r["status"] for r in rows] == [2] and "BROKEN" in out, (out, err)
+    text = json.dumps(rows, ensure_ascii=False)
+    assert "broken: WebDriver 超时发生在主机过载期间 (timeout while the host was saturated: load" in text, text
+    assert "runnable on" in text and "等待元素出现超时" in text, text

@@ -140,3 +140,121 @@ def test_grid_down_at_start(tmp_path: Path, demo_url: str) -> None:
     proc = start_run(_waiting_suite(tmp_path / "b", demo_url, 1, "0"), _config(tmp_path / "b", url, "grid"))
     out, err = _finish(proc)
     assert proc.returncode == 2 and f"{url}/status does not answer" in err, (out, err)
+
+
+# -- session reuse: one Grid session serves the cases of an executor, reset between them ---------------------------
+def _grid_web(url: str, base: str, tmp: Path) -> Any:
+    from stages.executor.context import RunSettings
+    from tests.stages.executor.web.conftest import Web
+    return Web(base, tmp, RunSettings(webdriver={"options": "remote", "remote-url": url}))
+
+
+def _prepared_run(w: Any, *ops: dict[str, Any]) -> Any:
+    """One case as the host runs it: ``prepare`` (reset or new session, off the case clock), then ``run``."""
+    import time
+    case = w.case(*ops, close=True)
+    w.runner.prepare(case, w.ctx)
+    w.ctx.deadline = time.monotonic() + 60
+    return w.runner.run(case, w.ctx).result
+
+
+def _grid_sessions(g: GridServer) -> list[str]:
+    value: Any = g.status()["value"]
+    return [s["session"]["sessionId"] for n in value["nodes"] for s in n["slots"] if s.get("session")]
+
+
+def test_cases_of_an_executor_reuse_one_grid_session_and_see_none_of_the_last_ones_state(
+        tmp_path: Path, demo_url: str, grid: GridServer) -> None:
+    from tests.stages.executor.web.conftest import op
+    wait_for(lambda: _grid_sessions(grid) == [], 30, "the sessions of earlier tests on this Grid to end")
+    w = _grid_web(grid.url, demo_url, tmp_path)
+    try:
+        r = _prepared_run(w, w.open(), op("browser", "添加cookie", name="a", value="1"),
+                          op("browser", "执行脚本", script="localStorage.setItem('k', 'v'); sessionStorage.setItem('s', '1')"),
+                          op("browser", "单击跳转新窗口", {"element": ("ID", "new-window-link")}))
+        assert r.status == 0, r.transactionList
+        slot = w.runner.slot(w.ctx)
+        first = slot.browser.driver.session_id
+        assert _grid_sessions(grid) == [first]                      # parked: the session is kept on the Grid
+        r = _prepared_run(w, w.open(), op("relation", "提取cookies", save_name="c"),
+                          op("relation", "自定义", trans="ls", save_name="ls",
+                             code="sys_return(driver.execute_script(\"return [localStorage.getItem('k'), sessionStorage.getItem('s')]\"))"),
+                          op("relation", "提取所有窗口句柄", save_name="h"),
+                          op("browser", "后退"), op("relation", "提取页面url", save_name="back"))
+        assert r.status == 0, r.transactionList
+        assert slot.browser.driver.session_id == first and _grid_sessions(grid) == [first]
+        assert (slot.starts, slot.resets) == (1, 1)
+        v = w.ctx.variables
+        assert v["c"] == [] and v["ls"] == [None, None] and len(v["h"]) == 1 and v["back"] == "about:blank", v
+    finally:
+        w.close()
+    wait_for(lambda: _grid_sessions(grid) == [], 30, "the Grid to free the slot of the closed session")
+
+
+def test_a_grid_session_killed_between_cases_is_replaced_before_the_next_case(
+        tmp_path: Path, demo_url: str, grid: GridServer) -> None:
+    import urllib.request
+    wait_for(lambda: _grid_sessions(grid) == [], 30, "the sessions of earlier tests on this Grid to end")
+    w = _grid_web(grid.url, demo_url, tmp_path)
+    try:
+        assert _prepared_run(w, w.open()).status == 0
+        slot = w.runner.slot(w.ctx)
+        dead = slot.browser.driver.session_id
+        urllib.request.urlopen(urllib.request.Request(f"{grid.url}/session/{dead}", method="DELETE"), timeout=30).close()
+        wait_for(lambda: _grid_sessions(grid) == [], 30, "the Grid dropping the session")   # as at its session-timeout
+        r = _prepared_run(w, w.open())
+        assert r.status == 0, r.transactionList                     # not failed, not broken: replaced in prepare
+        assert slot.browser.driver.session_id != dead and (slot.starts, slot.resets) == (2, 0)
+    finally:
+        w.close()
+
+
+def test_a_run_opens_one_grid_session_for_the_cases_of_its_executor(tmp_path: Path, demo_url: str) -> None:
+    # a Grid of its own, so its log counts the sessions of this run only
+    with GridServer(tmp_path / "grid", slots=1) as g:
+        suite = write_suite(tmp_path / "suite", {"c1": [web_case(f"w{i}", f"页面{i}", demo_url) for i in range(4)],
+                                                 "c2": [web_case(f"v{i}", f"页面v{i}", demo_url) for i in range(2)]},
+                            max_thread=1)
+        proc = start_run(suite, _config(tmp_path, g.url, 1))
+        out, err = _finish(proc)
+        created = g.log_tail(10**7).count("Session created by the Node")
+    assert proc.returncode == 0, (out, err)
+    rows = results(tmp_path)
+    assert len(rows) == 6 and all(r["status"] == 0 for r in rows), rows
+    assert created == 1, created                                  # 6 cases, 2 collections, one session
+
+
+def test_a_parked_grid_session_goes_back_when_someone_queues_for_it_or_after_grid_idle(tmp_path: Path,
+                                                                                       demo_url: str) -> None:
+    import threading
+
+    from stages.executor.context import RunSettings
+    from stages.executor.web.browser import BrowserConfig, start_browser
+    from tests.stages.executor.web.conftest import Web
+    with GridServer(tmp_path / "grid", slots=1, queue_timeout=120) as g:
+        w = Web(demo_url, tmp_path, RunSettings(webdriver={"options": "remote", "remote-url": g.url, "grid-idle": 3600}))
+        other: list[Any] = []
+        try:
+            assert _prepared_run(w, w.open()).status == 0
+            slot = w.runner.slot(w.ctx)
+            assert slot.browser is not None and not slot.open          # parked, holding the only slot
+            w.runner.idle(w.ctx)
+            assert slot.browser is not None                           # nobody waits: kept
+            asker = threading.Thread(target=lambda: other.append(
+                start_browser(BrowserConfig.from_settings({"options": "remote", "remote-url": g.url}), 120.0)))
+            asker.start()                                             # another client queues for the slot
+            wait_for(lambda: (w.runner.idle(w.ctx), slot.browser is None)[1], 60, "the parked session given back")
+            asker.join(120)
+            assert other and other[0].driver.session_id                # ... and got it
+        finally:
+            w.close()
+            for b in other:
+                b.quit()
+        w2 = Web(demo_url, tmp_path, RunSettings(webdriver={"options": "remote", "remote-url": g.url, "grid-idle": 1}))
+        try:
+            assert _prepared_run(w2, w2.open()).status == 0
+            slot2 = w2.runner.slot(w2.ctx)
+            wait_for(lambda: (w2.runner.idle(w2.ctx), slot2.browser is None)[1], 60, "the idle session given back")
+            wait_for(lambda: _grid_sessions(g) == [], 30, "the Grid to free the slot")
+        finally:
+            w2.close()

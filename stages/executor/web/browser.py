@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import ast
 import glob
+import logging
 import os
 import shutil
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,11 +29,15 @@ from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.remote.webdriver import WebDriver
 
+from pipeline.chromium_litter import bound_sockets, default_roots
+from pipeline.chromium_litter import sweep as litter_sweep
 from pipeline.metrics import observe_local
 from stages.executor.ui.driver import driver_lost, set_command_timeout
 from stages.executor.web.overload import host_saturated, start_failure_is_infrastructure
 
 __all__ = ["ENGINE_ARGS", "Browser", "BrowserConfig", "BrowserStartError", "is_browser_lost", "start_browser"]
+
+log = logging.getLogger("stages.executor")
 
 DEFAULT_DRIVER = "/usr/bin/chromedriver"
 DEFAULT_BINARY = "/usr/bin/chromium"
@@ -137,6 +143,11 @@ class Browser:
     scratch_dir: str | None = None    # short TMPDIR given to chromedriver/Chromium when ours is too long
     budget: float = -1.0              # page-load/script timeout last set (WebCatalog.prepare skips equal ones)
     driver_log: str | None = None     # chromedriver --log-path (inside profile_dir), for the evidence bundle
+    started_at: float = field(default_factory=time.monotonic)   # a Grid session is given back after a while
+    cdp: Any = None                   # remote: the se:cdp connection its reset uses (``remote.remote_cdp``)
+    history_base: int = 1             # remote without se:cdp: the first window's history length after a reset
+    singleton_dir: str | None = None  # Chromium's $TMPDIR/org.chromium.Chromium.*/ (left when it is killed)
+    sweeper: threading.Thread | None = None   # the litter sweep started by ``quit`` (tests join it)
 
     def pids(self) -> list[int]:
         """chromedriver's pid (local mode only), for memory measurement and reaping."""
@@ -146,6 +157,9 @@ class Browser:
 
     def quit(self) -> None:
         """End the session, then delete the profile; never raises (a dead browser is already gone)."""
+        if self.cdp is not None:
+            self.cdp.close()
+            self.cdp = None
         try:
             self.driver.quit()
         except Exception:  # noqa: BLE001 - quitting a lost session must not mask the case's own result
@@ -159,6 +173,40 @@ class Browser:
             for path in (self.profile_dir, self.scratch_dir):
                 if path:
                     shutil.rmtree(path, ignore_errors=True)
+            if self.config.mode != "remote":
+                self.sweeper = sweep_litter_soon(self.singleton_dir)
+
+
+_sweep_lock = threading.Lock()
+_last_sweep = [-1e9]
+SWEEP_EVERY_S = 60.0
+
+
+def sweep_litter_soon(own_dir: str | None) -> threading.Thread | None:
+    """After a quit, off the case path. A Chromium that exits cleanly removes its singleton dir itself, so
+    one still there means the browser was killed: it is removed once no socket is bound in it (one read of
+    /proc/net/unix), and then, at most once a minute, what other killed browsers left (``chromium_litter``:
+    ``/dev/shm`` segments, singleton and profile dirs older than a minute that no live process holds; the
+    walk over /proc is the janitor's periodic job, so a clean quit never pays it)."""
+    if not own_dir or not os.path.isdir(own_dir):
+        return None
+
+    def run() -> None:
+        with _sweep_lock:                 # one walk at a time, however many browsers quit together
+            try:
+                if not any(s.startswith(own_dir.rstrip("/") + "/") for s in bound_sockets()):
+                    shutil.rmtree(own_dir, ignore_errors=True)
+                if time.monotonic() - _last_sweep[0] < SWEEP_EVERY_S:
+                    return
+                _last_sweep[0] = time.monotonic()
+                removed = litter_sweep(default_roots(), min_age=60.0)
+                if removed:
+                    log.info("removed %d leftover(s) of killed browsers: %s", len(removed), ", ".join(removed[:5]))
+            except Exception as e:  # noqa: BLE001 - housekeeping never takes a thread's exception into the run
+                log.warning("sweeping browser leftovers failed: %s", e)
+    t = threading.Thread(target=run, name="litter-sweep", daemon=True)
+    t.start()
+    return t
 
 
 def build_options(config: BrowserConfig, profile_dir: str | None) -> Options:
@@ -219,6 +267,11 @@ def start_browser(config: BrowserConfig, command_timeout: float = 60.0, driver_l
         browser.initial_rect = dict(driver.get_window_rect())
     except WebDriverException:
         pass
+    if profile:
+        try:        # Chromium links its profile's SingletonSocket into $TMPDIR/org.chromium.Chromium.XXXXXX/
+            browser.singleton_dir = os.path.dirname(os.readlink(os.path.join(profile, "SingletonSocket")))
+        except OSError:
+            pass
     return browser
 
 

@@ -76,3 +76,67 @@ def test_which_start_failures_are_infrastructure() -> None:
     assert start_failure_is_infrastructure("headless", "session not created", False, True)       # host saturated
     assert not start_failure_is_infrastructure("headless", "session not created", False, False)
     assert start_failure_is_infrastructure("headless", "Connection aborted", True, False)         # transport
+
+
+@pytest.mark.browser
+def test_a_browser_due_for_recycling_is_replaced_by_a_spare_started_during_its_last_case(demo_url: str,
+                                                                                       tmp_path: Path) -> None:
+    w = Web(demo_url, tmp_path, RunSettings(recycle_cases=2))
+    try:
+        slot = w.runner.slot(w.ctx)
+        assert _prepared_run(w, 1) == [0] and slot.spare is None          # 1 case served of 2
+        case = w.case(w.open(), close=True)
+        w.runner.prepare(case, w.ctx)                                      # its last case: the spare starts now
+        assert slot.spare is not None and slot.spare.config == slot.browser.config  # type: ignore[union-attr]
+        worn = slot.browser
+        assert w.runner.run(case, w.ctx).result.status == 0
+        assert _prepared_run(w, 3) == [0] * 3
+        assert (slot.starts, slot.resets, slot.spares) == (3, 2, 2)       # both replacements were spares
+    finally:
+        w.close()
+    assert slot.spare is None and slot.browser is None                    # the spare of the 6th case went too
+    assert worn is not None and worn.profile_dir and not Path(worn.profile_dir).exists()   # the worn one quit
+
+
+@pytest.mark.browser
+def test_the_replacement_of_a_lost_browser_starts_at_once_in_the_background(demo_url: str, tmp_path: Path) -> None:
+    import signal
+    import threading
+
+    import psutil
+
+    from tests.stages.executor.web.conftest import op
+    from tests.system.engine import wait_for
+    w = Web(demo_url, tmp_path)
+    try:
+        assert _prepared_run(w, 1) == [0]
+        slot = w.runner.slot(w.ctx)
+        assert slot.browser is not None
+        chromium = psutil.Process(slot.browser.pids()[0]).children(recursive=True)
+
+        def crash() -> None:                                               # the browser dies mid-case
+            wait_for(lambda: "强制等待" in w.steps, 60, "the case waiting")
+            for p in chromium:
+                p.send_signal(signal.SIGKILL)
+        killer = threading.Thread(target=crash)
+        killer.start()
+        case = w.case(w.open(), op("browser", "强制等待", second="3"), w.open(), close=True)
+        w.runner.prepare(case, w.ctx)
+        with pytest.raises(InfrastructureError):
+            w.runner.run(case, w.ctx)
+        killer.join()
+        assert slot.browser is None and slot.spare is not None            # the replacement is on its way
+        assert _prepared_run(w, 1) == [0] and slot.spares == 1
+    finally:
+        w.close()
+
+
+@pytest.mark.browser
+def test_no_spare_when_spares_are_off(demo_url: str, tmp_path: Path) -> None:
+    w = Web(demo_url, tmp_path, RunSettings(recycle_cases=1, spare_browser=False))
+    try:
+        assert _prepared_run(w, 3) == [0] * 3
+        slot = w.runner.slot(w.ctx)
+        assert (slot.starts, slot.spares) == (3, 0)
+    finally:
+        w.close()
