@@ -14,7 +14,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["Admission", "HostSample", "Limits", "admission", "capacity", "pool_size", "saturation", "spare_room"]
+__all__ = ["Admission", "HostSample", "Limits", "admission", "capacity", "pool_size", "recent_load", "saturation", "spare_room"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +35,7 @@ class Limits:
     """``[Capacity]``: the budget per browser and the limits above which no further unit is admitted."""
 
     cores_per_browser: float = 0.5     # docker-selenium budgets 1; our cases mostly wait on pages and timers
-    max_load: float = 4.0              # 1-minute load average per core: twice what our own pool causes
+    max_load: float = 6.0              # runnable per core (recent_load); a pool of 2 per core causes 4-5
     min_free_mb: float = 512.0         # memory kept free for everything else on the host
     browser_mb: float = 350.0          # assumed PSS of a browser until one of ours is measured
     shm_per_browser_mb: float = 64.0
@@ -106,6 +106,21 @@ def spare_room(sample: HostSample, limits: Limits) -> str:
     if sample.shm_free_mb < limits.shm_per_browser_mb:
         return f"/dev/shm free {sample.shm_free_mb:.0f} MB < {limits.shm_per_browser_mb:g} MB"
     return ""
+
+
+def recent_load(samples: Sequence[tuple[float, HostSample]], now: float, span: float = 10.0, least: int = 5) -> float:
+    """The median number of runnable processes over the last ``span`` seconds of ``(time, sample)`` pairs
+    (oldest first), or -1 while they do not reach back ``span`` seconds (a monitor just started: its first
+    seconds are our own browsers starting) or hold fewer than ``least`` measured samples. Admission reads this, not the 1-minute load average,
+    which still carries a finished burst (the previous suite's browsers) for a minute and parks a pool the
+    host could run now; the median, not the mean, so that the few seconds of run queue our own browsers'
+    start-up causes (~15 runnable per core here) do not park the pool they belong to, while a load that
+    lasts does."""
+    window = sorted(s.runnable for t, s in samples if now - span <= t <= now and s.runnable >= 0)
+    if not samples or samples[0][0] > now - span or len(window) < least:
+        return -1.0
+    mid = len(window) // 2
+    return window[mid] if len(window) % 2 else (window[mid - 1] + window[mid]) / 2
 
 
 def saturation(samples: Sequence[tuple[float, HostSample]], limits: Limits, start: float, end: float) -> str:

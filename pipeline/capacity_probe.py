@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterable
@@ -12,7 +13,8 @@ from typing import Any
 
 import psutil
 
-from .capacity import HostSample, Limits, pool_size
+from . import host_monitor
+from .capacity import HostSample, Limits, pool_size, recent_load
 from .errors import ConfigError
 
 __all__ = ["BROWSER_MODES", "browser_count", "browsers_pss_mb", "grid_slots", "limits_from", "measure", "tree_rss_mb"]
@@ -28,14 +30,18 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
-def measure(browser_mb: float = 0.0) -> HostSample:
-    """The host now; ``browser_mb`` is the caller's last PSS measurement of its browser (expensive, so rarer)."""
+def measure(browser_mb: float = 0.0, recent: bool = False) -> HostSample:
+    """The host now; ``browser_mb`` is the caller's last PSS measurement of its browser (expensive, so rarer).
+    ``recent`` (an executor's admission): ``load1`` is the run queue of the last few seconds, from the host
+    monitor's samples (its thread starts on the first call, so never in the supervisor, which forks the
+    launcher only while it has no thread), and the 1-minute load average until the monitor has enough."""
     try:
         shm_free = shutil.disk_usage(SHM).free / 2**20
     except OSError:
         shm_free = 0.0
-    return HostSample(cores=_cores(), load1=os.getloadavg()[0], mem_available_mb=psutil.virtual_memory().available / 2**20,
-                      shm_free_mb=shm_free, browser_mb=browser_mb)
+    load = recent_load(host_monitor.monitor().samples(), time.monotonic()) if recent else -1.0
+    return HostSample(cores=_cores(), load1=load if load >= 0 else os.getloadavg()[0],
+                      mem_available_mb=psutil.virtual_memory().available / 2**20, shm_free_mb=shm_free, browser_mb=browser_mb)
 
 
 def _tree(pids: Iterable[int]) -> list[psutil.Process]:

@@ -138,7 +138,7 @@ def _listen(v: str) -> str:
 SCHEMA["Logging"]["format"] = (_choice("text", "json"), "text")
 # browser capacity (issue 17, pipeline/capacity.py): sizing for browsers = auto, admission limits, recycling
 SCHEMA["Capacity"] = {
-    "cores-per-browser": (_gt0_float, 0.5), "max-load": (_gt0_float, 4.0), "min-free-mb": (_pos_float, 512.0),
+    "cores-per-browser": (_gt0_float, 0.5), "max-load": (_gt0_float, 6.0), "min-free-mb": (_pos_float, 512.0),
     "browser-mb": (_gt0_float, 350.0), "shm-per-browser-mb": (_pos_float, 64.0), "max-browsers": (_pos_int, 16),
     "hold": (_pos_float, 3.0),
     # a browser is replaced by a fresh one after this many cases (0: never) or above this RSS in MB (0: never)

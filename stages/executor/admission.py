@@ -1,7 +1,8 @@
 """Executor-side admission for ``browsers = auto``: a browser executor above the host's current capacity
 *parks*: it reports itself not idle, so the scheduler (which only hands work to idle executors) gives it
 nothing, without knowing anything about capacity. The decision is ``pipeline.capacity.admission``; this
-is the shell that samples the host about once a second and the browser's PSS more rarely (reading smaps
+is the shell that samples the host about once a second (the median run queue of the last 10 s, not the
+1-minute load average, which parks a pool for a minute after a burst that is over) and the browser's PSS more rarely (reading smaps
 costs milliseconds per process)."""
 from __future__ import annotations
 
@@ -20,11 +21,16 @@ SAMPLE_S = 1.0
 PSS_S = 15.0
 
 
+def measure_recent(browser_mb: float) -> HostSample:
+    """The host now, its load being the run queue of the last few seconds."""
+    return measure(browser_mb, recent=True)
+
+
 class Admitter:
     """Parks or admits one browser executor; ``parked`` is the reason while parked, else ""."""
 
     def __init__(self, rank: int, pool: int, limits: Limits,
-                 sampler: Callable[[float], HostSample] = measure) -> None:
+                 sampler: Callable[[float], HostSample] = measure_recent) -> None:
         self.rank, self.pool, self.limits, self.sampler = rank, pool, limits, sampler
         self.parked = ""
         self.parked_since: float | None = None

@@ -91,3 +91,21 @@ def test_saturation_is_judged_on_the_samples_taken_during_the_wait() -> None:
     assert saturation(busy, lim, 12.1, 12.2) != ""                     # a short wait: the sample just before
     assert "available memory 300 MB < 500 MB" == saturation([(1.0, s(0, 300))], lim, 0.5, 1.5)
     assert saturation([], lim, 0, 1) == "" and saturation([(1.0, s(-1))], lim, 0, 2) == ""   # not measured: calm
+
+
+def test_admission_reads_the_lasting_run_queue_not_a_burst() -> None:
+    from pipeline.capacity import recent_load
+
+    def s(runnable: float) -> HostSample:
+        return HostSample(cores=2, load1=9.5, mem_available_mb=4000, shm_free_mb=1000, runnable=runnable)
+    calm = [(t / 2, s(1)) for t in range(20)]                           # 0 .. 9.5 s, one runnable
+    start_burst = calm[:6] + [(t, s(30)) for t in (3.0, 3.5, 4.0)] + calm[9:]
+    assert recent_load(start_burst, now=10.0) == 1.0                    # 3 burst samples of 20: not a lasting load
+    lasting = [(t / 2, s(12 if t >= 8 else 1)) for t in range(20)]
+    assert recent_load(lasting, now=10.0) == 12.0                        # the last 6 s busy: parks
+    assert recent_load(lasting, now=30.0) == -1.0                       # nothing in the last 10 s: the caller falls back
+    assert recent_load(calm[:4], now=2.0) == -1.0                       # too few samples
+    assert recent_load(calm[6:], now=9.5) == -1.0                       # the monitor started 6.5 s ago: not yet
+    assert recent_load([(0.0, s(-1))] * 8, now=10.0) == -1.0            # unmeasured samples do not count
+    assert recent_load([(t / 2, s(t % 2)) for t in range(21)], now=10.0) == 0.0  # 21 samples, 10 of them 1
+    assert recent_load([(0.0, s(1))] + [(t / 2, s(t % 2)) for t in range(2, 21)], now=10.0) == 0.5  # 20 samples: the middle two
