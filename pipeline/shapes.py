@@ -94,12 +94,13 @@ def _build(t: Any) -> Check:
                     return None
             elif isinstance(value, types_) or (floats and isinstance(value, numeric)):
                 return None
-            return matches(value, t)        # the slow path only to word the problem
+            return _matches(value, t)       # the slow path only to word the problem
         return scalar
     return lambda value: _matches(value, t)
 
 
 def _matches(value: Any, t: Any) -> str | None:
+    """The walk over ``t``'s alternatives behind :func:`matches` (nested types through their own checkers)."""
     nested = ""
     for alt in alternatives(t):
         origin = typing.get_origin(alt)
@@ -143,37 +144,7 @@ def alternatives(t: Any) -> tuple[Any, ...]:
 
 def matches(value: Any, t: Any) -> str | None:
     """None when ``value`` is of type ``t``; else what is wrong (bool is not an int here, an int is a float)."""
-    nested = ""
-    for alt in alternatives(t):
-        origin = typing.get_origin(alt)
-        if alt is Any:
-            return None
-        if alt is type(None) or alt is None:
-            if value is None:
-                return None
-        elif origin is list:
-            if isinstance(value, list):
-                (item,) = typing.get_args(alt) or (Any,)
-                for i, v in enumerate(value):
-                    why = matches(v, item)
-                    if why:
-                        return f"[{i}] {why}"
-                return None
-        elif origin is dict or alt is dict:
-            if isinstance(value, dict):
-                return None
-        elif isinstance(alt, type) and typing.is_typeddict(alt):
-            if isinstance(value, dict):
-                why = problem(value, alt)
-                if why is None:
-                    return None
-                nested = why
-        elif alt is float:
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                return None
-        elif isinstance(value, alt) and not (isinstance(value, bool) and alt is not bool):
-            return None
-    return nested or f"must be {_names(t)}, got {type(value).__name__} {_short(value)}"
+    return _checker(t)(value)
 
 
 def _at(key: str, why: str) -> str:
