@@ -111,7 +111,10 @@ class _QuietHandler(SimpleHTTPRequestHandler):
 
 
 def test_video_plays_in_chromium_and_frames_change(w: Web, tmp_path: Path) -> None:
-    _, ev = run(w, tmp_path, "failure", *failing(w))
+    # each page stays on screen for a second: at 3 frames a second a page shown for a few milliseconds may
+    # fall between two frames, and this checks that the video shows the first page and ends on the last
+    shown = op("browser", "强制等待", second=("Int", "1"))
+    _, ev = run(w, tmp_path, "failure", w.open(), shown, *failing(w)[1:4], shown, failing(w)[4])
     root = tmp_path / "reports" / "task-web"
     handler = functools.partial(_QuietHandler, directory=str(root))
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
