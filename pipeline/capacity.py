@@ -110,17 +110,25 @@ def spare_room(sample: HostSample, limits: Limits) -> str:
 
 def recent_load(samples: Sequence[tuple[float, HostSample]], now: float, span: float = 10.0, least: int = 5) -> float:
     """The median number of runnable processes over the last ``span`` seconds of ``(time, sample)`` pairs
-    (oldest first), or -1 while they do not reach back ``span`` seconds (a monitor just started: its first
-    seconds are our own browsers starting) or hold fewer than ``least`` measured samples. Admission reads this, not the 1-minute load average,
-    which still carries a finished burst (the previous suite's browsers) for a minute and parks a pool the
-    host could run now; the median, not the mean, so that the few seconds of run queue our own browsers'
-    start-up causes (~15 runnable per core here) do not park the pool they belong to, while a load that
-    lasts does."""
-    window = sorted(s.runnable for t, s in samples if now - span <= t <= now and s.runnable >= 0)
-    if not samples or samples[0][0] > now - span or len(window) < least:
+    (oldest first). Admission reads this, not the 1-minute load average, which still carries a finished burst
+    (the previous suite's browsers) for a minute and parks a pool the host could run now; the median, not the
+    mean, so that the few seconds of run queue our own browsers' start-up causes (~15 runnable per core here)
+    do not park the pool they belong to, while a load that lasts does.
+
+    While the samples do not reach back ``span`` seconds or hold fewer than ``least`` measurements (a monitor
+    just started: its first seconds are our own stages and browsers starting), neither figure alone can be
+    trusted: the smaller of the median so far and the newest sample's 1-minute average, so the pool parks at
+    its start only when the host was busy before it came (the average says so) and still is (the run queue
+    says so). -1 when nothing was measured in the last ``span`` seconds."""
+    recent = [(t, s) for t, s in samples if now - span <= t <= now and s.runnable >= 0]
+    if not recent:
         return -1.0
+    window = sorted(s.runnable for _, s in recent)
     mid = len(window) // 2
-    return window[mid] if len(window) % 2 else (window[mid - 1] + window[mid]) / 2
+    median = window[mid] if len(window) % 2 else (window[mid - 1] + window[mid]) / 2
+    if samples[0][0] > now - span or len(window) < least:
+        return min(median, recent[-1][1].load1)
+    return median
 
 
 def saturation(samples: Sequence[tuple[float, HostSample]], limits: Limits, start: float, end: float) -> str:

@@ -34,12 +34,16 @@ def measure(browser_mb: float = 0.0, recent: bool = False) -> HostSample:
     """The host now; ``browser_mb`` is the caller's last PSS measurement of its browser (expensive, so rarer).
     ``recent`` (an executor's admission): ``load1`` is the run queue of the last few seconds, from the host
     monitor's samples (its thread starts on the first call, so never in the supervisor, which forks the
-    launcher only while it has no thread), and the 1-minute load average until the monitor has enough."""
+    launcher only while it has no thread; ``recent_load`` says how its first seconds are judged)."""
     try:
         shm_free = shutil.disk_usage(SHM).free / 2**20
     except OSError:
         shm_free = 0.0
-    load = recent_load(host_monitor.monitor().samples(), time.monotonic()) if recent else -1.0
+    load = -1.0
+    if recent:
+        mon = host_monitor.monitor()
+        samples = mon.samples() or [(time.monotonic(), mon.sample())]     # a first call decides on the host now
+        load = recent_load(samples, time.monotonic())
     return HostSample(cores=_cores(), load1=load if load >= 0 else os.getloadavg()[0],
                       mem_available_mb=psutil.virtual_memory().available / 2**20, shm_free_mb=shm_free, browser_mb=browser_mb)
 

@@ -47,6 +47,8 @@ class Admitter:
         web = [e.name for e in spec.executor_specs() if "WEB" in e.kinds and not e.device]
         if name not in web:
             return None
+        from pipeline import host_monitor
+        host_monitor.monitor()      # sampling starts now, before the browser does: the first decision has a past
         return cls(web.index(name), len(web), limits_from(spec.config))
 
     def update(self, now: float, browser_pids: Callable[[], list[int]]) -> bool:

@@ -104,8 +104,22 @@ def test_admission_reads_the_lasting_run_queue_not_a_burst() -> None:
     lasting = [(t / 2, s(12 if t >= 8 else 1)) for t in range(20)]
     assert recent_load(lasting, now=10.0) == 12.0                        # the last 6 s busy: parks
     assert recent_load(lasting, now=30.0) == -1.0                       # nothing in the last 10 s: the caller falls back
-    assert recent_load(calm[:4], now=2.0) == -1.0                       # too few samples
-    assert recent_load(calm[6:], now=9.5) == -1.0                       # the monitor started 6.5 s ago: not yet
     assert recent_load([(0.0, s(-1))] * 8, now=10.0) == -1.0            # unmeasured samples do not count
     assert recent_load([(t / 2, s(t % 2)) for t in range(21)], now=10.0) == 0.0  # 21 samples, 10 of them 1
     assert recent_load([(0.0, s(1))] + [(t / 2, s(t % 2)) for t in range(2, 21)], now=10.0) == 0.5  # 20 samples: the middle two
+
+
+def test_a_young_monitor_parks_only_when_the_average_and_the_run_queue_both_say_busy() -> None:
+    from pipeline.capacity import recent_load
+
+    def s(runnable: float, load1: float) -> HostSample:
+        return HostSample(cores=2, load1=load1, mem_available_mb=4000, shm_free_mb=1000, runnable=runnable)
+    after_a_burst = [(t / 2, s(1, 18.6)) for t in range(4)]             # the previous suite left its average
+    assert recent_load(after_a_burst, now=2.0) == 1.0                   # the host is calm now: admit
+    own_start = [(t / 2, s(20, 0.4)) for t in range(6)]                  # our browsers starting on a calm host
+    assert recent_load(own_start, now=3.0) == 0.4
+    busy = [(t / 2, s(14 + t, 16.0)) for t in range(3)]                 # busy before we came, and still
+    assert recent_load(busy, now=1.5) == 15.0
+    assert recent_load(busy[:1], now=0.0) == 14.0                       # one sample is enough to decide on
+    later = [(t / 2, s(14, 1.0)) for t in range(6)] + [(t / 2, s(14, 1.0)) for t in range(6, 21)]
+    assert recent_load(later, now=10.0) == 14.0                         # a full window: its median alone
