@@ -108,7 +108,8 @@ def spare_room(sample: HostSample, limits: Limits) -> str:
     return ""
 
 
-def recent_load(samples: Sequence[tuple[float, HostSample]], now: float, span: float = 10.0, least: int = 5) -> float:
+def recent_load(samples: Sequence[tuple[float, HostSample]], now: float, span: float = 10.0, least: int = 5,
+                before: tuple[float, float] | None = None) -> float:
     """The median number of runnable processes over the last ``span`` seconds of ``(time, sample)`` pairs
     (oldest first). Admission reads this, not the 1-minute load average, which still carries a finished burst
     (the previous suite's browsers) for a minute and parks a pool the host could run now; the median, not the
@@ -116,10 +117,12 @@ def recent_load(samples: Sequence[tuple[float, HostSample]], now: float, span: f
     do not park the pool they belong to, while a load that lasts does.
 
     While the samples do not reach back ``span`` seconds or hold fewer than ``least`` measurements (a monitor
-    just started: its first seconds are our own stages and browsers starting), neither figure alone can be
-    trusted: the smaller of the median so far and the newest sample's 1-minute average, so the pool parks at
-    its start only when the host was busy before it came (the average says so) and still is (the run queue
-    says so). -1 when nothing was measured in the last ``span`` seconds."""
+    just started: its first seconds are our own stages and browsers starting), the median so far is mostly
+    our own start-up: then the smaller of it and ``before``, ``(time, runnable)`` measured before the run
+    started anything (``host_monitor.record_before``), so the pool parks at its start only when the host was
+    busy before it came and still is. Without a ``before`` of the last ``span`` seconds (an executor
+    restarted later) the newest sample's 1-minute average stands in for it. -1 when nothing was measured in
+    the last ``span`` seconds."""
     recent = [(t, s) for t, s in samples if now - span <= t <= now and s.runnable >= 0]
     if not recent:
         return -1.0
@@ -127,7 +130,8 @@ def recent_load(samples: Sequence[tuple[float, HostSample]], now: float, span: f
     mid = len(window) // 2
     median = window[mid] if len(window) % 2 else (window[mid - 1] + window[mid]) / 2
     if samples[0][0] > now - span or len(window) < least:
-        return min(median, recent[-1][1].load1)
+        prior = before[1] if before is not None and now - span <= before[0] <= now else recent[-1][1].load1
+        return min(median, prior)
     return median
 
 

@@ -43,7 +43,7 @@ def measure(browser_mb: float = 0.0, recent: bool = False) -> HostSample:
     if recent:
         mon = host_monitor.monitor()
         samples = mon.samples() or [(time.monotonic(), mon.sample())]     # a first call decides on the host now
-        load = recent_load(samples, time.monotonic())
+        load = recent_load(samples, time.monotonic(), before=host_monitor.before())
     return HostSample(cores=_cores(), load1=load if load >= 0 else os.getloadavg()[0],
                       mem_available_mb=psutil.virtual_memory().available / 2**20, shm_free_mb=shm_free, browser_mb=browser_mb)
 
@@ -121,6 +121,10 @@ def browser_count(values: dict[str, dict[str, Any]]) -> int:
     the Grid's slots (``grid``, from ``[WebDriver] remote-url``)."""
     raw = values["Pipeline"]["browsers"]
     if raw == "auto":
+        try:
+            host_monitor.record_before()        # before the run starts anything: see capacity.recent_load
+        except OSError:
+            pass
         return pool_size(measure(), limits_from(values))
     if raw == "grid":
         url = str(values.get("WebDriver", {}).get("remote-url") or "")

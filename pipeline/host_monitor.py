@@ -12,10 +12,11 @@ import psutil
 
 from .capacity import HostSample
 
-__all__ = ["HostMonitor", "monitor", "runnable_now"]
+__all__ = ["BEFORE_ENV", "HostMonitor", "before", "monitor", "record_before", "runnable_now"]
 
 PERIOD_S = 0.5
 KEEP = 1200          # ten minutes at PERIOD_S
+BEFORE_ENV = "LIUMA_HOST_RUNNABLE"     # "<monotonic time> <runnable>": the host before the run started anything
 
 
 def runnable_now() -> float:
@@ -25,6 +26,29 @@ def runnable_now() -> float:
             if line.startswith("procs_running"):
                 return max(0.0, float(line.split()[1]) - 1)
     raise OSError("/proc/stat has no procs_running")
+
+
+def record_before(reads: int = 5, gap: float = 0.02) -> float:
+    """Measure the run queue before this run starts any process of its own (the median of a few reads, an
+    instant is noisy) and leave it in the environment, which every stage inherits: an executor's first
+    admission decisions compare it with what its young monitor sees, which is mostly its own pool starting."""
+    values = []
+    for i in range(reads):
+        if i:
+            time.sleep(gap)
+        values.append(runnable_now())
+    value = sorted(values)[len(values) // 2]
+    os.environ[BEFORE_ENV] = f"{time.monotonic():.3f} {value:g}"
+    return value
+
+
+def before() -> tuple[float, float] | None:
+    """``record_before``'s ``(monotonic time, runnable)``, None when not recorded or unreadable."""
+    try:
+        t, v = os.environ[BEFORE_ENV].split()
+        return float(t), float(v)
+    except (KeyError, ValueError):
+        return None
 
 
 def _cores() -> int:

@@ -123,3 +123,37 @@ def test_a_young_monitor_parks_only_when_the_average_and_the_run_queue_both_say_
     assert recent_load(busy[:1], now=0.0) == 14.0                       # one sample is enough to decide on
     later = [(t / 2, s(14, 1.0)) for t in range(6)] + [(t / 2, s(14, 1.0)) for t in range(6, 21)]
     assert recent_load(later, now=10.0) == 14.0                         # a full window: its median alone
+
+
+def test_a_young_monitor_compares_its_own_start_up_with_the_host_before_the_run() -> None:
+    from pipeline.capacity import recent_load
+
+    def s(runnable: float, load1: float) -> HostSample:
+        return HostSample(cores=2, load1=load1, mem_available_mb=4000, shm_free_mb=1000, runnable=runnable)
+    own_start = [(100 + t / 2, s(27, 15.0)) for t in range(6)]          # our browsers starting after a heavy suite
+    assert recent_load(own_start, now=103.0) == 15.0                    # the average alone would park
+    assert recent_load(own_start, now=103.0, before=(99.5, 1.0)) == 1.0  # the host was calm before us: admit
+    assert recent_load(own_start, now=103.0, before=(99.5, 20.0)) == 20.0  # busy before and still: park
+    assert recent_load(own_start, now=103.0, before=(80.0, 1.0)) == 15.0  # a before older than the span is not read
+    full = [(100 + t / 2, s(3, 15.0)) for t in range(21)]
+    assert recent_load(full, now=110.0, before=(99.5, 20.0)) == 3.0     # a full window: its median alone
+
+
+def test_the_host_before_the_run_is_measured_and_inherited_through_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from pipeline import host_monitor
+    monkeypatch.delenv(host_monitor.BEFORE_ENV, raising=False)
+    assert host_monitor.before() is None
+    value = host_monitor.record_before()
+    got = host_monitor.before()
+    assert got is not None and got[1] == value >= 0 and abs(got[0] - time.monotonic()) < 5
+    child = subprocess.run([sys.executable, "-c", "from pipeline import host_monitor; print(host_monitor.before())"],
+                           capture_output=True, text=True, env=dict(os.environ), check=True,
+                           cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    assert child.stdout.strip() == repr(got)
+    monkeypatch.setenv(host_monitor.BEFORE_ENV, "garbage")
+    assert host_monitor.before() is None

@@ -26,14 +26,29 @@ def _suite(tmp: Path, base: str, collections: int = 4, per: int = 2) -> Path:
                                        for c in range(collections)}, max_thread=8)
 
 
-def test_auto_pool_over_its_load_limit_runs_everything_on_the_admitted_executor(tmp_path: Path, demo_url: str) -> None:
-    # max-load is far below any real load average: capacity 1, so executors of rank 1 and 2 park
-    cfg = write_config(tmp_path, "[Capacity]\nmax-load = 0.0001\nmax-browsers = 3\nhold = 0\n", api_workers=0, browsers="auto")
-    proc = start_run(_suite(tmp_path, demo_url), cfg)
-    out, err = proc.communicate(timeout=240)
+def test_auto_pool_on_a_host_busy_before_and_during_the_run_runs_everything_on_the_admitted_executor(
+        tmp_path: Path, demo_url: str) -> None:
+    # 2 CPU burners per core run before the run starts and throughout: against 1 runnable per core the host
+    # is over its limit before the run (what the executors' first decisions compare their young monitor
+    # with) and stays over it, so capacity is 1 and the executors of rank 1 and 2 park from the start
+    import os
+    import subprocess
+    import sys
+    import time
+    cfg = write_config(tmp_path, "[Capacity]\nmax-load = 1.0\nmin-free-mb = 0\nmax-browsers = 3\nhold = 0\n",
+                       api_workers=0, browsers="auto")
+    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2 * len(os.sched_getaffinity(0)))]
+    try:
+        time.sleep(0.5)
+        proc = start_run(_suite(tmp_path, demo_url, collections=2), cfg)
+        out, err = proc.communicate(timeout=400)
+    finally:
+        for p in burners:
+            p.kill()
+            p.wait()
     assert proc.returncode == 0, (out, err)
     rows = results(tmp_path)
-    assert len(rows) == 8 and all(r["status"] == 0 for r in rows), rows
+    assert len(rows) == 4 and all(r["status"] == 0 for r in rows), rows
     assert set(executors_by_case(tmp_path).values()) == {"executor-1"}, executors_by_case(tmp_path)
     log = (tmp_path / "storage" / "log" / "executor-3.log").read_text()
     assert "parked (rank 2, capacity 1 of 3)" in log and "load" in log, log
