@@ -255,6 +255,7 @@ def fork_launcher(log_path: str, env: dict[str, str], cwd: str | None, run_dir: 
         with os.fdopen(req_r, "r") as inp, os.fdopen(rep_w, "w") as out:
             import gc
             gc.freeze()                     # the preloaded objects: no stage GC pass writes to (and copies) their pages
+            gc.enable()                     # paused by ``cli`` for the start-up: on again here and in every stage
             from .profiling import Profile
             with Profile("launcher"):
                 code = serve(inp, out, [])
@@ -272,7 +273,12 @@ def main() -> int:
     if os.getppid() != supervisor:
         return 0
     signal.signal(signal.SIGINT, signal.SIG_IGN)       # Ctrl-C is the supervisor's to handle
-    return serve(sys.stdin, sys.stdout, preload())
+    import gc
+    gc.disable()                                        # the preload builds nothing that is garbage
+    failed = preload()
+    gc.freeze()                                         # its objects out of every stage's collections (shared pages)
+    gc.enable()
+    return serve(sys.stdin, sys.stdout, failed)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """The engine's Prometheus metrics, kept in the supervisor process so counters survive every stage restart
-(a scrape never goes backwards while the engine runs) and exported with ``prometheus_client``.
+(a scrape never goes backwards while the engine runs) and exported with ``prometheus_client`` (imported by
+the first scrape only: a run without ``[Metrics] listen`` never pays for it).
 
 Where the numbers come from (messages the supervisor already receives, no side files):
 - ``case.reported`` (one per attempt, from the aggregator): ``liuma_attempts_total``, ``liuma_case_duration_seconds``;
@@ -17,9 +18,10 @@ from __future__ import annotations
 import bisect
 import threading
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+if TYPE_CHECKING:   # prometheus_client (~35 ms of imports) only when ``[Metrics] listen`` serves a scrape (#21)
+    from prometheus_client.core import Metric
 
 __all__ = ["Histogram", "EngineMetrics", "observe_local", "local_snapshot", "KINDS", "STATUSES", "OUTCOMES",
            "EXECUTOR_STATES", "DEVICE_STATES", "BUCKETS"]
@@ -165,6 +167,7 @@ class EngineMetrics:
             yield from self._families()
 
     def _families(self) -> Iterator[Metric]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
         c = CounterMetricFamily("liuma_cases", "Cases finished, by case type and final status (last attempt).",
                                 labels=["kind", "status"])
         for kind in _kinds(k for k, _ in self.cases):

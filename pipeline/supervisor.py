@@ -14,6 +14,7 @@ skips the grace.
 """
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import shutil
@@ -110,6 +111,10 @@ class Supervisor:
         if self.spec.config["Pipeline"].get("launcher", "exec") == "fork":   # stages forked from a preloaded interpreter
             try_launcher(Path(self.spec.storage_root) / "log" / "launcher.out", PROJECT_ROOT, str(self.run_dir))
             mark("launcher ready")
+        # the start-up's objects (imports, config, suite) live as long as we do: out of every later collection,
+        # and the cyclic GC ``cli`` paused for the start-up (the launcher has forked by now) runs again
+        gc.freeze()
+        gc.enable()
         self.run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.run_dir.chmod(0o700)
         (self.run_dir / SUPERVISOR_PID_FILE).write_text(f"{os.getpid()}\n")   # how a later engine spots our leftovers

@@ -80,9 +80,11 @@ class UnitWorker:
         self.unit_ctx: RunContext | None = None      # the running unit's context (its recorder's flush hook)
 
     # -- thread side ----------------------------------------------------------------------------
-    def _emit(self, event: Event) -> None:
+    def _emit(self, event: Event, wake: bool = True) -> None:
+        """Hand ``event`` to the loop; ``wake=False`` leaves it for the loop's next turn (its end, or the
+        regular tick at most ``Executor.POLL_MS`` later) instead of waking the loop for it alone."""
         self.events.put(event)
-        if self._woken:                 # the loop has a wake-up byte it has not drained yet: it will see this too
+        if not wake or self._woken:                 # the loop has a wake-up byte it has not drained yet: it will see this too
             return
         self._woken = True
         try:
@@ -282,7 +284,10 @@ class UnitWorker:
                 self.on_case_start(started)
             except Exception as e:
                 log.debug("%s: case start notice failed: %s", self.name, e)
-        self._emit(started)
+        # no wake-up for the start: a short case's end comes with it (the loop then sends the scheduler only
+        # the end, and the supervisor one light heartbeat), a long one's start is sent at the loop's next
+        # tick; the supervisor's deadline clock started from the notice above, not from this event
+        self._emit(started, wake=False)
         t0 = int(started.started_ms or 0)
         ctx.evidence, ctx.evidence_result = self._evidence(unit, case), {}
         if skip_reason:

@@ -72,6 +72,13 @@ class ApiRunner:
         result.inOut = {"config_vars": _plain(params), "export_vars": _plain(variables.exported)}
         return CaseOutcome(result=result, params=_plain(params))
 
+    def reset_shared(self, ctx: RunContext) -> None:
+        """Between collections: the saved session (its cookies are the collection's) and the file cache go,
+        the connection pool stays. Keep-alive connections carry no cookie or header of a case, so the
+        executor's next collection on the same host reuses them instead of a TCP connect per collection."""
+        ctx.shared.pop(SESSION_KEY, None)          # dropped, not closed: closing it closes the pool it is mounted on
+        ctx.shared.pop(FILES_KEY, None)
+
     def close_shared(self, ctx: RunContext) -> None:
         session = ctx.shared.pop(SESSION_KEY, None)
         if session is not None:

@@ -265,3 +265,35 @@ def test_the_case_thread_writes_one_wake_up_per_drain_and_none_is_lost(worker: U
         seen += [e.error for e in worker.drain()]                 # type: ignore[union-attr]
     t.join()
     assert seen == [str(i) for i in range(2000)]
+
+
+class _Gate(StubRunner):
+    """A case that runs until the test opens the gate."""
+
+    def __init__(self) -> None:
+        super().__init__("ok")
+        import threading
+        self.running, self.gate = threading.Event(), threading.Event()
+
+    def run(self, case: dict[str, Any], ctx: RunContext) -> CaseOutcome:
+        self.running.set()
+        assert self.gate.wait(30)
+        return super().run(case, ctx)
+
+
+def test_a_case_start_is_queued_without_waking_the_loop_and_its_end_wakes_it(tmp_path: Path, worker: UnitWorker) -> None:
+    """A short case's start reaches the loop together with its end (one wake-up, one turn); a long case's start
+    is taken by the loop's next regular turn."""
+    data = tmp_path / "data"
+    write_cases(data, "c1", api_case("k1", "u", "/x"))
+    gate = _Gate()
+    worker.runners["API"] = gate
+    worker.start_unit(unit(data, ("k1", 1)))
+    assert gate.running.wait(30)
+    assert _pending_bytes(worker.rfd) == 0                          # the start woke nobody
+    assert [e.KIND.value for e in worker.drain() if isinstance(e, Message)] == ["case.started"]   # the next tick takes it
+    gate.gate.set()
+    assert worker.thread is not None
+    worker.thread.join(30)
+    assert _pending_bytes(worker.rfd) == 1                          # the end woke the loop
+    assert [e.KIND.value for e in worker.drain() if isinstance(e, Message)] == ["case.finished", "unit.done"]

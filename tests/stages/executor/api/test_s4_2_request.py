@@ -247,6 +247,33 @@ def test_fresh_sessions_of_a_collection_share_connections_not_cookies(run_case: 
         server.server_close()
 
 
+def test_the_next_collection_reuses_the_connections_but_not_the_saved_session(run_case: Run, tmp_path: Path) -> None:
+    """Between two collections of one executor (``reset_shared``) the saved session and its cookies go, the
+    keep-alive connection stays: a collection is no TCP connect; closing the executor closes it."""
+    from stages.executor.api.runner import ApiRunner
+    from stages.executor.api.step import POOL_KEY
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Counting)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _Counting.connections = 0
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        ctx = make_ctx(tmp_path)
+        saving = dict(step(base, "/login"), controller={"useSession": "true", "saveSession": "true"})
+        using = dict(step(base, "/echo"), controller={"useSession": "true", "saveSession": "true"})
+        first = run_case([saving, using], ctx=ctx)
+        assert first.status == Status.PASS and echo(first, 1) == {"cookie": "sid=abc"}
+        ApiRunner().reset_shared(ctx)                                    # the executor moves to another collection
+        second = run_case([using], ctx=ctx)
+        assert second.status == Status.PASS and echo(second) == {"cookie": None}      # no cookie of the other collection
+        assert _Counting.connections == 1
+        pool = ctx.shared[POOL_KEY]
+        ApiRunner().close_shared(ctx)                                    # the executor stops: the pool is closed
+        assert POOL_KEY not in ctx.shared and not pool.poolmanager.pools
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_proxy_from_the_environment_and_no_proxy_are_honoured(run_case: Run, mkstep: Mk, base_url: str,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """requests' environment handling (kept per host by the runner) is unchanged: HTTP_PROXY routes a send
