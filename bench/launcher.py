@@ -14,7 +14,7 @@ application; an environment with ``PYTHONDONTWRITEBYTECODE`` (this project's san
 ~100 modules in every process start (~0.12 s CPU). The runs here unset it and warm the cache first, unless
 ``--no-pyc-cache``.
 
-    .venv/bin/python bench/launcher.py [--runs 5] [--mem-cases 3000] [--against CHECKOUT] [--profile]
+    .venv/bin/python bench/launcher.py [--runs 5] [--mem-cases 3000 (0: no memory run)] [--against CHECKOUT] [--profile]
 
 ``--against`` runs another checkout (``git archive <commit> | tar -x -C DIR``, its .venv symlinked) on the same
 suite, interleaved with this one. ``--profile`` runs one more one-case run with ``LIUMA_PROFILE=cpu:DIR`` and prints
@@ -133,7 +133,7 @@ def timeline(prof: Path) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--mem-cases", type=int, default=3000)
+    ap.add_argument("--mem-cases", type=int, default=3000, help="cases of the memory run; 0 skips it")
     ap.add_argument("--against", type=Path, default=None, help="another checkout to run side by side")
     ap.add_argument("--no-pyc-cache", action="store_true", help="keep PYTHONDONTWRITEBYTECODE as the environment has it")
     ap.add_argument("--profile", action="store_true", help="one profiled run (LIUMA_PROFILE) printed as a timeline")
@@ -169,7 +169,7 @@ def main() -> None:
             one_run("fork", profile=Path(tmp))
             print("\none profiled one-case run, launcher = fork (ms since the run process entered `run`):")
             timeline(Path(tmp))
-    for k in ("exec", "fork"):
+    for k in ("exec", "fork") if args.mem_cases > 0 else ():
         mem: dict = {}
         one_run(k, args.mem_cases, mem)
         print(f"\nmemory per stage during a {args.mem_cases}-case run, launcher = {k} (MB: RSS / USS / PSS):")
