@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from pipeline.codec import Envelope
-from pipeline.gc_policy import FreezePolicy, freeze_young
+from pipeline.gc_policy import FreezePolicy, freeze_young, thaw
 from pipeline.journal import AppendLog
 from pipeline.messages import (
     CaseReported,
@@ -42,6 +42,8 @@ from .events import (
     AddToReport,
     AttemptRecorded,
     Command,
+    Drop,
+    Dropped,
     Event,
     Finished,
     Forward,
@@ -191,8 +193,10 @@ class Aggregator(Stage):
                 del self._finals[task_id]
                 self.feed(Reported(task_id, {k: str(v) for k, v in fut.result().items()}, tuple(self.storage_faults)))
         self.feed(Tick())
-        if self._freeze.due(self.clock.monotonic(), self._ingest_n):
+        if self._freeze.due(self.clock.monotonic(), self._ingest_n, len(self.tasks)):
             freeze_young()                      # the heap of results out of full collections (pipeline/gc_policy.py)
+        elif self._freeze.thaw_due(len(self.tasks)):
+            thaw()                              # every task reported and dropped: the collector gets it all back
         self._tick_max = max(self._tick_max, time.perf_counter() - t0)      # stats: the loop's own bookkeeping
 
     # -- commands ---------------------------------------------------------------------------------
@@ -220,6 +224,10 @@ class Aggregator(Stage):
             self._fwd_pending[self.mailbox.send("uploader", self._noted(cmd.body))] = cmd.mark
         elif isinstance(cmd, AttemptRecorded):
             self.attempt_recorded(cmd.result)
+        elif isinstance(cmd, Drop):                     # after the task.reported that read the notes
+            self.history.forget(cmd.task_id)
+            self._notes.pop(cmd.task_id, None)
+            self.feed(Dropped(cmd.task_id))
         elif isinstance(cmd, LogError):
             self.log.error("%s", cmd.text)
 
@@ -279,6 +287,7 @@ class Aggregator(Stage):
     def stats(self) -> dict[str, Any]:
         base = super().stats()
         base["results"] = sum(len(a.results) for a in self.tasks.values())
+        base["held"] = len(self.tasks)                  # tasks with state here: reported ones are dropped
         base["reports"] = {"backlog": self.reports.backlog(), "ingest_max_ms": round(self._ingest_max * 1000, 1),
                            "ingested": self._ingest_n, "ingest_over_50ms": self._ingest_slow,
                            "tick_max_ms": round(self._tick_max * 1000, 1),

@@ -48,7 +48,7 @@ class HistoryWriter:
         self._codes: dict[tuple[str, str, str], str] = {}
         self.pending: list[tuple[CaseResult, float]] = []     # recorded since the last flush (the stage's thread)
         self._lock = threading.Lock()                         # the store: the writer thread's inserts, our reads
-        self._q: queue.SimpleQueue[list[tuple[CaseResult, float]] | threading.Event | None] = queue.SimpleQueue()
+        self._q: queue.SimpleQueue[list[tuple[CaseResult, float]] | threading.Event | str | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
 
     def _setting(self, section: str, key: str, default: Any) -> Any:
@@ -103,6 +103,14 @@ class HistoryWriter:
             if not done.wait(timeout):
                 self.log.warning("history: rows still being written after %.0f s; reading without them", timeout)
 
+    def forget(self, task_id: str) -> None:
+        """The task is reported and dropped: its case files' hashes go (on the writer thread, after its rows)."""
+        self.flush()
+        if self._thread is None:
+            self._codes = {k: v for k, v in self._codes.items() if k[0] != task_id}
+        else:
+            self._q.put(task_id)
+
     def _run(self) -> None:
         while True:
             item = self._q.get()
@@ -110,6 +118,9 @@ class HistoryWriter:
                 return
             if isinstance(item, threading.Event):
                 item.set()
+                continue
+            if isinstance(item, str):
+                self._codes = {k: v for k, v in self._codes.items() if k[0] != item}
                 continue
             try:
                 rows = [self._attempt(res, started) for res, started in item]

@@ -19,8 +19,10 @@ from pipeline.messages import (
     TaskFinished,
     TaskPlanned,
     TaskReleased,
+    TaskReported,
     TaskStop,
     TaskSubmit,
+    Totals,
     UnitDone,
     UnitRun,
 )
@@ -153,6 +155,32 @@ def test_a_duplicate_submit_and_an_unchanged_status_are_not_journaled() -> None:
     assert len(feed.journal) == n
     feed(status("executor-1", idle=True))                    # now idle: that matters for dispatch
     assert len(feed.journal) == n + 1
+
+
+def reported(task_id: str) -> Received:
+    totals = Totals(cases=2, passed=2, failed=0, error=0, skipped=0, flaky=0, attempts=2)
+    return Received("aggregator", 0, TaskReported(task_id=task_id, report_dir="/r", totals=totals))
+
+
+def test_a_reported_task_is_dropped_journaled_and_a_second_task_still_runs() -> None:
+    feed = Feed()
+    feed(task("t1"))
+    feed(reported("t1"))
+    assert not feed.m.changed and "t1" in feed.m.tasks        # still running: its state stays
+    feed(status("executor-1"))
+    _, u = the_run(feed(Tick()))
+    play(feed, "executor-1", u)
+    feed(reported("t1"))
+    assert feed.m.changed and feed.m.tasks == {} and feed.m.reported == {"t1"}
+    assert sends(feed(task("t1"))) == [] and not feed.m.changed     # a duplicate submit stays ignored
+    assert replayed(feed).tasks == {}                               # a replay drops it again
+    feed(task("t2", coll("c1", "x")))
+    _, u2 = the_run(feed(Tick()))
+    out = play(feed, "executor-1", u2)
+    assert u2.task_id == "t2" and [fin.task_id for _, fin in sends(out, TaskFinished) if isinstance(fin, TaskFinished)] == ["t2"]
+    assert sends(Machine(feed.settings).apply(Started(feed.settings), 0.0)) == []
+    restarted = replayed(feed)
+    assert sorted(restarted.tasks) == ["t2"]
 
 
 def test_the_task_timeout_counts_on_the_clock_it_is_handed() -> None:
