@@ -208,7 +208,7 @@ class Aggregator(Stage):
             self.journal.sync()
         elif isinstance(cmd, OpenReport):
             meta = replace(cmd.meta, history=self.history.report_history(cmd.task_id))   # previous runs, flake rate
-            self.reports.open(cmd.task_id, cmd.report_dir, meta)
+            self.reports.open(cmd.task_id, cmd.report_dir, meta, resume=cmd.resume)
         elif isinstance(cmd, AddToReport):
             self.reports.add(cmd.task_id, cmd.result)
         elif isinstance(cmd, WriteFinal):

@@ -113,9 +113,11 @@ class Sync:
 
 @dataclass(frozen=True)
 class OpenReport:
+    """Start the task's reports; ``resume`` after a restart (``results.jsonl`` keeps the lines it holds)."""
     task_id: str
     report_dir: Path
     meta: TaskReportMeta
+    resume: bool = False
 
 
 @dataclass(frozen=True)

@@ -231,7 +231,7 @@ class AggregatorMachine:
         out: list[Command] = []
         for agg in self.tasks.values():
             if not agg.reported:
-                out.append(OpenReport(agg.task_id, agg.report_dir, self.meta(agg, final=False)))
+                out.append(OpenReport(agg.task_id, agg.report_dir, self.meta(agg, final=False), resume=True))
                 out += [AddToReport(agg.task_id, res) for res in agg.results.values()]
         if self.config.platform:
             for agg in self.tasks.values():

@@ -226,6 +226,7 @@ def test_replaying_the_journal_rebuilds_the_state_and_recovered_redoes_only_what
     out = again.apply(Recovered(), clock.advance(60))
     assert [(c.task_id, c.result.caseId) for c in out if isinstance(c, AddToReport)] == [("t1", "k1"), ("t1", "k2")]
     assert [c.task_id for c in out if isinstance(c, OpenReport)] == ["t1"]             # t2 is reported already
+    assert all(c.resume for c in out if isinstance(c, OpenReport))        # results.jsonl is appended to, not restarted
     assert [c.mark for c in out if isinstance(c, Forward)] == ["result:t1|c1|k2|0|1", "result:t2|c1|k1|0|1", "reported:t2"]
     assert not any(isinstance(c, WriteFinal) for c in again.apply(Tick(), clock.now))      # k3's grace starts anew
     clock.advance(30)
