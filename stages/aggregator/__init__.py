@@ -70,6 +70,7 @@ from .report_thread import ReportThread
 __all__ = ["ENGINE_VERSION", "STAGE", "Aggregator"]
 
 SWITCH_INTERVAL_S = 0.0005
+RELEASE_PER_TICK = 2000         # results of a dropped task freed per loop turn: 50,000 at once held the loop ~0.1 s
 
 
 class Aggregator(Stage):
@@ -101,6 +102,7 @@ class Aggregator(Stage):
         self._gc_max: dict[int, float] = {}               # generation -> its longest collection (s): stats
         gc.callbacks.append(self._gc_timed)
         self._freeze = FreezePolicy()
+        self._graveyard: list[TaskAgg] = []               # dropped tasks, freed a slice per tick (_release)
 
     def _gc_timed(self, phase: str, info: dict[str, int]) -> None:
         """Stats: each generation's longest collection, wall and CPU (on a loaded machine the wall time of a
@@ -193,6 +195,7 @@ class Aggregator(Stage):
                 del self._finals[task_id]
                 self.feed(Reported(task_id, {k: str(v) for k, v in fut.result().items()}, tuple(self.storage_faults)))
         self.feed(Tick())
+        self._release()
         if self._freeze.due(self.clock.monotonic(), self._ingest_n, len(self.tasks)):
             freeze_young()                      # the heap of results out of full collections (pipeline/gc_policy.py)
         elif self._freeze.thaw_due(len(self.tasks)):
@@ -227,9 +230,25 @@ class Aggregator(Stage):
         elif isinstance(cmd, Drop):                     # after the task.reported that read the notes
             self.history.forget(cmd.task_id)
             self._notes.pop(cmd.task_id, None)
+            agg = self.tasks.get(cmd.task_id)
             self.feed(Dropped(cmd.task_id))
+            if agg is not None and agg.task_id not in self.tasks:
+                self._graveyard.append(agg)
         elif isinstance(cmd, LogError):
             self.log.error("%s", cmd.text)
+
+    def _release(self, budget: int = RELEASE_PER_TICK) -> None:
+        """Free a slice of the dropped tasks' results: deallocating a 50,000-result task in one go is one long
+        C call that holds the GIL, and the loop with it."""
+        while self._graveyard and budget > 0:
+            agg = self._graveyard[-1]
+            for d in (agg.results, agg.counts.last):
+                n = min(budget, len(d))
+                for _ in range(n):
+                    d.popitem()
+                budget -= n
+            if not agg.results and not agg.counts.last:
+                self._graveyard.pop()
 
     def _history_row(self, res: CaseResult) -> None:
         agg = self.tasks.get(res.taskId)

@@ -200,9 +200,10 @@ class AggregatorMachine:
         if agg is None:
             return []
         self.dropped.add(agg.task_id)
-        for key in agg.results:                           # its acked marks are no longer needed either
-            self.forwarded.discard(_result_mark(key))
-        self.forwarded.discard(f"reported:{agg.task_id}")
+        if self.config.platform:
+            for key in agg.results:                       # its acked marks are no longer needed either
+                self.forwarded.discard(_result_mark(key))
+            self.forwarded.discard(f"reported:{agg.task_id}")
         return [Journal(record_of(event, now))]
 
     def _tick(self, now: float) -> list[Command]:

@@ -33,6 +33,7 @@ __all__ = ["ReportThread"]
 
 _STOP = object()
 PARTIAL_DUTY = 10       # the gap after a partial rewrite, in multiples of what it cost
+SHED_PER_TURN = 2000    # cases of a written task's builder freed per turn of the thread
 
 
 class ReportThread:
@@ -43,6 +44,7 @@ class ReportThread:
         self._builders: dict[str, ReportBuilder] = {}
         self._dirty: set[str] = set()
         self._unflushed: set[str] = set()       # tasks with attempts not yet in their results.jsonl
+        self._written: list[ReportBuilder] = []  # finished builders, freed a slice per turn (shed)
         self._gap = min_gap
         self._last_partial = time.monotonic()
         self._thread = threading.Thread(target=profiled(self._run, "aggregator-reports"), name="aggregator-reports", daemon=True)
@@ -81,6 +83,8 @@ class ReportThread:
             try:
                 cmd = self._q.get(timeout=0.2)
             except queue.Empty:
+                while self._written and self._written[-1].shed(SHED_PER_TURN):
+                    self._written.pop()
                 self._maybe_partial(idle=True)
                 continue
             if cmd is _STOP:
@@ -92,6 +96,8 @@ class ReportThread:
                 if cmd[0] == "final":
                     cmd[3].set_result({})
             idle = self._q.empty()
+            if self._written and self._written[-1].shed(SHED_PER_TURN):
+                self._written.pop()
             if idle:
                 self._flush_lines()         # the batch is in: its attempts go to results.jsonl
             self._maybe_partial(idle=idle)
@@ -140,6 +146,7 @@ class ReportThread:
                 b.close()                       # results.jsonl: its last lines, then the descriptor
             except OSError as e:
                 self.faults.append(fault_text(e, b.lines.path))
+            self._written.append(b)
             self.stats["final_s"] = round(time.monotonic() - t0, 3)
             self.log.info("final reports of %s: %d attempts; waited %.2f s for the attempts queued before, wrote in %.2f s",
                           task_id, len(b), t0 - cmd[4], self.stats["final_s"])

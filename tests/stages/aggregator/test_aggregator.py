@@ -134,6 +134,8 @@ def test_final_report_waits_for_every_expected_key_and_is_sent_once(tmp_path: Pa
     assert [s.peer for s in fake.of(Kind.TASK_REPORTED)] == ["supervisor", "scheduler"]    # the scheduler drops it too
     agg.history.sync()
     assert "t1" not in agg.tasks and not agg.history._codes                # reported: its state is gone
+    agg.on_tick()
+    assert agg._graveyard == []                                          # and its results are freed
 
 
 def test_missing_results_are_reported_after_the_grace(tmp_path: Path) -> None:
