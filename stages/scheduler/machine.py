@@ -187,6 +187,7 @@ class Machine:
         ts.app_cases = dict(ev.app_cases)
         units, ts.cases, disabled = build_units(task, self.settings.default_timeout, list(self.settings.tags),
                                                 lambda: self.new_unit_id(task.taskId))
+        ts.has_deps = any(c.get("dependencies") for u in units for c in u.cases)
         names = body.case_names or {}
         for st in ts.cases.values():
             st.name = names.get(st.ref.caseId, "")
