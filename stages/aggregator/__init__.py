@@ -70,6 +70,7 @@ from .report_thread import ReportThread
 __all__ = ["ENGINE_VERSION", "STAGE", "Aggregator"]
 
 SWITCH_INTERVAL_S = 0.0005
+HISTORY_WAIT_S = 30.0           # a final report waits at most this long for the history writer to catch up
 RELEASE_PER_TICK = 2000         # results of a dropped task freed per loop turn: 50,000 at once held the loop ~0.1 s
 
 
@@ -91,6 +92,7 @@ class Aggregator(Stage):
         self.history = HistoryWriter(lambda: self.spec, self.log)    # <storage>/history.sqlite: a row per new attempt
         self._notes: dict[str, dict[str, Any]] = {}       # task -> its task.reported's history notes (sent and forwarded)
         self._finals: dict[str, Future[dict[str, Path]]] = {}
+        self._final_seen: dict[str, float] = {}          # task -> when its final reports were first seen written
         self._fwd_pending: dict[str, str] = {}            # msg_id -> forward mark, until the uploader acks
         self._unsynced = False
         self._progress: list[dict[str, Any]] = []         # case.reported bodies of this loop turn
@@ -191,14 +193,15 @@ class Aggregator(Stage):
         while self.reports.faults:              # report writes that failed on the report thread: loud, on this one
             self.storage_fault(self.reports.faults.pop(0))
         for task_id, fut in list(self._finals.items()):
-            if fut.done():
+            if fut.done() and self._history_ready(task_id):
                 del self._finals[task_id]
+                self._final_seen.pop(task_id, None)
                 self.feed(Reported(task_id, {k: str(v) for k, v in fut.result().items()}, tuple(self.storage_faults)))
         self.feed(Tick())
         self._release()
         if self._freeze.due(self.clock.monotonic(), self._ingest_n, len(self.tasks)):
             freeze_young()                      # the heap of results out of full collections (pipeline/gc_policy.py)
-        elif self._freeze.thaw_due(len(self.tasks)):
+        elif self._freeze.thaw_due(len(self.tasks) + len(self._graveyard) + self.reports.held()):
             thaw()                              # every task reported and dropped: the collector gets it all back
         self._tick_max = max(self._tick_max, time.perf_counter() - t0)      # stats: the loop's own bookkeeping
 
@@ -236,6 +239,12 @@ class Aggregator(Stage):
                 self._graveyard.append(agg)
         elif isinstance(cmd, LogError):
             self.log.error("%s", cmd.text)
+
+    def _history_ready(self, task_id: str) -> bool:
+        """Its task.reported reads the run history (``report_notes``), which first waits for the writer thread:
+        asked once that thread caught up (at 50,000 cases the wait held a tick ~0.2 s), or after HISTORY_WAIT_S."""
+        seen = self._final_seen.setdefault(task_id, self.clock.monotonic())
+        return self.history.caught_up() or self.clock.monotonic() - seen >= HISTORY_WAIT_S
 
     def _release(self, budget: int = RELEASE_PER_TICK) -> None:
         """Free a slice of the dropped tasks' results: deallocating a 50,000-result task in one go is one long

@@ -69,6 +69,10 @@ class ReportThread:
         self._q.put(("final", task_id, finished_at, fut, time.monotonic(), stop_reason))
         return fut
 
+    def held(self) -> int:
+        """Builders alive here (open, or written and being freed): the heap is not small yet."""
+        return len(self._builders) + len(self._written)
+
     def backlog(self) -> int:
         return self._q.qsize()
 
