@@ -141,6 +141,7 @@ class Scheduler(Stage):
         self.journal.open()
         state = self._health_state()
         self.apply(Started(settings_of(self.spec), state, 2.5 * self.hb_interval + 0.5 if n else 0.0))
+        self.machine.go_live()          # the results Started re-sent are not held for the rest of the task
         if n:
             self.log.warning("restarted: %d journal records replayed", n)
 

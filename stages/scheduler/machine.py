@@ -103,6 +103,7 @@ class Machine:
         self.seq = 0                                    # unit ids: deterministic, so a replay names units as before
         self.now, self.wall = 0.0, 0.0
         self.changed = False                            # the last event changed state (the stage journals it then)
+        self.live = False                               # set by the stage once its replay and Started are applied
         self._out: list[Command] = []
 
     def configure(self, s: Settings) -> None:
@@ -329,8 +330,18 @@ class Machine:
         return ResultRecord(result=result)
 
     def send_result(self, ts: TaskState, result: dict[str, Any]) -> None:
-        ts.results.append(result)                       # re-sent after a restart (the aggregator de-duplicates)
+        """Forward a result. Kept only while replaying the journal, for ``Started`` to re-send (the aggregator
+        de-duplicates): a live stage never reads them again, and the next restart replays them from the
+        journal once more, so 50,000 result dicts are not held for the whole task."""
+        if not self.live:
+            ts.results.append(result)
         self.send("aggregator", ResultRecord(result=result))
+
+    def go_live(self) -> None:
+        """The replay is over and ``Started`` re-sent what it kept: results are no longer kept from now on."""
+        self.live = True
+        for ts in self.tasks.values():
+            ts.results = []
 
     def record(self, ts: TaskState, st: CaseState, run_times: int, status: int, outcome: str,
                variables: dict[str, Any] | None = None) -> None:

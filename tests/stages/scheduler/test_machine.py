@@ -316,6 +316,8 @@ def test_started_after_a_replay_rebuilds_the_queue_resends_and_adopts() -> None:
     out = again(Started(Settings(), None, adopt_s=2.0))
     assert [b.task_id for _, b in sends(out, TaskPlanned) if isinstance(b, TaskPlanned)] == ["t1"]
     assert [b.result["caseId"] for _, b in sends(out, ResultRecord) if isinstance(b, ResultRecord)] == ["a"]
+    again.m.go_live()                                        # what the stage does after Started
+    assert again.m.tasks["t1"].results == []                 # re-sent: a live machine keeps none
     assert sorted((u.collection_id, [c["case_id"] for c in u.cases]) for u in again.m.queue) == [("c1", ["b"]), ("c2", ["c"])]
     assert again.m.executors == {}                           # they re-announce
     running = dict(u1.to_wire(), running=None)
@@ -326,3 +328,11 @@ def test_started_after_a_replay_rebuilds_the_queue_resends_and_adopts() -> None:
     peer, u = the_run(again(Tick()))
     assert (peer, u.collection_id) == (p2, "c2")
     assert Kind.UNIT_RUN is UnitRun.KIND
+    again(started(peer, u, u.cases[0]))
+    again(finished(peer, u, u.cases[0]))
+    assert again.m.tasks["t1"].results == []
+    twice = Machine(Settings())                              # a second restart: the journal, with the first Started in it
+    for rec in again.journal:
+        twice.apply(*from_record(rec))
+    out = twice.apply(Started(Settings()), 0.0)
+    assert sorted(b.result["caseId"] for _, b in sends(out, ResultRecord) if isinstance(b, ResultRecord)) == ["a", "c"]
