@@ -147,12 +147,14 @@ def main() -> None:
     print(f"{'engine':>7} {'cases':>6} {'wall s':>7} {'start-up':>8} {'plan->1st':>9} {'running':>8} {'reports':>8} {'rep/run':>8} "
           f"{'shutdown':>8} {'cases/s':>8} {'CPU s':>6} {'ingest max':>10}")
     results = []
+    last_of: dict[str, dict[str, Any]] = {}          # label -> its run at the largest size
     variants = [("this", ROOT)] + ([("against", args.against.resolve())] if args.against else [])
     for n in args.sizes:
         for label, root in variants:
             res = run(n, args.workers, extra, root)
             if label == "this":
                 results.append(res)
+            last_of[label] = res
             agg = (res["stats"].get("aggregator") or {}).get("reports") or {}
             print(f"{label:>7} {res['cases']:>6} {res['wall']:>7.2f} {res['startup']:>7.2f}s {res['first_dispatch_ms']:>7.0f}ms "
                   f"{res['span']:>7.2f}s {res['reports']:>7.2f}s {_share(res['reports'], res['span']):>8} {res['shutdown']:>7.2f}s "
@@ -162,9 +164,13 @@ def main() -> None:
                   flush=True)
     last = results[-1]
     print(f"\nmax RSS per stage (MB), {last['cases']}-case run:")
-    print("  " + ", ".join(f"{k} {v:.0f}" for k, v in sorted(last["mem"].items())))
+    for label, res in last_of.items():
+        print(f"  {label:>7}: " + ", ".join(f"{k} {v:.0f}" for k, v in sorted(res["mem"].items())))
     print(f"CPU s per stage (user + system), {last['cases']}-case run; the rest of the total is the supervisor (`run`) and the launcher:")
-    print("  " + ", ".join(f"{k} {v:.2f}" for k, v in sorted(last["cpu_by_stage"].items())))
+    for label, res in last_of.items():
+        rest = res["cpu"] - sum(res["cpu_by_stage"].values())
+        print(f"  {label:>7}: " + ", ".join(f"{k} {v:.2f}" for k, v in sorted(res["cpu_by_stage"].items()))
+              + f"; rest {rest:.2f}")
     agg = (last["stats"].get("aggregator") or {}).get("reports") or {}
     print(f"aggregator report thread, {last['cases']}-case run (last heartbeat): {agg}")
     print(f"frames pushed per hop, {last['cases']}-case run (includes acks, statuses, heartbeats; rate over the run span):")

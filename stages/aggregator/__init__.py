@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from pipeline.codec import Envelope
-from pipeline.gc_policy import FreezePolicy, freeze_young
+from pipeline.gc_policy import FreezePolicy, freeze_young, thaw
 from pipeline.journal import AppendLog
 from pipeline.messages import (
     CaseReported,
@@ -42,6 +42,8 @@ from .events import (
     AddToReport,
     AttemptRecorded,
     Command,
+    Drop,
+    Dropped,
     Event,
     Finished,
     Forward,
@@ -68,6 +70,8 @@ from .report_thread import ReportThread
 __all__ = ["ENGINE_VERSION", "STAGE", "Aggregator"]
 
 SWITCH_INTERVAL_S = 0.0005
+HISTORY_WAIT_S = 30.0           # a final report waits at most this long for the history writer to catch up
+RELEASE_PER_TICK = 2000         # results of a dropped task freed per loop turn: 50,000 at once held the loop ~0.1 s
 
 
 class Aggregator(Stage):
@@ -88,6 +92,7 @@ class Aggregator(Stage):
         self.history = HistoryWriter(lambda: self.spec, self.log)    # <storage>/history.sqlite: a row per new attempt
         self._notes: dict[str, dict[str, Any]] = {}       # task -> its task.reported's history notes (sent and forwarded)
         self._finals: dict[str, Future[dict[str, Path]]] = {}
+        self._final_seen: dict[str, float] = {}          # task -> when its final reports were first seen written
         self._fwd_pending: dict[str, str] = {}            # msg_id -> forward mark, until the uploader acks
         self._unsynced = False
         self._progress: list[dict[str, Any]] = []         # case.reported bodies of this loop turn
@@ -99,6 +104,7 @@ class Aggregator(Stage):
         self._gc_max: dict[int, float] = {}               # generation -> its longest collection (s): stats
         gc.callbacks.append(self._gc_timed)
         self._freeze = FreezePolicy()
+        self._graveyard: list[TaskAgg] = []               # dropped tasks, freed a slice per tick (_release)
 
     def _gc_timed(self, phase: str, info: dict[str, int]) -> None:
         """Stats: each generation's longest collection, wall and CPU (on a loaded machine the wall time of a
@@ -187,12 +193,16 @@ class Aggregator(Stage):
         while self.reports.faults:              # report writes that failed on the report thread: loud, on this one
             self.storage_fault(self.reports.faults.pop(0))
         for task_id, fut in list(self._finals.items()):
-            if fut.done():
+            if fut.done() and self._history_ready(task_id):
                 del self._finals[task_id]
+                self._final_seen.pop(task_id, None)
                 self.feed(Reported(task_id, {k: str(v) for k, v in fut.result().items()}, tuple(self.storage_faults)))
         self.feed(Tick())
-        if self._freeze.due(self.clock.monotonic(), self._ingest_n):
+        self._release()
+        if self._freeze.due(self.clock.monotonic(), self._ingest_n, len(self.tasks)):
             freeze_young()                      # the heap of results out of full collections (pipeline/gc_policy.py)
+        elif self._freeze.thaw_due(len(self.tasks) + len(self._graveyard) + self.reports.held()):
+            thaw()                              # every task reported and dropped: the collector gets it all back
         self._tick_max = max(self._tick_max, time.perf_counter() - t0)      # stats: the loop's own bookkeeping
 
     # -- commands ---------------------------------------------------------------------------------
@@ -204,7 +214,7 @@ class Aggregator(Stage):
             self.journal.sync()
         elif isinstance(cmd, OpenReport):
             meta = replace(cmd.meta, history=self.history.report_history(cmd.task_id))   # previous runs, flake rate
-            self.reports.open(cmd.task_id, cmd.report_dir, meta)
+            self.reports.open(cmd.task_id, cmd.report_dir, meta, resume=cmd.resume)
         elif isinstance(cmd, AddToReport):
             self.reports.add(cmd.task_id, cmd.result)
         elif isinstance(cmd, WriteFinal):
@@ -220,8 +230,34 @@ class Aggregator(Stage):
             self._fwd_pending[self.mailbox.send("uploader", self._noted(cmd.body))] = cmd.mark
         elif isinstance(cmd, AttemptRecorded):
             self.attempt_recorded(cmd.result)
+        elif isinstance(cmd, Drop):                     # after the task.reported that read the notes
+            self.history.forget(cmd.task_id)
+            self._notes.pop(cmd.task_id, None)
+            agg = self.tasks.get(cmd.task_id)
+            self.feed(Dropped(cmd.task_id))
+            if agg is not None and agg.task_id not in self.tasks:
+                self._graveyard.append(agg)
         elif isinstance(cmd, LogError):
             self.log.error("%s", cmd.text)
+
+    def _history_ready(self, task_id: str) -> bool:
+        """Its task.reported reads the run history (``report_notes``), which first waits for the writer thread:
+        asked once that thread caught up (at 50,000 cases the wait held a tick ~0.2 s), or after HISTORY_WAIT_S."""
+        seen = self._final_seen.setdefault(task_id, self.clock.monotonic())
+        return self.history.caught_up() or self.clock.monotonic() - seen >= HISTORY_WAIT_S
+
+    def _release(self, budget: int = RELEASE_PER_TICK) -> None:
+        """Free a slice of the dropped tasks' results: deallocating a 50,000-result task in one go is one long
+        C call that holds the GIL, and the loop with it."""
+        while self._graveyard and budget > 0:
+            agg = self._graveyard[-1]
+            for d in (agg.results, agg.counts.last):
+                n = min(budget, len(d))
+                for _ in range(n):
+                    d.popitem()
+                budget -= n
+            if not agg.results and not agg.counts.last:
+                self._graveyard.pop()
 
     def _history_row(self, res: CaseResult) -> None:
         agg = self.tasks.get(res.taskId)
@@ -279,6 +315,7 @@ class Aggregator(Stage):
     def stats(self) -> dict[str, Any]:
         base = super().stats()
         base["results"] = sum(len(a.results) for a in self.tasks.values())
+        base["held"] = len(self.tasks)                  # tasks with state here: reported ones are dropped
         base["reports"] = {"backlog": self.reports.backlog(), "ingest_max_ms": round(self._ingest_max * 1000, 1),
                            "ingested": self._ingest_n, "ingest_over_50ms": self._ingest_slow,
                            "tick_max_ms": round(self._tick_max * 1000, 1),

@@ -22,6 +22,8 @@ __all__ = [
     "AddToReport",
     "AttemptRecorded",
     "Command",
+    "Drop",
+    "Dropped",
     "Event",
     "Finished",
     "Forward",
@@ -78,6 +80,13 @@ class Reported:
 
 
 @dataclass(frozen=True)
+class Dropped:
+    """The shell forgot a reported task (``Drop``): its state goes too, and a result, plan or ack that
+    arrives for it later is ignored, so a 50,000-case task costs nothing once reported."""
+    task_id: str
+
+
+@dataclass(frozen=True)
 class Tick:
     """Time passed: final reports whose grace ran out, periodic metadata."""
 
@@ -87,7 +96,7 @@ class Recovered:
     """The journal has been replayed: reopen unfinished reports, re-forward what the uploader never acked."""
 
 
-Event = Planned | Recorded | Finished | Forwarded | Reported | Tick | Recovered
+Event = Planned | Recorded | Finished | Forwarded | Reported | Dropped | Tick | Recovered
 
 
 # -- commands ----------------------------------------------------------------------------------------
@@ -104,9 +113,11 @@ class Sync:
 
 @dataclass(frozen=True)
 class OpenReport:
+    """Start the task's reports; ``resume`` after a restart (``results.jsonl`` keeps the lines it holds)."""
     task_id: str
     report_dir: Path
     meta: TaskReportMeta
+    resume: bool = False
 
 
 @dataclass(frozen=True)
@@ -150,12 +161,19 @@ class AttemptRecorded:
 
 
 @dataclass(frozen=True)
+class Drop:
+    """A reported task (and, with a platform, everything of it acked by the uploader): the shell forgets what
+    it keeps per task, then feeds ``Dropped`` back."""
+    task_id: str
+
+
+@dataclass(frozen=True)
 class LogError:
     text: str
 
 
 Command = (Journal | Sync | OpenReport | AddToReport | WriteFinal | WriteMetadata | Send | Forward | AttemptRecorded
-           | LogError)
+           | Drop | LogError)
 
 
 # -- journal records ---------------------------------------------------------------------------------
@@ -163,7 +181,8 @@ class JournalRecordError(ValueError):
     """A journal record that is no event this aggregator knows."""
 
 
-_TAGS: dict[str, type] = {"planned": Planned, "result": Recorded, "finished": Finished, "fwd": Forwarded, "reported": Reported}
+_TAGS: dict[str, type] = {"planned": Planned, "result": Recorded, "finished": Finished, "fwd": Forwarded, "reported": Reported,
+                          "drop": Dropped}
 
 
 def record_of(event: Event, now: float) -> list[Any]:
@@ -178,6 +197,8 @@ def record_of(event: Event, now: float) -> list[Any]:
         return ["fwd", event.mark, now]
     if isinstance(event, Reported):
         return ["reported", event.task_id, now]
+    if isinstance(event, Dropped):
+        return ["drop", event.task_id, now]
     raise JournalRecordError(f"{type(event).__name__} is never journaled")
 
 
@@ -191,7 +212,7 @@ def event_of(record: Any) -> tuple[Event, float | None]:
         raise JournalRecordError(f"{tag} record: time must be a number, got {at!r}")
     if tag in ("planned", "result", "finished") and not isinstance(payload, dict):
         raise JournalRecordError(f"{tag} record: payload must be a map, got {type(payload).__name__}")
-    if tag in ("fwd", "reported") and not isinstance(payload, str):
+    if tag in ("fwd", "reported", "drop") and not isinstance(payload, str):
         raise JournalRecordError(f"{tag} record: payload must be a string, got {type(payload).__name__}")
     if tag == "planned":
         return Planned(_typed(TaskPlanned, tag, payload)), at
@@ -201,6 +222,8 @@ def event_of(record: Any) -> tuple[Event, float | None]:
         return Finished(_typed(TaskFinished, tag, payload)), at
     if tag == "fwd":
         return Forwarded(payload), at
+    if tag == "drop":
+        return Dropped(payload), at
     return Reported(payload, {}), at
 
 

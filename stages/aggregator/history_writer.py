@@ -48,8 +48,9 @@ class HistoryWriter:
         self._codes: dict[tuple[str, str, str], str] = {}
         self.pending: list[tuple[CaseResult, float]] = []     # recorded since the last flush (the stage's thread)
         self._lock = threading.Lock()                         # the store: the writer thread's inserts, our reads
-        self._q: queue.SimpleQueue[list[tuple[CaseResult, float]] | threading.Event | None] = queue.SimpleQueue()
+        self._q: queue.SimpleQueue[list[tuple[CaseResult, float]] | threading.Event | str | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        self._handed = self._done = 0                         # items put on the queue / handled by the thread
 
     def _setting(self, section: str, key: str, default: Any) -> Any:
         return (self.spec().config.get(section) or {}).get(key, default)
@@ -92,25 +93,48 @@ class HistoryWriter:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="aggregator-history", daemon=True)
                 self._thread.start()
-            self._q.put(rows)
+            self._put(rows)
 
     def sync(self, timeout: float = 30.0) -> None:
         """Flush and wait until every row handed over so far is written (or the thread is gone)."""
         self.flush()
         if self._thread is not None and self._thread.is_alive():
             done = threading.Event()
-            self._q.put(done)
+            self._put(done)
             if not done.wait(timeout):
                 self.log.warning("history: rows still being written after %.0f s; reading without them", timeout)
 
+    def caught_up(self) -> bool:
+        """Every row recorded so far is written (the pending ones are handed over now): a read now
+        (``report_notes``) does not wait for the writer."""
+        self.flush()
+        return self._done == self._handed
+
+    def forget(self, task_id: str) -> None:
+        """The task is reported and dropped: its case files' hashes go (on the writer thread, after its rows)."""
+        self.flush()
+        if self._thread is None:
+            self._codes = {k: v for k, v in self._codes.items() if k[0] != task_id}
+        else:
+            self._put(task_id)
+
+    def _put(self, item: list[tuple[CaseResult, float]] | threading.Event | str) -> None:
+        self._handed += 1
+        self._q.put(item)
+
     def _run(self) -> None:
-        while True:
-            item = self._q.get()
-            if item is None:
-                return
-            if isinstance(item, threading.Event):
-                item.set()
-                continue
+        while (item := self._q.get()) is not None:
+            try:
+                self._handle(item)
+            finally:
+                self._done += 1
+
+    def _handle(self, item: list[tuple[CaseResult, float]] | threading.Event | str) -> None:
+        if isinstance(item, threading.Event):
+            item.set()
+        elif isinstance(item, str):
+            self._codes = {k: v for k, v in self._codes.items() if k[0] != item}
+        else:
             try:
                 rows = [self._attempt(res, started) for res, started in item]
                 with self._lock:

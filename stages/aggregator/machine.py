@@ -6,6 +6,11 @@ An event that changes state returns a ``Journal`` of itself (before any message 
 so the journal is exactly the list of events applied; recovery replays it through this same ``apply`` (dropping the commands, whose effects
 happened before the crash) and then applies ``Recovered`` for what must be redone.
 
+Once a task is reported (and, with a platform, the uploader acked all of it) the machine asks for a ``Drop``;
+the shell forgets its own per-task state and feeds ``Dropped`` back, which is journaled and deletes the task
+here: only its id stays (in ``dropped``), so a late re-sent result or plan is ignored instead of reopening
+reports, and the aggregator's memory after a task is what it was before it.
+
 Results are de-duplicated by their key (taskId, collectionId, caseId, index, runTimes), so a re-sent
 result is counted once. A task's final report is asked for once every expected key is in, or, when some
 never arrive, ``grace_s`` after that was first seen (reported loudly as missing). ``now`` is wall-clock
@@ -25,6 +30,8 @@ from .events import (
     AddToReport,
     AttemptRecorded,
     Command,
+    Drop,
+    Dropped,
     Event,
     Finished,
     Forward,
@@ -81,6 +88,7 @@ class TaskAgg:
     final_asked: bool = False                 # WriteFinal sent; its Reported not yet applied (not journaled)
     missing: list[Key] = field(default_factory=list)
     counts: Counts = field(default_factory=Counts)
+    unacked: set[str] = field(default_factory=set)     # platform: result forwards the uploader has not acked
 
 
 class AggregatorMachine:
@@ -88,6 +96,7 @@ class AggregatorMachine:
         self.config = config
         self.tasks: dict[str, TaskAgg] = {}
         self.forwarded: set[str] = set()
+        self.dropped: set[str] = set()            # reported tasks whose state is gone: what arrives for them is ignored
         self._last_meta: float | None = None
 
     def apply(self, event: Event, now: float) -> list[Command]:
@@ -98,12 +107,11 @@ class AggregatorMachine:
         if isinstance(event, Finished):
             return self._finished(event, now)
         if isinstance(event, Forwarded):
-            if event.mark in self.forwarded:
-                return []
-            self.forwarded.add(event.mark)
-            return [Journal(record_of(event, now))]
+            return self._forwarded(event, now)
         if isinstance(event, Reported):
             return self._reported(event, now)
+        if isinstance(event, Dropped):
+            return self._dropped(event, now)
         if isinstance(event, Tick):
             return self._tick(now)
         if isinstance(event, Recovered):
@@ -114,7 +122,7 @@ class AggregatorMachine:
     def _planned(self, event: Planned, now: float) -> list[Command]:
         body = event.body
         task_id = body.task_id
-        if task_id in self.tasks:
+        if task_id in self.tasks or task_id in self.dropped:
             return []
         agg = self.tasks[task_id] = TaskAgg(task_id, body.name or task_id, Path(body.report_dir) / task_id, body.started_at or now)
         agg.cases = body.cases
@@ -124,6 +132,8 @@ class AggregatorMachine:
     def _recorded(self, event: Recorded, now: float) -> list[Command]:
         res = _checked(event.result)
         out: list[Command] = []
+        if res.taskId in self.dropped:        # re-sent after its task was reported and forgotten
+            return out
         agg = self.tasks.get(res.taskId)
         if agg is None:                       # a result before (or without) its task.planned: kept, reported
             agg = self.tasks[res.taskId] = TaskAgg(res.taskId, res.taskId, Path(self.config.report_dir) / res.taskId, now)
@@ -133,6 +143,8 @@ class AggregatorMachine:
         agg.results[res.key] = res
         agg.counts.add(res)
         agg.dirty = True
+        if self.config.platform and _result_mark(res.key) not in self.forwarded:
+            agg.unacked.add(_result_mark(res.key))
         out.insert(0, Journal(record_of(event, now)))
         if not agg.final_asked and not agg.reported:
             out.append(AddToReport(agg.task_id, res))
@@ -158,10 +170,41 @@ class AggregatorMachine:
                             paths=dict(event.paths), missing=[list(k) for k in agg.missing],
                             by_kind=by_kind(agg.results.values()), storage_faults=list(event.storage_faults))
         out: list[Command] = [self._metadata(agg, now, final=True), Journal(record_of(event, now)), Sync(),
-                              Send("supervisor", body)]
+                              Send("supervisor", body), Send("scheduler", body)]
         if self.config.platform:
             out += self._forward(body, f"reported:{agg.task_id}")
+        return out + self._drop_if_done(agg)
+
+    def _forwarded(self, event: Forwarded, now: float) -> list[Command]:
+        if event.mark in self.forwarded:
+            return []
+        self.forwarded.add(event.mark)
+        out: list[Command] = [Journal(record_of(event, now))]
+        for agg in self.tasks.values():                   # a handful of tasks at a time
+            if event.mark in agg.unacked or event.mark == f"reported:{agg.task_id}":
+                agg.unacked.discard(event.mark)
+                out += self._drop_if_done(agg)
+                break
         return out
+
+    def _drop_if_done(self, agg: TaskAgg) -> list[Command]:
+        """``Drop`` once nothing is owed for the task: reported, and with a platform every forward acked."""
+        if not agg.reported:
+            return []
+        if self.config.platform and (agg.unacked or f"reported:{agg.task_id}" not in self.forwarded):
+            return []
+        return [Drop(agg.task_id)]
+
+    def _dropped(self, event: Dropped, now: float) -> list[Command]:
+        agg = self.tasks.pop(event.task_id, None)
+        if agg is None:
+            return []
+        self.dropped.add(agg.task_id)
+        if self.config.platform:
+            for key in agg.results:                       # its acked marks are no longer needed either
+                self.forwarded.discard(_result_mark(key))
+            self.forwarded.discard(f"reported:{agg.task_id}")
+        return [Journal(record_of(event, now))]
 
     def _tick(self, now: float) -> list[Command]:
         out: list[Command] = []
@@ -189,7 +232,7 @@ class AggregatorMachine:
         out: list[Command] = []
         for agg in self.tasks.values():
             if not agg.reported:
-                out.append(OpenReport(agg.task_id, agg.report_dir, self.meta(agg, final=False)))
+                out.append(OpenReport(agg.task_id, agg.report_dir, self.meta(agg, final=False), resume=True))
                 out += [AddToReport(agg.task_id, res) for res in agg.results.values()]
         if self.config.platform:
             for agg in self.tasks.values():
@@ -198,6 +241,8 @@ class AggregatorMachine:
                 if agg.reported:
                     out += self._forward(TaskReported(task_id=agg.task_id, report_dir=str(agg.report_dir),
                                                       totals=_totals(totals(agg.results.values()))), f"reported:{agg.task_id}")
+        for agg in self.tasks.values():           # reported, but the crash came before its drop
+            out += self._drop_if_done(agg)
         return out
 
     # -- derived ------------------------------------------------------------------------------------
@@ -207,7 +252,7 @@ class AggregatorMachine:
     def _forward_result(self, res: CaseResult) -> list[Command]:
         if not self.config.platform:
             return []
-        return self._forward(ResultRecord(result=res.to_dict()), "result:" + "|".join(map(str, res.key)))
+        return self._forward(ResultRecord(result=res.to_dict()), _result_mark(res.key))
 
     def meta(self, agg: TaskAgg, *, final: bool) -> TaskReportMeta:
         return TaskReportMeta(
@@ -226,6 +271,10 @@ class AggregatorMachine:
                "stop_reason": agg.stopped if final else None, "cases": agg.cases,
                "counts": agg.counts.totals(), "report_dir": str(agg.report_dir)}
         return WriteMetadata(self.config.storage_root / "data" / agg.task_id / "metadata.json", doc)
+
+
+def _result_mark(key: Key) -> str:
+    return "result:" + "|".join(map(str, key))
 
 
 def _checked(result: dict[str, Any]) -> CaseResult:

@@ -1,7 +1,8 @@
 """The aggregator's report thread: every task's :class:`ReportBuilder` lives here, off the receive/ack path.
 
 The stage's own thread only journals, de-duplicates and acks; it hands each new attempt to this thread
-through a queue and never renders or writes a report itself. The thread renders attempts as they come,
+through a queue and never renders or writes a report itself. The thread renders attempts as they come and
+appends them to each task's ``results.jsonl`` when its batch (the queue drained) ends,
 rewrites a running task's partial reports when it has been idle for long enough (throttled: at least
 ``min_gap`` s apart and ``PARTIAL_DUTY``x the last write's cost, so a large task spends at most a tenth of
 this thread on rewrites: at 50,000 cases one rewrite costs ~2 s of the core the run needs), and writes a final report when asked, after every attempt queued before the request (FIFO),
@@ -32,6 +33,7 @@ __all__ = ["ReportThread"]
 
 _STOP = object()
 PARTIAL_DUTY = 10       # the gap after a partial rewrite, in multiples of what it cost
+SHED_PER_TURN = 2000    # cases of a written task's builder freed per turn of the thread
 
 
 class ReportThread:
@@ -41,6 +43,8 @@ class ReportThread:
         self._q: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._builders: dict[str, ReportBuilder] = {}
         self._dirty: set[str] = set()
+        self._unflushed: set[str] = set()       # tasks with attempts not yet in their results.jsonl
+        self._written: list[ReportBuilder] = []  # finished builders, freed a slice per turn (shed)
         self._gap = min_gap
         self._last_partial = time.monotonic()
         self._thread = threading.Thread(target=profiled(self._run, "aggregator-reports"), name="aggregator-reports", daemon=True)
@@ -51,9 +55,10 @@ class ReportThread:
         self._thread.start()
 
     # -- called from the stage's thread -------------------------------------------------------------
-    def open(self, task_id: str, report_dir: Path, meta: TaskReportMeta) -> None:
-        """Start a task's builder (``meta.finished_at`` None); a second open of the same task is ignored."""
-        self._q.put(("open", task_id, report_dir, meta))
+    def open(self, task_id: str, report_dir: Path, meta: TaskReportMeta, *, resume: bool = False) -> None:
+        """Start a task's builder (``meta.finished_at`` None); a second open of the same task is ignored;
+        ``resume``: after a restart (``results.jsonl`` is appended to, not started afresh)."""
+        self._q.put(("open", task_id, report_dir, meta, resume))
 
     def add(self, task_id: str, result: CaseResult) -> None:
         self._q.put(("add", task_id, result))
@@ -63,6 +68,10 @@ class ReportThread:
         fut: Future[dict[str, Path]] = Future()
         self._q.put(("final", task_id, finished_at, fut, time.monotonic(), stop_reason))
         return fut
+
+    def held(self) -> int:
+        """Builders alive here (open, or written and being freed): the heap is not small yet."""
+        return len(self._builders) + len(self._written)
 
     def backlog(self) -> int:
         return self._q.qsize()
@@ -78,6 +87,8 @@ class ReportThread:
             try:
                 cmd = self._q.get(timeout=0.2)
             except queue.Empty:
+                while self._written and self._written[-1].shed(SHED_PER_TURN):
+                    self._written.pop()
                 self._maybe_partial(idle=True)
                 continue
             if cmd is _STOP:
@@ -88,24 +99,42 @@ class ReportThread:
                 self.log.exception("report thread: %s failed: %s", cmd[0], e)
                 if cmd[0] == "final":
                     cmd[3].set_result({})
-            self._maybe_partial(idle=self._q.empty())
+            idle = self._q.empty()
+            if self._written and self._written[-1].shed(SHED_PER_TURN):
+                self._written.pop()
+            if idle:
+                self._flush_lines()         # the batch is in: its attempts go to results.jsonl
+            self._maybe_partial(idle=idle)
+
+    def _flush_lines(self) -> None:
+        for task_id in self._unflushed:
+            b = self._builders.get(task_id)
+            try:
+                if b is not None:
+                    b.flush_lines()
+            except OSError as e:
+                self.log.error("results.jsonl of %s: %s", task_id, e)
+                self.faults.append(fault_text(e, b.lines.path))     # type: ignore[union-attr]
+        self._unflushed.clear()
 
     def _handle(self, cmd: tuple[Any, ...]) -> None:
         kind, task_id = cmd[0], cmd[1]
         if kind == "open":
             if task_id not in self._builders:
-                self._builders[task_id] = ReportBuilder(cmd[2], cmd[3])
+                self._builders[task_id] = ReportBuilder(cmd[2], cmd[3], resume=cmd[4])
         elif kind == "add":
             b = self._builders.get(task_id)
             if b is None:
                 self.log.error("report thread: result for unknown task %s dropped from the reports", task_id)
             elif b.add(cmd[2]):
                 self._dirty.add(task_id)
+                self._unflushed.add(task_id)
                 self.stats["rendered"] += 1
         elif kind == "final":
             fut: Future[dict[str, Path]] = cmd[3]
             b = self._builders.pop(task_id, None)
             self._dirty.discard(task_id)
+            self._unflushed.discard(task_id)
             if b is None:
                 self.log.error("report thread: final report of unknown task %s", task_id)
                 fut.set_result({})
@@ -117,6 +146,11 @@ class ReportThread:
                 self.log.exception("writing reports for %s failed: %s", task_id, e)
                 self.faults.append(fault_text(e, b.report_dir))
                 paths = {}
+            try:
+                b.close()                       # results.jsonl: its last lines, then the descriptor
+            except OSError as e:
+                self.faults.append(fault_text(e, b.lines.path))
+            self._written.append(b)
             self.stats["final_s"] = round(time.monotonic() - t0, 3)
             self.log.info("final reports of %s: %d attempts; waited %.2f s for the attempts queued before, wrote in %.2f s",
                           task_id, len(b), t0 - cmd[4], self.stats["final_s"])

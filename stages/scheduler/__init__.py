@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 from pipeline.codec import Envelope
 from pipeline.errors import PipelineError
-from pipeline.gc_policy import FreezePolicy, freeze_young
+from pipeline.gc_policy import FreezePolicy, freeze_young, thaw
 from pipeline.journal import AppendLog
 from pipeline.messages import ExecutorStatus, Kind, Message, TaskSubmit
 from pipeline.models import Task
@@ -141,6 +141,7 @@ class Scheduler(Stage):
         self.journal.open()
         state = self._health_state()
         self.apply(Started(settings_of(self.spec), state, 2.5 * self.hb_interval + 0.5 if n else 0.0))
+        self.machine.go_live()          # the results Started re-sent are not held for the rest of the task
         if n:
             self.log.warning("restarted: %d journal records replayed", n)
 
@@ -182,11 +183,12 @@ class Scheduler(Stage):
         watch(self, env)                     # what it says it holds (slot self-check, slots.py)
         self.apply(Received(env.src, env.inc, env.body))
 
-    on_case_started = on_case_finished = on_unit_done = on_stage_died = on_task_stop = on_message
+    on_case_started = on_case_finished = on_unit_done = on_stage_died = on_task_stop = on_task_reported = on_message
 
     HANDLERS: ClassVar[dict[Kind, Handler]] = {
         Kind.TASK_SUBMIT: on_task_submit, Kind.EXECUTOR_STATUS: on_executor_status, Kind.CASE_STARTED: on_message,
         Kind.CASE_FINISHED: on_message, Kind.UNIT_DONE: on_message, Kind.STAGE_DIED: on_message, Kind.TASK_STOP: on_message,
+        Kind.TASK_REPORTED: on_message,     # from the aggregator: the task's state is dropped
     }
 
     @staticmethod
@@ -211,8 +213,10 @@ class Scheduler(Stage):
     def on_tick(self) -> None:
         self.apply(Tick(self._disk(time.monotonic())))
         heal(self)
-        if self._freeze.due(self.clock.monotonic(), self.mailbox.received):
+        if self._freeze.due(self.clock.monotonic(), self.mailbox.received, len(self.machine.tasks)):
             freeze_young()               # the task's state out of full collections (pipeline/gc_policy.py)
+        elif self._freeze.thaw_due(len(self.machine.tasks)):
+            thaw()                       # every task reported and dropped: the collector gets it all back
 
     _dispatch = on_tick
 
@@ -276,6 +280,7 @@ class Scheduler(Stage):
         base = super().stats()
         m, now = self.machine, time.monotonic()
         base.update({"queued_units": len(m.queue), "tasks": len([t for t in m.tasks.values() if not t.finished_sent]),
+                     "held": len(m.tasks),            # tasks with state here: reported ones are dropped
                      "queued_cases": sum(len(u.cases) for u in m.queue),
                      "oldest_wait_s": round(now - min(u.queued_at for u in m.queue), 3) if m.queue else 0.0,
                      "executors": {n: {"idle": e.idle, "unit": e.unit.unit_id if e.unit else None,

@@ -63,8 +63,8 @@ def probe_answered(m: Machine, ex: ExecState, probe: Probe) -> None:
 def fail_stranded(m: Machine) -> None:
     """Queued units that only quarantined executors could run end as broken with the reason, so the task
     finishes instead of waiting for a device that keeps failing."""
-    if m.now < m.adopt_until:               # just restarted: executors have not all announced yet
-        return
+    if m.now < m.adopt_until or not m.quarantine.held:     # just restarted (executors have not all announced
+        return                                              # yet), or nothing held: no unit can be stranded
     retired = m.settings.retired
     engine = {e.name: ExecutorInfo(e.name, frozenset(e.kinds), e.device) for e in m.settings.executors
               if e.name not in retired}     # configured but not announced yet: still capable

@@ -10,6 +10,10 @@ Because an executor holds at most one unit and reports each case as it starts an
 knows exactly what a dead executor was doing: the running case is reported *broken* with the supervisor's
 reason, retried per policy (on another executor when there is one), and the unstarted rest of the unit is
 queued again with the variables the collection had reached.
+
+Once the aggregator reports a finished task (``task.reported``) its state is dropped: only the id stays, so a
+duplicate submit is still ignored, and a 50,000-case task costs nothing after it (the event is journaled like
+any other, so a replay drops it again).
 """
 from __future__ import annotations
 
@@ -29,6 +33,7 @@ from pipeline.messages import (
     TaskFinished,
     TaskPlanned,
     TaskReleased,
+    TaskReported,
     TaskStop,
     UnitDone,
 )
@@ -89,6 +94,7 @@ class Machine:
         self.configure(settings)
         self.known: dict[str, ExecutorInfo] = {}        # every executor seen, alive or not (stranded-unit check)
         self.tasks: dict[str, TaskState] = {}
+        self.reported: set[str] = set()                 # tasks dropped once reported (a duplicate submit stays ignored)
         self.queue: list[Unit] = []
         self.executors: dict[str, ExecState] = {}
         self.adopt_until = 0.0                          # after a restart: no dispatch before (executors re-announce)
@@ -97,6 +103,7 @@ class Machine:
         self.seq = 0                                    # unit ids: deterministic, so a replay names units as before
         self.now, self.wall = 0.0, 0.0
         self.changed = False                            # the last event changed state (the stage journals it then)
+        self.live = False                               # set by the stage once its replay and Started are applied
         self._out: list[Command] = []
 
     def configure(self, s: Settings) -> None:
@@ -160,6 +167,8 @@ class Machine:
             if b.task_id is None and b.drain:
                 self.stop_all = b
             self._stop_tasks(b, src)
+        elif isinstance(b, TaskReported):
+            self._drop(b.task_id)
         else:
             self.changed = False
             self.log(logging.WARNING, f"{b.KIND.value} from {src} is not for the scheduler; ignored")
@@ -167,7 +176,7 @@ class Machine:
     def _on_submit(self, ev: Submitted) -> None:
         """A validated task and its data folder are ready (from the fetcher or the submit queue)."""
         body = ev.body
-        if body.task.get("taskId") in self.tasks:
+        if body.task.get("taskId") in self.tasks or body.task.get("taskId") in self.reported:
             self.changed = False
             self.log(logging.INFO, f"task {body.task.get('taskId')} already planned; duplicate submit ignored")
             return
@@ -179,6 +188,7 @@ class Machine:
         ts.app_cases = dict(ev.app_cases)
         units, ts.cases, disabled = build_units(task, self.settings.default_timeout, list(self.settings.tags),
                                                 lambda: self.new_unit_id(task.taskId))
+        ts.has_deps = any(c.get("dependencies") for u in units for c in u.cases)
         names = body.case_names or {}
         for st in ts.cases.values():
             st.name = names.get(st.ref.caseId, "")
@@ -194,6 +204,16 @@ class Machine:
         if self.stop_all is not None:                  # submitted while the engine stops: nothing of it runs
             self._stop_tasks(replace(self.stop_all, task_id=ts.task_id))
         self.maybe_finish(ts)
+
+    def _drop(self, task_id: str) -> None:
+        """The aggregator wrote the task's reports: forget it (its finished message went out, so nothing of it is
+        queued or running; a task still running keeps its state)."""
+        ts = self.tasks.get(task_id)
+        if ts is None or not ts.finished_sent:
+            self.changed = False
+            return
+        del self.tasks[task_id]
+        self.reported.add(task_id)
 
     def _executor_status(self, src: str, inc: int, b: ExecutorStatus) -> None:
         """Sent by each executor on start, when it becomes idle, and every heartbeat interval."""
@@ -310,8 +330,18 @@ class Machine:
         return ResultRecord(result=result)
 
     def send_result(self, ts: TaskState, result: dict[str, Any]) -> None:
-        ts.results.append(result)                       # re-sent after a restart (the aggregator de-duplicates)
+        """Forward a result. Kept only while replaying the journal, for ``Started`` to re-send (the aggregator
+        de-duplicates): a live stage never reads them again, and the next restart replays them from the
+        journal once more, so 50,000 result dicts are not held for the whole task."""
+        if not self.live:
+            ts.results.append(result)
         self.send("aggregator", ResultRecord(result=result))
+
+    def go_live(self) -> None:
+        """The replay is over and ``Started`` re-sent what it kept: results are no longer kept from now on."""
+        self.live = True
+        for ts in self.tasks.values():
+            ts.results = []
 
     def record(self, ts: TaskState, st: CaseState, run_times: int, status: int, outcome: str,
                variables: dict[str, Any] | None = None) -> None:

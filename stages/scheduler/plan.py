@@ -67,13 +67,18 @@ class Unit:
 
     @property
     def kinds(self) -> set[str]:
-        """The case types in the unit, remembered for the case list they were read from (every dispatch asks
-        each queued unit; a unit whose ``cases`` were replaced is read again). A copy: callers may change it."""
+        """The case types in the unit (a copy: callers may change it)."""
+        return set(self.kind_set)
+
+    @property
+    def kind_set(self) -> frozenset[str]:
+        """The case types, remembered for the case list they were read from (every dispatch asks each queued
+        unit; a unit whose ``cases`` were replaced is read again); not copied."""
         memo: tuple[list[dict[str, Any]], int, frozenset[str]] | None = self.__dict__.get("_kinds")
         if memo is None or memo[0] is not self.cases or memo[1] != len(self.cases):
             memo = (self.cases, len(self.cases), frozenset(c["case_type"] for c in self.cases))
             self.__dict__["_kinds"] = memo          # not a field: not in asdict, repr or ==
-        return set(memo[2])
+        return memo[2]
 
     def body(self, data_dir: str, deadline_cap: float) -> UnitRun:
         cases = [dict(c, timeout=min(c["timeout"], deadline_cap)) for c in self.cases]
@@ -99,6 +104,7 @@ class TaskState:
     results: list[dict[str, Any]] = field(default_factory=list)         # every result sent to the aggregator
     variables: dict[str, dict[str, Any]] = field(default_factory=dict)   # latest context per collection
     source: str = ""                        # "submit": handed over by `liuma-pipeline submit` (kept across engine restarts)
+    has_deps: bool = False                  # some case names dependencies (else no unit of it is ever blocked)
 
     @property
     def task_id(self) -> str:

@@ -39,7 +39,7 @@ class FifoPolicy:
 
     @staticmethod
     def fits(unit: Unit, ex: ExecutorInfo) -> bool:
-        return unit.kinds <= ex.kinds and (unit.devices is None or ex.device in unit.devices)
+        return unit.kind_set <= ex.kinds and (unit.devices is None or ex.device in unit.devices)
 
     def next_for(self, ex: ExecutorInfo, queue: list[Unit], allowed: Callable[[Unit], bool], others_can: Callable[[Unit], bool],
                  *, now: float = 0.0) -> Unit | None:

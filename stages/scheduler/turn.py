@@ -64,7 +64,7 @@ def skip_blocked(m: Machine) -> None:
     """Units whose first case depends on a case that did not pass: skip that case with the reason, until no
     unit's first case is blocked (the rest of a unit re-queued here may start with a blocked case too: left
     to the next turn, an idle executor would get it dispatched first)."""
-    skipped = True
+    skipped = any(ts.has_deps for ts in m.tasks.values())      # per loop turn: O(queue) only when it can matter
     while skipped:
         skipped = False
         for u in list(m.queue):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import weakref
 
-from pipeline.gc_policy import FreezePolicy, freeze_young
+from pipeline.gc_policy import FreezePolicy, freeze_young, thaw
 
 
 def test_first_call_freezes_then_once_per_period_after_enough_messages() -> None:
@@ -16,6 +16,18 @@ def test_first_call_freezes_then_once_per_period_after_enough_messages() -> None
     assert p.due(11.5, 150)
     assert not p.due(13.0, 200)             # 50 new since the last freeze
     assert p.due(13.0, 250)
+
+
+def test_thaw_only_once_no_task_is_in_flight_and_no_freeze_while_none_is() -> None:
+    p = FreezePolicy(every_s=1.0, min_new=100)
+    assert not p.thaw_due(0)                # nothing frozen yet
+    assert p.due(10.0, 0, in_flight=0)      # start-up freezes whatever runs
+    assert not p.thaw_due(2)                # a task in flight: its heap stays frozen
+    assert p.thaw_due(0)
+    assert not p.thaw_due(0)                # once
+    assert not p.due(20.0, 500, in_flight=0)     # idle: no freeze (heartbeats only), so no thaw/freeze churn
+    assert p.due(20.0, 500, in_flight=1)
+    assert p.thaw_due(0)
 
 
 class _Node:
@@ -35,5 +47,7 @@ def test_freeze_young_frees_young_cycles_and_freezes_the_rest() -> None:
         assert gone() is None
         assert gc.get_freeze_count() > before
         assert all(o is not kept for o in gc.get_objects())      # frozen: out of every generation the collector walks
+        thaw()
+        assert gc.get_freeze_count() == 0 and any(o is kept for o in gc.get_objects())
     finally:
         gc.unfreeze()

@@ -63,7 +63,10 @@ def write_all(report_dir: Path, meta: TaskReportMeta, results: Sequence[CaseResu
     builder = ReportBuilder(Path(report_dir), replace(meta, finished_at=None))
     for r in results:
         builder.add(r)
-    return builder.write(meta.finished_at)
+    try:
+        return builder.write(meta.finished_at)
+    finally:
+        builder.close()
 
 
 FORMATS = ("summary", "results", "junit", "allure", "html")

@@ -10,7 +10,7 @@ import dataclasses
 import json
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -62,12 +62,49 @@ def atomic_write(path: Path, data: str | bytes, *, fsync: bool = True) -> Path:
     return path
 
 
+def atomic_write_parts(path: Path, parts: Iterable[bytes], *, fsync: bool = True) -> Path:
+    """``atomic_write`` of the concatenation of ``parts``, written as they come: a 50,000-case report is never
+    one joined copy of its parts in memory besides the parts themselves."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb", buffering=1 << 16) as fh:
+            for part in parts:
+                fh.write(part)
+            if fsync:
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def joined(sep: bytes, items: Iterable[bytes]) -> Iterator[bytes]:
+    """``sep.join(items)`` as a stream of parts."""
+    first = True
+    for item in items:
+        if not first:
+            yield sep
+        first = False
+        yield item
+
+
+_TRIM_BELOW = 1 << 16
+
+
 def dumps(value: Any) -> bytes:
     """Compact UTF-8 JSON, ``str()`` for anything else (as ``json.dumps(default=str)``). orjson where it can
     (5-10x faster on result rows); the standard library for what orjson refuses (integers beyond 64 bits,
-    lone surrogates: escaped as ``\\udxxx``, still valid JSON)."""
+    lone surrogates: escaped as ``\\udxxx``, still valid JSON).
+
+    A small result is copied to a bytes of its own size: orjson's bytes keep its whole output buffer (~8 KB
+    each, measured with orjson 3.13), and the report builder keeps three per case, which was 1.2 GB of the
+    aggregator's memory at 50,000 cases (and the page faults made it slower than the copy)."""
     try:
-        return _orjson.dumps(value, default=str, option=_orjson.OPT_NON_STR_KEYS)
+        raw = _orjson.dumps(value, default=str, option=_orjson.OPT_NON_STR_KEYS)
+        return bytes(memoryview(raw)) if len(raw) < _TRIM_BELOW else raw
     except (TypeError, _orjson.JSONEncodeError):
         return json.dumps(value, separators=(",", ":"), default=str).encode("ascii")
 

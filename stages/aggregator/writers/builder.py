@@ -1,12 +1,13 @@
 """Incremental report building: every format's per-case part is rendered once, when the case's attempt
-arrives, and each file is assembled at write time by joining those parts.
+arrives, and each file is assembled at write time by streaming those parts to it (never one joined copy).
 
 The batch writers (``summary.write_summary`` ...) re-render every case on every write, so a run that rewrites
 its reports while it progresses pays O(cases) per write and O(cases²) overall, and the final write of a
 50,000-case run took longer than the run. Here :meth:`ReportBuilder.add` renders the case's summary detail,
 JUnit ``<testcase>``, platform rows, ``report.html`` row and details (pre-serialised bytes) and writes its
 Allure result file; :meth:`ReportBuilder.write` sorts the case keys, sums a few counters and concatenates,
-and reuses every compressed ``report.html`` details block whose cases did not change. The output is the
+and reuses every compressed ``report.html`` details block whose cases did not change. Each attempt's platform
+row also goes to ``results.jsonl`` as it arrives (``jsonl.py``; ``flush_lines`` at the end of a batch). The output is the
 batch writers' (same documents, same order; tests compare them), so readers see no difference.
 
 Not thread-safe: one owner (the aggregator's report thread, or :func:`~stages.aggregator.writers.write_all`).
@@ -19,6 +20,7 @@ import socket
 import xml.etree.ElementTree as ET
 import zlib
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,8 +32,10 @@ from stages.aggregator.writers import allure, html, junit, summary
 from stages.aggregator.writers._common import (
     Redactor,
     atomic_write,
+    atomic_write_parts,
     case_identity,
     dumps,
+    joined,
     outcome_of,
     to_int,
     xml_safe,
@@ -39,6 +43,7 @@ from stages.aggregator.writers._common import (
 from stages.aggregator.writers._html_template import TEMPLATE
 from stages.aggregator.writers.attachments import link_attachments
 from stages.aggregator.writers.filequeue import FileQueue
+from stages.aggregator.writers.jsonl import ResultLines
 from stages.aggregator.writers.results import REJECTED_FILE, RESULTS_FILE, platform_row, validate_platform_row
 
 if TYPE_CHECKING:
@@ -71,8 +76,10 @@ class _Case:
 class ReportBuilder:
     """Holds one task's rendered cases; ``add`` per attempt, ``write`` whenever a complete report is wanted."""
 
-    def __init__(self, report_dir: Path, meta: TaskReportMeta) -> None:
+    def __init__(self, report_dir: Path, meta: TaskReportMeta, *, resume: bool = False) -> None:
+        """``resume``: the aggregator restarted; ``results.jsonl`` keeps its lines (else it starts empty)."""
         self.report_dir = Path(report_dir)
+        self.lines = ResultLines(self.report_dir, resume=resume)
         self.red = Redactor(meta.secrets)
         self.meta = replace(meta, task_name=self.red.text(meta.task_name), secrets=()) if self.red else meta
         self.cases: dict[tuple[str, str, int], _Case] = {}
@@ -118,14 +125,39 @@ class ReportBuilder:
             case = self.cases[ident] = _Case()
         case.attempts.append(r)
         case.attempts.sort(key=lambda a: a.runTimes)
-        case.rows = [self._row(a) for a in case.attempts] if len(case.attempts) > 1 else [self._row(r)]
+        row = platform_row(r)
+        raw = dumps(row)
+        self.lines.add(row, raw)
+        case.rows = [self._row(a) for a in case.attempts] if len(case.attempts) > 1 else [self._row(r, row, raw)]
         self._render(case)
         return True
 
-    def _row(self, r: CaseResult) -> tuple[bytes | None, dict[str, Any] | None]:
-        row = platform_row(r)
+    def _row(self, r: CaseResult, row: dict[str, Any] | None = None,
+             raw: bytes | None = None) -> tuple[bytes | None, dict[str, Any] | None]:
+        row = platform_row(r) if row is None else row
         problems = validate_platform_row(row)
-        return (None, {"row": row, "problems": problems}) if problems else (dumps(row), None)
+        return (None, {"row": row, "problems": problems}) if problems else (dumps(row) if raw is None else raw, None)
+
+    def shed(self, budget: int) -> bool:
+        """Free up to ``budget`` cases (after the final write): a 50,000-case builder deallocated at once holds
+        the GIL for a tenth of a second. True once nothing is left."""
+        for _ in range(min(budget, len(self.cases))):
+            self.cases.popitem()
+        for _ in range(min(budget, len(self.keys))):
+            self.keys.pop()
+        if not self.cases and not self.keys:
+            self.containers.clear()
+            self._blocks.clear()
+            return True
+        return False
+
+    def flush_lines(self) -> None:
+        """Append the attempts added since the last flush to ``results.jsonl``."""
+        self.lines.flush()
+
+    def close(self) -> None:
+        """The task's last write is done: ``results.jsonl`` is flushed and closed."""
+        self.lines.close()
 
     def _render(self, case: _Case) -> None:
         meta, attempts = self.meta, case.attempts
@@ -155,6 +187,7 @@ class ReportBuilder:
         """Assemble and write every format (``finished_at`` set for the final report, ``stop_reason`` when the
         task was stopped)."""
         failed = self._files.drain()        # every attempt's own Allure files are on disk before any report
+        self.lines.flush()
         meta = replace(self.meta, finished_at=finished_at, stop_reason=stop_reason)
         order = sorted(self.cases, key=lambda k: (k[0], k[2], k[1]))     # (collection, index, case id)
         cases = [self.cases[k] for k in order]
@@ -188,8 +221,8 @@ class ReportBuilder:
         doc["time"] = summary._time(meta.started_at, seconds)
         doc.pop("details")
         head = dumps(doc)
-        body = head[:-1] + b',"details":[' + b",".join(c.summary for c in cases) + b"]}\n"
-        return atomic_write(self.report_dir / summary.SUMMARY_FILE, body)
+        return atomic_write_parts(self.report_dir / summary.SUMMARY_FILE, _chain(
+            head[:-1], b',"details":[', joined(b",", (c.summary for c in cases)), b"]}\n"))
 
     def _results(self, meta: TaskReportMeta, cases: list[_Case]) -> Path:
         rows: list[bytes] = []
@@ -211,7 +244,7 @@ class ReportBuilder:
             atomic_write(rejected_path, json.dumps(rejected, ensure_ascii=False, indent=2, default=str))
         elif rejected_path.exists():
             rejected_path.unlink()
-        return atomic_write(self.report_dir / RESULTS_FILE, head[:-1] + b',"caseResultList":[' + b",".join(rows) + b"]}")
+        return atomic_write_parts(self.report_dir / RESULTS_FILE, _chain(head[:-1], b',"caseResultList":[', joined(b",", rows), b"]}"))
 
     def _junit(self, meta: TaskReportMeta, order: list[tuple[str, str, int]], cases: list[_Case]) -> Path:
         suites: dict[str, list[tuple[tuple[str, str, int], _Case]]] = {}
@@ -219,7 +252,7 @@ class ReportBuilder:
             suites.setdefault(k[0], []).append((k, c))
         tz = meta.started_at.tzinfo or UTC
         host = socket.gethostname()
-        parts: list[str] = []
+        parts: list[tuple[str, list[str], str]] = []     # per suite: head, its <testcase>s, tail
         tot = [0, 0, 0, 0.0]
         for name, members in suites.items():
             start = min(to_int(c.attempts[0].startTime) for _, c in members)
@@ -254,18 +287,25 @@ class ReportBuilder:
                     elem = junit._testcase(meta, name, c.attempts, {base: 1})
                     ET.indent(elem, space=" ", level=2)
                     texts.append(ET.tostring(elem, encoding="unicode"))
-            parts.append(head + "\n  ".join(texts) + tail)
+            parts.append((head, texts, tail))
         root = ET.Element("testsuites", name=xml_safe(meta.task_name))
         for attr, total in zip(("tests", "failures", "errors"), tot[:3]):
             root.set(attr, str(total))
         root.set("time", f"{tot[3]:.3f}")
         opening = ET.tostring(root, encoding="unicode")
-        if suites:
-            opening = opening[:-3] + ">"            # "<testsuites ... />" -> open tag
-            text = opening + "\n " + "\n ".join(parts) + "\n</testsuites>"
-        else:
-            text = opening
-        return atomic_write(self.report_dir / junit.JUNIT_FILE, '<?xml version="1.0" encoding="UTF-8"?>\n' + text + "\n")
+
+        def stream() -> Iterator[bytes]:
+            yield b'<?xml version="1.0" encoding="UTF-8"?>\n'
+            if not suites:
+                yield opening.encode("utf-8") + b"\n"
+                return
+            yield opening[:-3].encode("utf-8") + b">\n "       # "<testsuites ... />" -> open tag
+            for n, (head, texts, tail) in enumerate(parts):
+                yield (b"\n " if n else b"") + head.encode("utf-8")
+                yield from joined(b"\n  ", (t.encode("utf-8") for t in texts))
+                yield tail.encode("utf-8")
+            yield b"\n</testsuites>\n"
+        return atomic_write_parts(self.report_dir / junit.JUNIT_FILE, stream())
 
     def _allure(self, meta: TaskReportMeta, order: list[tuple[str, str, int]]) -> Path:
         import uuid
@@ -286,7 +326,7 @@ class ReportBuilder:
 
     def _html(self, meta: TaskReportMeta, order: list[tuple[str, str, int]], cases: list[_Case]) -> Path:
         chunk = html.CHUNK
-        rows = [b'{"k":%d,"j":%d,' % (n // chunk, n % chunk) + c.html_row for n, c in enumerate(cases)]
+        rows = (b'{"k":%d,"j":%d,' % (n // chunk, n % chunk) + c.html_row for n, c in enumerate(cases))
         blocks: list[str] = []
         for b in range(0, len(cases), chunk):
             sig = tuple((order[n], cases[n].version) for n in range(b, min(b + chunk, len(cases))))
@@ -309,11 +349,19 @@ class ReportBuilder:
             "executors": list(self.executors),
         }
         head_blob = dumps(index).replace(b"<", _LT)
-        blob = head_blob[:-1] + b',"cases":[' + b",".join(rows) + b"]}"
         title = _html.escape(f"{meta.task_name} - liuma-pipeline report")
         head, rest = TEMPLATE.split("__DATA__", 1)
         middle, tail = rest.split("__DETAILS__", 1)
-        details = "[" + ",".join(f'"{b}"' for b in blocks) + "]"
-        page = (head.replace("__TITLE__", title).encode("utf-8") + blob + middle.encode("utf-8")
-                + details.encode("ascii") + tail.encode("utf-8"))
-        return atomic_write(self.report_dir / html.HTML_FILE, page)
+        return atomic_write_parts(self.report_dir / html.HTML_FILE, _chain(
+            head.replace("__TITLE__", title).encode("utf-8"), head_blob[:-1], b',"cases":[', joined(b",", rows), b"]}",
+            middle.encode("utf-8"), b"[", joined(b",", (b'"%s"' % b.encode("ascii") for b in blocks)), b"]",
+            tail.encode("utf-8")))
+
+
+def _chain(*parts: bytes | Iterator[bytes]) -> Iterator[bytes]:
+    """Bytes and streams of bytes, in order, as one stream."""
+    for p in parts:
+        if isinstance(p, bytes):
+            yield p
+        else:
+            yield from p

@@ -130,7 +130,12 @@ def test_final_report_waits_for_every_expected_key_and_is_sent_once(tmp_path: Pa
     assert fake.of(Kind.TASK_REPORTED, "uploader") == []                 # local mode: nothing to upload
     again, fake2 = make(tmp_path)                                        # "reported" is journaled too
     again.on_tick()
-    assert again.tasks["t1"].reported and fake2.of(Kind.TASK_REPORTED) == []
+    assert "t1" not in again.tasks and "t1" in again.machine.dropped and fake2.of(Kind.TASK_REPORTED) == []
+    assert [s.peer for s in fake.of(Kind.TASK_REPORTED)] == ["supervisor", "scheduler"]    # the scheduler drops it too
+    agg.history.sync()
+    assert "t1" not in agg.tasks and not agg.history._codes                # reported: its state is gone
+    agg.on_tick()
+    assert agg._graveyard == []                                          # and its results are freed
 
 
 def test_missing_results_are_reported_after_the_grace(tmp_path: Path) -> None:
@@ -142,7 +147,7 @@ def test_missing_results_are_reported_after_the_grace(tmp_path: Path) -> None:
     assert fake.of(Kind.TASK_REPORTED) == []
     agg.machine.config = dataclasses.replace(agg.machine.config, grace_s=0.0)
     settle(agg, fake)
-    [rep] = fake.of(Kind.TASK_REPORTED)
+    [rep] = fake.of(Kind.TASK_REPORTED, "supervisor")
     assert rep.body["missing"] == [key("k2")] and rep.body["totals"]["cases"] == 1
 
 

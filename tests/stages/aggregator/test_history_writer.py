@@ -128,3 +128,14 @@ def test_a_corrupt_history_leaves_ingest_and_reports_alone(tmp_path: Path) -> No
     body = _run(tmp_path, 1_700_000_000.0, Status.PASS)
     assert body["totals"]["passed"] == 2 and "going on without history" in body["history_off"]
     assert (tmp_path / "reports" / "t1" / "report.html").exists()
+
+
+def test_caught_up_only_once_the_writer_thread_wrote_every_row(tmp_path: Path) -> None:
+    agg, _ = make(tmp_path)
+    planned_at(agg, tmp_path, 1_700_000_000.0)
+    with agg.history._lock:                      # the writer thread cannot insert meanwhile
+        record(agg, result("k1"))
+        assert not agg.history.caught_up()
+    agg.history.sync()
+    assert agg.history.caught_up()
+    agg.history.close()

@@ -13,6 +13,8 @@ from stages.aggregator.events import (
     AddToReport,
     AttemptRecorded,
     Command,
+    Drop,
+    Dropped,
     Event,
     Finished,
     Forward,
@@ -159,8 +161,9 @@ def test_reported_writes_final_metadata_journals_syncs_then_tells(clock: FakeClo
     feed(finished("t1", key("k1"), stopped="stopped by request"))
     feed(Tick())
     out = feed(Reported("t1", {"summary": "/r/t1/summary.json"}, ("disk full: /r/t1",)))
-    assert kinds(out) == ["WriteMetadata", "Journal", "Sync", "Send"]
+    assert kinds(out) == ["WriteMetadata", "Journal", "Sync", "Send", "Send", "Drop"]
     meta, send = out[0], out[3]
+    assert isinstance(out[4], Send) and out[4].peer == "scheduler" and out[4].body == send.body
     assert isinstance(meta, WriteMetadata) and isinstance(send, Send)
     assert (meta.doc["status"], meta.doc["stop_reason"], meta.doc["counts"]["passed"]) == ("stopped", "stopped by request", 1)
     assert send.peer == "supervisor" and isinstance(send.body, TaskReported)
@@ -223,10 +226,58 @@ def test_replaying_the_journal_rebuilds_the_state_and_recovered_redoes_only_what
     out = again.apply(Recovered(), clock.advance(60))
     assert [(c.task_id, c.result.caseId) for c in out if isinstance(c, AddToReport)] == [("t1", "k1"), ("t1", "k2")]
     assert [c.task_id for c in out if isinstance(c, OpenReport)] == ["t1"]             # t2 is reported already
+    assert all(c.resume for c in out if isinstance(c, OpenReport))        # results.jsonl is appended to, not restarted
     assert [c.mark for c in out if isinstance(c, Forward)] == ["result:t1|c1|k2|0|1", "result:t2|c1|k1|0|1", "reported:t2"]
     assert not any(isinstance(c, WriteFinal) for c in again.apply(Tick(), clock.now))      # k3's grace starts anew
     clock.advance(30)
     assert any(isinstance(c, WriteFinal) and c.task_id == "t1" for c in again.apply(Tick(), clock.now))
+
+
+def test_a_reported_task_is_dropped_and_what_comes_for_it_later_is_ignored(clock: FakeClock) -> None:
+    feed = Driver(machine(), clock)
+    feed(PLANNED)
+    feed(Recorded(res("k1")))
+    feed(finished("t1", key("k1")))
+    feed(Tick())
+    assert feed(Reported("t1", {}))[-1] == Drop("t1")
+    assert kinds(feed(Dropped("t1"))) == ["Journal"]
+    assert feed.m.tasks == {} and feed.m.dropped == {"t1"}
+    assert feed(Recorded(res("k1"))) == [] and feed(Recorded(res("k2"))) == []      # re-sent by a restarted scheduler
+    assert feed(PLANNED) == [] and feed(finished("t1", key("k1"))) == [] and feed(Dropped("t1")) == []
+    assert feed.m.tasks == {}
+    again = machine()
+    for record in feed.journal:
+        again.apply(*event_of(record))                     # type: ignore[arg-type]
+    assert again.tasks == {} and again.dropped == {"t1"}   # a replay does not resurrect it
+    assert again.apply(Recovered(), clock.now) == []
+
+
+def test_a_crash_between_reported_and_its_drop_drops_after_the_replay(clock: FakeClock) -> None:
+    feed = Driver(machine(), clock)
+    feed(PLANNED)
+    feed(Recorded(res("k1")))
+    feed(finished("t1", key("k1")))
+    feed(Tick())
+    feed(Reported("t1", {}))                               # no Dropped: the shell died first
+    again = machine()
+    for record in feed.journal:
+        again.apply(*event_of(record))                     # type: ignore[arg-type]
+    assert again.apply(Recovered(), clock.now) == [Drop("t1")]
+
+
+def test_platform_mode_drops_only_once_the_uploader_acked_everything(clock: FakeClock) -> None:
+    feed = Driver(machine(platform=True), clock)
+    feed(PLANNED)
+    marks = [c.mark for case in ("k1", "k2") for c in feed(Recorded(res(case))) if isinstance(c, Forward)]
+    feed(Forwarded(marks[0]))
+    feed(finished("t1", key("k1"), key("k2")))
+    feed(Tick())
+    out = feed(Reported("t1", {}))
+    assert not any(isinstance(c, Drop) for c in out)
+    assert not any(isinstance(c, Drop) for c in feed(Forwarded("reported:t1")))        # k2 not acked yet
+    assert feed(Forwarded(marks[1]))[-1] == Drop("t1")
+    feed(Dropped("t1"))
+    assert feed.m.tasks == {} and feed.m.forwarded == set()                          # its marks go too
 
 
 def test_local_mode_never_forwards(clock: FakeClock) -> None:

@@ -19,8 +19,10 @@ from pipeline.messages import (
     TaskFinished,
     TaskPlanned,
     TaskReleased,
+    TaskReported,
     TaskStop,
     TaskSubmit,
+    Totals,
     UnitDone,
     UnitRun,
 )
@@ -153,6 +155,32 @@ def test_a_duplicate_submit_and_an_unchanged_status_are_not_journaled() -> None:
     assert len(feed.journal) == n
     feed(status("executor-1", idle=True))                    # now idle: that matters for dispatch
     assert len(feed.journal) == n + 1
+
+
+def reported(task_id: str) -> Received:
+    totals = Totals(cases=2, passed=2, failed=0, error=0, skipped=0, flaky=0, attempts=2)
+    return Received("aggregator", 0, TaskReported(task_id=task_id, report_dir="/r", totals=totals))
+
+
+def test_a_reported_task_is_dropped_journaled_and_a_second_task_still_runs() -> None:
+    feed = Feed()
+    feed(task("t1"))
+    feed(reported("t1"))
+    assert not feed.m.changed and "t1" in feed.m.tasks        # still running: its state stays
+    feed(status("executor-1"))
+    _, u = the_run(feed(Tick()))
+    play(feed, "executor-1", u)
+    feed(reported("t1"))
+    assert feed.m.changed and feed.m.tasks == {} and feed.m.reported == {"t1"}
+    assert sends(feed(task("t1"))) == [] and not feed.m.changed     # a duplicate submit stays ignored
+    assert replayed(feed).tasks == {}                               # a replay drops it again
+    feed(task("t2", coll("c1", "x")))
+    _, u2 = the_run(feed(Tick()))
+    out = play(feed, "executor-1", u2)
+    assert u2.task_id == "t2" and [fin.task_id for _, fin in sends(out, TaskFinished) if isinstance(fin, TaskFinished)] == ["t2"]
+    assert sends(Machine(feed.settings).apply(Started(feed.settings), 0.0)) == []
+    restarted = replayed(feed)
+    assert sorted(restarted.tasks) == ["t2"]
 
 
 def test_the_task_timeout_counts_on_the_clock_it_is_handed() -> None:
@@ -288,6 +316,8 @@ def test_started_after_a_replay_rebuilds_the_queue_resends_and_adopts() -> None:
     out = again(Started(Settings(), None, adopt_s=2.0))
     assert [b.task_id for _, b in sends(out, TaskPlanned) if isinstance(b, TaskPlanned)] == ["t1"]
     assert [b.result["caseId"] for _, b in sends(out, ResultRecord) if isinstance(b, ResultRecord)] == ["a"]
+    again.m.go_live()                                        # what the stage does after Started
+    assert again.m.tasks["t1"].results == []                 # re-sent: a live machine keeps none
     assert sorted((u.collection_id, [c["case_id"] for c in u.cases]) for u in again.m.queue) == [("c1", ["b"]), ("c2", ["c"])]
     assert again.m.executors == {}                           # they re-announce
     running = dict(u1.to_wire(), running=None)
@@ -298,3 +328,11 @@ def test_started_after_a_replay_rebuilds_the_queue_resends_and_adopts() -> None:
     peer, u = the_run(again(Tick()))
     assert (peer, u.collection_id) == (p2, "c2")
     assert Kind.UNIT_RUN is UnitRun.KIND
+    again(started(peer, u, u.cases[0]))
+    again(finished(peer, u, u.cases[0]))
+    assert again.m.tasks["t1"].results == []
+    twice = Machine(Settings())                              # a second restart: the journal, with the first Started in it
+    for rec in again.journal:
+        twice.apply(*from_record(rec))
+    out = twice.apply(Started(Settings()), 0.0)
+    assert sorted(b.result["caseId"] for _, b in sends(out, ResultRecord) if isinstance(b, ResultRecord)) == ["a", "c"]

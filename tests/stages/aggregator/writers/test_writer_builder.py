@@ -93,3 +93,14 @@ def test_empty_task_writes_every_format(tmp_path: Path, meta: TaskReportMeta) ->
         d["summary.json"]["platform"].pop("python_version")
     assert built_docs == batch_docs
     assert (tmp_path / "built" / "junit.xml").read_text() == (tmp_path / "batch" / "junit.xml").read_text()
+
+
+def test_a_written_builder_is_freed_a_slice_at_a_time(tmp_path: Path, meta: TaskReportMeta, results: list[CaseResult]) -> None:
+    b = ReportBuilder(tmp_path, replace(meta, finished_at=None))
+    for r in results:
+        b.add(r)
+    b.write(meta.finished_at)
+    b.close()
+    n = len(b.cases)
+    assert n > 2 and not b.shed(1) and len(b.cases) == n - 1
+    assert b.shed(len(results)) and not b.cases and not b.keys and not b.containers

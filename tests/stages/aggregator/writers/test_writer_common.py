@@ -1,12 +1,14 @@
 """Shared writer helpers: secret masking (fast path and exact walk), log-to-text, XML safety."""
 from __future__ import annotations
 
+import json
+import tracemalloc
 from typing import Any
 
 import pytest
 
 from pipeline.models import CaseResult
-from stages.aggregator.writers._common import Redactor, html_log_to_text, xml_safe
+from stages.aggregator.writers._common import Redactor, dumps, html_log_to_text, xml_safe
 
 
 def _case(log: str, config: dict[str, Any] | None = None) -> CaseResult:
@@ -46,3 +48,16 @@ def test_redactor_returns_same_object_without_secret() -> None:
 def test_log_to_text_and_xml_safe() -> None:
     assert html_log_to_text("a<br>b<br/><span>体: <x></span><b>y</b>") == "a\nb\n体: <x>y"
     assert xml_safe("ok\x00\x01\x1f\ttab\nnl") == "ok\ttab\nnl"
+
+
+def test_dumps_keeps_no_more_memory_than_its_json() -> None:
+    row = {f"k{i}": "v" * 20 for i in range(15)}
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        kept = [dumps(row) for _ in range(1000)]
+        per = (tracemalloc.get_traced_memory()[0] - before) / len(kept)
+    finally:
+        tracemalloc.stop()
+    assert json.loads(kept[0]) == row
+    assert per < 2 * len(kept[0]) + 200, per          # orjson's own bytes hold ~8 KB each
