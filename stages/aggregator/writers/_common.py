@@ -46,20 +46,7 @@ def submap_or_none(parent: Any, key: str) -> dict[str, Any] | None:
 
 def atomic_write(path: Path, data: str | bytes, *, fsync: bool = True) -> Path:
     """Write ``data`` to ``path`` via a temp sibling + ``os.replace``; a crash leaves the old file intact."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    raw = data.encode("utf-8") if isinstance(data, str) else data
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(raw)
-            if fsync:
-                fh.flush()
-                os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write_parts(path, (data.encode("utf-8") if isinstance(data, str) else data,), fsync=fsync)
 
 
 def atomic_write_parts(path: Path, parts: Iterable[bytes], *, fsync: bool = True) -> Path:
