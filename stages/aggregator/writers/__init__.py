@@ -69,4 +69,4 @@ def write_all(report_dir: Path, meta: TaskReportMeta, results: Sequence[CaseResu
         builder.close()
 
 
-FORMATS = ("summary", "results", "junit", "allure", "html")
+FORMATS = ("summary", "results", "junit", "allure", "html", "jsonl")

@@ -197,6 +197,7 @@ class ReportBuilder:
             "junit": self._junit(meta, order, cases),
             "allure": self._allure(meta, order),
             "html": self._html(meta, order, cases),
+            "jsonl": self.lines.written(),
         }
         if failed:                          # the other formats are written; the caller reports the fault
             raise failed[0]

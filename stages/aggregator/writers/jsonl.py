@@ -69,6 +69,12 @@ class ResultLines:
         while view:
             view = view[os.write(fd, view):]
 
+    def written(self) -> Path:
+        """The file with every queued line on it, made (empty) when no attempt came: every report lists it."""
+        self.flush()
+        self._open()
+        return self.path
+
     def close(self) -> None:
         self.flush()
         if self._fd is not None:

@@ -86,7 +86,8 @@ def test_builder_equals_the_batch_writers(tmp_path: Path, meta: TaskReportMeta, 
 def test_empty_task_writes_every_format(tmp_path: Path, meta: TaskReportMeta) -> None:
     batch(tmp_path / "batch", meta, [])
     paths = ReportBuilder(tmp_path / "built", meta).write(meta.finished_at)
-    assert set(paths) == {"summary", "results", "junit", "allure", "html"}
+    assert set(paths) == {"summary", "results", "junit", "allure", "html", "jsonl"}
+    assert paths["jsonl"].read_bytes() == b""          # no attempt: an empty file, still listed
     batch_docs = {n: json.loads((tmp_path / "batch" / n).read_text()) for n in ("summary.json", "results.json")}
     built_docs = {n: json.loads((tmp_path / "built" / n).read_text()) for n in ("summary.json", "results.json")}
     for d in (batch_docs, built_docs):
