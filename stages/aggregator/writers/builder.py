@@ -167,11 +167,7 @@ class ReportBuilder:
         detail["retries"] = [summary._detail(meta, a, final=False) for a in attempts[:-1]]
         case.outcome, case.success, case.stat = detail["outcome"], detail["success"], detail["stat"]
         case.summary = dumps(detail)
-        elem = junit._testcase(meta, final.collectionId, attempts, {})
-        case.junit_flags = tuple(elem.find(t) is not None for t in ("failure", "error", "skipped"))  # type: ignore[assignment]
-        case.junit_time = elem.get("time", "0.000")
-        ET.indent(elem, space=" ", level=2)
-        case.junit = ET.tostring(elem, encoding="unicode")
+        case.junit, case.junit_flags, case.junit_time = junit.testcase_text(meta, final.collectionId, attempts, {})
         start_ms = int(meta.started_at.timestamp() * 1000)
         row = {"n": final.caseName, "id": final.caseId, "c": final.collectionId, "t": final.caseType,
                "i": to_int(final.index), "o": outcome_of(final), "d": html._ms(final), "m": html._message(final),
@@ -285,9 +281,7 @@ class ReportBuilder:
                 if seen[base] == 1:
                     texts.append(c.junit)
                 else:       # same name twice in a suite: the later one gets its index, as the batch writer
-                    elem = junit._testcase(meta, name, c.attempts, {base: 1})
-                    ET.indent(elem, space=" ", level=2)
-                    texts.append(ET.tostring(elem, encoding="unicode"))
+                    texts.append(junit.testcase_text(meta, name, c.attempts, {base: 1})[0])
             parts.append((head, texts, tail))
         root = ET.Element("testsuites", name=xml_safe(meta.task_name))
         for attr, total in zip(("tests", "failures", "errors"), tot[:3]):
