@@ -19,7 +19,7 @@ from typing import Any, ClassVar, TypedDict
 from .shapes import fields_of, problem
 
 __all__ = ["BODIES", "RELIABLE", "REQUIRED", "Ack", "CaseDeadline", "CaseFinished", "CaseReported", "CaseStarted", "CasesReported",
-           "ConfigReload", "Current", "DeviceProbe", "ExecutorStatus", "Kind", "Message", "Probe", "ResultRecord",
+           "ConfigReload", "Current", "DeviceProbe", "ExecutorStatus", "Kind", "Message", "Probe", "ReportsBehind", "ResultRecord",
            "StageDied", "StageFatal", "StageHeartbeat", "StageKill", "StageStop", "TaskFinished", "TaskKeepalive", "TaskPlanned",
            "TaskReleased", "TaskReported", "TaskStop", "TaskStopped", "TaskSubmit", "Totals", "UnitDone", "UnitRun", "Victim",
            "body_problem", "from_wire"]
@@ -44,6 +44,7 @@ class Kind(str, enum.Enum):
     TASK_KEEPALIVE = "task.keepalive"      # fetcher -> uploader (platform mode): a task in flight needs an empty upload
     CASE_REPORTED = "case.reported"        # aggregator -> supervisor (one attempt; still accepted)
     CASES_REPORTED = "cases.reported"      # aggregator -> supervisor: the attempts of one loop turn, each a case.reported
+    REPORTS_BEHIND = "reports.behind"      # aggregator -> scheduler: hold (or resume) dispatch while its reports catch up
     STAGE_HEARTBEAT = "stage.heartbeat"    # every stage -> supervisor
     STAGE_FATAL = "stage.fatal"            # a stage -> supervisor: cannot go on, do not restart (no stage sends it yet)
     STAGE_DIED = "stage.died"              # supervisor -> scheduler
@@ -315,6 +316,15 @@ class CasesReported(Message):
     entry is dead-lettered alone."""
     KIND = Kind.CASES_REPORTED
     cases: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class ReportsBehind(Message):
+    """Flow control: the aggregator's report thread is ``seconds`` of rendering behind what it has ingested
+    (``hold``), or has caught up (not ``hold``). Best effort: repeated while holding, a hold not repeated expires."""
+    KIND = Kind.REPORTS_BEHIND
+    hold: bool
+    seconds: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -63,28 +63,30 @@ def _repair_step(step: dict[str, Any], case_type: str) -> dict[str, Any]:
 
 def validate_platform_row(row: dict[str, Any]) -> list[str]:
     """Problems that would make the platform reject the batch holding ``row`` (§7.1, §7.2, §10); [] = valid."""
-    where = f"case {row.get('caseId')!r} (collection {row.get('collectionId')!r}, runTimes {row.get('runTimes')!r})"
     problems: list[str] = []
     for key in ("status", "startTime", "endTime"):
         if not _is_int(row.get(key)):
-            problems.append(f"{where}: {key} must be an integer, got {row.get(key)!r}")
+            problems.append(f"{key} must be an integer, got {row.get(key)!r}")
     if _is_int(row.get("status")) and row["status"] not in (0, 1, 2, 3):
-        problems.append(f"{where}: status must be 0..3, got {row['status']!r}")
+        problems.append(f"status must be 0..3, got {row['status']!r}")
     if row.get("caseType") not in _CASE_TYPES:
-        problems.append(f"{where}: caseType must be one of {sorted(_CASE_TYPES)}, got {row.get('caseType')!r}")
+        problems.append(f"caseType must be one of {sorted(_CASE_TYPES)}, got {row.get('caseType')!r}")
     for key in ("collectionId", "caseId"):
         if not isinstance(row.get(key), str) or not row.get(key):
-            problems.append(f"{where}: {key} must be a non-empty string")
+            problems.append(f"{key} must be a non-empty string")
     for key in ("index", "runTimes"):
         if not _is_int(row.get(key)):
-            problems.append(f"{where}: {key} must be an integer, got {row.get(key)!r}")
+            problems.append(f"{key} must be an integer, got {row.get(key)!r}")
     steps = row.get("transactionList")
     if not isinstance(steps, list) or not steps:
-        problems.append(f"{where}: transactionList must be a non-empty list")
+        problems.append("transactionList must be a non-empty list")
+    else:
+        for i, step in enumerate(steps):
+            problems.extend(f"step {i} {p}" for p in _step_problems(step, row.get("caseType")))
+    if not problems:                # the common case: the label below is built only for a row with problems
         return problems
-    for i, step in enumerate(steps):
-        problems.extend(f"{where}: step {i} {p}" for p in _step_problems(step, row.get("caseType")))
-    return problems
+    where = f"case {row.get('caseId')!r} (collection {row.get('collectionId')!r}, runTimes {row.get('runTimes')!r})"
+    return [f"{where}: {p}" for p in problems]
 
 
 def _step_problems(step: Any, case_type: Any) -> list[str]:

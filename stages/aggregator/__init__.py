@@ -29,6 +29,7 @@ from pipeline.messages import (
     CasesReported,
     Kind,
     Message,
+    ReportsBehind,
     ResultRecord,
     TaskFinished,
     TaskPlanned,
@@ -63,6 +64,7 @@ from .events import (
     WriteMetadata,
     event_of,
 )
+from .flow import ReportsFlow
 from .history_writer import HistoryWriter
 from .machine import ENGINE_VERSION, AggregatorMachine, MachineConfig, TaskAgg
 from .report_thread import ReportThread
@@ -105,6 +107,7 @@ class Aggregator(Stage):
         gc.callbacks.append(self._gc_timed)
         self._freeze = FreezePolicy()
         self._graveyard: list[TaskAgg] = []               # dropped tasks, freed a slice per tick (_release)
+        self._flow = ReportsFlow()                        # dispatch held while the report thread is behind
 
     def _gc_timed(self, phase: str, info: dict[str, int]) -> None:
         """Stats: each generation's longest collection, wall and CPU (on a loaded machine the wall time of a
@@ -199,11 +202,25 @@ class Aggregator(Stage):
                 self.feed(Reported(task_id, {k: str(v) for k, v in fut.result().items()}, tuple(self.storage_faults)))
         self.feed(Tick())
         self._release()
+        self._flow_control()
         if self._freeze.due(self.clock.monotonic(), self._ingest_n, len(self.tasks)):
             freeze_young()                      # the heap of results out of full collections (pipeline/gc_policy.py)
         elif self._freeze.thaw_due(len(self.tasks) + len(self._graveyard) + self.reports.held()):
             thaw()                              # every task reported and dropped: the collector gets it all back
         self._tick_max = max(self._tick_max, time.perf_counter() - t0)      # stats: the loop's own bookkeeping
+
+    def _flow_control(self) -> None:
+        """Ask the scheduler to hold dispatch while the report thread is behind (``flow.py``); best effort."""
+        behind = self.reports.behind_s()
+        hold = self._flow.update(behind, self.clock.monotonic())
+        if hold is None:
+            return
+        if hold is False and self._flow.gave_up:
+            self.log.warning("report thread %.1f s behind and not catching up: dispatch no longer held for it", behind)
+        try:
+            self.mailbox.send("scheduler", ReportsBehind(hold=hold, seconds=round(behind, 3)))
+        except Exception as e:  # noqa: BLE001 - flow control is best effort: the scheduler lets a hold lapse
+            self.log.debug("reports.behind not sent: %s", e)
 
     # -- commands ---------------------------------------------------------------------------------
     def _execute(self, cmd: Command) -> None:
@@ -321,6 +338,7 @@ class Aggregator(Stage):
                            "tick_max_ms": round(self._tick_max * 1000, 1),
                            "gc_max_ms": {str(g): round(t * 1000, 1) for g, t in sorted(self._gc_max.items())},
                            "gc_cpu_max_ms": {str(g): round(t * 1000, 1) for g, t in sorted(self._gc_cpu.items())},
+                           "behind_s": round(self.reports.behind_s(), 3), "holds": self._flow.holds,
                            **self.reports.stats}
         base["tasks"] = [{"task_id": a.task_id, "name": a.name, "cases": a.cases, "results": len(a.results),
                           "started_at": a.started_at, "finishing": a.expected is not None}

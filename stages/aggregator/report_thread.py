@@ -46,6 +46,8 @@ class ReportThread:
         self._unflushed: set[str] = set()       # tasks with attempts not yet in their results.jsonl
         self._written: list[ReportBuilder] = []  # finished builders, freed a slice per turn (shed)
         self._gap = min_gap
+        self._render_s = 0.0002     # one attempt's rendering, moving average (a no-op attempt ~0.1-0.2 ms)
+        self._files: ReportBuilder | None = None   # the newest task's builder: its Allure files not on disk yet
         self._last_partial = time.monotonic()
         self._thread = threading.Thread(target=profiled(self._run, "aggregator-reports"), name="aggregator-reports", daemon=True)
         self.stats: dict[str, Any] = {"partials": 0, "partial_max_s": 0.0, "final_s": 0.0, "rendered": 0}
@@ -75,6 +77,12 @@ class ReportThread:
 
     def backlog(self) -> int:
         return self._q.qsize()
+
+    def behind_s(self) -> float:
+        """Seconds of work queued here: attempts to render (at the recent cost of one) and the newest task's
+        files not written yet (flow control, ``flow.py``)."""
+        files = self._files
+        return self._q.qsize() * self._render_s + (files.files_behind_s() if files is not None else 0.0)
 
     def stop(self, timeout: float = 10.0) -> None:
         if self._thread.is_alive():
@@ -126,13 +134,19 @@ class ReportThread:
             b = self._builders.get(task_id)
             if b is None:
                 self.log.error("report thread: result for unknown task %s dropped from the reports", task_id)
-            elif b.add(cmd[2]):
+                return
+            t0 = time.perf_counter()
+            if b.add(cmd[2]):
                 self._dirty.add(task_id)
                 self._unflushed.add(task_id)
                 self.stats["rendered"] += 1
+                self._render_s += (time.perf_counter() - t0 - self._render_s) / 64     # moving average
+            self._files = b
         elif kind == "final":
             fut: Future[dict[str, Path]] = cmd[3]
             b = self._builders.pop(task_id, None)
+            if self._files is b:
+                self._files = None
             self._dirty.discard(task_id)
             self._unflushed.discard(task_id)
             if b is None:

@@ -20,7 +20,7 @@ from pipeline.codec import Envelope
 from pipeline.errors import PipelineError
 from pipeline.gc_policy import FreezePolicy, freeze_young, thaw
 from pipeline.journal import AppendLog
-from pipeline.messages import ExecutorStatus, Kind, Message, TaskSubmit
+from pipeline.messages import ExecutorStatus, Kind, Message, ReportsBehind, TaskSubmit
 from pipeline.models import Task
 from pipeline.stage import Handler, Stage
 from pipeline.storage import fault_text, short_of_space
@@ -55,6 +55,7 @@ __all__ = ["JOURNAL", "STAGE", "STATE_FILE", "Scheduler", "settings_of"]
 log = logging.getLogger("stages.scheduler")
 JOURNAL = "scheduler.events"          # under <run_dir>/state/: the events applied, one msgpack record each
 STATE_FILE = "quarantine.json"        # next to it: the device holds (read at start, written on every change)
+REPORTS_HOLD_S = 3.0                   # a reports.behind hold not repeated within this long lapses
 
 
 def settings_of(spec: Any) -> Settings:
@@ -82,6 +83,7 @@ class Scheduler(Stage):
         self._freeze = FreezePolicy()
         self._disk_checked = -1e9
         self._disk_short: str | None = None
+        self._reports_hold_until = 0.0          # monotonic s: no dispatch before (the aggregator's reports are behind)
         self.slots = SlotWatch(grace=max(5.0, 3 * self.hb_interval))   # leaked-slot self-check (slots.py)
         err = self.machine.quarantine.load(self._health_path(), time.monotonic(), time.time())   # for status before start
         if err:
@@ -179,6 +181,11 @@ class Scheduler(Stage):
     def on_message(self, env: Envelope[Message]) -> None:
         self.apply(Received(env.src, env.inc, env.body))
 
+    def on_reports_behind(self, env: Envelope[ReportsBehind]) -> None:
+        """The aggregator's flow control: a hold lasts ``REPORTS_HOLD_S`` unless repeated (an aggregator that
+        dies while holding stops nothing for long), a resume ends it now."""
+        self._reports_hold_until = time.monotonic() + REPORTS_HOLD_S if env.body.hold else 0.0
+
     def on_executor_status(self, env: Envelope[ExecutorStatus]) -> None:
         watch(self, env)                     # what it says it holds (slot self-check, slots.py)
         self.apply(Received(env.src, env.inc, env.body))
@@ -189,6 +196,7 @@ class Scheduler(Stage):
         Kind.TASK_SUBMIT: on_task_submit, Kind.EXECUTOR_STATUS: on_executor_status, Kind.CASE_STARTED: on_message,
         Kind.CASE_FINISHED: on_message, Kind.UNIT_DONE: on_message, Kind.STAGE_DIED: on_message, Kind.TASK_STOP: on_message,
         Kind.TASK_REPORTED: on_message,     # from the aggregator: the task's state is dropped
+        Kind.REPORTS_BEHIND: on_reports_behind,
     }
 
     @staticmethod
@@ -211,7 +219,8 @@ class Scheduler(Stage):
 
     # -- loop ----------------------------------------------------------------------------------------
     def on_tick(self) -> None:
-        self.apply(Tick(self._disk(time.monotonic())))
+        now = time.monotonic()
+        self.apply(Tick(self._disk(now), now < self._reports_hold_until))
         heal(self)
         if self._freeze.due(self.clock.monotonic(), self.mailbox.received, len(self.machine.tasks)):
             freeze_young()               # the task's state out of full collections (pipeline/gc_policy.py)
@@ -286,6 +295,7 @@ class Scheduler(Stage):
                      "executors": {n: {"idle": e.idle, "unit": e.unit.unit_id if e.unit else None,
                                        "case": (e.running or {}).get("case_id")} for n, e in m.executors.items()},
                      "quarantined": m.quarantine.snapshot(now, time.time()), "disk_short": m.disk_short,
+                     "reports_behind": m.reports_behind, "reports_holds": m.reports_holds,
                      "devices": self.devices_status(), "eta_s": eta_of(m, time.time())})
         return base
 

@@ -93,8 +93,10 @@ class Submitted:
 
 @dataclass(frozen=True)
 class Tick:
-    """A loop turn: task timeouts, stranded units, probes, dispatch. ``disk_short``: why no unit may start."""
+    """A loop turn: task timeouts, stranded units, probes, dispatch. ``disk_short``: why no unit may start;
+    ``reports_behind``: the aggregator asked to hold dispatch while its reports catch up (flow control)."""
     disk_short: str | None = None
+    reports_behind: bool = False
 
 
 @dataclass(frozen=True)
@@ -152,7 +154,7 @@ def to_record(event: Event, now: float, wall: float) -> list[Any]:
     if isinstance(event, Submitted):
         return ["submit", now, wall, event.src, event.body.to_wire(), event.app_cases, event.estimates, event.timed]
     if isinstance(event, Tick):
-        return ["tick", now, wall, event.disk_short]
+        return ["tick", now, wall, event.disk_short, event.reports_behind]
     if isinstance(event, Configured):
         return ["config", now, wall, event.settings.to_map()]
     return ["start", now, wall, event.settings.to_map(), event.quarantine, event.adopt_s]
@@ -170,7 +172,7 @@ def from_record(rec: list[Any]) -> tuple[Event, float, float]:
         return Submitted(str(rec[3]), TaskSubmit.from_wire(rec[4]), dict(rec[5] or {}), est,
                          int(rec[7]) if len(rec) > 7 else 0), now, wall
     if what == "tick":
-        return Tick(rec[3]), now, wall
+        return Tick(rec[3], bool(rec[4]) if len(rec) > 4 else False), now, wall     # older journals: no hold
     if what == "start":
         return Started(Settings.from_map(rec[3]), rec[4], float(rec[5])), now, wall
     if what == "config":

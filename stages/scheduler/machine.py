@@ -100,6 +100,8 @@ class Machine:
         self.adopt_until = 0.0                          # after a restart: no dispatch before (executors re-announce)
         self.stop_all: TaskStop | None = None           # the engine is stopping: a task planned from now on is stopped too
         self.disk_short: str | None = None
+        self.reports_behind = False                     # the aggregator's flow control: no new unit starts
+        self.reports_holds = 0
         self.seq = 0                                    # unit ids: deterministic, so a replay names units as before
         self.now, self.wall = 0.0, 0.0
         self.changed = False                            # the last event changed state (the stage journals it then)
@@ -300,6 +302,9 @@ class Machine:
         if ev.disk_short != self.disk_short:
             self.log(logging.WARNING if ev.disk_short else logging.INFO, ev.disk_short or "disk space recovered; dispatching again")
             self.disk_short = ev.disk_short
+        if ev.reports_behind != self.reports_behind:
+            self.reports_behind = ev.reports_behind
+            self.reports_holds += ev.reports_behind
         turn.expire_tasks(self)
         turn.skip_blocked(self)
         health.fail_stranded(self)

@@ -19,13 +19,16 @@ __all__ = ["already_ran", "dep_state", "dispatch", "expire_tasks", "skip_blocked
 
 
 def dispatch(m: Machine) -> None:
-    """Hand each idle executor (longest idle first) the unit the policy picks for it."""
+    """Hand each idle executor (longest idle first) the unit the policy picks for it; none while the disk is
+    short. While the aggregator's reports are behind, one unit at a time: the cores the other executors
+    would take go to the report thread, and the run still moves (stopping every executor left a core idle)."""
     if not m.queue or m.now < m.adopt_until or m.disk_short:
         return
+    busy = sum(1 for e in m.executors.values() if e.unit is not None) if m.reports_behind else 0
     retired = m.settings.retired            # executors a reload removes get no new work
     for ex in sorted((e for e in m.executors.values() if e.idle and e.unit is None and e.info.name not in retired),
                      key=lambda e: e.idle_since):
-        if not m.queue:
+        if not m.queue or busy >= 1 and m.reports_behind:
             return
         if m.quarantine.blocked(ex.info.name, m.now):
             continue
@@ -38,6 +41,7 @@ def dispatch(m: Machine) -> None:
             m.maybe_finish(ts)
             continue
         ts.in_flight += 1
+        busy += 1
         ex.unit, ex.idle, ex.running, ex.done_in_unit, ex.variables = unit, False, None, set(), dict(unit.variables)
         ex.broke = False
         body = replace(unit.body(ts.data_dir, max(1.0, ts.deadline_left(m.now))),

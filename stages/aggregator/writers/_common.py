@@ -109,7 +109,7 @@ def write_if_changed(path: Path, data: str | bytes) -> bool:
     return True
 
 
-def write_new(path: Path, data: str | bytes) -> None:
+def write_new(path: str | Path, data: str | bytes) -> None:
     """Plain write of a file nobody reads before the run ends (an Allure result of a new attempt): no temp
     file, no rename, no comparison. A crash mid-write is repaired by the rewrite after the journal replay."""
     raw = data.encode("utf-8") if isinstance(data, str) else data
@@ -233,8 +233,11 @@ def screenshot_path(meta: TaskReportMeta, shot: str) -> Path:
 
 def step_screenshots(meta: TaskReportMeta, step: dict[str, Any]) -> list[Path]:
     """A step's screenshots: its ``screenShotList`` plus any UI action ``screen_results[].image_path``."""
-    shots = [screenshot_path(meta, str(s)) for s in step.get("screenShotList") or [] if s]
+    listed = step.get("screenShotList")
     detail = submap(step, "detail")
+    if not listed and not detail.get("actions"):     # most steps (every API step): five writers ask per step
+        return []
+    shots = [screenshot_path(meta, str(s)) for s in listed or [] if s]
     for action in detail.get("actions") or []:
         if not isinstance(action, dict):
             continue

@@ -27,12 +27,13 @@ def link_attachments(report_dir: Path, meta: TaskReportMeta, results: Iterable[C
     """Bring every step screenshot of ``results`` into ``report_dir/attachments``; returns the sources that
     were missing (already cleaned up or never written), which the reports then show as missing images."""
     missing: list[Path] = []
-    target = Path(report_dir) / ATTACH_DIR
+    target: Path | None = None              # made for the first screenshot: most attempts have none
     for r in results:
         for step in r.transactionList:
             if not isinstance(step, dict):
                 continue
             for src in step_screenshots(meta, step):
+                target = Path(report_dir) / ATTACH_DIR if target is None else target
                 if not place(src, target / src.name):
                     missing.append(src)
     return missing

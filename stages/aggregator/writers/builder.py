@@ -90,6 +90,7 @@ class ReportBuilder:
                                                                   # that is only queued leaves no report folder
         self.containers: dict[str, dict[tuple[str, str, int], list[tuple[int, str, int, int]]]] = {}
         self._blocks: dict[int, tuple[tuple[Any, ...], str]] = {}
+        self._allure_str = str(self.allure_dir)     # a path per attempt: string formatting, not pathlib
         self._made = False          # allure_dir exists (one mkdir, not one per attempt)
         self._files = FileQueue()   # each attempt's new Allure files, written beside the rendering
 
@@ -113,7 +114,7 @@ class ReportBuilder:
             self._made = True
         link_attachments(self.report_dir, meta, [r])
         doc = allure._result(meta, self.allure_dir, r, meta.task_name, self.report_dir, write=self._files.put)
-        self._files.put(self.allure_dir / f"{doc['uuid']}-result.json", dumps(doc))
+        self._files.put(f"{self._allure_str}/{doc['uuid']}-result.json", dumps(doc))
         ident = case_identity(r)
         self.containers.setdefault(r.collectionId, {}).setdefault(ident, []).append(
             (to_int(r.runTimes), doc["uuid"], doc["start"], doc["stop"]))
@@ -150,6 +151,10 @@ class ReportBuilder:
             self._blocks.clear()
             return True
         return False
+
+    def files_behind_s(self) -> float:
+        """Seconds of Allure file writing still queued (flow control)."""
+        return self._files.behind_s()
 
     def flush_lines(self) -> None:
         """Append the attempts added since the last flush to ``results.jsonl``."""
@@ -303,13 +308,12 @@ class ReportBuilder:
         return atomic_write_parts(self.report_dir / junit.JUNIT_FILE, stream())
 
     def _allure(self, meta: TaskReportMeta, order: list[tuple[str, str, int]]) -> Path:
-        import uuid
         out = self.allure_dir
         out.mkdir(parents=True, exist_ok=True)
         for name in sorted(self.containers):
             members = self.containers[name]
             children = [a for k in sorted(members, key=lambda k: (k[2], k[1])) for a in sorted(members[k])]
-            cid = str(uuid.uuid5(allure._NS, f"container|{meta.task_id}|{name}"))
+            cid = allure._uuid5(f"container|{meta.task_id}|{name}")
             allure._dump(out / f"{cid}-container.json", {
                 "uuid": cid, "name": name, "children": [c[1] for c in children], "befores": [], "afters": [],
                 "start": min(c[2] for c in children), "stop": max(c[3] for c in children)})
