@@ -47,6 +47,7 @@ class ReportThread:
         self._written: list[ReportBuilder] = []  # finished builders, freed a slice per turn (shed)
         self._gap = min_gap
         self._render_s = 0.0002     # one attempt's rendering, moving average (a no-op attempt ~0.1-0.2 ms)
+        self._done = time.perf_counter()    # when the last attempt was rendered (or a partial rewrite ended)
         self._files: ReportBuilder | None = None   # the newest task's builder: its Allure files not on disk yet
         self._last_partial = time.monotonic()
         self._thread = threading.Thread(target=profiled(self._run, "aggregator-reports"), name="aggregator-reports", daemon=True)
@@ -136,11 +137,14 @@ class ReportThread:
                 self.log.error("report thread: result for unknown task %s dropped from the reports", task_id)
                 return
             t0 = time.perf_counter()
+            backlogged = self._q.qsize() > 0    # then the time since the last one is what an attempt costs here
             if b.add(cmd[2]):
                 self._dirty.add(task_id)
                 self._unflushed.add(task_id)
                 self.stats["rendered"] += 1
-                self._render_s += (time.perf_counter() - t0 - self._render_s) / 64     # moving average
+                now = time.perf_counter()
+                self._render_s += ((now - self._done if backlogged else now - t0) - self._render_s) / 64
+                self._done = now
             self._files = b
         elif kind == "final":
             fut: Future[dict[str, Path]] = cmd[3]
@@ -166,8 +170,8 @@ class ReportThread:
                 self.faults.append(fault_text(e, b.lines.path))
             self._written.append(b)
             self.stats["final_s"] = round(time.monotonic() - t0, 3)
-            self.log.info("final reports of %s: %d attempts; waited %.2f s for the attempts queued before, wrote in %.2f s",
-                          task_id, len(b), t0 - cmd[4], self.stats["final_s"])
+            self.log.info("final reports of %s: %d attempts; waited %.2f s for the attempts queued before, wrote in %.2f s "
+                          "(%.2f s of it for the Allure files queued)", task_id, len(b), t0 - cmd[4], self.stats["final_s"], b.drain_s)
             fut.set_result(paths)
 
     def _maybe_partial(self, *, idle: bool) -> None:
@@ -180,11 +184,12 @@ class ReportThread:
         t0 = now
         for task_id in sorted(self._dirty):
             try:
-                self._builders[task_id].write(None)
+                self._builders[task_id].write(None, partial=True)
             except Exception as e:
                 self.log.exception("partial reports for %s failed: %s", task_id, e)
                 self.faults.append(fault_text(e, self._builders[task_id].report_dir))
         self._dirty.clear()
+        self._done = time.perf_counter()    # the rewrite is not part of an attempt's cost
         cost = time.monotonic() - t0
         self._last_partial = time.monotonic()
         self._gap = max(self.min_gap, PARTIAL_DUTY * cost)

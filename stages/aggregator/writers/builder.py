@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import html as _html
 import socket
+import time
 import xml.etree.ElementTree as ET
 import zlib
 from collections import Counter
@@ -93,6 +94,7 @@ class ReportBuilder:
         self._allure_str = str(self.allure_dir)     # a path per attempt: string formatting, not pathlib
         self._made = False          # allure_dir exists (one mkdir, not one per attempt)
         self._files = FileQueue()   # each attempt's new Allure files, written beside the rendering
+        self.drain_s = 0.0          # the last write's wait for those files
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -184,10 +186,15 @@ class ReportBuilder:
         case.busy = sum(html._ms(a) for a in attempts)
 
     # -- whole files ------------------------------------------------------------------------------
-    def write(self, finished_at: datetime | None = None, stop_reason: str | None = None) -> dict[str, Path]:
+    def write(self, finished_at: datetime | None = None, stop_reason: str | None = None, *,
+              partial: bool = False) -> dict[str, Path]:
         """Assemble and write every format (``finished_at`` set for the final report, ``stop_reason`` when the
-        task was stopped)."""
-        failed = self._files.drain()        # every attempt's own Allure files are on disk before any report
+        task was stopped). ``partial``: a live rewrite while the task runs, which neither waits for the Allure
+        files still queued nor writes the Allure containers that would name them (a partial rewrite that
+        waited for thousands of queued files stopped the rendering behind it for seconds)."""
+        t0 = time.perf_counter()
+        failed = [] if partial else self._files.drain()     # each attempt's Allure files are on disk before
+        self.drain_s = time.perf_counter() - t0              # any container names them (stats)
         self.lines.flush()
         meta = replace(self.meta, finished_at=finished_at, stop_reason=stop_reason)
         order = sorted(self.cases, key=lambda k: (k[0], k[2], k[1]))     # (collection, index, case id)
@@ -196,7 +203,7 @@ class ReportBuilder:
             "summary": self._summary(meta, cases),
             "results": self._results(meta, cases),
             "junit": self._junit(meta, order, cases),
-            "allure": self._allure(meta, order),
+            "allure": self.allure_dir if partial else self._allure(meta, order),
             "html": self._html(meta, order, cases),
             "jsonl": self.lines.written(),
         }

@@ -38,15 +38,19 @@ class FileQueue:
         return self._q.qsize() * self._write_s if self._thread is not None else 0.0
 
     def _run(self) -> None:
+        done = time.perf_counter()
         while (item := self._q.get()) is not None:
             t0 = time.perf_counter()
+            waited = self._q.qsize() > 0        # backlogged: the time since the last file is what one costs here
             try:
                 write_new(*item)
             except OSError as e:            # kept for drain(): the owner reports it as a storage fault
                 self._errors.append(e)
             except Exception as e:          # noqa: BLE001 - bad data must not stop the files queued after it
                 self._errors.append(OSError(f"cannot write {item[0]}: {type(e).__name__}: {e}"))
-            self._write_s += (time.perf_counter() - t0 - self._write_s) / 64       # moving average
+            now = time.perf_counter()
+            self._write_s += ((now - done if waited else now - t0) - self._write_s) / 64     # moving average
+            done = now
 
     def drain(self) -> list[OSError]:
         """Wait until every file put so far is written; the failed writes (cleared)."""

@@ -336,3 +336,23 @@ def test_started_after_a_replay_rebuilds_the_queue_resends_and_adopts() -> None:
         twice.apply(*from_record(rec))
     out = twice.apply(Started(Settings()), 0.0)
     assert sorted(b.result["caseId"] for _, b in sends(out, ResultRecord) if isinstance(b, ResultRecord)) == ["a", "c"]
+
+
+def test_while_the_reports_are_behind_one_unit_runs_at_a_time_and_the_hold_is_journaled() -> None:
+    feed = Feed()
+    feed(task("t1", coll("c1", "a"), coll("c2", "b"), coll("c3", "c")))
+    feed(status("executor-1"))
+    feed(status("executor-2"))
+    first = sends(feed(Tick(reports_behind=True)), UnitRun)
+    assert len(first) == 1                                  # two idle executors, one unit while behind
+    assert feed.m.reports_behind and feed.m.reports_holds == 1
+    assert sends(feed(Tick(reports_behind=True)), UnitRun) == []     # that unit still runs: nothing more
+    peer, u = first[0]
+    assert isinstance(u, UnitRun)
+    play(feed, peer, u)
+    assert len(sends(feed(Tick(reports_behind=True)), UnitRun)) == 1  # it ended: the next one
+    resumed = sends(feed(Tick()), UnitRun)
+    assert len(resumed) == 1 and not feed.m.reports_behind           # caught up: every idle executor again
+    ticks = [r for r in feed.journal if r[0] == "tick"]
+    assert ticks and all(len(r) == 5 for r in ticks)
+    assert from_record(["tick", 1.0, 2.0, None])[0] == Tick(None, False)   # an older journal's tick: no hold

@@ -135,3 +135,20 @@ def test_categories_executor_and_environment(out: Path) -> None:
     assert ex["name"] == "liuma-pipeline" and ex["buildName"] == "nightly ******"
     env = (out / "environment.properties").read_text(encoding="ascii")
     assert "taskId=task-1" in env and "engineCode=engine-abc" in env
+
+
+def test_the_log_attachment_is_left_out_when_it_would_only_repeat_the_statuses(report_dir: Path, meta: TaskReportMeta) -> None:
+    def attempt(case_id: str, log: str, reason: str = "") -> CaseResult:
+        return CaseResult(status=0, startTime=1, endTime=2, collectionId="c", caseId=case_id, caseType="API",
+                          caseName=case_id, index=1, runTimes=1, reason=reason, transactionList=[
+                              {"id": "s", "name": "step", "content": "/x", "log": log, "during": 0, "status": 0}])
+    out = write_allure(report_dir, meta, [attempt("quiet", ""), attempt("markup-only", "<br><b></b>"),
+                                          attempt("logged", "GET /x -> 200"), attempt("reasoned", "", "retried: flaky")])
+    names = {name: [a["name"] for a in _by_name(out, name)[0]["attachments"]]
+             for name in ("quiet", "markup-only", "logged", "reasoned")}
+    assert names == {"quiet": [], "markup-only": [], "logged": ["log: logged (attempt 1)"],
+                     "reasoned": ["log: reasoned (attempt 1)"]}
+    texts = sorted(p.read_text(encoding="utf-8") for p in out.glob("*-attachment.txt"))
+    assert texts == ["logged attempt 1: passed\n-- step [passed]\nGET /x -> 200",
+                     "reasoned attempt 1: passed (retried: flaky)\n-- step [passed]\n"]
+    assert len(list(out.glob("*-attachment.txt"))) == 2       # one file per attempt that has something to say
