@@ -119,11 +119,12 @@ def run(cases: int, workers: int, extra_ini: str = "", root: Path = ROOT) -> dic
         reported = _log_time(logs / "aggregator.log", r"stage.aggregator: task noop reported") or last
         span = last - first
         try:
-            m = re.search(r"final reports of noop: \d+ attempts; waited ([\d.]+) s for the attempts queued before, wrote in ([\d.]+) s",
+            m = re.search(r"final reports of noop: \d+ attempts; waited ([\d.]+) s for the attempts queued before, wrote in ([\d.]+) s(?: \(([\d.]+) s of it for the Allure)?",
                           (logs / "aggregator.log").read_text(encoding="utf-8"))
         except OSError:
             m = None
-        final = (float(m.group(1)), float(m.group(2))) if m else (float("nan"), float("nan"))
+        final = ((float(m.group(1)), float(m.group(2)), float(m.group(3) or "nan")) if m
+                 else (float("nan"), float("nan"), float("nan")))
         cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
         return {"cases": len(rows), "wall": wall, "span": span, "rate": len(rows) / span if span else 0,
                 "startup": planned - start_epoch, "first_dispatch_ms": (first - planned) * 1000,
@@ -160,7 +161,8 @@ def main() -> None:
                   f"{res['span']:>7.2f}s {res['reports']:>7.2f}s {_share(res['reports'], res['span']):>8} {res['shutdown']:>7.2f}s "
                   f"{res['rate']:>8.0f} {res['cpu']:>6.1f} {agg.get('ingest_max_ms', float('nan')):>8.1f}ms "
                   f"({agg.get('ingest_over_50ms', '?')} of {agg.get('ingested', '?')} > 50 ms; tick max {agg.get('tick_max_ms', '?')} ms) "
-                  f"final: backlog {res['final'][0]:.2f}s + write {res['final'][1]:.2f}s",
+                  f"final: backlog {res['final'][0]:.2f}s + write {res['final'][1]:.2f}s "
+                  f"(Allure files drained {res['final'][2]:.2f}s)",
                   flush=True)
     last = results[-1]
     print(f"\nmax RSS per stage (MB), {last['cases']}-case run:")
