@@ -26,6 +26,7 @@ from typing import Any
 from pipeline.models import CaseResult
 from pipeline.profiling import profiled
 from pipeline.storage import fault_text
+from stages.aggregator.pace import Pace
 from stages.aggregator.writers import TaskReportMeta
 from stages.aggregator.writers.builder import ReportBuilder
 
@@ -46,9 +47,8 @@ class ReportThread:
         self._unflushed: set[str] = set()       # tasks with attempts not yet in their results.jsonl
         self._written: list[ReportBuilder] = []  # finished builders, freed a slice per turn (shed)
         self._gap = min_gap
-        self._render_s = 0.0002     # one attempt's rendering, moving average (a no-op attempt ~0.1-0.2 ms)
-        self._done = time.perf_counter()    # when the last attempt was rendered (or a partial rewrite ended)
-        self._files: ReportBuilder | None = None   # the newest task's builder: its Allure files not on disk yet
+        self._render = Pace(0.0002)         # one attempt's rendering (a no-op attempt ~0.1-0.2 ms)
+        self._newest: ReportBuilder | None = None  # the builder an attempt last went to: its Allure files queued
         self._last_partial = time.monotonic()
         self._thread = threading.Thread(target=profiled(self._run, "aggregator-reports"), name="aggregator-reports", daemon=True)
         self.stats: dict[str, Any] = {"partials": 0, "partial_max_s": 0.0, "final_s": 0.0, "rendered": 0}
@@ -82,8 +82,8 @@ class ReportThread:
     def behind_s(self) -> float:
         """Seconds of work queued here: attempts to render (at the recent cost of one) and the newest task's
         files not written yet (flow control, ``flow.py``)."""
-        files = self._files
-        return self._q.qsize() * self._render_s + (files.files_behind_s() if files is not None else 0.0)
+        newest = self._newest
+        return self._q.qsize() * self._render.seconds + (newest.files_behind_s() if newest is not None else 0.0)
 
     def stop(self, timeout: float = 10.0) -> None:
         if self._thread.is_alive():
@@ -137,20 +137,18 @@ class ReportThread:
                 self.log.error("report thread: result for unknown task %s dropped from the reports", task_id)
                 return
             t0 = time.perf_counter()
-            backlogged = self._q.qsize() > 0    # then the time since the last one is what an attempt costs here
+            backlogged = self._q.qsize() > 0
             if b.add(cmd[2]):
                 self._dirty.add(task_id)
                 self._unflushed.add(task_id)
                 self.stats["rendered"] += 1
-                now = time.perf_counter()
-                self._render_s += ((now - self._done if backlogged else now - t0) - self._render_s) / 64
-                self._done = now
-            self._files = b
+                self._render.done(t0, backlogged)
+            self._newest = b
         elif kind == "final":
             fut: Future[dict[str, Path]] = cmd[3]
             b = self._builders.pop(task_id, None)
-            if self._files is b:
-                self._files = None
+            if self._newest is b:
+                self._newest = None
             self._dirty.discard(task_id)
             self._unflushed.discard(task_id)
             if b is None:
@@ -189,7 +187,7 @@ class ReportThread:
                 self.log.exception("partial reports for %s failed: %s", task_id, e)
                 self.faults.append(fault_text(e, self._builders[task_id].report_dir))
         self._dirty.clear()
-        self._done = time.perf_counter()    # the rewrite is not part of an attempt's cost
+        self._render.pause()                # the rewrite is not part of an attempt's cost
         cost = time.monotonic() - t0
         self._last_partial = time.monotonic()
         self._gap = max(self.min_gap, PARTIAL_DUTY * cost)

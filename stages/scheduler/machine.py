@@ -100,7 +100,7 @@ class Machine:
         self.adopt_until = 0.0                          # after a restart: no dispatch before (executors re-announce)
         self.stop_all: TaskStop | None = None           # the engine is stopping: a task planned from now on is stopped too
         self.disk_short: str | None = None
-        self.reports_behind = False                     # the aggregator's flow control: no new unit starts
+        self.reports_behind = False                     # the aggregator's flow control: one unit at a time
         self.reports_holds = 0
         self.seq = 0                                    # unit ids: deterministic, so a replay names units as before
         self.now, self.wall = 0.0, 0.0

@@ -7,7 +7,7 @@ Each step becomes an Allure step with its assertions as sub-steps; a UI step is 
 action is not repeated as a sub-step of the same name (its parameters become the step's parameters); only
 a step made of several actions lists them. Screenshots are hard-linked from the report's ``attachments/``
 as ``<uuid>-attachment.png`` named ``screenshot: <step>``; the attempt's plain-text log is
-``log: <case> (attempt n)``. Messages carry no log-line prefix. One ``<uuid>-container.json`` per collection,
+``log: <case> (attempt n)`` (when a step logged something or the attempt has a reason). Messages carry no log-line prefix. One ``<uuid>-container.json`` per collection,
 plus ``categories.json`` (product defects, test defects, timeouts, crashes, skips), ``executor.json`` and
 ``environment.properties``. All uuids are derived from the result key (uuid5), so rewriting during a run
 replaces files instead of adding new ones; unchanged files are not rewritten.
@@ -52,14 +52,6 @@ _STEP_STATUS: dict[int, str] = {Status.PASS: "passed", Status.FAIL: "failed", St
 _NS = uuid.UUID("6f1c1f0e-5b7a-4c59-9f57-3a1e0c2d4b10")
 
 
-def _uuid5(name: str) -> str:
-    """``str(uuid.uuid5(_NS, name))`` without building a ``UUID`` (three per attempt)."""
-    b = bytearray(hashlib.sha1(_NS.bytes + name.encode("utf-8")).digest()[:16])
-    b[6] = (b[6] & 0x0F) | 0x50         # version 5
-    b[8] = (b[8] & 0x3F) | 0x80         # RFC 4122 variant
-    x = b.hex()
-    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
-
 
 def write_allure(report_dir: Path, meta: TaskReportMeta, results: list[CaseResult]) -> Path:
     """Write ``<report_dir>/allure-results/``; returns the directory."""
@@ -73,7 +65,7 @@ def write_allure(report_dir: Path, meta: TaskReportMeta, results: list[CaseResul
             _dump(out / f"{doc['uuid']}-result.json", doc)
             collections.setdefault(attempt.collectionId, []).append((doc["uuid"], doc["start"], doc["stop"]))
     for name, children in collections.items():
-        cid = _uuid5(f"container|{meta.task_id}|{name}")
+        cid = str(uuid.uuid5(_NS, f"container|{meta.task_id}|{name}"))
         _dump(out / f"{cid}-container.json", {
             "uuid": cid, "name": name, "children": [c[0] for c in children], "befores": [], "afters": [],
             "start": min(c[1] for c in children), "stop": max(c[2] for c in children)})
@@ -106,7 +98,7 @@ def _dump(path: Path, doc: Any) -> None:
 
 def _result(meta: TaskReportMeta, out: Path, r: CaseResult, parent: str, report_dir: Path,
             write: Any = write_if_changed) -> dict[str, Any]:
-    rid = _uuid5("|".join(map(str, (r.taskId or meta.task_id, *r.key[1:]))))
+    rid = str(uuid.uuid5(_NS, "|".join(map(str, (r.taskId or meta.task_id, *r.key[1:])))))
     outcome = outcome_of(r)
     steps = [_step(meta, out, rid, i, t, report_dir) for i, t in enumerate(r.transactionList) if isinstance(t, dict)]
     message = next((s["statusDetails"]["message"] for s in steps
@@ -153,7 +145,7 @@ def _evidence(out: Path, rid: str, r: CaseResult, write: Any = write_if_changed)
         ext = Path(name).suffix.lower()
         if not name or ext not in _EVIDENCE_TYPES or f.get("kind") == "dom-index":
             continue
-        source = f"{_uuid5(f'{rid}|evidence|{name}')}-attachment{ext}"
+        source = f"{uuid.uuid5(_NS, f'{rid}|evidence|{name}')}-attachment{ext}"
         if place(out.parent / str(ev.get("dir")) / name, out / source):
             found.append({"name": name, "source": source, "type": _EVIDENCE_TYPES[ext]})
     if ev.get("notes"):
@@ -180,7 +172,7 @@ def _case_log(r: CaseResult) -> str:
 
 
 def _text_attachment(out: Path, rid: str, key: str, name: str, text: str, write: Any = write_if_changed) -> dict[str, str]:
-    source = f"{_uuid5(f'{rid}|{key}')}-attachment.txt"
+    source = f"{uuid.uuid5(_NS, f'{rid}|{key}')}-attachment.txt"
     write(out / source, text)
     return {"name": name, "source": source, "type": "text/plain"}
 
@@ -201,7 +193,7 @@ def _step(meta: TaskReportMeta, out: Path, rid: str, i: int, t: dict[str, Any], 
     shots = step_screenshots(meta, t)
     for n, shot in enumerate(shots):
         rel = f"{ATTACH_DIR}/{shot.name}"
-        source = f"{_uuid5(f'{rid}|{i}|{n}|{rel}')}-attachment.png"
+        source = f"{uuid.uuid5(_NS, f'{rid}|{i}|{n}|{rel}')}-attachment.png"
         place(shot, report_dir / rel)            # normally done by write_all already: then a no-op
         if place(report_dir / rel, out / source):
             label = f"screenshot: {name}" + (f" ({n + 1}/{len(shots)})" if len(shots) > 1 else "")

@@ -18,6 +18,7 @@ import base64
 import html as _html
 import socket
 import time
+import uuid
 import xml.etree.ElementTree as ET
 import zlib
 from collections import Counter
@@ -320,7 +321,7 @@ class ReportBuilder:
         for name in sorted(self.containers):
             members = self.containers[name]
             children = [a for k in sorted(members, key=lambda k: (k[2], k[1])) for a in sorted(members[k])]
-            cid = allure._uuid5(f"container|{meta.task_id}|{name}")
+            cid = str(uuid.uuid5(allure._NS, f"container|{meta.task_id}|{name}"))
             allure._dump(out / f"{cid}-container.json", {
                 "uuid": cid, "name": name, "children": [c[1] for c in children], "befores": [], "afters": [],
                 "start": min(c[2] for c in children), "stop": max(c[3] for c in children)})

@@ -110,3 +110,23 @@ def test_system_out_is_plain_text_redacted_and_xml_safe(root: ET.Element, K: Sim
     err = _case(root, "API error").findtext("system-out") or ""
     assert K.SECRET not in err and "Bearer ******" in err
     assert "\x01" not in err and "ctl" in err
+
+
+def test_a_passing_testcase_formatted_directly_is_what_elementtree_writes(meta: TaskReportMeta) -> None:
+    from stages.aggregator.writers.junit import _testcase, testcase_text
+
+    def attempt(run: int, outcome: str, log: str) -> CaseResult:
+        return CaseResult(status=0, startTime=1000, endTime=3456, collectionId='c<1>&"x"', caseId="k",
+                          caseType="API", caseName='名 <a href="x">&\t\r\n', index=2, runTimes=run, outcome=outcome,
+                          transactionList=[{"id": "s", "name": "s&<>", "content": "", "log": log, "during": 5,
+                                            "status": 0}])
+    cases = [[attempt(1, "passed", "")], [attempt(1, "passed", "a < b && c > d\x01 \"q\" 'p'")],
+             [attempt(1, "failed", "x"), attempt(2, "flaky", "<br>ok")]]
+    for attempts in cases:
+        for seen in ({}, {attempts[-1].caseName: 1}):          # first of its name, and a repeated name
+            elem = _testcase(meta, attempts[-1].collectionId, attempts, dict(seen))
+            ET.indent(elem, space=" ", level=2)
+            text, flags, seconds = testcase_text(meta, attempts[-1].collectionId, attempts, dict(seen))
+            assert text == ET.tostring(elem, encoding="unicode")
+            assert seconds == elem.get("time") == "2.456"
+            assert flags == tuple(elem.find(t) is not None for t in ("failure", "error", "skipped"))
